@@ -1,0 +1,18 @@
+/** The wall-clock boot time that /proc start ticks count from. */
+import { readFileSync } from "node:fs";
+import type { BootClock } from "../records/process-records.ts";
+import { parseBootTime, parseUptime } from "./parse.ts";
+
+/**
+ * Prefers now − uptime (10 ms resolution) over btime, which is truncated to whole
+ * seconds and would put every creation time up to a second early.
+ */
+export function readBootClock(procRoot = "/proc"): BootClock {
+  const ticksPerSecond = 100;
+  const now = Date.now();
+  const uptime = parseUptime(readFileSync(`${procRoot}/uptime`, "latin1"));
+  if (uptime !== undefined) return { bootMs: now - uptime * 1000, ticksPerSecond };
+  const btime = parseBootTime(readFileSync(`${procRoot}/stat`, "latin1"));
+  if (btime === undefined) throw new Error(`cannot tell the boot time from ${procRoot}/uptime or ${procRoot}/stat`);
+  return { bootMs: btime * 1000, ticksPerSecond };
+}

@@ -1,0 +1,183 @@
+/**
+ * The I/O edge of the process sensor: reads one process's /proc files synchronously.
+ * Synchronous on purpose: these reads take microseconds, run on the capture worker's own
+ * thread, and going through libuv's thread pool would cost more than the read itself.
+ */
+import { closeSync, openSync, readSync, readlinkSync, readdirSync } from "node:fs";
+import {
+  containerIdFromCgroup,
+  environValue,
+  parseExeLink,
+  parseStat,
+  parseStatus,
+  pidsFromDirEntries,
+  splitCmdline,
+  type ExeTarget,
+  type StatFields,
+} from "./parse.ts";
+
+export const containerEnvVar = "MICROENFORCER_CONTAINER";
+
+/** A /proc file we could not read although the process exists: reported, never fatal. */
+export interface ReadProblem {
+  file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat";
+  code: string;
+  uid: number;
+}
+
+export interface ProcSnapshot {
+  pid: number;
+  ppid: number;
+  comm: string;
+  state: string;
+  startTicks: number;
+  uid: number;
+  euid: number;
+  /** Undefined when unreadable (permission) or absent (zombie). */
+  exe?: ExeTarget;
+  /** Undefined when unreadable; empty for a zombie. */
+  args?: string[];
+  /** `MICROENFORCER_CONTAINER` from environ, when environ was read and holds it. */
+  container?: string;
+  /** Container id from the cgroup path, when the cgroup was read. */
+  containerId?: string;
+  problems: ReadProblem[];
+  /** Raw exe link and argv bytes: what readExecFingerprint compares against. */
+  fingerprint: string;
+}
+
+export type ReadResult =
+  | { kind: "process"; snapshot: ProcSnapshot }
+  /** A thread of another process (its TID came from the same PID counter). */
+  | { kind: "thread"; tgid: number }
+  /** No such PID now: exited (or never seen) — normal, not an error. */
+  | { kind: "gone" };
+
+export interface ReadOptions {
+  /** Whether to read environ and cgroup for container attribution (costly; only where needed). */
+  attribution: (ppid: number) => boolean;
+}
+
+const gone = new Set(["ENOENT", "ESRCH"]);
+
+let scratch = Buffer.allocUnsafe(16 * 1024);
+
+/** Whole content of a /proc file. The returned view is valid until the next call. */
+export function readProcBytes(path: string): Buffer {
+  const fd = openSync(path, "r");
+  try {
+    let length = 0;
+    for (;;) {
+      if (length === scratch.length) {
+        const bigger = Buffer.allocUnsafe(scratch.length * 2);
+        scratch.copy(bigger, 0, 0, length);
+        scratch = bigger;
+      }
+      const n = readSync(fd, scratch, length, scratch.length - length, null);
+      if (n === 0) return scratch.subarray(0, length);
+      length += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readProcText(path: string): string {
+  return readProcBytes(path).toString("utf8");
+}
+
+function errnoCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? "EUNKNOWN";
+}
+
+/**
+ * Reads one PID. stat and status decide whether it exists at all; the other files are
+ * optional and their failures land in `problems` (a vanished process mid-read returns gone).
+ */
+export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc"): ReadResult {
+  const dir = `${procRoot}/${pid}`;
+  let statText: string;
+  let statusText: string;
+  try {
+    statText = readProcText(`${dir}/stat`);
+    statusText = readProcText(`${dir}/status`);
+  } catch (err) {
+    if (gone.has(errnoCode(err))) return { kind: "gone" };
+    throw err;
+  }
+  const stat = parseStat(statText);
+  const status = parseStatus(statusText);
+  if (stat === undefined || status === undefined) {
+    throw new Error(`unparseable ${dir}/stat or status: ${JSON.stringify(statText.slice(0, 200))}`);
+  }
+  if (status.tgid !== pid) return { kind: "thread", tgid: status.tgid };
+
+  const snapshot: ProcSnapshot = {
+    pid,
+    ppid: stat.ppid,
+    comm: stat.comm,
+    state: stat.state,
+    startTicks: stat.startTicks,
+    uid: status.uid.real,
+    euid: status.uid.effective,
+    problems: [],
+    fingerprint: "",
+  };
+  const optional = <T>(file: ReadProblem["file"], read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch (err) {
+      const code = errnoCode(err);
+      // ENOENT on exe of a live PID means a zombie or kernel thread: nothing to report.
+      if (!gone.has(code)) snapshot.problems.push({ file, code, uid: snapshot.euid });
+      return undefined;
+    }
+  };
+  let rawArgs = "";
+  snapshot.args = optional("cmdline", () => {
+    const bytes = readProcBytes(`${dir}/cmdline`);
+    rawArgs = bytes.toString("latin1");
+    return splitCmdline(bytes);
+  });
+  const exeLink = optional("exe", () => readlinkSync(`${dir}/exe`));
+  if (exeLink !== undefined) snapshot.exe = parseExeLink(exeLink);
+  snapshot.fingerprint = `${exeLink ?? ""}\0${rawArgs}`;
+  if (options.attribution(stat.ppid)) {
+    const container = optional("environ", () => environValue(readProcBytes(`${dir}/environ`), containerEnvVar));
+    if (container !== undefined) snapshot.container = container;
+    const containerId = optional("cgroup", () => containerIdFromCgroup(readProcText(`${dir}/cgroup`)));
+    if (containerId !== undefined) snapshot.containerId = containerId;
+  }
+  return { kind: "process", snapshot };
+}
+
+/**
+ * What changes on exec, read as cheaply as possible: the exe link and the raw argv bytes.
+ * Undefined when the process is gone.
+ */
+export function readExecFingerprint(pid: number, procRoot = "/proc"): string | undefined {
+  let exe = "";
+  try {
+    exe = readlinkSync(`${procRoot}/${pid}/exe`);
+  } catch (err) {
+    if (errnoCode(err) !== "ENOENT" && errnoCode(err) !== "EACCES") return undefined;
+  }
+  try {
+    return `${exe}\0${readProcBytes(`${procRoot}/${pid}/cmdline`).toString("latin1")}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `/proc/PID/stat` alone (identity, comm, state), or undefined when the PID is gone. */
+export function readStat(pid: number, procRoot = "/proc"): StatFields | undefined {
+  try {
+    return parseStat(readProcText(`${procRoot}/${pid}/stat`));
+  } catch {
+    return undefined;
+  }
+}
+
+export function listPids(procRoot = "/proc"): number[] {
+  return pidsFromDirEntries(readdirSync(procRoot));
+}
