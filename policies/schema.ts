@@ -1,0 +1,107 @@
+/**
+ * The RuntimePolicy document: the single source of truth for `watch --policy`,
+ * `policy validate` and the CRD's openAPIV3Schema. Unknown keys are errors, so a typo in a
+ * security control is caught instead of silently ignored. Defaults live here too.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+
+const strict = { additionalProperties: false } as const;
+
+const LabelSelector = Type.Object(
+  {
+    matchLabels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    matchExpressions: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            key: Type.String({ minLength: 1 }),
+            operator: Type.Union([Type.Literal("In"), Type.Literal("NotIn"), Type.Literal("Exists"), Type.Literal("DoesNotExist")]),
+            values: Type.Optional(Type.Array(Type.String())),
+          },
+          strict,
+        ),
+      ),
+    ),
+  },
+  strict,
+);
+
+const Block = Type.Object({ block: Type.Boolean({ default: true }) }, strict);
+
+export const RuntimePolicySpec = Type.Object(
+  {
+    enforcementMode: Type.Union([Type.Literal("audit"), Type.Literal("enforce")], { default: "audit" }),
+    priority: Type.Integer({ default: 0 }),
+    scope: Type.Optional(
+      Type.Object({ namespaceSelector: Type.Optional(LabelSelector), podSelector: Type.Optional(LabelSelector) }, strict),
+    ),
+    forensics: Type.Object(
+      {
+        processActivity: Type.Boolean({ default: true }),
+        fullCommandArguments: Type.Boolean({ default: true }),
+        networkActivity: Type.Boolean({ default: true }),
+      },
+      { ...strict, default: {} },
+    ),
+    controls: Type.Optional(
+      Type.Object(
+        {
+          containerExec: Type.Optional(
+            Type.Object({ block: Type.Boolean({ default: true }), allowedCommands: Type.Optional(Type.Array(Type.String())) }, strict),
+          ),
+          executables: Type.Optional(
+            Type.Object({ blocked: Type.Optional(Type.Array(Type.String())), allowed: Type.Optional(Type.Array(Type.String())) }, strict),
+          ),
+          reverseShell: Type.Optional(Block),
+          filelessExec: Type.Optional(Block),
+          drift: Type.Optional(Block),
+          network: Type.Optional(
+            Type.Object(
+              {
+                blockedOutbound: Type.Optional(
+                  Type.Array(
+                    Type.Object(
+                      {
+                        cidr: Type.Optional(Type.String()),
+                        port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+                        domain: Type.Optional(Type.String()),
+                      },
+                      { ...strict, minProperties: 1 },
+                    ),
+                  ),
+                ),
+                blockedListenPorts: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }))),
+              },
+              strict,
+            ),
+          ),
+          portScan: Type.Optional(
+            Type.Object(
+              {
+                detect: Type.Boolean({ default: true }),
+                distinctPorts: Type.Integer({ minimum: 2, default: 20 }),
+                windowSeconds: Type.Integer({ minimum: 1, default: 10 }),
+              },
+              strict,
+            ),
+          ),
+        },
+        strict,
+      ),
+    ),
+  },
+  { ...strict, default: {} },
+);
+
+export const RuntimePolicyDocument = Type.Object({
+  apiVersion: Type.Literal("microenforcer.dev/v1alpha1"),
+  kind: Type.Literal("RuntimePolicy"),
+  metadata: Type.Object({
+    name: Type.String({ minLength: 1, maxLength: 253, pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" }),
+    generation: Type.Optional(Type.Integer()),
+  }),
+  spec: RuntimePolicySpec,
+});
+
+export type RuntimePolicySpec = Static<typeof RuntimePolicySpec>;
+export type RuntimePolicy = Static<typeof RuntimePolicyDocument>;
