@@ -1,0 +1,28 @@
+/** Main-thread handle on the capture worker: start it, receive its event batches, stop it. */
+import { Worker } from "node:worker_threads";
+import type { CaptureEvent, CaptureOptions } from "./capture-loop.ts";
+
+// Runs from compiled .js and, in tests, straight from .ts source.
+const workerUrl = new URL(`./worker-entry${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
+
+export class ProcessSensor {
+  private readonly worker: Worker;
+  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
+  private readonly exited: Promise<void>;
+
+  constructor(options: CaptureOptions, onEvents: (events: CaptureEvent[]) => void) {
+    this.worker = new Worker(workerUrl, { workerData: { options, control: this.stopFlag.buffer } });
+    this.worker.on("message", onEvents);
+    this.exited = new Promise((resolve) => {
+      this.worker.on("error", (err) => onEvents([{ type: "error", message: `capture worker failed: ${err.message}` }]));
+      this.worker.on("exit", () => resolve());
+    });
+  }
+
+  /** Asks the loop to finish its tick, report its last gap count, and end. */
+  async stop(): Promise<void> {
+    Atomics.store(this.stopFlag, 0, 1);
+    Atomics.notify(this.stopFlag, 0);
+    await this.exited;
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * Hosts the CaptureLoop on a worker thread: its ticks keep their pace however busy the
+ * main thread is with policy decisions and export. Sleeps with Atomics.wait, which gives
+ * sub-millisecond timing that timers on an event loop do not.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { CaptureLoop, type CaptureEvent, type CaptureOptions } from "./capture-loop.ts";
+
+const { options, control } = workerData as { options: CaptureOptions; control: SharedArrayBuffer };
+const stopFlag = new Int32Array(control);
+const now = (): number => performance.timeOrigin + performance.now();
+const post = (events: CaptureEvent[]): void => {
+  if (events.length > 0) parentPort!.postMessage(events);
+};
+
+const loop = new CaptureLoop(options);
+post(loop.start(now()));
+while (Atomics.load(stopFlag, 0) === 0) {
+  Atomics.wait(stopFlag, 0, 0, loop.nextDelayMs(now()));
+  post(loop.tick(now()));
+}
+post(loop.flushGap(now()));
+loop.close();

@@ -1,0 +1,86 @@
+/**
+ * Process facts → SensorRecords, as the policy's forensics switches allow. Attribute
+ * names follow the OTel process and container semantic conventions.
+ */
+import type { RuntimePolicySpec } from "../../policies/schema.ts";
+import { joinCommandLine } from "../proc/parse.ts";
+import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
+import { EventNames, type Attributes, type SensorRecord } from "./record.ts";
+
+export type Forensics = RuntimePolicySpec["forensics"];
+
+/** Maps kernel start ticks to wall-clock time. */
+export interface BootClock {
+  /** Boot time, ms since the epoch. */
+  bootMs: number;
+  /** USER_HZ: the unit of /proc start times (100 on every Linux ABI in use). */
+  ticksPerSecond: number;
+}
+
+export function creationTimeMs(clock: BootClock, startTicks: number): number {
+  return clock.bootMs + (startTicks * 1000) / clock.ticksPerSecond;
+}
+
+function executableName(p: ProcessInfo): string {
+  return p.exe !== undefined && !p.exe.memfd ? (p.exe.path.split("/").pop() ?? p.comm) : p.comm;
+}
+
+function containerLabel(p: ProcessInfo): string {
+  return p.container.name ?? (p.container.id !== undefined ? p.container.id.slice(0, 12) : "?");
+}
+
+/** The attributes naming a process; shared by every record about it (exec, exit, network, violations). */
+export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: Forensics): Attributes {
+  const a: Attributes = {
+    "process.pid": p.pid,
+    "process.parent_pid": p.ppid,
+    "process.executable.name": executableName(p),
+    "process.user.id": p.euid,
+    "process.real_user.id": p.uid,
+    "process.creation.time": new Date(creationTimeMs(clock, p.startTicks)).toISOString(),
+    "microenforcer.process.comm": p.comm,
+    "microenforcer.exec.origin": p.origin,
+  };
+  if (p.exe !== undefined) a["process.executable.path"] = p.exe.path;
+  if (p.exe?.deleted) a["microenforcer.process.exe_deleted"] = true;
+  if (p.exe?.memfd) a["microenforcer.process.exe_memfd"] = true;
+  if (forensics.fullCommandArguments && p.args !== undefined && p.args.length > 0) {
+    a["process.command_line"] = joinCommandLine(p.args);
+    a["process.command_args"] = p.args;
+  }
+  if (p.container.name !== undefined) a["k8s.container.name"] = p.container.name;
+  if (p.container.id !== undefined) a["container.id"] = p.container.id;
+  if (p.sessionPid !== undefined) a["microenforcer.exec.session_pid"] = p.sessionPid;
+  return a;
+}
+
+export function processRecord(event: ProcessEvent, clock: BootClock, forensics: Forensics): SensorRecord | undefined {
+  if (!forensics.processActivity) return undefined;
+  const p = event.process;
+  const attributes = processAttributes(p, clock, forensics);
+  const what = p.exe?.path ?? p.comm;
+  const where = `in container ${containerLabel(p)}`;
+  if (event.kind === "exit") {
+    attributes["process.exit.time"] = new Date(event.observedAt).toISOString();
+    return {
+      eventName: EventNames.processExit,
+      severity: "INFO",
+      body: `exit ${what} (pid ${p.pid}) ${where}`,
+      attributes,
+      timestamp: event.observedAt,
+      observedTimestamp: event.observedAt,
+    };
+  }
+  attributes["microenforcer.sensor.detection"] = p.detection;
+  if (event.inPlace) attributes["microenforcer.exec.in_place"] = true;
+  const origin = p.origin === "child" ? "" : ` (${p.origin})`;
+  return {
+    eventName: EventNames.processExec,
+    severity: "INFO",
+    body: `exec ${what} (pid ${p.pid}) ${where}${origin}`,
+    attributes,
+    // A new process happened when it was created; an exec in place when we saw it.
+    timestamp: event.inPlace ? event.observedAt : creationTimeMs(clock, p.startTicks),
+    observedTimestamp: event.observedAt,
+  };
+}

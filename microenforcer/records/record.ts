@@ -1,0 +1,35 @@
+/**
+ * The sensor's output contract: every finding the sidecar makes is one SensorRecord,
+ * turned into one OpenTelemetry log record by the emitter. Keys follow OTel semantic
+ * conventions; ours live under `microenforcer.*` (see DESIGN.md).
+ */
+
+export const EventNames = {
+  processExec: "microenforcer.process.exec",
+  processExit: "microenforcer.process.exit",
+  networkConnection: "microenforcer.network.connection",
+  networkListen: "microenforcer.network.listen",
+  policyViolation: "microenforcer.policy.violation",
+  sensorGap: "microenforcer.sensor.gap",
+  sensorStatus: "microenforcer.sensor.status",
+} as const;
+
+export type EventName = (typeof EventNames)[keyof typeof EventNames];
+
+/** INFO for activity, WARN for audit-mode violations, ERROR for enforced ones. */
+export type Severity = "DEBUG" | "INFO" | "WARN" | "ERROR";
+
+export type AttributeValue = string | number | boolean | string[];
+export type Attributes = Record<string, AttributeValue>;
+
+export interface SensorRecord {
+  eventName: EventName;
+  severity: Severity;
+  /** One human sentence; the attributes carry the data. */
+  body: string;
+  attributes: Attributes;
+  /** When it happened (ms since the epoch, fractions allowed). */
+  timestamp: number;
+  /** When the sensor saw it (ms since the epoch); defaults to the emit time. */
+  observedTimestamp?: number;
+}

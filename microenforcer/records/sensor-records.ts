@@ -1,0 +1,64 @@
+/** Records in which the sensor speaks about itself: its blind spots and its health. */
+import type { ReadProblem } from "../proc/reader.ts";
+import { EventNames, type Attributes, type SensorRecord, type Severity } from "./record.ts";
+
+export interface GapReport {
+  count: number;
+  firstPid: number;
+  lastPid: number;
+  since: number;
+  until: number;
+}
+
+/** PIDs the kernel handed out that died before the sensor could look at them. */
+export function gapRecord(gap: GapReport): SensorRecord {
+  return {
+    eventName: EventNames.sensorGap,
+    severity: "WARN",
+    body: `${gap.count} PIDs (processes or threads) lived and exited between two looks and were not observed`,
+    attributes: {
+      "microenforcer.gap.count": gap.count,
+      "microenforcer.gap.first_pid": gap.firstPid,
+      "microenforcer.gap.last_pid": gap.lastPid,
+      "microenforcer.gap.since": new Date(gap.since).toISOString(),
+      "microenforcer.gap.until": new Date(gap.until).toISOString(),
+    },
+    timestamp: gap.until,
+  };
+}
+
+export function statusRecord(severity: Severity, body: string, attributes: Attributes = {}): SensorRecord {
+  const now = Date.now();
+  return { eventName: EventNames.sensorStatus, severity, body, attributes, timestamp: now };
+}
+
+const consequence: Record<ReadProblem["file"], string> = {
+  exe: "executable paths are missing",
+  cmdline: "command lines are missing",
+  environ: "container attribution falls back to the cgroup",
+  cgroup: "container ids are missing",
+  status: "user ids are missing",
+  stat: "such processes are invisible",
+};
+
+/** A /proc file the sensor may not read, said once per cause with what it costs and the fix. */
+export function readProblemRecord(problem: ReadProblem, pid: number): SensorRecord {
+  const denied = problem.code === "EACCES" || problem.code === "EPERM";
+  const fix = denied
+    ? " Run the sidecar with the app's UID, or grant CAP_SYS_PTRACE where the platform allows it."
+    : "";
+  return statusRecord(
+    "WARN",
+    `cannot read /proc/PID/${problem.file} (${problem.code}) of processes of uid ${problem.uid}: ${consequence[problem.file]}.${fix}`,
+    {
+      "microenforcer.status.cause": readProblemCause(problem),
+      "process.user.id": problem.uid,
+      "process.pid": pid,
+    },
+  );
+}
+
+/** One report per file, error and uid: bounded, and says which users' processes are affected. */
+export function readProblemCause(problem: ReadProblem): string {
+  return `${problem.file}:${problem.code}:${problem.uid}`;
+}

@@ -1,0 +1,158 @@
+/**
+ * Turns raw capture events into process facts a person asks about: which container,
+ * started how (container init, child, or a `kubectl exec` session), descended from which
+ * session. Pure state machine: no I/O, fed in order by the sensor.
+ *
+ * `kubectl exec` in a shared PID namespace: the runtime starts the session from outside
+ * the namespace, so like the container's own first process it has PPID 0. The first PPID-0
+ * root of a container is its init; a later one while that init lives is an exec session.
+ */
+import type { CaptureEvent, Detection } from "../capture/capture-loop.ts";
+import type { ExeTarget } from "../proc/parse.ts";
+import type { ProcSnapshot } from "../proc/reader.ts";
+
+export type ExecOrigin = "container-init" | "child" | "exec-session";
+
+export interface ContainerRef {
+  /** From MICROENFORCER_CONTAINER, which the injector sets on every container. */
+  name?: string;
+  /** From the cgroup path. */
+  id?: string;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  startTicks: number;
+  comm: string;
+  exe?: ExeTarget;
+  args?: string[];
+  uid: number;
+  euid: number;
+  container: ContainerRef;
+  origin: ExecOrigin;
+  /** PID of the exec-session root this process descends from (or is). */
+  sessionPid?: number;
+  detection: Detection;
+}
+
+export type ProcessEvent =
+  | { kind: "exec"; process: ProcessInfo; inPlace: boolean; observedAt: number }
+  | { kind: "exit"; process: ProcessInfo; observedAt: number };
+
+interface ContainerState {
+  init?: { pid: number; startTicks: number };
+}
+
+export class ProcessTracker {
+  private readonly processes = new Map<number, ProcessInfo>();
+  /** The sensor's own tree (pid → startTicks): never reported. */
+  private readonly own = new Map<number, number>();
+  private readonly containers = new Map<string, ContainerState>();
+  private readonly selfPid: number;
+
+  constructor(selfPid: number) {
+    this.selfPid = selfPid;
+  }
+
+  handle(event: CaptureEvent): ProcessEvent[] {
+    switch (event.type) {
+      case "spawn":
+        return this.spawn(event.snapshot, event.detection, event.observedAt);
+      case "exec":
+        return this.exec(event.snapshot, event.observedAt);
+      case "exit":
+        return this.exit(event.pid, event.startTicks, event.observedAt);
+      default:
+        return [];
+    }
+  }
+
+  get size(): number {
+    return this.processes.size;
+  }
+
+  private parentOf(snapshot: ProcSnapshot): ProcessInfo | undefined {
+    const parent = this.processes.get(snapshot.ppid);
+    // A parent cannot be younger than its child: such an entry is a reused PID.
+    return parent !== undefined && parent.startTicks <= snapshot.startTicks ? parent : undefined;
+  }
+
+  private spawn(snapshot: ProcSnapshot, detection: Detection, observedAt: number): ProcessEvent[] {
+    const { pid, ppid, startTicks } = snapshot;
+    const ownParent = this.own.get(ppid);
+    if (pid === this.selfPid || (ownParent !== undefined && ownParent <= startTicks)) {
+      this.own.set(pid, startTicks);
+      return [];
+    }
+    const parent = this.parentOf(snapshot);
+    const container: ContainerRef = {};
+    const name = snapshot.container ?? parent?.container.name;
+    const id = snapshot.containerId ?? parent?.container.id;
+    if (name !== undefined) container.name = name;
+    if (id !== undefined) container.id = id;
+
+    const info: ProcessInfo = {
+      pid,
+      ppid,
+      startTicks,
+      comm: snapshot.comm,
+      uid: snapshot.uid,
+      euid: snapshot.euid,
+      container,
+      origin: "child",
+      detection,
+    };
+    if (snapshot.exe !== undefined) info.exe = snapshot.exe;
+    if (snapshot.args !== undefined) info.args = snapshot.args;
+    if (ppid === 0) {
+      const state = this.containerState(container);
+      const init = state.init && this.processes.get(state.init.pid);
+      if (init !== undefined && init.startTicks === state.init!.startTicks) {
+        info.origin = "exec-session";
+        info.sessionPid = pid;
+      } else {
+        info.origin = "container-init";
+        state.init = { pid, startTicks };
+      }
+    } else if (parent?.sessionPid !== undefined) {
+      info.sessionPid = parent.sessionPid;
+    }
+    this.processes.set(pid, info);
+    return [{ kind: "exec", process: info, inPlace: false, observedAt }];
+  }
+
+  private exec(snapshot: ProcSnapshot, observedAt: number): ProcessEvent[] {
+    const info = this.processes.get(snapshot.pid);
+    if (info === undefined || info.startTicks !== snapshot.startTicks) return [];
+    info.comm = snapshot.comm;
+    info.uid = snapshot.uid;
+    info.euid = snapshot.euid;
+    if (snapshot.exe !== undefined) info.exe = snapshot.exe;
+    else delete info.exe;
+    if (snapshot.args !== undefined) info.args = snapshot.args;
+    else delete info.args;
+    return [{ kind: "exec", process: info, inPlace: true, observedAt }];
+  }
+
+  private exit(pid: number, startTicks: number, observedAt: number): ProcessEvent[] {
+    if (this.own.get(pid) === startTicks) {
+      this.own.delete(pid);
+      return [];
+    }
+    const info = this.processes.get(pid);
+    if (info === undefined || info.startTicks !== startTicks) return [];
+    this.processes.delete(pid);
+    return [{ kind: "exit", process: info, observedAt }];
+  }
+
+  private containerState(container: ContainerRef): ContainerState {
+    const key = container.name ?? container.id ?? "";
+    let state = this.containers.get(key);
+    if (state === undefined) {
+      state = {};
+      this.containers.set(key, state);
+    }
+    return state;
+  }
+}
