@@ -1,0 +1,51 @@
+import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
+
+/** Downward-API variables the injector sets on the sidecar, and their semconv keys. */
+const DOWNWARD_API: Readonly<Record<string, string>> = {
+  POD_NAME: "k8s.pod.name",
+  POD_NAMESPACE: "k8s.namespace.name",
+  POD_UID: "k8s.pod.uid",
+  NODE_NAME: "k8s.node.name",
+};
+
+/**
+ * The resource every record carries. Later sources win: our defaults, then the
+ * downward API, then the user's explicit OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
+ * (the SDK's own precedence). Empty or absent variables add nothing.
+ */
+export function buildResource(env: NodeJS.ProcessEnv, version: string): Resource {
+  const attributes: Record<string, string> = {
+    "service.name": "microenforcer",
+    "service.version": version,
+  };
+  for (const [variable, key] of Object.entries(DOWNWARD_API)) {
+    const value = env[variable];
+    if (value) attributes[key] = value;
+  }
+  Object.assign(attributes, parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES));
+  if (env.OTEL_SERVICE_NAME) attributes["service.name"] = env.OTEL_SERVICE_NAME;
+  return resourceFromAttributes(attributes);
+}
+
+/**
+ * `key=value,...` with percent-encoding. The SDK's detector parses this the same way but
+ * only from process.env, hence our own. Per the spec, any malformed entry discards the
+ * whole variable.
+ */
+export function parseResourceAttributes(raw: string | undefined): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  for (const entry of (raw ?? "").split(",")) {
+    if (entry.trim() === "") continue;
+    const parts = entry.split("=");
+    if (parts.length !== 2) return {};
+    const [rawKey = "", rawValue = ""] = parts;
+    try {
+      const key = decodeURIComponent(rawKey.trim());
+      if (key === "") return {};
+      attributes[key] = decodeURIComponent(rawValue.trim());
+    } catch {
+      return {};
+    }
+  }
+  return attributes;
+}

@@ -1,0 +1,207 @@
+/**
+ * Test helper around the real OpenTelemetry Collector built by build.sh: OTLP gRPC and
+ * HTTP receivers on loopback, a file exporter writing OTLP JSON lines we read back.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+
+const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
+
+/** Builds (or reuses) the collector; returns the binary's path. */
+export async function buildCollector(): Promise<string> {
+  const { stdout } = await promisify(execFile)(BUILD_SCRIPT, { maxBuffer: 16 * 1024 * 1024 });
+  return stdout.trim().split("\n").at(-1) ?? "";
+}
+
+export interface CollectedLogRecord {
+  eventName: string | undefined;
+  body: unknown;
+  severityNumber: number | undefined;
+  severityText: string | undefined;
+  attributes: Record<string, unknown>;
+  resource: Record<string, unknown>;
+}
+
+export interface Ports {
+  grpc: number;
+  http: number;
+}
+
+export interface Collector {
+  ports: Ports;
+  /** For OTEL_EXPORTER_OTLP_ENDPOINT. */
+  endpoint(protocol: "grpc" | "http/protobuf" | "http/json"): string;
+  readLogRecords(): Promise<CollectedLogRecord[]>;
+  /**
+   * The records matching `where`, once at least `count` of them arrived or the timeout
+   * passed (the file exporter writes on a timer).
+   */
+  waitForLogRecords(count: number, where?: (record: CollectedLogRecord) => boolean, timeoutMillis?: number): Promise<CollectedLogRecord[]>;
+  stop(): Promise<void>;
+}
+
+/** Loopback ports free right now; pass them to startCollector to know endpoints before it runs. */
+export async function freePorts(): Promise<Ports> {
+  const [grpc, http] = await Promise.all([freePort(), freePort()]);
+  return { grpc, http };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === "string") throw new Error("no TCP port");
+  return address.port;
+}
+
+export async function startCollector(binary: string, ports?: Ports): Promise<Collector> {
+  const { grpc, http } = ports ?? (await freePorts());
+  const dir = await mkdtemp(join(tmpdir(), "otelcol-"));
+  const output = join(dir, "logs.jsonl");
+  const config = join(dir, "config.yaml");
+  // JSON is YAML: no YAML writer needed. Internal metrics off so no second port is bound.
+  await writeFile(
+    config,
+    JSON.stringify({
+      receivers: { otlp: { protocols: { grpc: { endpoint: `127.0.0.1:${grpc}` }, http: { endpoint: `127.0.0.1:${http}` } } } },
+      exporters: { file: { path: output, format: "json", flush_interval: "100ms" }, debug: { verbosity: "basic" } },
+      service: {
+        telemetry: { metrics: { level: "none" } },
+        pipelines: { logs: { receivers: ["otlp"], exporters: ["file", "debug"] } },
+      },
+    }),
+  );
+
+  const child = spawn(binary, ["--config", `file:${config}`], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-20000)));
+  try {
+    await waitForPorts(child, [grpc, http], 30000);
+  } catch (error) {
+    child.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`${(error as Error).message}\ncollector stderr:\n${stderr}`, { cause: error });
+  }
+
+  const readLogRecords = async () => parseFileExporterOutput(await readFile(output, "utf8").catch(() => ""));
+  return {
+    ports: { grpc, http },
+    endpoint: (protocol) => `http://127.0.0.1:${protocol === "grpc" ? grpc : http}`,
+    readLogRecords,
+    async waitForLogRecords(count, where = () => true, timeoutMillis = 10000) {
+      const deadline = Date.now() + timeoutMillis;
+      for (;;) {
+        const records = (await readLogRecords()).filter(where);
+        if (records.length >= count || Date.now() > deadline) return records;
+        await sleep(50);
+      }
+    },
+    async stop() {
+      await stopProcess(child);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForPorts(child: ChildProcess, ports: number[], timeoutMillis: number): Promise<void> {
+  const deadline = Date.now() + timeoutMillis;
+  for (const port of ports) {
+    while (!(await accepts(port))) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`collector exited (${child.exitCode ?? child.signalCode})`);
+      if (Date.now() > deadline) throw new Error(`collector not listening on 127.0.0.1:${port} after ${timeoutMillis} ms`);
+      await sleep(50);
+    }
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** One ExportLogsServiceRequest per line; a last line still being written is skipped. */
+export function parseFileExporterOutput(text: string): CollectedLogRecord[] {
+  const lines = text.split("\n").slice(0, -1);
+  return lines.flatMap((line) => {
+    const request = JSON.parse(line) as OtlpLogsRequest;
+    return (request.resourceLogs ?? []).flatMap((resourceLogs) => {
+      const resource = keyValues(resourceLogs.resource?.attributes);
+      return (resourceLogs.scopeLogs ?? []).flatMap((scopeLogs) =>
+        (scopeLogs.logRecords ?? []).map((record) => ({
+          eventName: record.eventName,
+          body: record.body === undefined ? undefined : anyValue(record.body),
+          severityNumber: record.severityNumber,
+          severityText: record.severityText,
+          attributes: keyValues(record.attributes),
+          resource,
+        })),
+      );
+    });
+  });
+}
+
+interface OtlpAnyValue {
+  stringValue?: string;
+  boolValue?: boolean;
+  intValue?: string | number;
+  doubleValue?: number;
+  arrayValue?: { values?: OtlpAnyValue[] };
+  kvlistValue?: { values?: OtlpKeyValue[] };
+  bytesValue?: string;
+}
+interface OtlpKeyValue {
+  key: string;
+  value?: OtlpAnyValue;
+}
+interface OtlpLogsRequest {
+  resourceLogs?: Array<{
+    resource?: { attributes?: OtlpKeyValue[] };
+    scopeLogs?: Array<{
+      logRecords?: Array<{
+        eventName?: string;
+        severityNumber?: number;
+        severityText?: string;
+        body?: OtlpAnyValue;
+        attributes?: OtlpKeyValue[];
+      }>;
+    }>;
+  }>;
+}
+
+function keyValues(list: OtlpKeyValue[] | undefined): Record<string, unknown> {
+  return Object.fromEntries((list ?? []).map(({ key, value }) => [key, value === undefined ? undefined : anyValue(value)]));
+}
+
+/** OTLP/JSON encodes int64 as strings; numbers are good enough for tests. */
+function anyValue(value: OtlpAnyValue): unknown {
+  if (value.stringValue !== undefined) return value.stringValue;
+  if (value.boolValue !== undefined) return value.boolValue;
+  if (value.intValue !== undefined) return Number(value.intValue);
+  if (value.doubleValue !== undefined) return value.doubleValue;
+  if (value.arrayValue !== undefined) return (value.arrayValue.values ?? []).map(anyValue);
+  if (value.kvlistValue !== undefined) return keyValues(value.kvlistValue.values);
+  return value.bytesValue;
+}

@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createEmitter, type Emitter } from "../../microenforcer/emit/emitter.ts";
+import { OTLP_PROTOCOLS, type OtlpProtocol } from "../../microenforcer/emit/otlp-exporter.ts";
+import { buildResource } from "../../microenforcer/emit/resource.ts";
+import type { SensorRecord } from "../../microenforcer/records/record.ts";
+import {
+  buildCollector,
+  freePorts,
+  startCollector,
+  type CollectedLogRecord,
+  type Collector,
+} from "../infra/otelcol/collector.ts";
+
+// The OTLP exporters read their endpoint from process.env only, so the tests set it there.
+const OTLP_ENV = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"];
+
+function pointAt(protocol: OtlpProtocol, endpoint: string, timeoutMillis?: number): void {
+  for (const name of OTLP_ENV) delete process.env[name];
+  process.env.OTEL_EXPORTER_OTLP_PROTOCOL = protocol;
+  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint;
+  if (timeoutMillis !== undefined) process.env.OTEL_EXPORTER_OTLP_TIMEOUT = String(timeoutMillis);
+}
+
+const exec: SensorRecord = {
+  eventName: "microenforcer.process.exec",
+  severity: "INFO",
+  body: "exec /usr/bin/curl",
+  timestamp: Date.parse("2026-03-01T12:00:00.123Z"),
+  attributes: {
+    "process.pid": 42,
+    "process.parent_pid": 1,
+    "process.executable.path": "/usr/bin/curl",
+    "process.command_args": ["/usr/bin/curl", "-s", "https://example.com"],
+    "k8s.container.name": "app",
+    "microenforcer.exec.origin": "exec-session",
+  },
+};
+
+const violation: SensorRecord = {
+  eventName: "microenforcer.policy.violation",
+  severity: "WARN",
+  body: "blocked executable /usr/bin/nc",
+  timestamp: Date.parse("2026-03-01T12:00:01Z"),
+  attributes: { "process.pid": 43, "microenforcer.policy.name": "forensics-all", "microenforcer.control": "executables", "microenforcer.action": "audit" },
+};
+
+function emitterFor(pod: string): Emitter {
+  const resource = buildResource({ POD_NAME: pod, POD_NAMESPACE: "payments", POD_UID: "uid-1", NODE_NAME: "node-a" }, "0.1.0");
+  // Delivery warnings are expected in the outage tests; the counters are what we check.
+  const err = new Writable({ write: (_chunk, _encoding, done) => done() });
+  return createEmitter({ exporter: "otlp", format: "json", resource, err });
+}
+
+const fromPod = (pod: string) => (record: CollectedLogRecord) => record.resource["k8s.pod.name"] === pod;
+
+describe("OTLP export to a real OpenTelemetry Collector", function () {
+  let binary: string;
+  let collector: Collector;
+  const savedEnv = Object.fromEntries(OTLP_ENV.map((name) => [name, process.env[name]]));
+
+  before(async function () {
+    this.timeout(30 * 60 * 1000); // a cold build fetches and compiles the collector's modules
+    binary = await buildCollector();
+    collector = await startCollector(binary);
+  });
+
+  after(async () => {
+    await collector?.stop();
+  });
+
+  afterEach(() => {
+    for (const [name, value] of Object.entries(savedEnv)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+
+  for (const protocol of OTLP_PROTOCOLS) {
+    it(`delivers records over ${protocol}`, async () => {
+      pointAt(protocol, collector.endpoint(protocol));
+      const pod = `pod-${protocol.replace("/", "-")}`;
+      const emitter = emitterFor(pod);
+      emitter.emit(exec);
+      emitter.emit(violation);
+      await emitter.forceFlush();
+      assert.deepEqual(emitter.stats(), { exported: 2, failed: 0, dropped: 0, pending: 0 });
+      await emitter.shutdown();
+
+      const received = await collector.waitForLogRecords(2, fromPod(pod));
+      assert.equal(received.length, 2);
+      const [first, second] = received;
+      assert.deepEqual(first, {
+        eventName: "microenforcer.process.exec",
+        body: "exec /usr/bin/curl",
+        severityNumber: 9,
+        severityText: "INFO",
+        attributes: exec.attributes,
+        resource: {
+          "service.name": "microenforcer",
+          "service.version": "0.1.0",
+          "k8s.pod.name": pod,
+          "k8s.namespace.name": "payments",
+          "k8s.pod.uid": "uid-1",
+          "k8s.node.name": "node-a",
+        },
+      });
+      assert.equal(second?.eventName, "microenforcer.policy.violation");
+      assert.equal(second?.severityNumber, 13);
+      assert.equal(second?.severityText, "WARN");
+      assert.deepEqual(second?.attributes, violation.attributes);
+    });
+  }
+
+  it("http/protobuf: retries a refused connection, so a collector starting late still gets the record", async function () {
+    this.timeout(30000);
+    const ports = await freePorts();
+    pointAt("http/protobuf", `http://127.0.0.1:${ports.http}`);
+    const emitter = emitterFor("pod-late-http");
+    emitter.emit(exec);
+    const flushed = emitter.forceFlush(); // first attempt is refused; the SDK backs off ~1 s
+    await sleep(200);
+    const late = await startCollector(binary, ports);
+    try {
+      await flushed;
+      assert.deepEqual(emitter.stats(), { exported: 1, failed: 0, dropped: 0, pending: 0 });
+      assert.equal((await late.waitForLogRecords(1, fromPod("pod-late-http"))).length, 1);
+    } finally {
+      await emitter.shutdown();
+      await late.stop();
+    }
+  });
+
+  it("grpc: a refused export fails at once (no SDK retry), is counted, and later records get through", async function () {
+    this.timeout(30000);
+    const ports = await freePorts();
+    pointAt("grpc", `http://127.0.0.1:${ports.grpc}`);
+    const emitter = emitterFor("pod-late-grpc");
+    emitter.emit(exec);
+    await emitter.forceFlush();
+    assert.deepEqual(emitter.stats(), { exported: 0, failed: 1, dropped: 0, pending: 0 });
+
+    const late = await startCollector(binary, ports);
+    try {
+      // grpc-js reconnects with its own backoff; until then calls fail fast.
+      const started = Date.now();
+      while (emitter.stats().exported === 0 && Date.now() - started < 20000) {
+        emitter.emit(violation);
+        await emitter.forceFlush();
+        if (emitter.stats().exported === 0) await sleep(250);
+      }
+      const stats = emitter.stats();
+      assert.equal(stats.exported, 1);
+      assert.equal(stats.pending, 0);
+      const received = await late.waitForLogRecords(1, fromPod("pod-late-grpc"));
+      assert.deepEqual(
+        received.map((record) => record.eventName),
+        ["microenforcer.policy.violation"],
+      );
+    } finally {
+      await emitter.shutdown();
+      await late.stop();
+    }
+  });
+});
