@@ -3,27 +3,27 @@
  * exit with (pid, starttime) identity. It runs on its own thread (see worker-entry.ts) so
  * that exporting records never delays a look at /proc.
  *
- * Three ways to see a process, cheapest first:
+ * How processes are seen:
  * - the trigger: `/proc/sys/kernel/ns_last_pid` is the last PID the namespace allocated;
- *   when it moves, the PIDs in between are read directly (pspy polls the whole of /proc
+ *   when it moves, the PIDs in between are read directly (pspy rescans all of /proc
  *   instead, which costs far more per look and so must look less often);
- * - young PIDs are re-read for a few ms after birth, because fork comes before exec;
- * - a full /proc scan on a slower timer catches what the trigger cannot (PID wrap,
- *   exec in place in an old process, a missing ns_last_pid).
+ * - every known process is looked at again for an exec or its exit: every fastTickMs while
+ *   young (fork comes before exec), then after half its age so far, at least every
+ *   maxCheckIntervalMs, within a budget of looks per second. A child that still shows its
+ *   parent's image is held back until it execs (one record, with the new program), exits,
+ *   or outlives holdForkMs (a forked worker or subshell, reported as such);
+ * - a /proc directory scan on a slower timer finds what the trigger cannot (PID wrap, a
+ *   missing ns_last_pid) and the exits of processes not yet due for a look.
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import {
-  listPids,
-  readExecFingerprint,
-  readProcess,
-  readStat,
-  type ProcSnapshot,
-} from "../proc/reader.ts";
+import { listPids, readExecFingerprint, readProcess, readStat, type ProcSnapshot } from "../proc/reader.ts";
+import { CheckSchedule } from "./check-schedule.ts";
 
 export type Detection = "trigger" | "rescan" | "startup";
 
 export type CaptureEvent =
-  | { type: "spawn"; snapshot: ProcSnapshot; detection: Detection; observedAt: number }
+  /** forkOnly: still its parent's image when last seen (a forked worker or subshell, no exec). */
+  | { type: "spawn"; snapshot: ProcSnapshot; detection: Detection; observedAt: number; forkOnly: boolean }
   | { type: "exec"; snapshot: ProcSnapshot; observedAt: number }
   | { type: "exit"; pid: number; startTicks: number; observedAt: number }
   | { type: "gap"; count: number; firstPid: number; lastPid: number; since: number; until: number }
@@ -37,10 +37,15 @@ export interface CaptureOptions {
   /** Trigger poll interval after activeWindowMs without a new PID: waking costs CPU even when idle. */
   idleTickMs: number;
   activeWindowMs: number;
-  /** Poll interval while young PIDs are re-read for their exec. */
+  /** Interval between two looks at one process while it is young. */
   fastTickMs: number;
-  /** How long after birth a PID is re-read for an exec. */
-  youngWindowMs: number;
+  youngMs: number;
+  /** Longest interval between two looks at one process, budget permitting. */
+  maxCheckIntervalMs: number;
+  /** Looks per second across all processes; past it, each process is looked at less often. */
+  checkBudgetPerSecond: number;
+  /** How long a fresh fork that still shows its parent's image is held back, waiting for its exec. */
+  holdForkMs: number;
   rescanIntervalMs: number;
   gapReportIntervalMs: number;
   /** Scan interval when ns_last_pid is unavailable. */
@@ -53,7 +58,10 @@ export const defaultCaptureOptions: CaptureOptions = {
   idleTickMs: 10,
   activeWindowMs: 2000,
   fastTickMs: 0.25,
-  youngWindowMs: 20,
+  youngMs: 20,
+  maxCheckIntervalMs: 100,
+  checkBudgetPerSecond: 1000,
+  holdForkMs: 20,
   rescanIntervalMs: 1000,
   gapReportIntervalMs: 10_000,
   fallbackScanMs: 10,
@@ -61,11 +69,13 @@ export const defaultCaptureOptions: CaptureOptions = {
 
 interface Known {
   startTicks: number;
-  comm: string;
   fingerprint: string;
+  /** When first seen; -Infinity for processes found by the startup scan (age unknown). */
   bornAt: number;
   /** Exit already reported (zombie awaiting its parent's wait()). */
   exited: boolean;
+  /** Spawn not reported yet: a fresh fork that may be about to exec. */
+  held?: { snapshot: ProcSnapshot; detection: Detection; observedAt: number };
 }
 
 /** PIDs wrap to this value after reaching pid_max (kernel RESERVED_PIDS). */
@@ -73,16 +83,16 @@ const reservedPids = 300;
 
 export class CaptureLoop {
   private readonly known = new Map<number, Known>();
-  private readonly young = new Set<number>();
+  private readonly schedule = new CheckSchedule();
   private readonly triggerFd: number | undefined;
   private readonly triggerBuf = Buffer.alloc(32);
   private readonly pidMax: number;
+  private readonly options: CaptureOptions;
   private lastPid = 0;
   private lastActivity = 0;
   private lastRescan = 0;
   private gap = { count: 0, firstPid: 0, lastPid: 0, since: 0 };
   private events: CaptureEvent[] = [];
-  private readonly options: CaptureOptions;
 
   constructor(options: CaptureOptions) {
     this.options = options;
@@ -106,8 +116,8 @@ export class CaptureLoop {
   /** Delay until the next tick should run. */
   nextDelayMs(now: number): number {
     if (this.triggerFd === undefined) return this.options.fallbackScanMs;
-    if (this.young.size > 0) return this.options.fastTickMs;
-    return now - this.lastActivity < this.options.activeWindowMs ? this.options.tickMs : this.options.idleTickMs;
+    const base = now - this.lastActivity < this.options.activeWindowMs ? this.options.tickMs : this.options.idleTickMs;
+    return Math.max(this.options.fastTickMs, Math.min(base, this.schedule.peek() - now));
   }
 
   /** The first look: every process already running, reported as `startup`. */
@@ -130,7 +140,7 @@ export class CaptureLoop {
           this.lastActivity = now;
         }
       }
-      this.rereadYoung(now);
+      this.runDueChecks(now);
       const rescanEvery = this.triggerFd === undefined ? this.options.fallbackScanMs : this.options.rescanIntervalMs;
       if (now - this.lastRescan >= rescanEvery) this.rescan(now, "rescan");
       if (now - this.gap.since >= this.options.gapReportIntervalMs) this.flushGap(now);
@@ -140,18 +150,24 @@ export class CaptureLoop {
     return this.drain();
   }
 
-  /** Reports the gap counted so far (also at shutdown). */
-  flushGap(now: number): CaptureEvent[] {
+  /** The last look before stopping: every exit and exec not yet seen, and the gap count. */
+  finish(now: number): CaptureEvent[] {
+    this.rescan(now, "rescan");
+    for (const [pid, known] of [...this.known]) if (!known.exited) this.check(pid, known, now);
+    return this.flushGap(now);
+  }
+
+  close(): void {
+    if (this.triggerFd !== undefined) closeSync(this.triggerFd);
+  }
+
+  private flushGap(now: number): CaptureEvent[] {
     if (this.gap.count > 0) {
       const { count, firstPid, lastPid, since } = this.gap;
       this.events.push({ type: "gap", count, firstPid, lastPid, since, until: now });
     }
     this.gap = { count: 0, firstPid: 0, lastPid: 0, since: now };
     return this.drain();
-  }
-
-  close(): void {
-    if (this.triggerFd !== undefined) closeSync(this.triggerFd);
   }
 
   private drain(): CaptureEvent[] {
@@ -193,28 +209,61 @@ export class CaptureLoop {
     }
     const known: Known = {
       startTicks: snapshot.startTicks,
-      comm: snapshot.comm,
       fingerprint: snapshot.fingerprint,
-      bornAt: now,
+      bornAt: detection === "startup" ? -Infinity : now,
       exited: false,
     };
     this.known.set(pid, known);
-    this.events.push({ type: "spawn", snapshot, detection, observedAt: now });
-    if (isDead(snapshot)) this.exit(pid, known, now);
-    else if (detection !== "startup") this.young.add(pid);
+    // A held fork that forks in turn runs code of its own: report it before its child.
+    const parent = this.known.get(snapshot.ppid);
+    if (parent !== undefined) this.release(parent);
+    const dead = isDead(snapshot);
+    // Still the parent's image, or caught inside execve (argv not yet set up): wait for the exec.
+    const unfinished = snapshot.fingerprint === parent?.fingerprint || snapshot.args?.length === 0;
+    if (detection === "trigger" && !dead && unfinished) {
+      known.held = { snapshot, detection, observedAt: now };
+    } else {
+      this.events.push({ type: "spawn", snapshot, detection, observedAt: now, forkOnly: false });
+    }
+    if (dead) this.exit(pid, known, now);
+    else this.scheduleCheck(pid, known, now);
   }
 
-  private rereadYoung(now: number): void {
-    for (const pid of this.young) {
-      const known = this.known.get(pid);
-      if (known === undefined || known.exited || now - known.bornAt > this.options.youngWindowMs) {
-        this.young.delete(pid);
-        continue;
-      }
-      const fingerprint = readExecFingerprint(pid, this.options.procRoot);
-      if (fingerprint === undefined) this.exit(pid, known, now);
-      else if (fingerprint !== known.fingerprint) this.reread(pid, known, now);
+  private scheduleCheck(pid: number, known: Known, now: number): void {
+    const { fastTickMs, youngMs, maxCheckIntervalMs, checkBudgetPerSecond } = this.options;
+    const age = now - known.bornAt;
+    const budgetInterval = (this.known.size / checkBudgetPerSecond) * 1000;
+    const ageInterval = age < youngMs ? fastTickMs : Math.min(age / 2, maxCheckIntervalMs);
+    const interval = Math.max(fastTickMs, ageInterval, budgetInterval);
+    this.schedule.push({ at: now + interval, pid, startTicks: known.startTicks });
+  }
+
+  private runDueChecks(now: number): void {
+    for (let check = this.schedule.popDue(now); check !== undefined; check = this.schedule.popDue(now)) {
+      const known = this.known.get(check.pid);
+      if (known === undefined || known.startTicks !== check.startTicks || known.exited) continue;
+      this.check(check.pid, known, now);
+      if (this.known.get(check.pid) === known && !known.exited) this.scheduleCheck(check.pid, known, now);
     }
+  }
+
+  /** One look at a known process for an exec or its exit. */
+  private check(pid: number, known: Known, now: number): void {
+    if (now - known.bornAt > this.options.holdForkMs) this.release(known);
+    const fingerprint = readExecFingerprint(pid, this.options.procRoot);
+    if (fingerprint === undefined) this.exit(pid, known, now);
+    else if (fingerprint !== known.fingerprint) this.reread(pid, known, now);
+  }
+
+  /**
+   * Reports a held process as last seen: a fork still in its parent's image, or (empty
+   * argv) one caught inside an execve it did not finish before we looked again.
+   */
+  private release(known: Known): void {
+    if (known.held === undefined) return;
+    const forkOnly = known.held.snapshot.args?.length !== 0;
+    this.events.push({ type: "spawn", ...known.held, forkOnly });
+    delete known.held;
   }
 
   /** Something changed in a known PID: an exec, a death, or a new process on a reused PID. */
@@ -234,9 +283,18 @@ export class CaptureLoop {
       this.exit(pid, known, now);
       return;
     }
-    known.comm = snapshot.comm;
+    // Inside execve: the new image has no argv yet. Look again at the next check.
+    if (snapshot.args?.length === 0) return;
     known.fingerprint = snapshot.fingerprint;
-    this.events.push({ type: "exec", snapshot, observedAt: now });
+    if (known.held !== undefined) {
+      // The fork we held back has exec'd: one spawn record, with the program it runs now.
+      snapshot.container ??= known.held.snapshot.container;
+      snapshot.containerId ??= known.held.snapshot.containerId;
+      this.events.push({ type: "spawn", snapshot, detection: known.held.detection, observedAt: now, forkOnly: false });
+      delete known.held;
+    } else {
+      this.events.push({ type: "exec", snapshot, observedAt: now });
+    }
   }
 
   private rescan(now: number, detection: Detection): void {
@@ -246,22 +304,12 @@ export class CaptureLoop {
       if (!live.has(pid)) this.exit(pid, known, now);
     }
     for (const pid of live) {
-      const known = this.known.get(pid);
-      if (known === undefined) {
-        this.visit(pid, detection, now);
-        continue;
-      }
-      if (known.exited) continue;
-      const stat = readStat(pid, this.options.procRoot);
-      if (stat === undefined) this.exit(pid, known, now);
-      else if (stat.startTicks !== known.startTicks || stat.comm !== known.comm || stat.state === "Z") {
-        this.reread(pid, known, now);
-      }
+      if (!this.known.has(pid)) this.visit(pid, detection, now);
     }
   }
 
   private exit(pid: number, known: Known, now: number): void {
-    this.young.delete(pid);
+    this.release(known);
     if (!known.exited) this.events.push({ type: "exit", pid, startTicks: known.startTicks, observedAt: now });
     known.exited = true;
     // A zombie keeps its PID until reaped; forget it only once /proc agrees.

@@ -19,5 +19,5 @@ while (Atomics.load(stopFlag, 0) === 0) {
   Atomics.wait(stopFlag, 0, 0, loop.nextDelayMs(now()));
   post(loop.tick(now()));
 }
-post(loop.flushGap(now()));
+post(loop.finish(now()));
 loop.close();

@@ -73,6 +73,7 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
   }
   attributes["microenforcer.sensor.detection"] = p.detection;
   if (event.inPlace) attributes["microenforcer.exec.in_place"] = true;
+  if (p.forkOnly) attributes["microenforcer.process.fork_only"] = true;
   const origin = p.origin === "child" ? "" : ` (${p.origin})`;
   return {
     eventName: EventNames.processExec,

@@ -34,6 +34,8 @@ export interface ProcessInfo {
   /** PID of the exec-session root this process descends from (or is). */
   sessionPid?: number;
   detection: Detection;
+  /** Seen only as a copy of its parent (forked, no exec while watched). */
+  forkOnly: boolean;
 }
 
 export type ProcessEvent =
@@ -58,7 +60,7 @@ export class ProcessTracker {
   handle(event: CaptureEvent): ProcessEvent[] {
     switch (event.type) {
       case "spawn":
-        return this.spawn(event.snapshot, event.detection, event.observedAt);
+        return this.spawn(event.snapshot, event.detection, event.forkOnly, event.observedAt);
       case "exec":
         return this.exec(event.snapshot, event.observedAt);
       case "exit":
@@ -78,7 +80,7 @@ export class ProcessTracker {
     return parent !== undefined && parent.startTicks <= snapshot.startTicks ? parent : undefined;
   }
 
-  private spawn(snapshot: ProcSnapshot, detection: Detection, observedAt: number): ProcessEvent[] {
+  private spawn(snapshot: ProcSnapshot, detection: Detection, forkOnly: boolean, observedAt: number): ProcessEvent[] {
     const { pid, ppid, startTicks } = snapshot;
     const ownParent = this.own.get(ppid);
     if (pid === this.selfPid || (ownParent !== undefined && ownParent <= startTicks)) {
@@ -102,6 +104,7 @@ export class ProcessTracker {
       container,
       origin: "child",
       detection,
+      forkOnly,
     };
     if (snapshot.exe !== undefined) info.exe = snapshot.exe;
     if (snapshot.args !== undefined) info.args = snapshot.args;
@@ -126,6 +129,7 @@ export class ProcessTracker {
     const info = this.processes.get(snapshot.pid);
     if (info === undefined || info.startTicks !== snapshot.startTicks) return [];
     info.comm = snapshot.comm;
+    info.forkOnly = false;
     info.uid = snapshot.uid;
     info.euid = snapshot.euid;
     if (snapshot.exe !== undefined) info.exe = snapshot.exe;

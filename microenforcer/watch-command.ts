@@ -1,0 +1,77 @@
+/** `microenforcer watch`: argument parsing and lifecycle around startWatch. */
+import { parseArgs } from "node:util";
+import { defaultPolicy, loadPolicyFile, PolicyError } from "../policies/load.ts";
+import { createEmitter } from "./emit/emitter.ts";
+import { buildResource } from "./emit/resource.ts";
+import { version } from "./version.ts";
+import { startWatch } from "./watch.ts";
+
+const exporters = ["stdout", "otlp", "both"] as const;
+const formats = ["json", "pretty"] as const;
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`--${flag} must be one of ${allowed.join(", ")}, not '${value}'`);
+}
+
+class UsageError extends Error {}
+
+/** OTLP when the standard endpoint variables say where to; stdout always unless told otherwise. */
+function defaultExporter(env: NodeJS.ProcessEnv): (typeof exporters)[number] {
+  return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT ? "both" : "stdout";
+}
+
+export async function runWatch(args: string[]): Promise<number> {
+  let options;
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        policy: { type: "string" },
+        exporter: { type: "string" },
+        format: { type: "string" },
+      },
+      strict: true,
+    });
+    options = {
+      policyFile: values.policy,
+      exporter: oneOf("exporter", values.exporter ?? defaultExporter(process.env), exporters),
+      // People at a terminal get the readable form; log routers get one JSON object per line.
+      format: oneOf("format", values.format ?? (process.stdout.isTTY ? "pretty" : "json"), formats),
+    };
+  } catch (err) {
+    process.stderr.write(`microenforcer watch: ${(err as Error).message}\n`);
+    return 2;
+  }
+
+  let policy;
+  try {
+    policy = options.policyFile === undefined ? defaultPolicy() : loadPolicyFile(options.policyFile)[0]!;
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    process.stderr.write(`microenforcer watch: invalid policy:\n${err.problems.map((p) => `  ${p}`).join("\n")}\n`);
+    return 1;
+  }
+
+  let emitter;
+  try {
+    emitter = createEmitter({
+      exporter: options.exporter,
+      format: options.format,
+      resource: buildResource(process.env, version),
+    });
+  } catch (err) {
+    process.stderr.write(`microenforcer watch: ${(err as Error).message}\n`);
+    return 2;
+  }
+
+  const watch = startWatch({ policy, sink: emitter });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await watch.stop();
+  await emitter.shutdown();
+  process.stderr.write(`microenforcer watch: stopped on ${signal}\n`);
+  return 0;
+}

@@ -1,0 +1,217 @@
+/**
+ * The real CLI against the real kernel: every test runs `microenforcer watch` inside a
+ * fresh PID namespace beside a real workload and checks the records a user would read.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cli, execs, execsOf, exits, runInPidNamespace, type JsonRecord } from "./pid-namespace.ts";
+
+const attr = (r: JsonRecord, key: string): unknown => r.attributes[key];
+
+describe("process sensor in a real PID namespace", function () {
+  this.timeout(30_000);
+
+  before(function () {
+    if (process.getuid?.() !== 0) throw new Error("the integration tier needs root (unshare --pid, nsenter)");
+  });
+
+  it("prints one JSON record per line in the documented shape, and never reports itself", async () => {
+    const run = await runInPidNamespace("sleep 0.05");
+    assert.equal(run.exitCode, 0, run.stderr);
+    for (const r of run.records) {
+      assert.deepEqual(Object.keys(r), ["timestamp", "observedTimestamp", "severityNumber", "severityText", "eventName", "body", "attributes", "resource"]);
+      assert.match(r.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.equal(r.resource["service.name"], "microenforcer");
+    }
+    const init = execs(run).find((r) => attr(r, "process.pid") === 1);
+    assert.ok(init, "PID 1 is reported from the startup scan");
+    assert.equal(attr(init, "microenforcer.exec.origin"), "container-init");
+    assert.equal(attr(init, "microenforcer.sensor.detection"), "startup");
+    const own = execs(run).filter((r) => (attr(r, "process.command_args") as string[] | undefined)?.[1] === cli);
+    assert.deepEqual(own, [], "the sensor's own process is excluded");
+    const sleep = execsOf(run, "sleep", "0.05");
+    assert.equal(sleep.length, 1);
+    assert.equal(attr(sleep[0]!, "process.parent_pid"), 1);
+    assert.equal(attr(sleep[0]!, "process.executable.path"), "/usr/bin/sleep");
+    assert.equal(attr(sleep[0]!, "process.command_line"), "sleep 0.05");
+    assert.equal(sleep[0]!.severityText, "INFO");
+    const exit = exits(run).find((r) => attr(r, "process.pid") === attr(sleep[0]!, "process.pid"));
+    assert.ok(exit, "its exit is reported");
+    assert.ok(Date.parse(String(attr(exit, "process.exit.time"))) >= Date.parse(String(attr(sleep[0]!, "process.creation.time"))));
+  });
+
+  it("captures 20 ms processes with their command lines, and accounts for every sub-ms one it misses as a gap", async () => {
+    const run = await runInPidNamespace(
+      `for i in $(seq 1 15); do sleep 0.02$i; done
+       for i in $(seq 1 30); do sh -c 'echo $$ >> $WORK/true.pids; exec /bin/true short-$0' $i; done
+       cat $WORK/true.pids`,
+    );
+    for (let i = 1; i <= 15; i++) assert.equal(execsOf(run, "sleep", `0.02${i}`).length, 1, `sleep 0.02${i} (20 ms) captured once`);
+    const truePids = run.workloadLog.trim().split("\n").map(Number);
+    assert.equal(truePids.length, 30);
+    const gaps = run.records.filter((r) => r.eventName === "microenforcer.sensor.gap");
+    const covered = (pid: number): boolean =>
+      gaps.some((g) => Number(attr(g, "microenforcer.gap.first_pid")) <= pid && pid <= Number(attr(g, "microenforcer.gap.last_pid")));
+    for (const [index, pid] of truePids.entries()) {
+      const seen = execs(run).some((r) => attr(r, "process.pid") === pid);
+      assert.ok(seen || covered(pid), `process ${index + 1} (pid ${pid}) is either recorded or inside a gap record`);
+    }
+    // Capture rates per lifetime are measured by `npm run bench:process`, not asserted here.
+  });
+
+  it("reports a fork followed by exec once, with the program it exec'd", async () => {
+    const run = await runInPidNamespace("sh -c 'sleep 0.2; true'");
+    const sleep = execsOf(run, "sleep", "0.2");
+    assert.equal(sleep.length, 1);
+    const pid = attr(sleep[0]!, "process.pid");
+    assert.deepEqual(
+      execs(run).filter((r) => attr(r, "process.pid") === pid).map((r) => attr(r, "process.command_line")),
+      ["sleep 0.2"],
+      "no second record showing the parent's image before the exec",
+    );
+  });
+
+  it("reports an exec in place in an older process, and a fork that never execs", async () => {
+    const run = await runInPidNamespace("( sleep 0.1; exec sleep 0.3 )");
+    const replaced = execsOf(run, "sleep", "0.3");
+    assert.equal(replaced.length, 1);
+    assert.equal(attr(replaced[0]!, "microenforcer.exec.in_place"), true);
+    const pid = attr(replaced[0]!, "process.pid");
+    const before = execs(run).filter((r) => attr(r, "process.pid") === pid && r !== replaced[0]);
+    assert.equal(before.length, 1, "the subshell itself was reported first");
+    assert.equal(attr(before[0]!, "microenforcer.process.fork_only"), true);
+    assert.equal(attr(before[0]!, "process.executable.name"), "dash");
+  });
+
+  it("never merges two processes that reuse one PID", async () => {
+    // Writing ns_last_pid (root, as CRIU does) makes the kernel hand out the same PID again.
+    const run = await runInPidNamespace(
+      `sleep 0.15 & P=$!; wait $P; echo $((P - 1)) > /proc/sys/kernel/ns_last_pid; sleep 0.25 & Q=$!; wait $Q; echo "$P $Q"`,
+    );
+    const [p, q] = run.workloadLog.trim().split(" ").map(Number);
+    assert.equal(p, q, "the workload got the same PID twice");
+    const first = execsOf(run, "sleep", "0.15")[0]!;
+    const second = execsOf(run, "sleep", "0.25")[0]!;
+    assert.equal(attr(first, "process.pid"), p);
+    assert.equal(attr(second, "process.pid"), p);
+    assert.notEqual(attr(first, "process.creation.time"), attr(second, "process.creation.time"));
+    const pidExits = exits(run).filter((r) => attr(r, "process.pid") === p);
+    assert.deepEqual(pidExits.map((r) => attr(r, "process.command_line")), ["sleep 0.15", "sleep 0.25"], "each exit names its own process");
+  });
+
+  it("flags deleted and memfd executables", async () => {
+    const run = await runInPidNamespace(
+      `cp /bin/sleep $WORK/dropper
+       ( exec 3< $WORK/dropper; rm $WORK/dropper; exec /proc/self/fd/3 0.2 )
+       python3 -c "import os; fd = os.memfd_create('payload'); os.write(fd, open('/bin/sleep', 'rb').read()); os.execv(f'/proc/self/fd/{fd}', ['payload', '0.2'])"`,
+    );
+    const deleted = execs(run).find((r) => String(attr(r, "process.executable.path")).endsWith("/dropper"));
+    assert.ok(deleted, JSON.stringify(execs(run).map((r) => r.attributes["process.executable.path"])));
+    assert.equal(attr(deleted, "microenforcer.process.exe_deleted"), true);
+    const memfd = execsOf(run, "payload", "0.2")[0];
+    assert.ok(memfd);
+    assert.equal(attr(memfd, "process.executable.path"), "/memfd:payload");
+    assert.equal(attr(memfd, "microenforcer.process.exe_memfd"), true);
+  });
+
+  it("tells an exec session (PPID 0, entered from outside) from the container's init and its children", async () => {
+    const run = await runInPidNamespace("$SYNC wait; sleep 0.1", {
+      env: { MICROENFORCER_CONTAINER: "app" },
+      whilePaused: async (hostPid) => {
+        const r = spawnSync("nsenter", ["-t", String(hostPid), "-p", "-m", "--", "sh", "-c", "sleep 0.12; sleep 0.13"], {
+          env: { ...process.env, MICROENFORCER_CONTAINER: "app" },
+        });
+        assert.equal(r.status, 0, r.stderr.toString());
+      },
+    });
+    const init = execs(run).find((r) => attr(r, "process.pid") === 1)!;
+    assert.equal(attr(init, "k8s.container.name"), "app");
+    const session = execsOf(run, "sh", "-c", "sleep 0.12; sleep 0.13")[0];
+    assert.ok(session, "the session's shell is recorded");
+    assert.equal(attr(session, "process.parent_pid"), 0);
+    assert.equal(attr(session, "microenforcer.exec.origin"), "exec-session");
+    assert.equal(attr(session, "k8s.container.name"), "app");
+    for (const args of [["sleep", "0.12"], ["sleep", "0.13"]]) {
+      const child = execsOf(run, ...args)[0];
+      assert.ok(child, `${args.join(" ")} recorded`);
+      assert.equal(attr(child, "microenforcer.exec.origin"), "child");
+      assert.equal(attr(child, "microenforcer.exec.session_pid"), attr(session, "process.pid"));
+      assert.equal(attr(child, "k8s.container.name"), "app");
+    }
+    assert.equal(attr(execsOf(run, "sleep", "0.1")[0]!, "microenforcer.exec.session_pid"), undefined, "the init's own children are not in the session");
+  });
+
+  it("records processes of another UID", async () => {
+    const run = await runInPidNamespace("setpriv --reuid 1000 --regid 1000 --clear-groups sleep 0.1");
+    const sleep = execsOf(run, "sleep", "0.1")[0];
+    assert.ok(sleep);
+    assert.equal(attr(sleep, "process.user.id"), 1000);
+  });
+
+  it("says once what it cannot read when it runs without privileges over other users' processes", async () => {
+    // The sensor as UID 1000 (what Fargate gives when the app runs as another user): root's
+    // /proc/PID/exe and environ are off limits, and the sensor must say so instead of failing.
+    const run = await runInPidNamespace("sleep 0.1; sleep 0.11", { sensorPrefix: ["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups"] });
+    assert.equal(run.exitCode, 0, run.stderr);
+    const sleep = execsOf(run, "sleep", "0.1")[0];
+    assert.ok(sleep, "processes are still recorded, from what is readable");
+    assert.equal(attr(sleep, "process.executable.path"), undefined);
+    const statuses = run.records.filter((r) => r.eventName === "microenforcer.sensor.status" && attr(r, "microenforcer.status.cause") === "exe:EACCES:0");
+    assert.equal(statuses.length, 1, "reported once per cause");
+    assert.equal(statuses[0]!.severityText, "WARN");
+    assert.match(statuses[0]!.body, /CAP_SYS_PTRACE/);
+  });
+
+  it("follows the policy's forensics switches", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "microenforcer-policy-"));
+    const policy = (forensics: string): string => {
+      const file = join(dir, `${forensics.replace(/\W+/g, "-")}.yaml`);
+      writeFileSync(file, `apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: test}\nspec:\n  forensics: {${forensics}}\n`);
+      return file;
+    };
+    const noArgs = await runInPidNamespace("sleep 0.1", { watchArgs: ["--policy", policy("fullCommandArguments: false")] });
+    const sleep = execs(noArgs).find((r) => attr(r, "process.executable.path") === "/usr/bin/sleep");
+    assert.ok(sleep);
+    assert.equal(attr(sleep, "process.command_line"), undefined);
+    assert.equal(attr(sleep, "process.command_args"), undefined);
+    const noProcesses = await runInPidNamespace("sleep 0.1", { watchArgs: ["--policy", policy("processActivity: false")] });
+    assert.deepEqual(execs(noProcesses), []);
+    assert.deepEqual(exits(noProcesses), []);
+  });
+});
+
+describe("watch command line", () => {
+  const watch = (...args: string[]): { status: number | null; stderr: string } => {
+    const r = spawnSync(process.execPath, [cli, "watch", ...args], { encoding: "utf8", timeout: 10_000 });
+    return { status: r.status, stderr: r.stderr };
+  };
+
+  it("refuses an invalid policy with a precise message and exit code 1", () => {
+    const dir = mkdtempSync(join(tmpdir(), "microenforcer-policy-"));
+    const file = join(dir, "bad.yaml");
+    writeFileSync(file, "apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: bad}\nspec:\n  enforcementMode: block\n");
+    const r = watch("--policy", file);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`${file.replace(/[/.]/g, "\\$&")}: /spec/enforcementMode: expected one of "audit", "enforce", found "block"`));
+    assert.equal(watch("--policy", join(dir, "missing.yaml")).status, 1);
+  });
+
+  it("refuses unknown options and values with exit code 2", () => {
+    assert.equal(watch("--exporter", "kafka").status, 2);
+    assert.equal(watch("--bogus").status, 2);
+  });
+
+  it("rejects an unknown OTLP protocol by name", () => {
+    const r = spawnSync(process.execPath, [cli, "watch", "--exporter", "otlp"], {
+      encoding: "utf8",
+      timeout: 10_000,
+      env: { ...process.env, OTEL_EXPORTER_OTLP_PROTOCOL: "carrier-pigeon" },
+    });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /OTEL_EXPORTER_OTLP_PROTOCOL/);
+  });
+});
+
