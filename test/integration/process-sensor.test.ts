@@ -106,7 +106,7 @@ describe("process sensor in a real PID namespace", function () {
     const run = await runInPidNamespace(
       `cp /bin/sleep $WORK/dropper
        ( exec 3< $WORK/dropper; rm $WORK/dropper; exec /proc/self/fd/3 0.2 )
-       python3 -c "import os; fd = os.memfd_create('payload'); os.write(fd, open('/bin/sleep', 'rb').read()); os.execv(f'/proc/self/fd/{fd}', ['payload', '0.2'])"`,
+       /usr/bin/python3 -c "import os; fd = os.memfd_create('payload'); os.write(fd, open('/bin/sleep', 'rb').read()); os.execv(f'/proc/self/fd/{fd}', ['payload', '0.2'])"`,
     );
     const deleted = execs(run).find((r) => String(attr(r, "process.executable.path")).endsWith("/dropper"));
     assert.ok(deleted, JSON.stringify(execs(run).map((r) => r.attributes["process.executable.path"])));
@@ -142,6 +142,25 @@ describe("process sensor in a real PID namespace", function () {
       assert.equal(attr(child, "k8s.container.name"), "app");
     }
     assert.equal(attr(execsOf(run, "sleep", "0.1")[0]!, "microenforcer.exec.session_pid"), undefined, "the init's own children are not in the session");
+  });
+
+  it("reports a multi-threaded process once, never its threads", async () => {
+    const run = await runInPidNamespace(
+      `/usr/bin/python3 -c "import threading, time; ts = [threading.Thread(target=time.sleep, args=(0.2,)) for _ in range(6)]; [t.start() for t in ts]; [t.join() for t in ts]" threads-marker`,
+    );
+    const python = execs(run).filter((r) => (attr(r, "process.command_args") as string[] | undefined)?.includes("threads-marker"));
+    assert.equal(python.length, 1, JSON.stringify(python.map((r) => r.attributes["process.pid"])));
+    assert.equal(exits(run).filter((r) => attr(r, "process.pid") === attr(python[0]!, "process.pid")).length, 1);
+  });
+
+  it("keeps recording to stdout when the OTLP collector is unreachable", async () => {
+    const run = await runInPidNamespace("sleep 0.15", {
+      watchArgs: ["--exporter", "both"],
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", OTEL_EXPORTER_OTLP_TIMEOUT: "500" },
+    });
+    assert.equal(run.exitCode, 0, run.stderr);
+    assert.equal(execsOf(run, "sleep", "0.15").length, 1);
+    assert.match(run.stderr, /127\.0\.0\.1:9|ECONNREFUSED|export/i, "the delivery failure is reported on stderr");
   });
 
   it("records processes of another UID", async () => {
