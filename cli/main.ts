@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 /** `microenforcer <command>`: one binary for the sidecar, the webhook and the offline tools. */
 import { runWatch } from "../microenforcer/watch-command.ts";
+import { runPolicy } from "../policies/validate-command.ts";
+import { injectUsage, runInject } from "../webhook/inject-command.ts";
 
 const usage = `usage: microenforcer <command> [options]
 
 commands:
   watch [--policy FILE] [--exporter stdout|otlp|both] [--format json|pretty]
         run the MicroEnforcer over the PID namespace it is in (the sidecar's command)
-`;
+  policy validate FILE...
+        check RuntimePolicy documents; exit 1 with one line per error
+${injectUsage}`;
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   watch: runWatch,
+  policy: runPolicy,
+  inject: runInject,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -82,12 +82,14 @@ export function parsePolicies(text: string, file: string): RuntimePolicy[] {
   return policies;
 }
 
-export function loadPolicyFile(file: string): RuntimePolicy[] {
-  let text: string;
+export function readPolicyText(file: string): string {
   try {
-    text = readFileSync(file, "utf8");
+    return readFileSync(file, "utf8");
   } catch (err) {
     throw new PolicyError([`${file}: cannot read policy file: ${(err as Error).message}`]);
   }
-  return parsePolicies(text, file);
+}
+
+export function loadPolicyFile(file: string): RuntimePolicy[] {
+  return parsePolicies(readPolicyText(file), file);
 }

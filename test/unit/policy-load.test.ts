@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { crdPath, renderCrdYaml, toStructural } from "../../policies/crd.ts";
+import { defaultPolicy, loadPolicyFile, parsePolicies, PolicyError } from "../../policies/load.ts";
+
+const examples = new URL("../../policies/examples/", import.meta.url);
+
+function problemsOf(text: string): string[] {
+  try {
+    parsePolicies(text, "p.yaml");
+  } catch (err) {
+    if (err instanceof PolicyError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+const header = "apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: p}\n";
+
+describe("RuntimePolicy loading", () => {
+  it("validates every example policy", () => {
+    const files = readdirSync(examples).filter((f) => f.endsWith(".yaml"));
+    assert.ok(files.length >= 3);
+    for (const file of files) assert.equal(loadPolicyFile(new URL(file, examples).pathname).length, 1, file);
+  });
+
+  it("applies defaults in one place: every forensics switch on, audit, priority 0", () => {
+    const [p] = parsePolicies(`${header}spec: {}\n`, "p.yaml");
+    assert.deepEqual(p!.spec, { enforcementMode: "audit", priority: 0, forensics: { processActivity: true, fullCommandArguments: true, networkActivity: true } });
+    assert.deepEqual(defaultPolicy().spec.forensics, p!.spec.forensics);
+    const [blocking] = parsePolicies(`${header}spec: {controls: {reverseShell: {}, portScan: {}}}\n`, "p.yaml");
+    assert.deepEqual(blocking!.spec.controls, { reverseShell: { block: true }, portScan: { detect: true, distinctPorts: 20, windowSeconds: 10 } });
+  });
+
+  it("names file, JSON path, what was expected and what was found", () => {
+    assert.deepEqual(problemsOf(`${header}spec:\n  enforcementMode: block\n  forensics: {processActivity: yes-please, bogus: 1}\n  controls: {network: {blockedListenPorts: [70000]}}\n`), [
+      'p.yaml: /spec/enforcementMode: expected one of "audit", "enforce", found "block"',
+      "p.yaml: /spec/forensics/bogus: unexpected property, found 1",
+      'p.yaml: /spec/forensics/processActivity: expected boolean, found "yes-please"',
+      "p.yaml: /spec/controls/network/blockedListenPorts/0: expected integer to be less or equal to 65535, found 70000",
+    ]);
+    assert.match(problemsOf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n").join("\n"), /\/apiVersion: expected 'microenforcer.dev\/v1alpha1', found "v1"/);
+    assert.deepEqual(problemsOf("a: [\n").length, 1);
+    assert.match(problemsOf("- 1\n")[0]!, /expected a RuntimePolicy object/);
+  });
+
+  it("reads every document of a multi-document file and reports errors per document", () => {
+    const good = `${header}spec: {}\n`;
+    assert.equal(parsePolicies(`${good}---\n${good.replace("name: p", "name: q")}`, "m.yaml").length, 2);
+    const problems = problemsOf(`${good}---\n${header}spec: {priority: high}\n`);
+    assert.deepEqual(problems, ['p.yaml (document 2): /spec/priority: expected integer, found "high"']);
+    assert.deepEqual(problemsOf("# nothing\n"), ["p.yaml: no RuntimePolicy document found"]);
+  });
+});
+
+describe("RuntimePolicy CRD", () => {
+  it("is generated from the schema (run `npm run generate:crd` after changing policies/schema.ts)", () => {
+    assert.equal(readFileSync(new URL(`../../${crdPath}`, import.meta.url), "utf8"), renderCrdYaml());
+  });
+
+  it("turns unions of constants into enums, records into additionalProperties, and drops additionalProperties: false", () => {
+    assert.deepEqual(toStructural({ anyOf: [{ const: "a", type: "string" }, { const: "b", type: "string" }], default: "a" }), {
+      type: "string",
+      enum: ["a", "b"],
+      default: "a",
+    });
+    assert.deepEqual(toStructural({ type: "object", patternProperties: { "^(.*)$": { type: "string" } } }), {
+      type: "object",
+      additionalProperties: { type: "string" },
+    });
+    assert.deepEqual(toStructural({ type: "object", additionalProperties: false, properties: { a: { type: "array", items: { type: "integer" } } } }), {
+      type: "object",
+      properties: { a: { type: "array", items: { type: "integer" } } },
+    });
+  });
+});
