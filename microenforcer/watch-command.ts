@@ -1,7 +1,10 @@
 /** `microenforcer watch`: argument parsing and lifecycle around startWatch. */
 import { parseArgs } from "node:util";
-import { defaultPolicy, loadPolicyFile, PolicyError } from "../policies/load.ts";
+import { defaultPolicy, parsePolicies, PolicyError, readPolicyText } from "../policies/load.ts";
+import { watchPolicyFile } from "../policies/policy-file-watcher.ts";
+import type { RuntimePolicy } from "../policies/schema.ts";
 import { createEmitter } from "./emit/emitter.ts";
+import { statusRecord } from "./records/sensor-records.ts";
 import { buildResource } from "./emit/resource.ts";
 import { version } from "./version.ts";
 import { startWatch } from "./watch.ts";
@@ -44,9 +47,14 @@ export async function runWatch(args: string[]): Promise<number> {
     return 2;
   }
 
-  let policy;
+  let policy: RuntimePolicy;
+  let policyText = "";
   try {
-    policy = options.policyFile === undefined ? defaultPolicy() : loadPolicyFile(options.policyFile)[0]!;
+    if (options.policyFile === undefined) policy = defaultPolicy();
+    else {
+      policyText = readPolicyText(options.policyFile);
+      policy = parsePolicies(policyText, options.policyFile)[0]!;
+    }
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
     process.stderr.write(`microenforcer watch: invalid policy:\n${err.problems.map((p) => `  ${p}`).join("\n")}\n`);
@@ -66,10 +74,26 @@ export async function runWatch(args: string[]): Promise<number> {
   }
 
   const watch = startWatch({ policy, sink: emitter });
+  const policyWatcher =
+    options.policyFile === undefined
+      ? undefined
+      : watchPolicyFile(options.policyFile, policyText, {
+          onPolicy: (next) => {
+            policy = next;
+            watch.setPolicy(next);
+          },
+          onInvalid: (problems) =>
+            emitter.emit(
+              statusRecord("ERROR", `new policy rejected, the previous one stays in force:\n${problems.join("\n")}`, {
+                "microenforcer.policy.name": policy.metadata.name,
+              }),
+            ),
+        });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
   });
+  policyWatcher?.close();
   await watch.stop();
   await emitter.shutdown();
   process.stderr.write(`microenforcer watch: stopped on ${signal}\n`);

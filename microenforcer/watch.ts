@@ -1,11 +1,16 @@
 /**
  * The MicroEnforcer runtime: capture worker → process tracker → records the policy
- * allows → emitter. The sidecar and `microenforcer watch` are this one program.
+ * allows, and the policy's controls → violations and enforcement → emitter. The sidecar
+ * and `microenforcer watch` are this one program.
  */
 import type { RuntimePolicy } from "../policies/schema.ts";
 import { defaultCaptureOptions, type CaptureEvent, type CaptureOptions } from "./capture/capture-loop.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
+import { createEnforcer, type Enforcer } from "./enforce/kill.ts";
+import { PolicyEngine, type EngineResult, type FactSource } from "./policy/engine.ts";
 import { readBootClock } from "./proc/boot-clock.ts";
+import { readExeChangeTime, readStdioSockets } from "./proc/process-facts.ts";
+import type { ReadProblem } from "./proc/reader.ts";
 import { processRecord, type BootClock } from "./records/process-records.ts";
 import type { SensorRecord } from "./records/record.ts";
 import { gapRecord, readProblemCause, readProblemRecord, statusRecord } from "./records/sensor-records.ts";
@@ -15,29 +20,33 @@ export interface RecordSink {
   emit(record: SensorRecord): void;
 }
 
-export interface WatchOptions {
-  policy: RuntimePolicy;
-  sink: RecordSink;
-  capture?: Partial<CaptureOptions>;
+export interface PipelineDeps {
+  clock: BootClock;
   /** Our own PID in the namespace; our process tree is never reported. */
-  selfPid?: number;
+  selfPid: number;
+  facts: FactSource;
+  enforcer: Enforcer;
+  now: () => number;
 }
 
-export interface Watch {
-  stop(): Promise<void>;
-}
-
-/** Decides, per capture event, which records to emit. No I/O of its own. */
+/** Decides, per capture event, which records to emit and what to enforce. */
 export class WatchPipeline {
   private readonly tracker: ProcessTracker;
+  private readonly engine: PolicyEngine;
   private readonly reportedCauses = new Set<string>();
-  private readonly policy: RuntimePolicy;
   private readonly clock: BootClock;
+  private policy: RuntimePolicy;
 
-  constructor(policy: RuntimePolicy, clock: BootClock, selfPid: number) {
+  constructor(policy: RuntimePolicy, deps: PipelineDeps) {
     this.policy = policy;
-    this.clock = clock;
-    this.tracker = new ProcessTracker(selfPid);
+    this.clock = deps.clock;
+    this.tracker = new ProcessTracker(deps.selfPid);
+    this.engine = new PolicyEngine(policy, deps);
+  }
+
+  setPolicy(policy: RuntimePolicy): void {
+    this.policy = policy;
+    this.engine.setPolicy(policy);
   }
 
   handle(event: CaptureEvent): SensorRecord[] {
@@ -56,45 +65,103 @@ export class WatchPipeline {
         return [gapRecord(event)];
       case "spawn":
       case "exec":
-        return [...this.problems(event.snapshot), ...this.processRecords(event)];
+        return [...this.problems(event.snapshot.problems.map((problem) => ({ problem, pid: event.snapshot.pid }))), ...this.processRecords(event)];
       case "exit":
         return this.processRecords(event);
     }
   }
 
+  /** Periodic work between capture events: interpreters whose stdio may turn into a socket. */
+  recheck(): SensorRecord[] {
+    return this.engine.watchingInterpreters ? this.engineRecords(this.engine.recheck()) : [];
+  }
+
   private processRecords(event: CaptureEvent): SensorRecord[] {
     const records: SensorRecord[] = [];
     for (const processEvent of this.tracker.handle(event)) {
+      const p = processEvent.process;
+      // Controls first: enforcement must not wait for record building.
+      const violations =
+        processEvent.kind === "exec"
+          ? this.engineRecords(this.engine.onExec(p, processEvent.observedAt, this.tracker.containerStartTicks(p.container)))
+          : (this.engine.onExit(p), []);
       const record = processRecord(processEvent, this.clock, this.policy.spec.forensics);
       if (record !== undefined) records.push(record);
+      records.push(...violations);
     }
     return records;
   }
 
-  private problems(snapshot: Extract<CaptureEvent, { type: "spawn" }>["snapshot"]): SensorRecord[] {
+  private engineRecords(result: EngineResult): SensorRecord[] {
+    return [...this.problems(result.problems), ...result.records];
+  }
+
+  private problems(problems: Array<{ problem: ReadProblem; pid: number }>): SensorRecord[] {
     const records: SensorRecord[] = [];
-    for (const problem of snapshot.problems) {
+    for (const { problem, pid } of problems) {
       const cause = readProblemCause(problem);
       if (this.reportedCauses.has(cause)) continue;
       this.reportedCauses.add(cause);
-      records.push(readProblemRecord(problem, snapshot.pid));
+      records.push(readProblemRecord(problem, pid));
     }
     return records;
   }
 }
 
+export interface WatchOptions {
+  policy: RuntimePolicy;
+  sink: RecordSink;
+  capture?: Partial<CaptureOptions>;
+  selfPid?: number;
+}
+
+export interface Watch {
+  setPolicy(policy: RuntimePolicy): void;
+  stop(): Promise<void>;
+}
+
+/** How often live interpreters are looked at again for a socket on their stdio. */
+const recheckIntervalMs = 50;
+
 export function startWatch(options: WatchOptions): Watch {
   const capture = { ...defaultCaptureOptions, ...options.capture };
-  const pipeline = new WatchPipeline(options.policy, readBootClock(capture.procRoot), options.selfPid ?? process.pid);
-  const { policy, sink } = options;
-  sink.emit(
-    statusRecord("INFO", `microenforcer watching this PID namespace with policy ${policy.metadata.name} (${policy.spec.enforcementMode})`, {
-      "microenforcer.policy.name": policy.metadata.name,
-      "microenforcer.policy.mode": policy.spec.enforcementMode,
-    }),
-  );
-  const sensor = new ProcessSensor(capture, (events) => {
-    for (const event of events) for (const record of pipeline.handle(event)) sink.emit(record);
+  const procRoot = capture.procRoot;
+  const pipeline = new WatchPipeline(options.policy, {
+    clock: readBootClock(procRoot),
+    selfPid: options.selfPid ?? process.pid,
+    facts: {
+      stdio: (pid) => readStdioSockets(pid, procRoot),
+      exeChangedMs: (pid, path) => readExeChangeTime(pid, path, procRoot),
+    },
+    enforcer: createEnforcer(procRoot),
+    now: () => performance.timeOrigin + performance.now(),
   });
-  return { stop: () => sensor.stop() };
+  const { sink } = options;
+  const emitAll = (records: SensorRecord[]): void => {
+    for (const record of records) sink.emit(record);
+  };
+  sink.emit(policyStatus(options.policy, "microenforcer watching this PID namespace with policy"));
+  const sensor = new ProcessSensor(capture, (events) => {
+    for (const event of events) emitAll(pipeline.handle(event));
+  });
+  const recheck = setInterval(() => emitAll(pipeline.recheck()), recheckIntervalMs);
+  return {
+    setPolicy(policy) {
+      pipeline.setPolicy(policy);
+      sink.emit(policyStatus(policy, "policy reloaded:"));
+    },
+    async stop() {
+      clearInterval(recheck);
+      await sensor.stop();
+    },
+  };
+}
+
+function policyStatus(policy: RuntimePolicy, what: string): SensorRecord {
+  const generation = policy.metadata.generation;
+  return statusRecord("INFO", `${what} ${policy.metadata.name}${generation === undefined ? "" : ` (generation ${generation})`}, ${policy.spec.enforcementMode} mode`, {
+    "microenforcer.policy.name": policy.metadata.name,
+    "microenforcer.policy.mode": policy.spec.enforcementMode,
+    ...(generation !== undefined && { "microenforcer.policy.generation": generation }),
+  });
 }

@@ -214,9 +214,14 @@ export class CaptureLoop {
       exited: false,
     };
     this.known.set(pid, known);
-    // A held fork that forks in turn runs code of its own: report it before its child.
+    // A held parent that forks has either exec'd meanwhile or runs code of its own (a
+    // subshell): find out which, and report it before its child.
     const parent = this.known.get(snapshot.ppid);
-    if (parent !== undefined) this.release(parent);
+    if (parent?.held !== undefined) {
+      const fingerprint = readExecFingerprint(snapshot.ppid, this.options.procRoot);
+      if (fingerprint !== undefined && fingerprint !== parent.fingerprint) this.reread(snapshot.ppid, parent, now);
+      this.release(parent);
+    }
     const dead = isDead(snapshot);
     // Still the parent's image, or caught inside execve (argv not yet set up): wait for the exec.
     const unfinished = snapshot.fingerprint === parent?.fingerprint || snapshot.args?.length === 0;

@@ -20,7 +20,7 @@ export const containerEnvVar = "MICROENFORCER_CONTAINER";
 
 /** A /proc file we could not read although the process exists: reported, never fatal. */
 export interface ReadProblem {
-  file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat";
+  file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat" | "fd" | "root";
   code: string;
   uid: number;
 }

@@ -39,6 +39,8 @@ const consequence: Record<ReadProblem["file"], string> = {
   cgroup: "container ids are missing",
   status: "user ids are missing",
   stat: "such processes are invisible",
+  fd: "reverse shells cannot be detected",
+  root: "drift cannot be detected",
 };
 
 /** A /proc file the sensor may not read, said once per cause with what it costs and the fix. */

@@ -74,6 +74,11 @@ export class ProcessTracker {
     return this.processes.size;
   }
 
+  /** Start ticks of the container's current init process, when known. */
+  containerStartTicks(container: ContainerRef): number | undefined {
+    return this.containers.get(containerKey(container))?.init?.startTicks;
+  }
+
   private parentOf(snapshot: ProcSnapshot): ProcessInfo | undefined {
     const parent = this.processes.get(snapshot.ppid);
     // A parent cannot be younger than its child: such an entry is a reused PID.
@@ -151,7 +156,7 @@ export class ProcessTracker {
   }
 
   private containerState(container: ContainerRef): ContainerState {
-    const key = container.name ?? container.id ?? "";
+    const key = containerKey(container);
     let state = this.containers.get(key);
     if (state === undefined) {
       state = {};
@@ -159,4 +164,8 @@ export class ProcessTracker {
     }
     return state;
   }
+}
+
+function containerKey(container: ContainerRef): string {
+  return container.name ?? container.id ?? "";
 }

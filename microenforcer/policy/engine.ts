@@ -1,0 +1,132 @@
+/**
+ * Applies the current policy to process facts: gathers what the controls need, runs the
+ * pure controls, enforces (SIGKILL in enforce mode, when the control blocks) and returns
+ * the violation records. Each finding is reported once per process and control.
+ */
+import type { RuntimePolicy } from "../../policies/schema.ts";
+import type { Enforcer } from "../enforce/kill.ts";
+import type { ReadProblem } from "../proc/reader.ts";
+import { creationTimeMs, type BootClock } from "../records/process-records.ts";
+import type { SensorRecord } from "../records/record.ts";
+import { violationRecord, type Action } from "../records/violation-records.ts";
+import type { ProcessInfo } from "../tracker/process-tracker.ts";
+import {
+  checkContainerExec,
+  checkDrift,
+  checkExecutables,
+  checkFilelessExec,
+  checkReverseShell,
+  isInterpreter,
+  type Finding,
+  type StdioSockets,
+} from "./process-controls.ts";
+
+/** The /proc reads behind some controls; both throw (e.g. EACCES) when not permitted. */
+export interface FactSource {
+  stdio(pid: number): StdioSockets | undefined;
+  exeChangedMs(pid: number, exePath: string): number;
+}
+
+export interface EngineDeps {
+  facts: FactSource;
+  enforcer: Enforcer;
+  clock: BootClock;
+  now: () => number;
+}
+
+export interface EngineResult {
+  records: SensorRecord[];
+  problems: Array<{ problem: ReadProblem; pid: number }>;
+}
+
+const key = (p: ProcessInfo): string => `${p.pid}:${p.startTicks}`;
+
+export class PolicyEngine {
+  private policy: RuntimePolicy;
+  private readonly deps: EngineDeps;
+  private readonly reported = new Set<string>();
+  /** Live interpreters, re-checked for network stdio: a shell redirects after its exec. */
+  private readonly interpreters = new Map<string, ProcessInfo>();
+
+  constructor(policy: RuntimePolicy, deps: EngineDeps) {
+    this.policy = policy;
+    this.deps = deps;
+  }
+
+  setPolicy(policy: RuntimePolicy): void {
+    this.policy = policy;
+  }
+
+  /** A process started or exec'd; containerStartTicks is its container init's start. */
+  onExec(p: ProcessInfo, observedAt: number, containerStartTicks: number | undefined): EngineResult {
+    const controls = this.policy.spec.controls;
+    const result: EngineResult = { records: [], problems: [] };
+    if (controls === undefined) return result;
+    const findings: Finding[] = [...checkContainerExec(controls, p), ...checkExecutables(controls, p), ...checkFilelessExec(controls, p)];
+    if (controls.drift !== undefined && p.exe !== undefined && !p.exe.deleted && !p.exe.memfd && containerStartTicks !== undefined) {
+      const changed = this.read(result, p, "root", () => this.deps.facts.exeChangedMs(p.pid, p.exe!.path));
+      findings.push(...checkDrift(controls, p, changed, creationTimeMs(this.deps.clock, containerStartTicks)));
+    }
+    this.interpreters.delete(key(p));
+    if (controls.reverseShell !== undefined && isInterpreter(p)) {
+      this.interpreters.set(key(p), p);
+      findings.push(...this.reverseShell(result, p));
+    }
+    this.act(result, p, findings, observedAt);
+    return result;
+  }
+
+  onExit(p: ProcessInfo): void {
+    const k = key(p);
+    this.interpreters.delete(k);
+    for (const r of [...this.reported]) if (r.startsWith(`${k}:`)) this.reported.delete(r);
+  }
+
+  /** Looks again at live interpreters' stdio. */
+  recheck(): EngineResult {
+    const result: EngineResult = { records: [], problems: [] };
+    for (const p of this.interpreters.values()) this.act(result, p, this.reverseShell(result, p), this.deps.now());
+    return result;
+  }
+
+  get watchingInterpreters(): boolean {
+    return this.interpreters.size > 0;
+  }
+
+  private reverseShell(result: EngineResult, p: ProcessInfo): Finding[] {
+    const controls = this.policy.spec.controls;
+    if (controls === undefined) return [];
+    return checkReverseShell(controls, p, this.read(result, p, "fd", () => this.deps.facts.stdio(p.pid)));
+  }
+
+  private read<T>(result: EngineResult, p: ProcessInfo, file: ReadProblem["file"], read: () => T): T | undefined {
+    try {
+      return read();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "EUNKNOWN";
+      if (code !== "ENOENT" && code !== "ESRCH") result.problems.push({ problem: { file, code, uid: p.euid }, pid: p.pid });
+      return undefined;
+    }
+  }
+
+  private act(result: EngineResult, p: ProcessInfo, findings: Finding[], observedAt: number): void {
+    const enforce = this.policy.spec.enforcementMode === "enforce";
+    let killed: Action | undefined;
+    for (const finding of findings) {
+      const k = `${key(p)}:${finding.control}:${finding.rule}`;
+      if (this.reported.has(k)) continue;
+      this.reported.add(k);
+      let action: Action = "alert";
+      let latency: number | undefined;
+      if (enforce && finding.block) {
+        // One kill per process, however many controls it broke.
+        killed ??= this.deps.enforcer.kill(p.pid, p.startTicks);
+        action = killed;
+        latency = this.deps.now() - observedAt;
+      }
+      result.records.push(
+        violationRecord({ finding, process: p, action, observedAt, ...(latency !== undefined && { enforcementLatencyMs: latency }) }, this.policy, this.deps.clock),
+      );
+    }
+  }
+}

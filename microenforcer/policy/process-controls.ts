@@ -1,0 +1,137 @@
+/**
+ * Process controls of a RuntimePolicy as pure functions: (policy, process facts) →
+ * findings. The facts that need /proc (open descriptors, the executable's ctime) are
+ * gathered by the caller; nothing here reads the system.
+ */
+import picomatch from "picomatch";
+import type { RuntimePolicySpec } from "../../policies/schema.ts";
+import type { ProcessInfo } from "../tracker/process-tracker.ts";
+
+export type ControlName = "containerExec" | "executables" | "reverseShell" | "filelessExec" | "drift" | "network" | "portScan";
+
+export interface Finding {
+  control: ControlName;
+  /** The policy entry that matched (a glob, a CIDR, a port), or the control's own rule. */
+  rule: string;
+  /** One sentence for the record body. */
+  reason: string;
+  /** Whether the policy asks to stop it (honoured only in enforce mode). */
+  block: boolean;
+}
+
+export type Controls = NonNullable<RuntimePolicySpec["controls"]>;
+
+const globCache = new Map<string, picomatch.Matcher>();
+
+/** Glob over a path (`**` crosses directories); a pattern without `/` matches the base name too. */
+export function matchesExecutable(pattern: string, path: string | undefined, name: string): boolean {
+  let matcher = globCache.get(pattern);
+  if (matcher === undefined) {
+    matcher = picomatch(pattern, { dot: true });
+    globCache.set(pattern, matcher);
+  }
+  if (path !== undefined && matcher(path)) return true;
+  return !pattern.includes("/") && matcher(name);
+}
+
+function executableName(p: ProcessInfo): string {
+  return p.exe?.path.split("/").pop() ?? p.comm;
+}
+
+/** `kubectl exec` sessions, unless their command is allowed. */
+export function checkContainerExec(controls: Controls, p: ProcessInfo): Finding[] {
+  const rule = controls.containerExec;
+  if (rule === undefined || p.origin !== "exec-session") return [];
+  const allowed = rule.allowedCommands ?? [];
+  const argv0 = p.args?.[0];
+  const isAllowed = allowed.some(
+    (pattern) => matchesExecutable(pattern, p.exe?.path, executableName(p)) || (argv0 !== undefined && matchesExecutable(pattern, argv0, argv0)),
+  );
+  if (isAllowed) return [];
+  return [
+    {
+      control: "containerExec",
+      rule: allowed.length === 0 ? "no exec sessions allowed" : `allowedCommands: ${allowed.join(", ")}`,
+      reason: `exec session into container ${p.container.name ?? p.container.id ?? "?"} runs ${p.exe?.path ?? p.comm}`,
+      block: rule.block,
+    },
+  ];
+}
+
+/** Blocked executables, or anything outside a non-empty allow-list. */
+export function checkExecutables(controls: Controls, p: ProcessInfo): Finding[] {
+  const rule = controls.executables;
+  if (rule === undefined) return [];
+  const name = executableName(p);
+  const path = p.exe?.path;
+  const blocked = (rule.blocked ?? []).find((pattern) => matchesExecutable(pattern, path, name));
+  if (blocked !== undefined) {
+    return [{ control: "executables", rule: blocked, reason: `${path ?? name} is a blocked executable`, block: true }];
+  }
+  const allowed = rule.allowed ?? [];
+  if (allowed.length > 0 && !allowed.some((pattern) => matchesExecutable(pattern, path, name))) {
+    return [{ control: "executables", rule: "allowed", reason: `${path ?? name} is not in the allowed executables`, block: true }];
+  }
+  return [];
+}
+
+/** Programs that give an attacker a command loop when their stdio is a socket. */
+const interpreters = picomatch(
+  ["sh", "ash", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "python*", "perl*", "ruby*", "php*", "node", "nodejs", "lua*", "tclsh*", "socat", "nc", "ncat", "netcat", "telnet", "awk", "gawk", "mawk"],
+);
+
+export function isInterpreter(p: ProcessInfo): boolean {
+  return interpreters(executableName(p)) || interpreters(p.comm);
+}
+
+/** What a process's stdin/stdout/stderr are connected to, as far as /proc tells. */
+export interface StdioSockets {
+  /** fd (0, 1, 2) → the inet socket's peer ("addr:port"), for fds that are TCP/UDP sockets. */
+  inet: Map<number, string>;
+}
+
+/**
+ * Falco's and Tracee's definition: a shell or interpreter whose stdin, stdout or stderr is
+ * a network socket (a local Unix socket is not).
+ */
+export function checkReverseShell(controls: Controls, p: ProcessInfo, stdio: StdioSockets | undefined): Finding[] {
+  const rule = controls.reverseShell;
+  if (rule === undefined || stdio === undefined || stdio.inet.size === 0 || !isInterpreter(p)) return [];
+  const [fd, peer] = [...stdio.inet][0]!;
+  const fds = [...stdio.inet.keys()].map((n) => ["stdin", "stdout", "stderr"][n]).join(", ");
+  return [
+    {
+      control: "reverseShell",
+      rule: "interpreter with network stdio",
+      reason: `${executableName(p)} has its ${fds} connected to ${peer} (fd ${fd})`,
+      block: rule.block,
+    },
+  ];
+}
+
+/** Code with no file behind it: a memfd, or an executable deleted after it started. */
+export function checkFilelessExec(controls: Controls, p: ProcessInfo): Finding[] {
+  const rule = controls.filelessExec;
+  if (rule === undefined || p.exe === undefined || !(p.exe.memfd || p.exe.deleted)) return [];
+  const how = p.exe.memfd ? "an anonymous memfd" : "a deleted file";
+  return [{ control: "filelessExec", rule: p.exe.memfd ? "memfd" : "deleted", reason: `${p.exe.path} runs from ${how}`, block: rule.block }];
+}
+
+/**
+ * Drift: the program was created or changed after its container started. ctime, not
+ * mtime: anyone can set mtime back with touch, nobody but the kernel sets ctime.
+ */
+export function checkDrift(controls: Controls, p: ProcessInfo, exeChangedMs: number | undefined, containerStartMs: number | undefined): Finding[] {
+  const rule = controls.drift;
+  if (rule === undefined || exeChangedMs === undefined || containerStartMs === undefined || p.exe === undefined) return [];
+  if (exeChangedMs <= containerStartMs) return [];
+  const after = ((exeChangedMs - containerStartMs) / 1000).toFixed(1);
+  return [
+    {
+      control: "drift",
+      rule: "executable changed after container start",
+      reason: `${p.exe.path} was created or changed ${after} s after its container started`,
+      block: rule.block,
+    },
+  ];
+}

@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import {
+  checkContainerExec,
+  checkDrift,
+  checkExecutables,
+  checkFilelessExec,
+  checkReverseShell,
+  matchesExecutable,
+  type Controls,
+} from "../../microenforcer/policy/process-controls.ts";
+import { checkListen, checkOutbound, PortScanDetector, type ConnectionFacts } from "../../microenforcer/policy/network-controls.ts";
+import type { ProcessInfo } from "../../microenforcer/tracker/process-tracker.ts";
+
+function proc(over: Partial<ProcessInfo> = {}): ProcessInfo {
+  return {
+    pid: 4242,
+    ppid: 1,
+    startTicks: 1000,
+    comm: "curl",
+    exe: { path: "/usr/bin/curl", deleted: false, memfd: false },
+    args: ["curl", "-s", "https://example.test"],
+    uid: 1000,
+    euid: 1000,
+    container: { name: "app" },
+    origin: "child",
+    detection: "trigger",
+    forkOnly: false,
+    ...over,
+  };
+}
+
+const exe = (path: string, flags: Partial<{ deleted: boolean; memfd: boolean }> = {}) => ({ path, deleted: false, memfd: false, ...flags });
+
+describe("process controls", () => {
+  it("matches executables by path glob, and by name for patterns without a slash", () => {
+    assert.ok(matchesExecutable("**/xmrig", "/tmp/.x/xmrig", "xmrig"));
+    assert.ok(matchesExecutable("/usr/bin/nc", "/usr/bin/nc", "nc"));
+    assert.ok(matchesExecutable("nc", "/usr/bin/nc", "nc"));
+    assert.ok(!matchesExecutable("/usr/bin/nc", "/usr/bin/ncat", "ncat"), "a near miss");
+    assert.ok(!matchesExecutable("/bin/*", "/bin/sub/sh", "sh"), "* stays within one directory");
+    assert.ok(matchesExecutable("**/.hidden/*", "/tmp/.hidden/miner", "miner"), "dot directories match");
+  });
+
+  describe("containerExec", () => {
+    const controls: Controls = { containerExec: { block: true, allowedCommands: ["/bin/ps", "/usr/bin/ps"] } };
+    it("flags an exec session running anything but an allowed command", () => {
+      const [f] = checkContainerExec(controls, proc({ origin: "exec-session", comm: "sh", exe: exe("/bin/dash"), args: ["sh"] }));
+      assert.equal(f?.control, "containerExec");
+      assert.equal(f?.block, true);
+      assert.match(f!.reason, /exec session into container app runs \/bin\/dash/);
+    });
+    it("allows the listed command and ignores the container's own processes", () => {
+      assert.deepEqual(checkContainerExec(controls, proc({ origin: "exec-session", comm: "ps", exe: exe("/usr/bin/ps"), args: ["ps", "aux"] })), []);
+      assert.deepEqual(checkContainerExec(controls, proc({ origin: "child", comm: "sh", exe: exe("/bin/dash") })), []);
+      assert.deepEqual(checkContainerExec(controls, proc({ origin: "container-init" })), []);
+    });
+    it("with no allowed commands, every session is a finding; block: false only records", () => {
+      const [f] = checkContainerExec({ containerExec: { block: false } }, proc({ origin: "exec-session" }));
+      assert.equal(f?.rule, "no exec sessions allowed");
+      assert.equal(f?.block, false);
+    });
+  });
+
+  describe("executables", () => {
+    it("blocks what the block list names", () => {
+      const controls: Controls = { executables: { blocked: ["/usr/bin/nc", "**/xmrig"] } };
+      assert.equal(checkExecutables(controls, proc({ exe: exe("/var/tmp/xmrig"), comm: "xmrig" }))[0]?.rule, "**/xmrig");
+      assert.equal(checkExecutables(controls, proc({ exe: exe("/usr/bin/nc"), comm: "nc" }))[0]?.rule, "/usr/bin/nc");
+      assert.deepEqual(checkExecutables(controls, proc({ exe: exe("/usr/bin/ncat"), comm: "ncat" })), []);
+    });
+    it("in allow-list mode, flags anything not listed", () => {
+      const controls: Controls = { executables: { allowed: ["/app/server", "/bin/*"] } };
+      assert.deepEqual(checkExecutables(controls, proc({ exe: exe("/app/server"), comm: "server" })), []);
+      assert.deepEqual(checkExecutables(controls, proc({ exe: exe("/bin/sh"), comm: "sh" })), []);
+      assert.equal(checkExecutables(controls, proc())[0]?.rule, "allowed");
+    });
+    it("falls back to the task name when the executable path is unreadable", () => {
+      assert.equal(checkExecutables({ executables: { blocked: ["xmrig"] } }, proc({ exe: undefined, comm: "xmrig" })).length, 1);
+    });
+  });
+
+  describe("reverseShell", () => {
+    const controls: Controls = { reverseShell: { block: true } };
+    const sockets = (entries: Array<[number, string]>) => ({ inet: new Map(entries) });
+    it("flags a shell whose stdio is a TCP socket", () => {
+      const [f] = checkReverseShell(controls, proc({ comm: "bash", exe: exe("/usr/bin/bash") }), sockets([[0, "tcp/10.1.2.3:4444"], [1, "tcp/10.1.2.3:4444"]]));
+      assert.match(f!.reason, /bash has its stdin, stdout connected to tcp\/10.1.2.3:4444/);
+    });
+    it("counts interpreters and busybox shells, not ordinary programs, and not pipes or unix sockets", () => {
+      assert.equal(checkReverseShell(controls, proc({ comm: "python3", exe: exe("/usr/bin/python3.11") }), sockets([[2, "tcp/1.2.3.4:80"]])).length, 1);
+      assert.equal(checkReverseShell(controls, proc({ comm: "sh", exe: exe("/bin/busybox") }), sockets([[0, "udp/1.2.3.4:53"]])).length, 1);
+      assert.deepEqual(checkReverseShell(controls, proc(), sockets([[1, "tcp/1.2.3.4:443"]])), [], "curl writing to a socket is not a shell");
+      assert.deepEqual(checkReverseShell(controls, proc({ comm: "bash", exe: exe("/usr/bin/bash") }), sockets([])), []);
+      assert.deepEqual(checkReverseShell(controls, proc({ comm: "bash" }), undefined), [], "unreadable fds are no finding");
+    });
+  });
+
+  it("filelessExec flags memfd and deleted executables only", () => {
+    const controls: Controls = { filelessExec: { block: true } };
+    assert.equal(checkFilelessExec(controls, proc({ exe: exe("/memfd:x", { memfd: true, deleted: true }) }))[0]?.rule, "memfd");
+    assert.equal(checkFilelessExec(controls, proc({ exe: exe("/tmp/dropper", { deleted: true }) }))[0]?.rule, "deleted");
+    assert.deepEqual(checkFilelessExec(controls, proc()), []);
+    assert.deepEqual(checkFilelessExec({}, proc({ exe: exe("/memfd:x", { memfd: true }) })), [], "not configured, no finding");
+  });
+
+  it("drift flags an executable changed after its container started, not one from the image", () => {
+    const controls: Controls = { drift: { block: true } };
+    const started = 1_700_000_000_000;
+    assert.match(checkDrift(controls, proc(), started + 2500, started)[0]!.reason, /changed 2\.5 s after its container started/);
+    assert.deepEqual(checkDrift(controls, proc(), started - 86_400_000, started), []);
+    assert.deepEqual(checkDrift(controls, proc(), started, started), [], "the same instant is not drift");
+    assert.deepEqual(checkDrift(controls, proc(), undefined, started), [], "unknown ctime is no finding");
+  });
+});
+
+describe("network controls", () => {
+  const outbound = (over: Partial<ConnectionFacts>): ConnectionFacts => ({
+    direction: "outbound",
+    transport: "tcp",
+    localAddress: "10.0.0.5",
+    localPort: 40000,
+    peerAddress: "93.184.216.34",
+    peerPort: 443,
+    ...over,
+  });
+  const controls: Controls = {
+    network: {
+      blockedOutbound: [{ cidr: "169.254.169.254/32" }, { port: 3333 }, { domain: "*.pool.example" }, { cidr: "fd00::/8", port: 22 }],
+      blockedListenPorts: [23],
+    },
+  };
+
+  it("blocks by CIDR, port, DNS name, and all fields of a rule together", () => {
+    assert.equal(checkOutbound(controls, outbound({ peerAddress: "169.254.169.254", peerPort: 80 }))[0]?.rule, "cidr=169.254.169.254/32");
+    assert.equal(checkOutbound(controls, outbound({ peerPort: 3333 }))[0]?.rule, "port=3333");
+    assert.equal(checkOutbound(controls, outbound({ dnsName: "eu1.POOL.example" }))[0]?.rule, "domain=*.pool.example");
+    assert.equal(checkOutbound(controls, outbound({ peerAddress: "fd12::1", peerPort: 22 }))[0]?.rule, "cidr=fd00::/8 port=22");
+    assert.deepEqual(checkOutbound(controls, outbound({ peerAddress: "fd12::1", peerPort: 443 })), [], "CIDR matches, port does not");
+    assert.deepEqual(checkOutbound(controls, outbound({ peerAddress: "169.254.169.253" })), [], "one address off");
+    assert.deepEqual(checkOutbound(controls, outbound({ dnsName: "pool.example.com" })), []);
+    assert.deepEqual(checkOutbound(controls, outbound({ direction: "inbound", peerPort: 3333 })), [], "only outbound");
+  });
+
+  it("blocks listening on a forbidden port", () => {
+    assert.equal(checkListen(controls, { direction: "listen", transport: "tcp", localAddress: "0.0.0.0", localPort: 23 }).length, 1);
+    assert.deepEqual(checkListen(controls, { direction: "listen", transport: "tcp", localAddress: "0.0.0.0", localPort: 8080 }), []);
+  });
+
+  it("detects a port scan once per burst, and forgets old destinations", () => {
+    const scan: Controls = { portScan: { detect: true, distinctPorts: 5, windowSeconds: 10 } };
+    const detector = new PortScanDetector();
+    const findings = [];
+    for (let port = 1; port <= 12; port++) findings.push(...detector.observe(scan, "p1", outbound({ peerPort: port }), port * 100));
+    assert.equal(findings.length, 2, "12 ports: two bursts of 5");
+    assert.deepEqual(detector.observe(scan, "p2", outbound({ peerPort: 1 }), 0), []);
+    const slow = new PortScanDetector();
+    const slowFindings = [];
+    for (let port = 1; port <= 10; port++) slowFindings.push(...slow.observe(scan, "p3", outbound({ peerPort: port }), port * 3000));
+    assert.deepEqual(slowFindings, [], "one port every 3 s never has 5 in a 10 s window");
+  });
+});
