@@ -2,7 +2,6 @@
 /** `microenforcer <command>`: one binary for the sidecar, the webhook and the offline tools. */
 import { runWatch } from "../microenforcer/watch-command.ts";
 import { runPolicy } from "../policies/validate-command.ts";
-import { injectUsage, runInject } from "../webhook/inject-command.ts";
 
 const usage = `usage: microenforcer <command> [options]
 
@@ -11,12 +10,11 @@ commands:
         run the MicroEnforcer over the PID namespace it is in (the sidecar's command)
   policy validate FILE...
         check RuntimePolicy documents; exit 1 with one line per error
-${injectUsage}`;
+`;
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   watch: runWatch,
   policy: runPolicy,
-  inject: runInject,
 };
 
 async function main(argv: string[]): Promise<number> {
