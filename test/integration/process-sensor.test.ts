@@ -218,6 +218,23 @@ describe("watch command line", () => {
     assert.equal(watch("--policy", join(dir, "missing.yaml")).status, 1);
   });
 
+  it("policy validate passes the examples and lists every error of a bad file", () => {
+    const examples = new URL("../../policies/examples/", import.meta.url).pathname;
+    const ok = spawnSync(process.execPath, [cli, "policy", "validate", `${examples}forensics-only.yaml`, `${examples}strict-enforce.yaml`], { encoding: "utf8" });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /payments-strict \(enforce\) valid/);
+    const dir = mkdtempSync(join(tmpdir(), "microenforcer-policy-"));
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: bad}\nspec:\n  priority: high\n  controls: {drift: {block: maybe}}\n");
+    const failed = spawnSync(process.execPath, [cli, "policy", "validate", `${examples}exec-lockdown.yaml`, bad], { encoding: "utf8" });
+    assert.equal(failed.status, 1);
+    assert.deepEqual(failed.stderr.trim().split("\n"), [
+      `${bad}: /spec/priority: expected integer, found "high"`,
+      `${bad}: /spec/controls/drift/block: expected boolean, found "maybe"`,
+    ]);
+    assert.equal(spawnSync(process.execPath, [cli, "policy", "check"], { encoding: "utf8" }).status, 2);
+  });
+
   it("refuses unknown options and values with exit code 2", () => {
     assert.equal(watch("--exporter", "kafka").status, 2);
     assert.equal(watch("--bogus").status, 2);

@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import type { KillOutcome } from "../../microenforcer/enforce/kill.ts";
+import { PolicyEngine, type FactSource } from "../../microenforcer/policy/engine.ts";
+import type { StdioSockets } from "../../microenforcer/policy/process-controls.ts";
+import type { ProcessInfo } from "../../microenforcer/tracker/process-tracker.ts";
+import { parsePolicies } from "../../policies/load.ts";
+
+const policy = (mode: string, controls: string) =>
+  parsePolicies(`apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: p, generation: 3}\nspec:\n  enforcementMode: ${mode}\n  controls: ${controls}\n`, "p.yaml")[0]!;
+
+const shell: ProcessInfo = {
+  pid: 77,
+  ppid: 1,
+  startTicks: 500,
+  comm: "sh",
+  exe: { path: "/tmp/nc", deleted: true, memfd: false },
+  args: ["sh"],
+  uid: 0,
+  euid: 0,
+  container: { name: "app" },
+  origin: "exec-session",
+  detection: "trigger",
+  forkOnly: false,
+};
+
+function setup(mode: string, controls: string, facts: Partial<FactSource> = {}) {
+  const kills: number[] = [];
+  const engine = new PolicyEngine(policy(mode, controls), {
+    facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0, ...facts },
+    enforcer: {
+      kill: (pid): KillOutcome => {
+        kills.push(pid);
+        return "killed";
+      },
+    },
+    clock: { bootMs: 1_700_000_000_000, ticksPerSecond: 100 },
+    now: () => 1000,
+  });
+  return { engine, kills };
+}
+
+describe("PolicyEngine", () => {
+  const controls = "{containerExec: {}, executables: {blocked: ['/tmp/*']}, filelessExec: {block: false}}";
+
+  it("in audit mode records every finding as an alert and kills nothing", () => {
+    const { engine, kills } = setup("audit", controls);
+    const { records } = engine.onExec(shell, 990, undefined);
+    assert.deepEqual(records.map((r) => [r.attributes["microenforcer.control"], r.attributes["microenforcer.action"], r.severity]), [
+      ["containerExec", "alert", "WARN"],
+      ["executables", "alert", "WARN"],
+      ["filelessExec", "alert", "WARN"],
+    ]);
+    assert.deepEqual(kills, []);
+    assert.equal(records[0]!.attributes["microenforcer.policy.name"], "p");
+  });
+
+  it("in enforce mode kills once for all blocking findings and records the latency; block: false stays an alert", () => {
+    const { engine, kills } = setup("enforce", controls);
+    const { records } = engine.onExec(shell, 990, undefined);
+    assert.deepEqual(kills, [77]);
+    assert.deepEqual(records.map((r) => r.attributes["microenforcer.action"]), ["killed", "killed", "alert"]);
+    assert.equal(records[0]!.severity, "ERROR");
+    assert.equal(records[0]!.attributes["microenforcer.enforcement.latency_ms"], 10);
+    assert.equal(records[2]!.attributes["microenforcer.enforcement.latency_ms"], undefined);
+  });
+
+  it("reports a finding once per process, again for a new process on the same PID", () => {
+    const { engine } = setup("audit", "{executables: {blocked: ['/tmp/*']}}");
+    assert.equal(engine.onExec(shell, 0, undefined).records.length, 1);
+    assert.equal(engine.onExec(shell, 0, undefined).records.length, 0);
+    engine.onExit(shell);
+    assert.equal(engine.onExec({ ...shell, startTicks: 900 }, 0, undefined).records.length, 1);
+  });
+
+  it("watches interpreters and flags them when their stdio turns into a socket", () => {
+    let stdio: StdioSockets = { inet: new Map() };
+    const { engine, kills } = setup("enforce", "{reverseShell: {}}", { stdio: () => stdio });
+    const bash = { ...shell, comm: "bash", exe: { path: "/usr/bin/bash", deleted: false, memfd: false }, origin: "child" as const };
+    assert.deepEqual(engine.onExec(bash, 0, undefined).records, []);
+    assert.ok(engine.watchingInterpreters);
+    stdio = { inet: new Map([[0, "tcp/10.0.0.9:4444"]]) };
+    const { records } = engine.recheck();
+    assert.equal(records[0]?.attributes["microenforcer.control"], "reverseShell");
+    assert.deepEqual(kills, [77]);
+    engine.onExit(bash);
+    assert.ok(!engine.watchingInterpreters);
+  });
+
+  it("returns what it may not read as problems instead of findings", () => {
+    const denied = (): never => {
+      throw Object.assign(new Error("EACCES"), { code: "EACCES" });
+    };
+    const { engine } = setup("enforce", "{drift: {}, reverseShell: {}}", { stdio: denied, exeChangedMs: denied });
+    const bash = { ...shell, comm: "bash", exe: { path: "/usr/bin/bash", deleted: false, memfd: false }, euid: 1000 };
+    const { records, problems } = engine.onExec(bash, 0, 100);
+    assert.deepEqual(records, []);
+    assert.deepEqual(problems.map((p) => `${p.problem.file}:${p.problem.code}:${p.problem.uid}`), ["root:EACCES:1000", "fd:EACCES:1000"]);
+  });
+
+  it("applies a new policy from the next event on", () => {
+    const { engine, kills } = setup("audit", "{executables: {blocked: ['/tmp/*']}}");
+    engine.onExec(shell, 0, undefined);
+    engine.setPolicy(policy("enforce", "{executables: {blocked: ['/tmp/*']}}"));
+    engine.onExec({ ...shell, pid: 78 }, 0, undefined);
+    assert.deepEqual(kills, [78]);
+  });
+});
