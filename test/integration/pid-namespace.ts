@@ -33,6 +33,8 @@ export interface NamespaceRun {
 export interface RunOptions {
   /** Extra `watch` arguments, e.g. ["--policy", file]. */
   watchArgs?: string[];
+  /** Shell run in the namespace before the sensor starts (e.g. to change what /proc shows). */
+  beforeSensor?: string;
   /** A command the sensor runs under, e.g. setpriv to drop privileges. */
   sensorPrefix?: string[];
   /** Environment of the whole namespace (sensor and workload). */
@@ -63,6 +65,7 @@ export async function runInPidNamespace(workload: string, options: RunOptions = 
     // Wait for the sensor's trigger status: its startup scan is done and it is watching.
     // The harness's own sleeps have odd durations so that tests can match theirs exactly.
     const init = `
+      ${options.beforeSensor ?? ""}
       ${(options.sensorPrefix ?? []).map(shellQuote).join(" ")} ${shellQuote(process.execPath)} ${shellQuote(cli)} ${watchArgs} > ${out} 2> ${err} &
       SENSOR=$!
       n=0; until grep -q '"microenforcer.sensor.trigger"' ${out} 2>/dev/null; do

@@ -163,6 +163,18 @@ describe("process sensor in a real PID namespace", function () {
     assert.match(run.stderr, /127\.0\.0\.1:9|ECONNREFUSED|export/i, "the delivery failure is reported on stderr");
   });
 
+  it("falls back to scanning /proc, and says so, when ns_last_pid is unavailable", async () => {
+    // A tmpfs over /proc/sys/kernel (in this namespace's own mounts) hides ns_last_pid, as
+    // a kernel without CONFIG_CHECKPOINT_RESTORE would.
+    const run = await runInPidNamespace("sleep 0.1", { beforeSensor: "mount -t tmpfs none /proc/sys/kernel" });
+    assert.equal(run.exitCode, 0, run.stderr);
+    const status = run.records.find((r) => attr(r, "microenforcer.sensor.trigger") !== undefined)!;
+    assert.equal(attr(status, "microenforcer.sensor.trigger"), "scan");
+    assert.equal(status.severityText, "WARN");
+    assert.match(status.body, /ns_last_pid unavailable/);
+    assert.equal(execsOf(run, "sleep", "0.1").length, 1, "a 100 ms process is still captured");
+  });
+
   it("records processes of another UID", async () => {
     const run = await runInPidNamespace("setpriv --reuid 1000 --regid 1000 --clear-groups sleep 0.1");
     const sleep = execsOf(run, "sleep", "0.1")[0];
