@@ -20,10 +20,15 @@ import { listPids, readExecFingerprint, readProcess, readStat, type ProcSnapshot
 import { CheckSchedule } from "./check-schedule.ts";
 
 export type Detection = "trigger" | "rescan" | "startup";
+export type SpawnImage = "exec" | "fork-only" | "exec-unseen";
 
 export type CaptureEvent =
-  /** forkOnly: still its parent's image when last seen (a forked worker or subshell, no exec). */
-  | { type: "spawn"; snapshot: ProcSnapshot; detection: Detection; observedAt: number; forkOnly: boolean }
+  /**
+   * image: `exec` when the snapshot shows the program the process runs; `fork-only` when it
+   * kept its parent's image while watched (a forked worker or subshell); `exec-unseen` when
+   * it exited while still showing its parent's image, so what it exec'd, if anything, is unknown.
+   */
+  | { type: "spawn"; snapshot: ProcSnapshot; detection: Detection; observedAt: number; image: SpawnImage }
   | { type: "exec"; snapshot: ProcSnapshot; observedAt: number }
   | { type: "exit"; pid: number; startTicks: number; observedAt: number }
   | { type: "gap"; count: number; firstPid: number; lastPid: number; since: number; until: number }
@@ -76,6 +81,8 @@ interface Known {
   exited: boolean;
   /** Spawn not reported yet: a fresh fork that may be about to exec. */
   held?: { snapshot: ProcSnapshot; detection: Detection; observedAt: number };
+  /** A changed fingerprint that looked like an exec caught half-way, seen once. */
+  suspect?: string;
 }
 
 /** PIDs wrap to this value after reaching pid_max (kernel RESERVED_PIDS). */
@@ -143,7 +150,7 @@ export class CaptureLoop {
       this.runDueChecks(now);
       const rescanEvery = this.triggerFd === undefined ? this.options.fallbackScanMs : this.options.rescanIntervalMs;
       if (now - this.lastRescan >= rescanEvery) this.rescan(now, "rescan");
-      if (now - this.gap.since >= this.options.gapReportIntervalMs) this.flushGap(now);
+      if (now - this.gap.since >= this.options.gapReportIntervalMs) this.queueGap(now);
     } catch (err) {
       this.events.push({ type: "error", message: (err as Error).message });
     }
@@ -154,20 +161,20 @@ export class CaptureLoop {
   finish(now: number): CaptureEvent[] {
     this.rescan(now, "rescan");
     for (const [pid, known] of [...this.known]) if (!known.exited) this.check(pid, known, now);
-    return this.flushGap(now);
+    this.queueGap(now);
+    return this.drain();
   }
 
   close(): void {
     if (this.triggerFd !== undefined) closeSync(this.triggerFd);
   }
 
-  private flushGap(now: number): CaptureEvent[] {
+  private queueGap(now: number): void {
     if (this.gap.count > 0) {
       const { count, firstPid, lastPid, since } = this.gap;
       this.events.push({ type: "gap", count, firstPid, lastPid, since, until: now });
     }
     this.gap = { count: 0, firstPid: 0, lastPid: 0, since: now };
-    return this.drain();
   }
 
   private drain(): CaptureEvent[] {
@@ -220,15 +227,16 @@ export class CaptureLoop {
     if (parent?.held !== undefined) {
       const fingerprint = readExecFingerprint(snapshot.ppid, this.options.procRoot);
       if (fingerprint !== undefined && fingerprint !== parent.fingerprint) this.reread(snapshot.ppid, parent, now);
-      this.release(parent);
+      this.release(parent, "fork-only");
     }
     const dead = isDead(snapshot);
-    // Still the parent's image, or caught inside execve (argv not yet set up): wait for the exec.
-    const unfinished = snapshot.fingerprint === parent?.fingerprint || snapshot.args?.length === 0;
+    // Still the parent's argv (its image, or an exec caught between reading argv and exe), or
+    // caught inside execve before argv is set up: wait for the exec to finish.
+    const unfinished = (parent !== undefined && argvOf(snapshot.fingerprint) === argvOf(parent.fingerprint)) || snapshot.args?.length === 0;
     if (detection === "trigger" && !dead && unfinished) {
       known.held = { snapshot, detection, observedAt: now };
     } else {
-      this.events.push({ type: "spawn", snapshot, detection, observedAt: now, forkOnly: false });
+      this.events.push({ type: "spawn", snapshot, detection, observedAt: now, image: "exec" });
     }
     if (dead) this.exit(pid, known, now);
     else this.scheduleCheck(pid, known, now);
@@ -237,9 +245,10 @@ export class CaptureLoop {
   private scheduleCheck(pid: number, known: Known, now: number): void {
     const { fastTickMs, youngMs, maxCheckIntervalMs, checkBudgetPerSecond } = this.options;
     const age = now - known.bornAt;
-    const budgetInterval = (this.known.size / checkBudgetPerSecond) * 1000;
-    const ageInterval = age < youngMs ? fastTickMs : Math.min(age / 2, maxCheckIntervalMs);
-    const interval = Math.max(fastTickMs, ageInterval, budgetInterval);
+    // The budget spreads looks at older processes only: a fresh fork needs its fast looks
+    // whatever else the pod holds.
+    const interval =
+      age < youngMs ? fastTickMs : Math.max(fastTickMs, Math.min(age / 2, maxCheckIntervalMs), (this.known.size / checkBudgetPerSecond) * 1000);
     this.schedule.push({ at: now + interval, pid, startTicks: known.startTicks });
   }
 
@@ -254,20 +263,16 @@ export class CaptureLoop {
 
   /** One look at a known process for an exec or its exit. */
   private check(pid: number, known: Known, now: number): void {
-    if (now - known.bornAt > this.options.holdForkMs) this.release(known);
+    if (now - known.bornAt > this.options.holdForkMs) this.release(known, "fork-only");
     const fingerprint = readExecFingerprint(pid, this.options.procRoot);
     if (fingerprint === undefined) this.exit(pid, known, now);
     else if (fingerprint !== known.fingerprint) this.reread(pid, known, now);
   }
 
-  /**
-   * Reports a held process as last seen: a fork still in its parent's image, or (empty
-   * argv) one caught inside an execve it did not finish before we looked again.
-   */
-  private release(known: Known): void {
+  /** Reports a held process as last seen, saying what we know of its image. */
+  private release(known: Known, image: SpawnImage): void {
     if (known.held === undefined) return;
-    const forkOnly = known.held.snapshot.args?.length !== 0;
-    this.events.push({ type: "spawn", ...known.held, forkOnly });
+    this.events.push({ type: "spawn", ...known.held, image });
     delete known.held;
   }
 
@@ -290,12 +295,19 @@ export class CaptureLoop {
     }
     // Inside execve: the new image has no argv yet. Look again at the next check.
     if (snapshot.args?.length === 0) return;
+    // A new exe with the old argv is most likely an exec caught between our two reads:
+    // believe it only when the next look says the same.
+    if (argvOf(snapshot.fingerprint) === argvOf(known.fingerprint) && known.suspect !== snapshot.fingerprint) {
+      known.suspect = snapshot.fingerprint;
+      return;
+    }
+    delete known.suspect;
     known.fingerprint = snapshot.fingerprint;
     if (known.held !== undefined) {
       // The fork we held back has exec'd: one spawn record, with the program it runs now.
       snapshot.container ??= known.held.snapshot.container;
       snapshot.containerId ??= known.held.snapshot.containerId;
-      this.events.push({ type: "spawn", snapshot, detection: known.held.detection, observedAt: now, forkOnly: false });
+      this.events.push({ type: "spawn", snapshot, detection: known.held.detection, observedAt: now, image: "exec" });
       delete known.held;
     } else {
       this.events.push({ type: "exec", snapshot, observedAt: now });
@@ -314,7 +326,7 @@ export class CaptureLoop {
   }
 
   private exit(pid: number, known: Known, now: number): void {
-    this.release(known);
+    this.release(known, "exec-unseen");
     if (!known.exited) this.events.push({ type: "exit", pid, startTicks: known.startTicks, observedAt: now });
     known.exited = true;
     // A zombie keeps its PID until reaped; forget it only once /proc agrees.
@@ -326,6 +338,11 @@ export class CaptureLoop {
     this.gap.lastPid = pid;
     this.gap.count++;
   }
+}
+
+/** The argv part of a fingerprint (exe link, NUL, raw argv). */
+function argvOf(fingerprint: string): string {
+  return fingerprint.slice(fingerprint.indexOf("\0"));
 }
 
 function isDead(snapshot: ProcSnapshot): boolean {

@@ -73,7 +73,8 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
   }
   attributes["microenforcer.sensor.detection"] = p.detection;
   if (event.inPlace) attributes["microenforcer.exec.in_place"] = true;
-  if (p.forkOnly) attributes["microenforcer.process.fork_only"] = true;
+  if (p.image === "fork-only") attributes["microenforcer.process.fork_only"] = true;
+  if (p.image === "exec-unseen") attributes["microenforcer.process.exec_unseen"] = true;
   const origin = p.origin === "child" ? "" : ` (${p.origin})`;
   return {
     eventName: EventNames.processExec,

@@ -7,7 +7,7 @@
  * the namespace, so like the container's own first process it has PPID 0. The first PPID-0
  * root of a container is its init; a later one while that init lives is an exec session.
  */
-import type { CaptureEvent, Detection } from "../capture/capture-loop.ts";
+import type { CaptureEvent, Detection, SpawnImage } from "../capture/capture-loop.ts";
 import type { ExeTarget } from "../proc/parse.ts";
 import type { ProcSnapshot } from "../proc/reader.ts";
 
@@ -34,8 +34,8 @@ export interface ProcessInfo {
   /** PID of the exec-session root this process descends from (or is). */
   sessionPid?: number;
   detection: Detection;
-  /** Seen only as a copy of its parent (forked, no exec while watched). */
-  forkOnly: boolean;
+  /** `exec` unless it was seen only in its parent's image (see SpawnImage). */
+  image: SpawnImage;
 }
 
 export type ProcessEvent =
@@ -60,7 +60,7 @@ export class ProcessTracker {
   handle(event: CaptureEvent): ProcessEvent[] {
     switch (event.type) {
       case "spawn":
-        return this.spawn(event.snapshot, event.detection, event.forkOnly, event.observedAt);
+        return this.spawn(event.snapshot, event.detection, event.image, event.observedAt);
       case "exec":
         return this.exec(event.snapshot, event.observedAt);
       case "exit":
@@ -85,7 +85,7 @@ export class ProcessTracker {
     return parent !== undefined && parent.startTicks <= snapshot.startTicks ? parent : undefined;
   }
 
-  private spawn(snapshot: ProcSnapshot, detection: Detection, forkOnly: boolean, observedAt: number): ProcessEvent[] {
+  private spawn(snapshot: ProcSnapshot, detection: Detection, image: SpawnImage, observedAt: number): ProcessEvent[] {
     const { pid, ppid, startTicks } = snapshot;
     const ownParent = this.own.get(ppid);
     if (pid === this.selfPid || (ownParent !== undefined && ownParent <= startTicks)) {
@@ -109,7 +109,7 @@ export class ProcessTracker {
       container,
       origin: "child",
       detection,
-      forkOnly,
+      image,
     };
     if (snapshot.exe !== undefined) info.exe = snapshot.exe;
     if (snapshot.args !== undefined) info.args = snapshot.args;
@@ -134,7 +134,7 @@ export class ProcessTracker {
     const info = this.processes.get(snapshot.pid);
     if (info === undefined || info.startTicks !== snapshot.startTicks) return [];
     info.comm = snapshot.comm;
-    info.forkOnly = false;
+    info.image = "exec";
     info.uid = snapshot.uid;
     info.euid = snapshot.euid;
     if (snapshot.exe !== undefined) info.exe = snapshot.exe;

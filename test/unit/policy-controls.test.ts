@@ -24,7 +24,7 @@ function proc(over: Partial<ProcessInfo> = {}): ProcessInfo {
     container: { name: "app" },
     origin: "child",
     detection: "trigger",
-    forkOnly: false,
+    image: "exec",
     ...over,
   };
 }

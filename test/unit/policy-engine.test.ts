@@ -20,7 +20,7 @@ const shell: ProcessInfo = {
   container: { name: "app" },
   origin: "exec-session",
   detection: "trigger",
-  forkOnly: false,
+  image: "exec",
 };
 
 function setup(mode: string, controls: string, facts: Partial<FactSource> = {}) {
