@@ -1,21 +1,28 @@
 #!/usr/bin/env node
 /** `microenforcer <command>`: one binary for the sidecar, the webhook and the offline tools. */
-import { runWatch } from "../microenforcer/watch-command.ts";
-import { runPolicy } from "../policies/validate-command.ts";
 
-const usage = `usage: microenforcer <command> [options]
+type Run = (args: string[]) => Promise<number>;
 
-commands:
-  watch [--policy FILE] [--exporter stdout|otlp|both] [--format json|pretty]
-        run the MicroEnforcer over the PID namespace it is in (the sidecar's command)
-  policy validate FILE...
-        check RuntimePolicy documents; exit 1 with one line per error
-`;
-
-const commands: Record<string, (args: string[]) => Promise<number>> = {
-  watch: runWatch,
-  policy: runPolicy,
+/**
+ * Each command is loaded only when it runs: the sidecar must not pay in memory for the
+ * webhook's HTTP server and Kubernetes client, nor the webhook for the sensor.
+ */
+const commands: Record<string, { synopsis: string; load: () => Promise<Run> }> = {
+  watch: {
+    synopsis: `watch [--policy FILE] [--exporter stdout|otlp|both] [--format json|pretty]
+        run the MicroEnforcer over the PID namespace it is in (the sidecar's command)`,
+    load: async () => (await import("../microenforcer/watch-command.ts")).runWatch,
+  },
+  policy: {
+    synopsis: `policy validate FILE...
+        check RuntimePolicy documents; exit 1 with one line per error`,
+    load: async () => (await import("../policies/validate-command.ts")).runPolicy,
+  },
 };
+
+const usage = `usage: microenforcer <command> [options]\n\ncommands:\n${Object.values(commands)
+  .map((c) => `  ${c.synopsis}\n`)
+  .join("")}`;
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -28,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`microenforcer: unknown command '${name}'\n${usage}`);
     return 2;
   }
-  return command(rest);
+  return (await command.load())(rest);
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,8 +1,9 @@
 import { createNoopMeter, type Attributes, type Counter, type Meter, type MeterProvider } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
-import { OTLPLogExporter as GrpcLogExporter } from "@opentelemetry/exporter-logs-otlp-grpc";
-import { OTLPLogExporter as JsonLogExporter } from "@opentelemetry/exporter-logs-otlp-http";
-import { OTLPLogExporter as ProtobufLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
+import type { OTLPLogExporter as GrpcLogExporter } from "@opentelemetry/exporter-logs-otlp-grpc";
+import type { OTLPLogExporter as JsonLogExporter } from "@opentelemetry/exporter-logs-otlp-http";
+import type { OTLPLogExporter as ProtobufLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
+import { createRequire } from "node:module";
 import {
   BatchLogRecordProcessor,
   type LogRecordExporter,
@@ -26,14 +27,24 @@ export function otlpProtocol(env: NodeJS.ProcessEnv): OtlpProtocol {
 }
 
 /** Endpoint, headers, timeout, TLS and compression come from OTEL_EXPORTER_OTLP_* in process.env, read by the SDK. */
+// Only the chosen protocol's exporter is loaded: grpc-js and protobufjs cost megabytes of
+// resident memory in a sidecar that may never use them.
+const require = createRequire(import.meta.url);
+
 export function createOtlpExporter(protocol: OtlpProtocol): LogRecordExporter {
   switch (protocol) {
-    case "grpc":
-      return new GrpcLogExporter();
-    case "http/protobuf":
-      return new ProtobufLogExporter();
-    case "http/json":
-      return new JsonLogExporter();
+    case "grpc": {
+      const { OTLPLogExporter } = require("@opentelemetry/exporter-logs-otlp-grpc") as { OTLPLogExporter: typeof GrpcLogExporter };
+      return new OTLPLogExporter();
+    }
+    case "http/protobuf": {
+      const { OTLPLogExporter } = require("@opentelemetry/exporter-logs-otlp-proto") as { OTLPLogExporter: typeof ProtobufLogExporter };
+      return new OTLPLogExporter();
+    }
+    case "http/json": {
+      const { OTLPLogExporter } = require("@opentelemetry/exporter-logs-otlp-http") as { OTLPLogExporter: typeof JsonLogExporter };
+      return new OTLPLogExporter();
+    }
   }
 }
 
