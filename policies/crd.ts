@@ -10,8 +10,9 @@ type JsonSchema = Record<string, unknown>;
 
 /**
  * TypeBox emits draft-07 JSON Schema; Kubernetes wants a structural schema: enums instead
- * of unions of constants, additionalProperties instead of patternProperties, and no
- * `additionalProperties: false` (the API server prunes unknown fields instead).
+ * of unions of constants, additionalProperties instead of patternProperties, no
+ * `additionalProperties: false` (the API server prunes unknown fields instead), and no
+ * `required` for properties it defaults.
  */
 export function toStructural(schema: JsonSchema): JsonSchema {
   const out: JsonSchema = {};
@@ -23,7 +24,13 @@ export function toStructural(schema: JsonSchema): JsonSchema {
   for (const [key, value] of Object.entries(schema)) {
     if (key === "anyOf" && out.enum !== undefined) continue;
     if (key === "additionalProperties" && value === false) continue;
-    if (key === "properties") {
+    if (key === "required") {
+      // The API server fills in defaults before it validates: a property with a default is
+      // never missing, and an object's own `default: {}` must validate without it.
+      const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
+      const required = (value as string[]).filter((name) => properties[name]?.default === undefined);
+      if (required.length > 0) out.required = required;
+    } else if (key === "properties") {
       out.properties = Object.fromEntries(Object.entries(value as Record<string, JsonSchema>).map(([k, v]) => [k, toStructural(v)]));
     } else if (key === "items") {
       out.items = toStructural(value as JsonSchema);

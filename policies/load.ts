@@ -53,8 +53,23 @@ export function validatePolicy(document: unknown, source: string): RuntimePolicy
   const problems = [...Value.Errors(RuntimePolicyDocument, policy)].map(
     (e) => `${source}: ${e.path || "/"}: ${expected(e.schema, e.message)}, found ${describe(e.value)}`,
   );
+  problems.push(...selectorProblems(policy, source));
   if (problems.length > 0) throw new PolicyError(problems);
   return policy;
+}
+
+/** What the schema cannot say about label selectors, as Kubernetes validates them. */
+function selectorProblems(policy: RuntimePolicy, source: string): string[] {
+  const problems: string[] = [];
+  for (const which of ["namespaceSelector", "podSelector"] as const) {
+    policy.spec.scope?.[which]?.matchExpressions?.forEach((e, i) => {
+      const path = `${source}: /spec/scope/${which}/matchExpressions/${i}/values`;
+      const needsValues = e.operator === "In" || e.operator === "NotIn";
+      if (needsValues && (e.values ?? []).length === 0) problems.push(`${path}: expected at least one value for operator ${e.operator}, found ${describe(e.values)}`);
+      if (!needsValues && (e.values ?? []).length > 0) problems.push(`${path}: expected no values for operator ${e.operator}, found ${describe(e.values)}`);
+    });
+  }
+  return problems;
 }
 
 /** Every document in a YAML/JSON text, validated; errors from all documents together. */

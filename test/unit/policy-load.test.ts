@@ -44,6 +44,13 @@ describe("RuntimePolicy loading", () => {
     assert.match(problemsOf("- 1\n")[0]!, /expected a RuntimePolicy object/);
   });
 
+  it("checks label selectors as Kubernetes does", () => {
+    const scope = (expr: string) => problemsOf(`${header}spec: {scope: {podSelector: {matchExpressions: [${expr}]}}}\n`);
+    assert.deepEqual(scope("{key: app, operator: In, values: []}"), ["p.yaml: /spec/scope/podSelector/matchExpressions/0/values: expected at least one value for operator In, found []"]);
+    assert.deepEqual(scope("{key: app, operator: Exists, values: [x]}"), ['p.yaml: /spec/scope/podSelector/matchExpressions/0/values: expected no values for operator Exists, found ["x"]']);
+    assert.deepEqual(scope("{key: app, operator: NotIn, values: [a]}, {key: tier, operator: DoesNotExist}"), []);
+  });
+
   it("reads every document of a multi-document file and reports errors per document", () => {
     const good = `${header}spec: {}\n`;
     assert.equal(parsePolicies(`${good}---\n${good.replace("name: p", "name: q")}`, "m.yaml").length, 2);
@@ -72,5 +79,10 @@ describe("RuntimePolicy CRD", () => {
       type: "object",
       properties: { a: { type: "array", items: { type: "integer" } } },
     });
+    assert.deepEqual(
+      toStructural({ type: "object", default: {}, required: ["mode", "name"], properties: { mode: { type: "string", default: "audit" }, name: { type: "string" } } }),
+      { type: "object", default: {}, required: ["name"], properties: { mode: { type: "string", default: "audit" }, name: { type: "string" } } },
+      "a defaulted property is not required",
+    );
   });
 });
