@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { OTLPLogExporter as GrpcLogExporter } from "@opentelemetry/exporter-logs-otlp-grpc";
-import { OTLPLogExporter as JsonLogExporter } from "@opentelemetry/exporter-logs-otlp-http";
-import { OTLPLogExporter as ProtobufLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
+import { createRequire } from "node:module";
 import { batchOptions, createOtlpExporter, otlpProtocol } from "../../microenforcer/emit/otlp-exporter.ts";
 
 describe("emit/otlp-exporter", () => {
@@ -32,10 +30,12 @@ describe("emit/otlp-exporter", () => {
 
   describe("createOtlpExporter", () => {
     it("uses the SDK exporter of each protocol", async () => {
+      // Loaded the way the emitter loads them, on demand: the packages' CommonJS builds.
+      const sdk = (name: string) => (createRequire(import.meta.url)(name) as { OTLPLogExporter: new () => unknown }).OTLPLogExporter;
       for (const [protocol, type] of [
-        ["grpc", GrpcLogExporter],
-        ["http/protobuf", ProtobufLogExporter],
-        ["http/json", JsonLogExporter],
+        ["grpc", sdk("@opentelemetry/exporter-logs-otlp-grpc")],
+        ["http/protobuf", sdk("@opentelemetry/exporter-logs-otlp-proto")],
+        ["http/json", sdk("@opentelemetry/exporter-logs-otlp-http")],
       ] as const) {
         const exporter = createOtlpExporter(protocol);
         assert.ok(exporter instanceof type, protocol);
