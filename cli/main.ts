@@ -18,6 +18,16 @@ const commands: Record<string, { synopsis: string; load: () => Promise<Run> }> =
         check RuntimePolicy documents; exit 1 with one line per error`,
     load: async () => (await import("../policies/validate-command.ts")).runPolicy,
   },
+  inject: {
+    synopsis: `inject -f FILE|- [--policy FILE] [--namespace-labels k=v,...] [options]
+        print the object with the MicroEnforcer injected into every pod (inject --help)`,
+    load: async () => (await import("../webhook/inject-command.ts")).runInject,
+  },
+  webhook: {
+    synopsis: `webhook [--port 8443] [--cert-dir DIR | --self-signed] [options]
+        the injecting admission webhook (webhook --help)`,
+    load: async () => (await import("../webhook/webhook-command.ts")).runWebhook,
+  },
 };
 
 const usage = `usage: microenforcer <command> [options]\n\ncommands:\n${Object.values(commands)

@@ -1,0 +1,211 @@
+/**
+ * The injector against a real kube-apiserver + etcd: the apiserver's validation and Pod
+ * Security admission judge the golden outputs, and the real admission chain calls the
+ * `microenforcer webhook` process, which bootstraps its TLS Secret, patches its caBundle
+ * (again after a reset), resolves RuntimePolicies and updates running pods' policies.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { KubeConfig } from "@kubernetes/client-node";
+import { parse } from "yaml";
+import { ensureTlsSecret } from "../../webhook/cluster/tls-secret.ts";
+import { splitPem } from "../../webhook/tls/certificates.ts";
+import { startControlPlane, type ControlPlane } from "../infra/kube/control-plane.ts";
+import { cli } from "./pid-namespace.ts";
+
+const FIXTURES = new URL("../fixtures/inject/", import.meta.url);
+const CRD = new URL("../../manifests/crd/runtimepolicies.microenforcer.dev.yaml", import.meta.url).pathname;
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMillis = 20000): Promise<T> {
+  const deadline = Date.now() + timeoutMillis;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+/** The namespaces the golden fixtures use, with the labels their `# args:` give them. */
+function fixtureNamespaces(): Map<string, Record<string, string>> {
+  const namespaces = new Map<string, Record<string, string>>();
+  for (const file of readdirSync(FIXTURES).filter((f) => f.endsWith(".yaml") && !f.endsWith(".injected.yaml"))) {
+    const text = readFileSync(new URL(file, FIXTURES), "utf8");
+    const labelsArg = /--namespace-labels (\S+)/.exec(text)?.[1];
+    const labels = Object.fromEntries((labelsArg?.split(",") ?? []).map((kv) => kv.split("=") as [string, string]));
+    for (const ns of text.matchAll(/^\s+namespace: (\S+)$/gm)) namespaces.set(ns[1]!, { ...namespaces.get(ns[1]!), ...labels });
+  }
+  namespaces.delete("kube-system");
+  return namespaces;
+}
+
+describe("injector against a real kube-apiserver", function () {
+  this.timeout(180_000);
+  let cp: ControlPlane;
+  let kc: KubeConfig;
+
+  const kubectl = async (args: string[], input?: string) => {
+    const result = await cp.kubectl(args, { input });
+    assert.equal(result.code, 0, `kubectl ${args.join(" ")}: ${result.stderr}`);
+    return result.stdout;
+  };
+  const getJson = async (args: string[]) => JSON.parse(await kubectl([...args, "-o", "json"])) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+  before(async () => {
+    cp = await startControlPlane();
+    kc = new KubeConfig();
+    kc.loadFromFile(cp.kubeconfigPath);
+    await kubectl(["apply", "-f", CRD]);
+    await kubectl(["wait", "--for=condition=established", "crd/runtimepolicies.microenforcer.dev", "--timeout=60s"]);
+    await kubectl(["create", "namespace", "microenforcer-system"]);
+  });
+  after(async () => cp?.stop());
+
+  it("accepts every golden output: apiserver validation and Pod Security admission", async () => {
+    for (const [name, labels] of fixtureNamespaces()) {
+      await kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name, labels } }));
+    }
+    const outputs = readdirSync(FIXTURES).filter((f) => f.endsWith(".injected.yaml"));
+    assert.ok(outputs.length >= 20);
+    for (const file of outputs) {
+      // Strict field validation would refuse the fields from the future that fixture keeps on purpose.
+      const validate = file.startsWith("unknown-fields") ? ["--validate=ignore"] : [];
+      const result = await cp.kubectl(["create", "--dry-run=server", ...validate, "-f", new URL(file, FIXTURES).pathname]);
+      assert.equal(result.code, 0, `${file}: ${result.stderr}`);
+      assert.doesNotMatch(result.stderr, /would violate PodSecurity/, file);
+    }
+  });
+
+  it("accepts the kustomize manifests and the examples (server-side dry run)", async () => {
+    const root = new URL("../../manifests/", import.meta.url).pathname;
+    await kubectl(["apply", "--dry-run=server", "-k", root]);
+    await kubectl(["apply", "--dry-run=server", "-k", `${root}examples`]);
+  });
+
+  it("shares one CA between replicas that start together", async () => {
+    const ref = { namespace: "microenforcer-system", name: "race-tls" };
+    const plans = await Promise.all([1, 2, 3].map(() => ensureTlsSecret(kc, ref, ["microenforcer-injector.microenforcer-system.svc"])));
+    assert.equal(new Set(plans.map((p) => p.material.caBundle)).size, 1);
+    assert.deepEqual(plans.map((p) => p.change).filter((c) => c !== "").length, 1, "exactly one replica created the Secret");
+    const secret = await getJson(["-n", ref.namespace, "get", "secret", ref.name]);
+    assert.equal(splitPem(Buffer.from(secret.data["ca.crt"], "base64").toString()).length, 1);
+  });
+
+  describe("the webhook process in the admission chain", () => {
+    let webhook: ChildProcess;
+    let stderr = "";
+    let port: number;
+
+    before(async () => {
+      port = await freePort();
+      webhook = spawn(
+        process.execPath,
+        [cli, "webhook", "--kubeconfig", cp.kubeconfigPath, "--self-signed", "--host", "127.0.0.1", "--port", String(port), "--namespace", "microenforcer-system", "--tls-san", "127.0.0.1"],
+        { env: { PATH: process.env.PATH ?? "" }, stdio: ["ignore", "ignore", "pipe"] },
+      );
+      webhook.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+      await eventually("the webhook to serve", async () => (/serving on/.test(stderr) ? true : webhook.exitCode !== null ? assert.fail(stderr) : undefined));
+      await kubectl(["apply", "-f", "-"], JSON.stringify(webhookConfiguration(port)));
+      await kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "apps", labels: { "microenforcer.dev/injection": "enabled", team: "apps" } } }));
+      await kubectl(["apply", "-f", "-"], JSON.stringify(policy("audit")));
+    });
+    after(async () => {
+      if (webhook.exitCode === null) webhook.kill("SIGKILL");
+    });
+
+    const caBundle = async () => (await getJson(["get", "mutatingwebhookconfiguration", "microenforcer-injector"])).webhooks[0].clientConfig.caBundle as string | undefined;
+
+    it("patches its CA into the MutatingWebhookConfiguration, and again after a reset", async () => {
+      const first = await eventually("the caBundle", async () => (await caBundle()) || undefined);
+      const secret = await getJson(["-n", "microenforcer-system", "get", "secret", "microenforcer-injector-tls"]);
+      assert.equal(first, secret.data["ca.crt"]);
+      await kubectl(["patch", "mutatingwebhookconfiguration", "microenforcer-injector", "--type=json", "-p", '[{"op":"remove","path":"/webhooks/0/clientConfig/caBundle"}]']);
+      assert.equal(await eventually("the caBundle again", async () => (await caBundle()) || undefined), first);
+    });
+
+    it("injects pods of a labelled namespace with the RuntimePolicy in scope, dryRun alike", async () => {
+      const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: "api", namespace: "apps", labels: { app: "api" } }, spec: { containers: [{ name: "api", image: "registry.example/api:1" }] } };
+      // The policy was created a moment ago: wait until the webhook's informer has it.
+      const dryRun = await eventually("the policy in scope", async () => {
+        const answer = JSON.parse(await kubectl(["create", "--dry-run=server", "-o", "json", "-f", "-"], JSON.stringify(pod))) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+        return answer.metadata.annotations?.["microenforcer.dev/policy"] === "apps-policy" ? answer : undefined;
+      });
+      assert.equal(dryRun.spec.initContainers[0].name, "microenforcer");
+      await kubectl(["create", "-f", "-"], JSON.stringify(pod));
+      const created = await getJson(["-n", "apps", "get", "pod", "api"]);
+      assert.deepEqual(
+        created.spec.initContainers.map((c: { name: string; restartPolicy?: string }) => [c.name, c.restartPolicy]),
+        [["microenforcer", "Always"]],
+      );
+      assert.equal(created.spec.shareProcessNamespace, true);
+      assert.equal(created.metadata.annotations["microenforcer.dev/policy"], "apps-policy");
+      assert.equal(JSON.parse(created.metadata.annotations["microenforcer.dev/policy-document"]).spec.enforcementMode, "audit");
+    });
+
+    it("leaves pods of other namespaces alone", async () => {
+      await kubectl(["create", "namespace", "plain"]);
+      const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: "x", namespace: "plain" }, spec: { containers: [{ name: "x", image: "x" }] } };
+      await kubectl(["create", "-f", "-"], JSON.stringify(pod));
+      assert.equal((await getJson(["-n", "plain", "get", "pod", "x"])).spec.initContainers, undefined);
+    });
+
+    it("updates the policy of running pods when their RuntimePolicy changes", async () => {
+      await kubectl(["apply", "-f", "-"], JSON.stringify(policy("enforce")));
+      await eventually("the pod's policy document to change", async () => {
+        const annotations = (await getJson(["-n", "apps", "get", "pod", "api"])).metadata.annotations;
+        return JSON.parse(annotations["microenforcer.dev/policy-document"]).spec.enforcementMode === "enforce" ? true : undefined;
+      });
+    });
+
+    it("counts its work in /metrics and stops cleanly on SIGTERM", async () => {
+      const { request } = await import("node:https");
+      const secret = await getJson(["-n", "microenforcer-system", "get", "secret", "microenforcer-injector-tls"]);
+      const ca = Buffer.from(secret.data["ca.crt"], "base64").toString();
+      const metrics = await new Promise<string>((resolve, reject) => {
+        request({ host: "127.0.0.1", port, path: "/metrics", ca }, (res) => {
+          let body = "";
+          res.setEncoding("utf8").on("data", (c: string) => (body += c)).on("end", () => resolve(body));
+        })
+          .on("error", reject)
+          .end();
+      });
+      assert.match(metrics, /microenforcer_injector_injections_total\{form="native"\} [1-9]/);
+      assert.match(metrics, /microenforcer_injector_policy_updates_total\{result="updated"\} [1-9]/);
+      webhook.kill("SIGTERM");
+      const [code] = (await once(webhook, "exit")) as [number];
+      assert.equal(code, 0, stderr);
+    });
+  });
+});
+
+
+function policy(enforcementMode: "audit" | "enforce") {
+  return {
+    apiVersion: "microenforcer.dev/v1alpha1",
+    kind: "RuntimePolicy",
+    metadata: { name: "apps-policy" },
+    // No forensics: the API server fills in the CRD's defaults.
+    spec: { enforcementMode, priority: 10, scope: { namespaceSelector: { matchLabels: { team: "apps" } } } },
+  };
+}
+
+/** The manifests' webhook entry, pointed at the test process by URL instead of a Service. */
+function webhookConfiguration(port: number) {
+  const manifest = parse(readFileSync(new URL("../../manifests/base/mutating-webhook.yaml", import.meta.url), "utf8")) as {
+    webhooks: { clientConfig: Record<string, unknown> }[];
+  };
+  for (const webhook of manifest.webhooks) webhook.clientConfig = { url: `https://127.0.0.1:${port}/mutate` };
+  return manifest;
+}

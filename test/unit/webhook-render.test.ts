@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import jsonpatch from "fast-json-patch";
+import { defaultPolicy } from "../../policies/load.ts";
+import { defaultInjectorConfig, type InjectorConfig, type PodSecurityLevel } from "../../webhook/config.ts";
+import type { JsonObject } from "../../webhook/json.ts";
+import { removeInjection } from "../../webhook/remove.ts";
+import { render } from "../../webhook/render.ts";
+import { podSecurityLevel, sidecarSecurity } from "../../webhook/security.ts";
+
+const basePod = (): JsonObject => ({
+  apiVersion: "v1",
+  kind: "Pod",
+  metadata: { name: "web", namespace: "shop", annotations: { "prometheus.io/scrape": "true", "odd~key/x": "1" } },
+  spec: { containers: [{ name: "web", image: "nginx", futureField: { keep: true } }], futureSpecField: [1, 2] },
+});
+
+function renderPod(pod: JsonObject = basePod(), options: { native?: boolean; level?: PodSecurityLevel; config?: Partial<InjectorConfig> } = {}) {
+  return render({
+    pod,
+    config: { ...defaultInjectorConfig(), ...options.config },
+    policy: defaultPolicy(),
+    podSecurityLevel: options.level ?? "privileged",
+    native: options.native ?? true,
+  });
+}
+
+const containersOf = (pod: JsonObject, key: string) => (pod.spec as JsonObject)[key] as JsonObject[];
+
+describe("webhook/render", () => {
+  it("keeps fields it does not know, and does not touch its input", () => {
+    const input = basePod();
+    const { pod } = renderPod(input);
+    assert.deepEqual(input, basePod());
+    assert.deepEqual(containersOf(pod, "containers")[0]!.futureField, { keep: true });
+    assert.deepEqual((pod.spec as JsonObject).futureSpecField, [1, 2]);
+  });
+
+  it("answers with a patch that turns the input into the rendered pod, escaping / and ~ in keys", () => {
+    const input = basePod();
+    (input.metadata as JsonObject).annotations = {};
+    const rendered = renderPod(input);
+    assert.deepEqual(jsonpatch.applyPatch(structuredClone(input), rendered.patch, true, false).newDocument, rendered.pod);
+    const paths = renderPod().patch.map((op) => op.path);
+    assert.ok(paths.includes("/metadata/annotations/microenforcer.dev~1policy-document"), paths.join(" "));
+    assert.ok(paths.every((p) => !p.includes("odd")), "untouched annotations are not in the patch");
+  });
+
+  it("puts a native sidecar first among the init containers, a classic one last among the containers", () => {
+    const withInit = basePod();
+    (withInit.spec as JsonObject).initContainers = [{ name: "migrate", image: "m" }];
+    const native = renderPod(withInit).pod;
+    assert.deepEqual(containersOf(native, "initContainers").map((c) => [c.name, c.restartPolicy]), [["microenforcer", "Always"], ["migrate", undefined]]);
+    const classic = renderPod(basePod(), { native: false }).pod;
+    assert.deepEqual(containersOf(classic, "containers").map((c) => [c.name, c.restartPolicy]), [["web", undefined], ["microenforcer", undefined]]);
+  });
+
+  it("runs the sidecar with the contract's command, policy file, spool and downward-API env", () => {
+    const { pod } = renderPod(basePod(), { config: { otelEnv: { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" } } });
+    const sidecar = containersOf(pod, "initContainers")[0]!;
+    assert.deepEqual(sidecar.command, ["microenforcer", "watch", "--policy", "/etc/microenforcer/policy/policy.json", "--exporter", "both", "--format", "json"]);
+    const env = sidecar.env as { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[];
+    assert.deepEqual(
+      env.map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef.fieldPath]),
+      [
+        ["POD_NAME", "metadata.name"],
+        ["POD_NAMESPACE", "metadata.namespace"],
+        ["POD_UID", "metadata.uid"],
+        ["NODE_NAME", "spec.nodeName"],
+        ["MICROENFORCER_SPOOL_DIR", "/var/lib/microenforcer/spool"],
+        ["OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"],
+      ],
+    );
+    const annotations = (pod.metadata as JsonObject).annotations as Record<string, string>;
+    assert.deepEqual(JSON.parse(annotations["microenforcer.dev/policy-document"]!), defaultPolicy());
+    assert.equal(annotations["microenforcer.dev/policy"], "default-forensics");
+    assert.deepEqual(containersOf(pod, "containers")[0]!.env, [{ name: "MICROENFORCER_CONTAINER", value: "web" }]);
+  });
+
+  it("is taken out exactly by removeInjection, shareProcessNamespace and the user's policy name included", () => {
+    const input = basePod();
+    (input.spec as JsonObject).shareProcessNamespace = false;
+    (input.metadata as JsonObject).annotations = { "microenforcer.dev/policy": "mine" };
+    const rendered = renderPod(input);
+    assert.equal((rendered.pod.spec as JsonObject).shareProcessNamespace, true);
+    assert.deepEqual(rendered.status.annotations, ["microenforcer.dev/policy-document"]);
+    assert.deepEqual(removeInjection(rendered.pod), input);
+    assert.equal(removeInjection(input), undefined);
+  });
+
+  it("refuses a status annotation it did not write", () => {
+    const pod = basePod();
+    (pod.metadata as JsonObject).annotations = { "microenforcer.dev/status": '{"containers":"x"}' };
+    assert.throws(() => removeInjection(pod), /not one the injector wrote/);
+  });
+});
+
+describe("webhook/security", () => {
+  const spec = (podContext?: object, containerContext?: object): JsonObject => ({
+    ...(podContext ? { securityContext: podContext } : {}),
+    containers: [{ name: "app", ...(containerContext ? { securityContext: containerContext } : {}) }],
+  });
+
+  it("reads the enforced Pod Security level, privileged when unlabelled", () => {
+    assert.equal(podSecurityLevel(undefined), "privileged");
+    assert.equal(podSecurityLevel({ "pod-security.kubernetes.io/enforce": "restricted" }), "restricted");
+    assert.equal(podSecurityLevel({ "pod-security.kubernetes.io/enforce": "bogus" }), "privileged");
+  });
+
+  it("runs as the app's UID and GID, locked down", () => {
+    assert.deepEqual(sidecarSecurity(spec({ runAsUser: 1000, runAsGroup: 3000 }), "restricted", false), {
+      securityContext: {
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        seccompProfile: { type: "RuntimeDefault" },
+        runAsUser: 1000,
+        runAsGroup: 3000,
+        runAsNonRoot: true,
+        capabilities: { drop: ["ALL"] },
+      },
+      warnings: [],
+    });
+    assert.equal(sidecarSecurity(spec(undefined, { runAsUser: 101 }), "baseline", false).securityContext.runAsUser, 101);
+  });
+
+  it("matches an undeclared UID with root where allowed, and a non-root UID with a warning where not", () => {
+    assert.equal(sidecarSecurity(spec(), "baseline", false).securityContext.runAsUser, 0);
+    const restricted = sidecarSecurity(spec(), "restricted", false);
+    assert.deepEqual([restricted.securityContext.runAsUser, restricted.securityContext.runAsNonRoot], [65532, true]);
+    assert.match(restricted.warnings[0]!, /no runAsUser declared/);
+    assert.equal(sidecarSecurity(spec({ runAsNonRoot: true }), "privileged", false).securityContext.runAsUser, 65532);
+  });
+
+  it("grants SYS_PTRACE only where the admin and the namespace's level allow it", () => {
+    const granted = sidecarSecurity(spec({ runAsUser: 1000 }), "privileged", true).securityContext;
+    assert.deepEqual([granted.runAsUser, granted.capabilities], [0, { drop: ["ALL"], add: ["SYS_PTRACE", "DAC_READ_SEARCH"] }]);
+    const baseline = sidecarSecurity(spec({ runAsUser: 1000 }), "baseline", true);
+    assert.deepEqual(baseline.securityContext.capabilities, { drop: ["ALL"] });
+    assert.match(baseline.warnings[0]!, /SYS_PTRACE not granted \(the namespace enforces Pod Security level baseline\)/);
+  });
+});

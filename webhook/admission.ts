@@ -1,0 +1,105 @@
+/**
+ * One AdmissionReview in, one out. A body that is not an `admission.k8s.io/v1`
+ * AdmissionReview is a 400 with a message saying what was expected. Our own failures
+ * admit the pod without the sidecar, with a warning (fail-open), or deny it (fail-closed).
+ */
+import type { RuntimePolicy } from "../policies/schema.ts";
+import type { InjectorConfig } from "./config.ts";
+import { SKIP_REASONS, UNEXPECTED_SKIPS, type SkipReason } from "./decide.ts";
+import { injectPod } from "./inject.ts";
+import { isObject, objectAt, stringAt, type JsonObject } from "./json.ts";
+import type { InjectorMetrics } from "./metrics.ts";
+
+export interface AdmissionDeps {
+  config: InjectorConfig;
+  /** The RuntimePolicies to choose from right now. */
+  policies: () => readonly RuntimePolicy[];
+  /** The namespace's labels; undefined without cluster access. Throws when it cannot tell. */
+  namespaceLabels: (namespace: string) => Promise<Record<string, string> | undefined>;
+  failClosed: boolean;
+  metrics: InjectorMetrics;
+}
+
+export interface AdmissionAnswer {
+  statusCode: 200 | 400;
+  body: JsonObject;
+}
+
+const API_VERSION = "admission.k8s.io/v1";
+const WARNING_PREFIX = "microenforcer: ";
+
+function invalid(message: string): AdmissionAnswer {
+  return { statusCode: 400, body: { error: message } };
+}
+
+function describe(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** The request of a well-formed AdmissionReview, or the reason it is not one. */
+function requestOf(body: unknown): JsonObject | string {
+  if (!isObject(body)) return `expected an AdmissionReview object, found ${describe(body)}`;
+  if (body.apiVersion !== API_VERSION || body.kind !== "AdmissionReview") {
+    return `expected apiVersion ${API_VERSION} and kind AdmissionReview, found ${describe(body.apiVersion)} and ${describe(body.kind)}`;
+  }
+  const request = objectAt(body, "request");
+  if (request === undefined) return "the AdmissionReview has no request object";
+  const uid = stringAt(request, "uid");
+  if (uid === undefined || uid === "") return "the AdmissionReview request has no uid";
+  return request;
+}
+
+function review(response: JsonObject): AdmissionAnswer {
+  return { statusCode: 200, body: { apiVersion: API_VERSION, kind: "AdmissionReview", response } };
+}
+
+function skipped(uid: string, reason: SkipReason, detail: string, warnings: string[], metrics: InjectorMetrics): AdmissionAnswer {
+  metrics.requests.inc({ outcome: "skipped" });
+  metrics.skips.inc({ reason });
+  const all = UNEXPECTED_SKIPS.includes(reason) ? [...warnings, `not injected: ${detail}`] : warnings;
+  return review({ uid, allowed: true, ...(all.length > 0 ? { warnings: all.map((w) => WARNING_PREFIX + w) } : {}) });
+}
+
+export async function admit(body: unknown, deps: AdmissionDeps): Promise<AdmissionAnswer> {
+  const started = performance.now();
+  try {
+    const request = requestOf(body);
+    if (typeof request === "string") {
+      deps.metrics.requests.inc({ outcome: "invalid" });
+      return invalid(request);
+    }
+    const uid = request.uid as string;
+    const kind = objectAt(request, "kind");
+    if (kind?.kind !== "Pod" || (kind.group ?? "") !== "" || stringAt(request, "subResource") !== undefined) {
+      return skipped(uid, "not-a-pod", SKIP_REASONS["not-a-pod"], [], deps.metrics);
+    }
+    if (request.operation !== "CREATE") return skipped(uid, "not-create", SKIP_REASONS["not-create"], [], deps.metrics);
+    const pod = isObject(request.object) ? request.object : {};
+    const namespace = stringAt(request, "namespace") ?? stringAt(objectAt(pod, "metadata"), "namespace");
+    try {
+      const namespaceLabels = namespace === undefined ? undefined : await deps.namespaceLabels(namespace);
+      // dryRun needs nothing special: answering has no side effects beyond these counters.
+      const outcome = injectPod(pod, namespace, { config: deps.config, policies: deps.policies(), namespaceLabels });
+      const { decision } = outcome;
+      if (!decision.inject) return skipped(uid, decision.reason, decision.detail, outcome.warnings, deps.metrics);
+      const rendered = outcome.rendered!;
+      deps.metrics.requests.inc({ outcome: "injected" });
+      deps.metrics.injections.inc({ form: decision.native ? "native" : "classic" });
+      return review({
+        uid,
+        allowed: true,
+        patchType: "JSONPatch",
+        patch: Buffer.from(JSON.stringify(rendered.patch)).toString("base64"),
+        ...(outcome.warnings.length > 0 ? { warnings: outcome.warnings.map((w) => WARNING_PREFIX + w) } : {}),
+      });
+    } catch (err) {
+      deps.metrics.requests.inc({ outcome: "error" });
+      const message = `injector error: ${(err as Error).message}`;
+      if (deps.failClosed) return review({ uid, allowed: false, status: { code: 500, message: `${WARNING_PREFIX}${message}` } });
+      return review({ uid, allowed: true, warnings: [`${WARNING_PREFIX}${message}; the pod was admitted without the sidecar`] });
+    }
+  } finally {
+    deps.metrics.duration.observe((performance.now() - started) / 1000);
+  }
+}

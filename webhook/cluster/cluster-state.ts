@@ -1,0 +1,101 @@
+/**
+ * What the webhook knows about the cluster: RuntimePolicies and namespace labels, from
+ * informers, and the refresh of running pods' policies whenever either changes.
+ */
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Namespace } from "@kubernetes/client-node";
+import { PolicyError, validatePolicy } from "../../policies/load.ts";
+import type { RuntimePolicy } from "../../policies/schema.ts";
+import type { JsonObject } from "../json.ts";
+import type { InjectorMetrics } from "../metrics.ts";
+import { policyRefresh } from "../policy-refresh.ts";
+import { startInformer, type Cache } from "./watch.ts";
+
+export interface ClusterState {
+  policies(): readonly RuntimePolicy[];
+  namespaceLabels(namespace: string): Promise<Record<string, string>>;
+  /** Brings every running injected pod's policy up to date now (also runs after each change). */
+  refreshPods(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const GROUP = { group: "microenforcer.dev", version: "v1alpha1", plural: "runtimepolicies" };
+
+export async function startClusterState(kc: KubeConfig, metrics: InjectorMetrics, log: (message: string) => void): Promise<ClusterState> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  let valid: RuntimePolicy[] = [];
+  const reported = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+
+  const refreshPods = async (): Promise<void> => {
+    let next: string | undefined;
+    do {
+      const page = await core.listPodForAllNamespaces({ limit: 500, _continue: next });
+      for (const pod of page.items) {
+        const namespace = pod.metadata?.namespace ?? "";
+        const patch = policyRefresh(pod as unknown as JsonObject, valid, namespaces.get(namespace)?.metadata?.labels ?? {});
+        if (patch.length === 0) continue;
+        try {
+          await core.patchNamespacedPod({ name: pod.metadata?.name ?? "", namespace, body: patch });
+          metrics.policyUpdates.inc({ result: "updated" });
+        } catch (err) {
+          metrics.policyUpdates.inc({ result: "failed" });
+          log(`cannot update the policy of pod ${namespace}/${pod.metadata?.name}: ${(err as Error).message}`);
+        }
+      }
+      next = page.metadata?._continue || undefined;
+    } while (next !== undefined);
+  };
+  // Changes come in bursts (an apply of several policies): refresh once, after they settle.
+  const scheduleRefresh = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      running = running.then(refreshPods).catch((err: unknown) => log(`policy refresh failed: ${(err as Error).message}`));
+    }, 500);
+  };
+
+  const policies: Cache<KubernetesObject> = await startInformer(
+    kc,
+    `/apis/${GROUP.group}/${GROUP.version}/${GROUP.plural}`,
+    () => custom.listClusterCustomObject(GROUP) as Promise<KubernetesListObject<KubernetesObject>>,
+    () => {
+      valid = validPolicies();
+      scheduleRefresh();
+    },
+    log,
+  );
+  const namespaces: Cache<V1Namespace> = await startInformer(kc, "/api/v1/namespaces", () => core.listNamespace(), scheduleRefresh, log);
+
+  function validPolicies(): RuntimePolicy[] {
+    return policies.list().flatMap((object) => {
+      const name = object.metadata?.name ?? "(unnamed)";
+      try {
+        return [validatePolicy(object, `RuntimePolicy ${name}`)];
+      } catch (err) {
+        if (!(err instanceof PolicyError)) throw err;
+        const key = `${name}@${object.metadata?.resourceVersion}`;
+        if (!reported.has(key)) log(`ignoring invalid ${err.problems.join("; ")}`);
+        reported.add(key);
+        return [];
+      }
+    });
+  }
+  valid = validPolicies();
+  scheduleRefresh();
+
+  return {
+    policies: () => valid,
+    async namespaceLabels(namespace) {
+      const cached = namespaces.get(namespace);
+      // A namespace created a moment ago may not have reached the informer yet.
+      return (cached ?? (await core.readNamespace({ name: namespace }))).metadata?.labels ?? {};
+    },
+    refreshPods: () => (running = running.then(refreshPods)),
+    async stop() {
+      clearTimeout(timer);
+      await Promise.all([policies.stop(), namespaces.stop()]);
+      await running.catch(() => undefined);
+    },
+  };
+}

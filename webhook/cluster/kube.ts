@@ -1,0 +1,35 @@
+/** Cluster access for the webhook: a kubeconfig when one is given or found, else none at all. */
+import { existsSync } from "node:fs";
+import { KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { parseKubeVersion, supportsNativeSidecars } from "../config.ts";
+
+const IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/** --kubeconfig, else $KUBECONFIG, else the in-cluster service account; undefined: no cluster access. */
+export function loadKubeConfig(file: string | undefined, env: NodeJS.ProcessEnv): KubeConfig | undefined {
+  const kc = new KubeConfig();
+  const path = file ?? env.KUBECONFIG;
+  if (path !== undefined && path !== "") {
+    kc.loadFromFile(path);
+    return kc;
+  }
+  if (env.KUBERNETES_SERVICE_HOST !== undefined && existsSync(IN_CLUSTER_TOKEN)) {
+    kc.loadFromCluster();
+    return kc;
+  }
+  return undefined;
+}
+
+/** Whether the apiserver runs native sidecars (≥ 1.29), from its /version. */
+export async function clusterRunsNativeSidecars(kc: KubeConfig): Promise<boolean> {
+  const info = await kc.makeApiClient(VersionApi).getCode();
+  const version = parseKubeVersion(`${info.major.replace(/\D/g, "")}.${info.minor.replace(/\D/g, "")}`) ?? parseKubeVersion(info.gitVersion);
+  if (version === undefined) throw new Error(`cannot read the Kubernetes version from ${JSON.stringify(info.gitVersion)}`);
+  return supportsNativeSidecars(version.major, version.minor);
+}
+
+/** The HTTP status of a client-node error (ApiException), or undefined. */
+export function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "number" ? code : undefined;
+}

@@ -1,0 +1,24 @@
+/** The Kubernetes keys and names the injector and the sidecar agree on (DESIGN.md contracts). */
+export const NAMESPACE_INJECTION_LABEL = "microenforcer.dev/injection";
+export const INJECT_KEY = "microenforcer.dev/inject";
+export const POLICY_ANNOTATION = "microenforcer.dev/policy";
+export const POLICY_DOCUMENT_ANNOTATION = "microenforcer.dev/policy-document";
+export const STATUS_ANNOTATION = "microenforcer.dev/status";
+/** Per-pod override of the sidecar form: "true" native sidecar, "false" classic container. */
+export const NATIVE_SIDECAR_ANNOTATION = "microenforcer.dev/native-sidecar";
+/** Label on the injector's own pods, which are never injected. */
+export const INJECTOR_POD_LABEL = "app.kubernetes.io/name";
+export const INJECTOR_POD_LABEL_VALUE = "microenforcer-injector";
+export const PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce";
+
+export const SIDECAR_NAME = "microenforcer";
+export const POLICY_VOLUME = "microenforcer-policy";
+export const POLICY_MOUNT_PATH = "/etc/microenforcer/policy";
+export const POLICY_FILE = "policy.json";
+export const SPOOL_VOLUME = "microenforcer-spool";
+export const SPOOL_MOUNT_PATH = "/var/lib/microenforcer/spool";
+export const SPOOL_SIZE_LIMIT = "64Mi";
+export const CONTAINER_ENV = "MICROENFORCER_CONTAINER";
+
+/** Namespaces whose pods are never injected, whatever their labels say. */
+export const SYSTEM_NAMESPACES: readonly string[] = ["kube-system", "kube-public", "kube-node-lease"];

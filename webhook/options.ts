@@ -1,0 +1,59 @@
+/** Command-line options shared by `microenforcer inject` and `microenforcer webhook`. */
+import { loadPolicyFile } from "../policies/load.ts";
+import type { RuntimePolicy } from "../policies/schema.ts";
+import { defaultInjectorConfig, otelEnvFrom, parseKubeVersion, supportsNativeSidecars, type InjectorConfig } from "./config.ts";
+
+export class UsageError extends Error {}
+
+export const injectorOptions = {
+  policy: { type: "string" },
+  image: { type: "string" },
+  "kube-version": { type: "string" },
+  "allow-ptrace": { type: "boolean" },
+  "injector-namespace": { type: "string" },
+} as const;
+
+export interface InjectorOptionValues {
+  policy?: string;
+  image?: string;
+  "kube-version"?: string;
+  "allow-ptrace"?: boolean;
+  "injector-namespace"?: string;
+}
+
+/** `--kube-version 1.28` → whether native sidecars are used; undefined when not given. */
+export function nativeSidecarsFor(kubeVersion: string | undefined): boolean | undefined {
+  if (kubeVersion === undefined) return undefined;
+  const version = parseKubeVersion(kubeVersion);
+  if (version === undefined) throw new UsageError(`--kube-version must look like 1.30, not '${kubeVersion}'`);
+  return supportsNativeSidecars(version.major, version.minor);
+}
+
+export function injectorConfigFrom(values: InjectorOptionValues, env: NodeJS.ProcessEnv): InjectorConfig {
+  const config = defaultInjectorConfig();
+  if (values.image !== undefined) {
+    if (values.image.trim() === "") throw new UsageError("--image must not be empty");
+    config.image = values.image;
+  }
+  config.nativeSidecars = nativeSidecarsFor(values["kube-version"]) ?? config.nativeSidecars;
+  config.allowPtrace = values["allow-ptrace"] ?? false;
+  config.injectorNamespace = values["injector-namespace"] ?? env.POD_NAMESPACE ?? config.injectorNamespace;
+  config.otelEnv = otelEnvFrom(env);
+  return config;
+}
+
+/** `k=v,k2=v2` → labels; an entry without `=` or with an empty key is an error. */
+export function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const entry of text.split(",").map((e) => e.trim()).filter((e) => e !== "")) {
+    const at = entry.indexOf("=");
+    if (at <= 0) throw new UsageError(`--namespace-labels: '${entry}' is not key=value`);
+    labels[entry.slice(0, at)] = entry.slice(at + 1);
+  }
+  return labels;
+}
+
+/** The policies of --policy FILE, or none (every pod then gets the built-in default). */
+export function policiesFrom(file: string | undefined): RuntimePolicy[] {
+  return file === undefined ? [] : loadPolicyFile(file);
+}

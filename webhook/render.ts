@@ -1,0 +1,101 @@
+/**
+ * Pod → injected pod, from a deep copy of the raw JSON (a typed round trip would drop fields
+ * this code does not know), then the JSON patch the webhook answers with. Pure and
+ * deterministic: the webhook and `microenforcer inject` both call it.
+ */
+import jsonpatch, { type Operation } from "fast-json-patch";
+import type { RuntimePolicy } from "../policies/schema.ts";
+import type { InjectorConfig, PodSecurityLevel } from "./config.ts";
+import { ensureArray, ensureObject, isObject, stringAt, type JsonObject } from "./json.ts";
+import {
+  CONTAINER_ENV,
+  POLICY_ANNOTATION,
+  POLICY_DOCUMENT_ANNOTATION,
+  SIDECAR_NAME,
+  STATUS_ANNOTATION,
+} from "./keys.ts";
+import { policyDocument } from "./policy-select.ts";
+import { sidecarSecurity } from "./security.ts";
+import { sidecarContainer, sidecarVolumes } from "./sidecar.ts";
+import type { InjectionStatus } from "./status.ts";
+
+export interface RenderInput {
+  pod: JsonObject;
+  config: InjectorConfig;
+  policy: RuntimePolicy;
+  podSecurityLevel: PodSecurityLevel;
+  /** Native sidecar (first init container, restartPolicy Always) or classic last container. */
+  native: boolean;
+}
+
+export interface Rendered {
+  pod: JsonObject;
+  /** RFC 6902 operations from the input pod to the rendered one (keys with `/` escaped as `~1`). */
+  patch: Operation[];
+  status: InjectionStatus;
+  warnings: string[];
+}
+
+/** Adds MICROENFORCER_CONTAINER=<name> where the container does not set it already; returns who got it. */
+function attributeContainers(containers: unknown[]): string[] {
+  const added: string[] = [];
+  for (const container of containers) {
+    const name = stringAt(container, "name");
+    if (!isObject(container) || name === undefined) continue;
+    const env = ensureArray(container, "env");
+    if (env.some((e) => stringAt(e, "name") === CONTAINER_ENV)) continue;
+    env.push({ name: CONTAINER_ENV, value: name });
+    added.push(name);
+  }
+  return added;
+}
+
+export function render(input: RenderInput): Rendered {
+  const pod = structuredClone(input.pod);
+  const spec = ensureObject(pod, "spec");
+  const annotations = ensureObject(ensureObject(pod, "metadata"), "annotations");
+  const security = sidecarSecurity(spec, input.podSecurityLevel, input.config.allowPtrace);
+  const warnings = [...security.warnings];
+  const { native } = input;
+
+  const attributed = ["initContainers", "containers"].flatMap((key) => (Array.isArray(spec[key]) ? attributeContainers(spec[key]) : []));
+  const volumes = sidecarVolumes();
+  ensureArray(spec, "volumes").push(...volumes);
+
+  const shareProcessNamespace = typeof spec.shareProcessNamespace === "boolean" ? spec.shareProcessNamespace : null;
+  if (shareProcessNamespace === false) warnings.push("shareProcessNamespace was false; set to true so the sidecar can see the app's processes");
+  spec.shareProcessNamespace = true;
+
+  const addedAnnotations = [POLICY_DOCUMENT_ANNOTATION];
+  if (annotations[POLICY_ANNOTATION] === undefined) {
+    annotations[POLICY_ANNOTATION] = input.policy.metadata.name;
+    addedAnnotations.unshift(POLICY_ANNOTATION);
+  }
+  annotations[POLICY_DOCUMENT_ANNOTATION] = JSON.stringify(policyDocument(input.policy));
+  const status: InjectionStatus = {
+    initContainers: native ? [SIDECAR_NAME] : [],
+    containers: native ? [] : [SIDECAR_NAME],
+    volumes: volumes.map((v) => v.name as string),
+    env: attributed.length > 0 ? { [CONTAINER_ENV]: attributed } : {},
+    annotations: addedAnnotations,
+    shareProcessNamespace,
+  };
+  annotations[STATUS_ANNOTATION] = JSON.stringify(status);
+
+  // The sidecar is added by one explicit operation: diffing a list with an element inserted
+  // first would rewrite every element after it.
+  const patch = jsonpatch.compare(input.pod, pod);
+  const sidecar = sidecarContainer(input.config, security.securityContext, native);
+  const list = native ? "initContainers" : "containers";
+  if (!Array.isArray(spec[list])) {
+    spec[list] = [sidecar];
+    patch.push({ op: "add", path: `/spec/${list}`, value: [sidecar] });
+  } else if (native) {
+    spec[list].unshift(sidecar);
+    patch.push({ op: "add", path: `/spec/${list}/0`, value: sidecar });
+  } else {
+    spec[list].push(sidecar);
+    patch.push({ op: "add", path: `/spec/${list}/-`, value: sidecar });
+  }
+  return { pod, patch, status, warnings };
+}

@@ -1,0 +1,73 @@
+/**
+ * The admission server: fastify over HTTPS. `POST /mutate` answers AdmissionReviews;
+ * `/healthz` (the process is alive), `/readyz` (certificates loaded, policies synced, not
+ * shutting down) and `/metrics` (Prometheus). Every error is a JSON body with a message.
+ */
+import type { Server } from "node:https";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import { admit, type AdmissionDeps } from "./admission.ts";
+
+export interface ServerOptions {
+  key: string;
+  cert: string;
+  admission: AdmissionDeps;
+  isReady: () => boolean;
+  /** Largest accepted body; the apiserver's own limit for an object is 3 MiB. */
+  bodyLimit?: number;
+  /** Where unexpected server errors are reported. */
+  log?: (message: string) => void;
+}
+
+export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
+
+export type AdmissionServer = FastifyInstance<Server>;
+
+/** Fastify's own errors (bad JSON, wrong media type, too large) with messages a caller can act on. */
+function errorMessage(error: FastifyError, bodyLimit: number): string {
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return `request body larger than ${bodyLimit} bytes`;
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return "expected Content-Type application/json";
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return "empty body: expected an AdmissionReview";
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return "body is not valid JSON: expected an AdmissionReview";
+    default:
+      return error.message;
+  }
+}
+
+export function createAdmissionServer(options: ServerOptions): AdmissionServer {
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({
+    https: { key: options.key, cert: options.cert, minVersion: "TLSv1.2" },
+    bodyLimit,
+    // A slow or stalled client cannot hold a connection longer than the apiserver's timeout.
+    requestTimeout: 10_000,
+    return503OnClosing: true,
+  }) as unknown as AdmissionServer;
+
+  app.setErrorHandler((error: FastifyError, _request, reply) => {
+    const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (statusCode === 500) options.log?.(`internal error: ${error.stack ?? error.message}`);
+    void reply.code(statusCode).send({ error: errorMessage(error, bodyLimit) });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ error: `no route ${request.method} ${request.url}: the webhook path is POST /mutate` });
+  });
+
+  app.post("/mutate", async (request, reply) => {
+    const answer = await admit(request.body, options.admission);
+    return reply.code(answer.statusCode).send(answer.body);
+  });
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_request, reply) => (options.isReady() ? { status: "ready" } : reply.code(503).send({ status: "not ready" })));
+  app.get("/metrics", async (_request, reply) => reply.type("text/plain; version=0.0.4").send(options.admission.metrics.render()));
+  return app;
+}
+
+/** Serves a new certificate to new connections (rotation, or a changed cert directory). */
+export function replaceCertificate(app: AdmissionServer, key: string, cert: string): void {
+  app.server.setSecureContext({ key, cert, minVersion: "TLSv1.2" });
+}

@@ -1,0 +1,39 @@
+/**
+ * The `microenforcer.dev/status` annotation: exactly what the injector added, so that a
+ * second pass sees the pod is done and removal puts back the pod as it was.
+ */
+import { isObject } from "./json.ts";
+
+export interface InjectionStatus {
+  initContainers: string[];
+  containers: string[];
+  volumes: string[];
+  /** Variable name → the containers it was added to. */
+  env: Record<string, string[]>;
+  annotations: string[];
+  /** shareProcessNamespace before injection; null when the pod did not set it. */
+  shareProcessNamespace: boolean | null;
+}
+
+const isStringList = (value: unknown): value is string[] => Array.isArray(value) && value.every((v) => typeof v === "string");
+
+/** Reads a status annotation; throws a message naming what is wrong with it. */
+export function parseStatus(text: string): InjectionStatus {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error("the microenforcer.dev/status annotation is not JSON");
+  }
+  const ok =
+    isObject(value) &&
+    isStringList(value.initContainers) &&
+    isStringList(value.containers) &&
+    isStringList(value.volumes) &&
+    isStringList(value.annotations) &&
+    isObject(value.env) &&
+    Object.values(value.env).every(isStringList) &&
+    (value.shareProcessNamespace === null || typeof value.shareProcessNamespace === "boolean");
+  if (!ok) throw new Error("the microenforcer.dev/status annotation is not one the injector wrote");
+  return value as unknown as InjectionStatus;
+}

@@ -1,0 +1,184 @@
+/** `microenforcer webhook`: the admission server and everything that keeps it serving. */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { PolicyError } from "../policies/load.ts";
+import type { AdmissionDeps } from "./admission.ts";
+import { keepCaBundle } from "./cluster/ca-bundle.ts";
+import { startClusterState } from "./cluster/cluster-state.ts";
+import { clusterRunsNativeSidecars, loadKubeConfig } from "./cluster/kube.ts";
+import { ensureTlsSecret } from "./cluster/tls-secret.ts";
+import { createMetrics } from "./metrics.ts";
+import { injectorConfigFrom, injectorOptions, policiesFrom, UsageError } from "./options.ts";
+import { createAdmissionServer, replaceCertificate } from "./server.ts";
+import { planTls, serviceDnsNames, type KeyPair } from "./tls/certificates.ts";
+
+export const webhookUsage = `  webhook [--port 8443] [--cert-dir DIR | --self-signed] [--kubeconfig FILE] [--policy FILE]
+          [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME]
+          [--tls-san NAME_OR_IP]... [--image IMAGE] [--kube-version 1.30] [--allow-ptrace]
+        the injecting admission webhook (HTTPS, POST /mutate, /healthz, /readyz, /metrics)
+`;
+
+const log = (message: string) => process.stderr.write(`microenforcer webhook: ${message}\n`);
+const HOUR = 60 * 60 * 1000;
+
+function parse(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...injectorOptions,
+      port: { type: "string", default: "8443" },
+      host: { type: "string", default: "0.0.0.0" },
+      "cert-dir": { type: "string" },
+      "self-signed": { type: "boolean" },
+      kubeconfig: { type: "string" },
+      "fail-closed": { type: "boolean" },
+      namespace: { type: "string" },
+      service: { type: "string", default: "microenforcer-injector" },
+      "webhook-config": { type: "string", default: "microenforcer-injector" },
+      "tls-secret": { type: "string", default: "microenforcer-injector-tls" },
+      "tls-san": { type: "string", multiple: true, default: [] },
+      "shutdown-delay": { type: "string", default: "0" },
+    },
+    strict: true,
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, not '${values.port}'`);
+  const shutdownDelay = Number(values["shutdown-delay"]);
+  if (!(shutdownDelay >= 0)) throw new UsageError(`--shutdown-delay must be seconds, not '${values["shutdown-delay"]}'`);
+  if (values["cert-dir"] !== undefined && values["self-signed"] === true) throw new UsageError("--cert-dir and --self-signed exclude each other");
+  return { values, port, shutdownDelay };
+}
+
+/** A certificate source: the current pair, refreshed on a timer by whoever owns it. */
+interface Certificates {
+  current: KeyPair & { caBundle?: string };
+  refresh(): Promise<boolean>;
+}
+
+function certDirSource(dir: string): Certificates {
+  const read = () => {
+    try {
+      return { cert: readFileSync(join(dir, "tls.crt"), "utf8"), key: readFileSync(join(dir, "tls.key"), "utf8") };
+    } catch (err) {
+      throw new UsageError(`--cert-dir ${dir}: ${(err as Error).message}`);
+    }
+  };
+  const source: Certificates = {
+    current: read(),
+    async refresh() {
+      const next = read(); // cert-manager rewrites the files in place when it renews
+      const changed = next.cert !== source.current.cert || next.key !== source.current.key;
+      source.current = next;
+      return changed;
+    },
+  };
+  return source;
+}
+
+export async function runWebhook(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`usage:\n${webhookUsage}`);
+    return 0;
+  }
+  let options;
+  try {
+    options = parse(args);
+  } catch (err) {
+    process.stderr.write(`microenforcer webhook: ${(err as Error).message}\nusage:\n${webhookUsage}`);
+    return 2;
+  }
+  const { values } = options;
+  try {
+    const kc = loadKubeConfig(values.kubeconfig, process.env);
+    const config = injectorConfigFrom({ ...values, "injector-namespace": values["injector-namespace"] ?? values.namespace }, process.env);
+    const namespace = config.injectorNamespace;
+    if (kc !== undefined && values["kube-version"] === undefined) config.nativeSidecars = await clusterRunsNativeSidecars(kc);
+    const metrics = createMetrics();
+    const filePolicies = values.policy === undefined ? undefined : policiesFrom(values.policy);
+    const state = kc === undefined ? undefined : await startClusterState(kc, metrics, log);
+
+    const sans = values["tls-san"];
+    const dnsNames = [...serviceDnsNames(values.service, namespace), ...sans.filter((s) => isIP(s) === 0)];
+    const ips = sans.filter((s) => isIP(s) !== 0);
+    let certificates: Certificates;
+    if (values["cert-dir"] !== undefined) {
+      certificates = certDirSource(values["cert-dir"]);
+    } else if (kc !== undefined) {
+      const ref = { namespace, name: values["tls-secret"] };
+      const ensure = async () => (await ensureTlsSecret(kc, ref, dnsNames, ips)).material;
+      certificates = {
+        current: await ensure(),
+        async refresh() {
+          const next = await ensure();
+          const changed = next.cert !== certificates.current.cert;
+          certificates.current = next;
+          return changed;
+        },
+      };
+    } else {
+      const material = planTls(undefined, dnsNames, new Date(), ips).material;
+      const dir = mkdtempSync(join(tmpdir(), "microenforcer-webhook-"));
+      writeFileSync(join(dir, "ca.crt"), material.caBundle);
+      log(`no cluster access: serving a self-signed certificate; its CA is ${join(dir, "ca.crt")}`);
+      certificates = { current: material, refresh: async () => false };
+    }
+
+    let ready = false;
+    const deps: AdmissionDeps = {
+      config,
+      policies: () => filePolicies ?? state?.policies() ?? [],
+      namespaceLabels: async (ns) => state?.namespaceLabels(ns),
+      failClosed: values["fail-closed"] === true,
+      metrics,
+    };
+    const server = createAdmissionServer({ key: certificates.current.key, cert: certificates.current.cert, admission: deps, isReady: () => ready, log });
+    const caBundle = certificates.current.caBundle;
+    const caWatch = kc !== undefined && caBundle !== undefined ? await keepCaBundle(kc, values["webhook-config"], () => certificates.current.caBundle ?? "", log) : undefined;
+    const refresher = setInterval(
+      () => {
+        certificates.refresh().then(
+          (changed) => {
+            if (!changed) return;
+            replaceCertificate(server, certificates.current.key, certificates.current.cert);
+            log("serving a renewed certificate");
+          },
+          (err: unknown) => log(`certificate refresh failed: ${(err as Error).message}`),
+        );
+      },
+      values["cert-dir"] !== undefined ? 60_000 : HOUR,
+    );
+    await server.listen({ host: values.host, port: options.port });
+    ready = true;
+    const address = server.server.address();
+    log(`serving on ${typeof address === "object" && address !== null ? `${address.address}:${address.port}` : String(address)} (${kc === undefined ? "no cluster access" : "cluster access"}, ${config.nativeSidecars ? "native" : "classic"} sidecars, fail-${deps.failClosed ? "closed" : "open"})`);
+
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    });
+    // Not ready first, so endpoints drop us before connections are refused.
+    ready = false;
+    await sleep(options.shutdownDelay * 1000);
+    clearInterval(refresher);
+    await server.close();
+    await caWatch?.stop();
+    await state?.stop();
+    log(`stopped on ${signal}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof PolicyError) {
+      process.stderr.write(`microenforcer webhook: invalid policy:\n${err.problems.map((p) => `  ${p}`).join("\n")}\n`);
+      return 1;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`microenforcer webhook: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`microenforcer webhook: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
