@@ -18,11 +18,11 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { freeLoopbackPorts, stopProcess } from "../processes.ts";
 
 const run = promisify(execFile);
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
@@ -107,7 +107,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const certificates = Date.now() - mark;
 
     mark = Date.now();
-    const [clientPort, peerPort, securePort] = await freePorts(3);
+    const [clientPort, peerPort, securePort] = await freeLoopbackPorts(3);
     const etcdUrl = `http://127.0.0.1:${clientPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     children.push(
@@ -303,29 +303,3 @@ async function runKubectl(
   return { stdout, stderr, code };
 }
 
-async function freePorts(count: number): Promise<number[]> {
-  // Hold all listeners open until every port is known, so the ports are distinct.
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = createServer().listen(0, "127.0.0.1");
-      await once(server, "listening");
-      return server;
-    }),
-  );
-  const ports = servers.map((server) => {
-    const address = server.address();
-    if (address === null || typeof address === "string") throw new Error("no TCP port");
-    return address.port;
-  });
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10000);
-  await exited;
-  clearTimeout(timer);
-}

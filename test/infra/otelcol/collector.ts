@@ -3,13 +3,13 @@
  * HTTP receivers on loopback, a file exporter writing OTLP JSON lines we read back.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { freeLoopbackPorts, stopProcess } from "../processes.ts";
 
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
 
@@ -48,18 +48,8 @@ export interface Collector {
 
 /** Loopback ports free right now; pass them to startCollector to know endpoints before it runs. */
 export async function freePorts(): Promise<Ports> {
-  const [grpc, http] = await Promise.all([freePort(), freePort()]);
-  return { grpc, http };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no TCP port");
-  return address.port;
+  const [grpc, http] = await freeLoopbackPorts(2);
+  return { grpc: grpc!, http: http! };
 }
 
 export async function startCollector(binary: string, ports?: Ports): Promise<Collector> {
@@ -131,15 +121,6 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once("error", () => resolve(false));
   });
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** One ExportLogsServiceRequest per line; a last line still being written is skipped. */
