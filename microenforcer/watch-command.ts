@@ -4,6 +4,8 @@ import { defaultPolicy, parsePolicies, PolicyError, readPolicyText } from "../po
 import { watchPolicyFile } from "../policies/policy-file-watcher.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import { createEmitter } from "./emit/emitter.ts";
+import { positiveInteger } from "./emit/otlp-config.ts";
+import { DEFAULT_SPOOL_MAX_BYTES } from "./spool/spool.ts";
 import { statusRecord } from "./records/sensor-records.ts";
 import { buildResource } from "./emit/resource.ts";
 import { version } from "./version.ts";
@@ -33,6 +35,7 @@ export async function runWatch(args: string[]): Promise<number> {
         policy: { type: "string" },
         exporter: { type: "string" },
         format: { type: "string" },
+        "spool-dir": { type: "string" },
       },
       strict: true,
     });
@@ -41,6 +44,8 @@ export async function runWatch(args: string[]): Promise<number> {
       exporter: oneOf("exporter", values.exporter ?? defaultExporter(process.env), exporters),
       // People at a terminal get the readable form; log routers get one JSON object per line.
       format: oneOf("format", values.format ?? (process.stdout.isTTY ? "pretty" : "json"), formats),
+      // The injector mounts an emptyDir here; OTLP records wait in it while the backend is away.
+      spoolDir: values["spool-dir"] || process.env.MICROENFORCER_SPOOL_DIR || undefined,
     };
   } catch (err) {
     process.stderr.write(`microenforcer watch: ${(err as Error).message}\n`);
@@ -67,6 +72,7 @@ export async function runWatch(args: string[]): Promise<number> {
       exporter: options.exporter,
       format: options.format,
       resource: buildResource(process.env, version),
+      spool: options.spoolDir === undefined ? undefined : { dir: options.spoolDir, maxBytes: positiveInteger(process.env, "MICROENFORCER_SPOOL_MAX_BYTES", DEFAULT_SPOOL_MAX_BYTES) },
     });
   } catch (err) {
     process.stderr.write(`microenforcer watch: ${(err as Error).message}\n`);

@@ -83,7 +83,14 @@ export function parsePolicies(text: string, file: string): RuntimePolicy[] {
       problems.push(...doc.errors.map((e) => `${source}: line ${e.linePos?.[0]?.line ?? "?"}: ${e.message.split("\n")[0]}`));
       return;
     }
-    const value: unknown = doc.toJS();
+    let value: unknown;
+    try {
+      value = doc.toJS();
+    } catch (err) {
+      // Parsed but not resolvable, e.g. an alias to an anchor that is not there.
+      problems.push(`${source}: ${(err as Error).message.split("\n")[0]}`);
+      return;
+    }
     if (value == null) return;
     try {
       policies.push(validatePolicy(value, source));

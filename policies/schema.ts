@@ -3,7 +3,17 @@
  * `policy validate` and the CRD's openAPIV3Schema. Unknown keys are errors, so a typo in a
  * security control is caught instead of silently ignored. Defaults live here too.
  */
-import { Type, type Static } from "@sinclair/typebox";
+import { FormatRegistry, Type, type Static } from "@sinclair/typebox";
+
+// Redaction patterns are compiled with these flags (microenforcer/records/redact.ts).
+FormatRegistry.Set("regex", (value) => {
+  try {
+    new RegExp(value, "giu");
+    return true;
+  } catch {
+    return false;
+  }
+});
 
 const strict = { additionalProperties: false } as const;
 
@@ -40,8 +50,49 @@ export const RuntimePolicySpec = Type.Object(
         processActivity: Type.Boolean({ default: true }),
         fullCommandArguments: Type.Boolean({ default: true }),
         networkActivity: Type.Boolean({ default: true }),
+        /** Secrets are always redacted from command lines by built-in rules; these patterns add to them. */
+        redaction: Type.Optional(
+          Type.Object(
+            {
+              patterns: Type.Array(
+                Type.String({
+                  minLength: 1,
+                  format: "regex",
+                  description: "JavaScript regular expression, matched case-insensitively against each argument; a named group `secret` marks what to replace, else the whole match",
+                }),
+                { default: [] },
+              ),
+            },
+            strict,
+          ),
+        ),
       },
       { ...strict, default: {} },
+    ),
+    dns: Type.Optional(
+      Type.Object(
+        {
+          /**
+           * Opt-in: a DNS forwarder in the sidecar that records which name each address was
+           * resolved from. The pod's DNS then goes through the sidecar (see README).
+           */
+          forwarder: Type.Optional(
+            Type.Object(
+              {
+                enabled: Type.Boolean({ default: false }),
+                listen: Type.String({ default: "127.0.0.1:53", description: "ADDRESS[:PORT] the forwarder listens on (UDP and TCP)" }),
+                upstream: Type.Optional(
+                  Type.Array(Type.String({ minLength: 1 }), { description: "ADDRESS[:PORT] of the servers asked; default: the sidecar's resolv.conf nameservers" }),
+                ),
+              },
+              strict,
+            ),
+          ),
+          /** When no forwarder names a peer: reverse (PTR) lookups, cached. */
+          reverseLookup: Type.Boolean({ default: false }),
+        },
+        strict,
+      ),
     ),
     controls: Type.Optional(
       Type.Object(

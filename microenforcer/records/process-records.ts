@@ -6,6 +6,7 @@ import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import { joinCommandLine } from "../proc/parse.ts";
 import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
 import { EventNames, type Attributes, type SensorRecord } from "./record.ts";
+import { createRedactor, type Redactor } from "./redact.ts";
 
 export type Forensics = RuntimePolicySpec["forensics"];
 
@@ -29,7 +30,19 @@ function containerLabel(p: ProcessInfo): string {
   return p.container.name ?? (p.container.id !== undefined ? p.container.id.slice(0, 12) : "?");
 }
 
-/** The attributes naming a process; shared by every record about it (exec, exit, network, violations). */
+/** One redactor per policy: its patterns compiled once, its results cached per argv. */
+const redactors = new WeakMap<Forensics, Redactor>();
+
+function redactorFor(forensics: Forensics): Redactor {
+  let redactor = redactors.get(forensics);
+  if (redactor === undefined) {
+    redactor = createRedactor(forensics.redaction?.patterns);
+    redactors.set(forensics, redactor);
+  }
+  return redactor;
+}
+
+/** The attributes naming a process; shared by every record about it (exec, exit, network, violations). Secrets in its command line are redacted. */
 export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: Forensics): Attributes {
   const a: Attributes = {
     "process.pid": p.pid,
@@ -45,8 +58,10 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
   if (p.exe?.deleted) a["microenforcer.process.exe_deleted"] = true;
   if (p.exe?.memfd) a["microenforcer.process.exe_memfd"] = true;
   if (forensics.fullCommandArguments && p.args !== undefined && p.args.length > 0) {
-    a["process.command_line"] = joinCommandLine(p.args);
-    a["process.command_args"] = p.args;
+    const { args, redacted } = redactorFor(forensics).redact(p.args);
+    a["process.command_line"] = joinCommandLine(args);
+    a["process.command_args"] = args;
+    if (redacted) a["microenforcer.redacted"] = true;
   }
   if (p.container.name !== undefined) a["k8s.container.name"] = p.container.name;
   if (p.container.id !== undefined) a["container.id"] = p.container.id;

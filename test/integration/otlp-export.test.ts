@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createEmitter, type Emitter } from "../../microenforcer/emit/emitter.ts";
-import { OTLP_PROTOCOLS, type OtlpProtocol } from "../../microenforcer/emit/otlp-exporter.ts";
+import { OTLP_PROTOCOLS, type OtlpProtocol } from "../../microenforcer/emit/otlp-config.ts";
 import { buildResource } from "../../microenforcer/emit/resource.ts";
 import type { SensorRecord } from "../../microenforcer/records/record.ts";
 import {
@@ -55,6 +55,18 @@ function emitterFor(pod: string): Emitter {
 
 const fromPod = (pod: string) => (record: CollectedLogRecord) => record.resource["k8s.pod.name"] === pod;
 
+/** Every record carries a unique, sortable id; the rest is what was emitted. */
+function withoutId(attributes: Record<string, unknown>): Record<string, unknown> {
+  const { "microenforcer.record.id": id, ...rest } = attributes;
+  assert.match(String(id), /^[0-9A-HJKMNP-TV-Z]{26}$/);
+  return rest;
+}
+
+async function until(check: () => boolean, timeoutMillis: number): Promise<void> {
+  const deadline = Date.now() + timeoutMillis;
+  while (!check() && Date.now() < deadline) await sleep(50);
+}
+
 describe("OTLP export to a real OpenTelemetry Collector", function () {
   let binary: string;
   let collector: Collector;
@@ -85,13 +97,13 @@ describe("OTLP export to a real OpenTelemetry Collector", function () {
       emitter.emit(exec);
       emitter.emit(violation);
       await emitter.forceFlush();
-      assert.deepEqual(emitter.stats(), { exported: 2, failed: 0, dropped: 0, pending: 0 });
+      assert.deepEqual(emitter.stats(), { exported: 2, pending: 0, dropped: 0, rejected: 0 });
       await emitter.shutdown();
 
       const received = await collector.waitForLogRecords(2, fromPod(pod));
       assert.equal(received.length, 2);
       const [first, second] = received;
-      assert.deepEqual(first, {
+      assert.deepEqual({ ...first, attributes: withoutId(first!.attributes) }, {
         eventName: "microenforcer.process.exec",
         body: "exec /usr/bin/curl",
         severityNumber: 9,
@@ -109,58 +121,34 @@ describe("OTLP export to a real OpenTelemetry Collector", function () {
       assert.equal(second?.eventName, "microenforcer.policy.violation");
       assert.equal(second?.severityNumber, 13);
       assert.equal(second?.severityText, "WARN");
-      assert.deepEqual(second?.attributes, violation.attributes);
+      assert.deepEqual(withoutId(second!.attributes), violation.attributes);
     });
   }
 
-  it("http/protobuf: retries a refused connection, so a collector starting late still gets the record", async function () {
-    this.timeout(30000);
-    const ports = await freePorts();
-    pointAt("http/protobuf", `http://127.0.0.1:${ports.http}`);
-    const emitter = emitterFor("pod-late-http");
-    emitter.emit(exec);
-    const flushed = emitter.forceFlush(); // first attempt is refused; the SDK backs off ~1 s
-    await sleep(200);
-    const late = await startCollector(binary, ports);
-    try {
-      await flushed;
-      assert.deepEqual(emitter.stats(), { exported: 1, failed: 0, dropped: 0, pending: 0 });
-      assert.equal((await late.waitForLogRecords(1, fromPod("pod-late-http"))).length, 1);
-    } finally {
-      await emitter.shutdown();
-      await late.stop();
-    }
-  });
+  for (const protocol of ["http/protobuf", "grpc"] as const) {
+    it(`${protocol}: a refused export is kept and retried, so a collector starting late still gets the record`, async function () {
+      this.timeout(30000);
+      const ports = await freePorts();
+      pointAt(protocol, `http://127.0.0.1:${protocol === "grpc" ? ports.grpc : ports.http}`);
+      const pod = `pod-late-${protocol.replace("/", "-")}`;
+      const emitter = emitterFor(pod);
+      emitter.emit(exec);
+      await emitter.forceFlush(); // the attempt is refused; the record waits in the backlog
+      assert.deepEqual(emitter.stats(), { exported: 0, pending: 1, dropped: 0, rejected: 0 });
 
-  it("grpc: a refused export fails at once (no SDK retry), is counted, and later records get through", async function () {
-    this.timeout(30000);
-    const ports = await freePorts();
-    pointAt("grpc", `http://127.0.0.1:${ports.grpc}`);
-    const emitter = emitterFor("pod-late-grpc");
-    emitter.emit(exec);
-    await emitter.forceFlush();
-    assert.deepEqual(emitter.stats(), { exported: 0, failed: 1, dropped: 0, pending: 0 });
-
-    const late = await startCollector(binary, ports);
-    try {
-      // grpc-js reconnects with its own backoff; until then calls fail fast.
-      const started = Date.now();
-      while (emitter.stats().exported === 0 && Date.now() - started < 20000) {
-        emitter.emit(violation);
-        await emitter.forceFlush();
-        if (emitter.stats().exported === 0) await sleep(250);
+      const late = await startCollector(binary, ports);
+      try {
+        await until(() => emitter.stats().exported === 1, 20000);
+        assert.deepEqual(emitter.stats(), { exported: 1, pending: 0, dropped: 0, rejected: 0 });
+        const received = await late.waitForLogRecords(1, fromPod(pod));
+        assert.deepEqual(
+          received.map((record) => record.eventName),
+          ["microenforcer.process.exec"],
+        );
+      } finally {
+        await emitter.shutdown();
+        await late.stop();
       }
-      const stats = emitter.stats();
-      assert.equal(stats.exported, 1);
-      assert.equal(stats.pending, 0);
-      const received = await late.waitForLogRecords(1, fromPod("pod-late-grpc"));
-      assert.deepEqual(
-        received.map((record) => record.eventName),
-        ["microenforcer.policy.violation"],
-      );
-    } finally {
-      await emitter.shutdown();
-      await late.stop();
-    }
-  });
+    });
+  }
 });

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { createEmitter } from "../../microenforcer/emit/emitter.ts";
 import { buildResource } from "../../microenforcer/emit/resource.ts";
@@ -50,7 +53,7 @@ describe("emit/emitter", () => {
         severityText: "INFO",
         eventName: "microenforcer.process.exec",
         body: "exec /usr/bin/curl",
-        attributes: exec.attributes,
+        attributes: { ...exec.attributes, "microenforcer.record.id": JSON.parse(lines[0] ?? "").attributes["microenforcer.record.id"] },
         resource: { "service.name": "microenforcer", "service.version": "0.1.0", "k8s.pod.name": "api-7f9c", "k8s.namespace.name": "payments" },
       });
       const second = JSON.parse(lines[1] ?? "");
@@ -58,6 +61,16 @@ describe("emit/emitter", () => {
       assert.equal(second.severityText, "ERROR");
       assert.equal(second.eventName, "microenforcer.policy.violation");
       assert.ok(Math.abs(Date.parse(second.observedTimestamp) - Date.now()) < 5000, "observed defaults to now");
+    });
+
+    it("gives every record a unique microenforcer.record.id that sorts in emit order", () => {
+      const out = capture();
+      const emitter = createEmitter({ exporter: "stdout", format: "json", resource, out });
+      for (let i = 0; i < 1000; i++) emitter.emit(exec);
+      const ids = out.text.trim().split("\n").map((line) => JSON.parse(line).attributes["microenforcer.record.id"] as string);
+      assert.equal(new Set(ids).size, 1000);
+      assert.deepEqual([...ids].sort(), ids);
+      assert.match(ids[0]!, /^[0-9A-HJKMNP-TV-Z]{26}$/);
     });
 
     it("maps every severity to its OTel number", () => {
@@ -88,7 +101,7 @@ describe("emit/emitter", () => {
       const emitter = createEmitter({ exporter: "stdout", format: "json", resource, out: capture(), env: { OTEL_EXPORTER_OTLP_PROTOCOL: "carrier-pigeon" } });
       emitter.emit(exec);
       await emitter.shutdown();
-      assert.deepEqual(emitter.stats(), { exported: 0, failed: 0, dropped: 0, pending: 0 });
+      assert.deepEqual(emitter.stats(), { exported: 0, pending: 0, dropped: 0, rejected: 0 });
     });
   });
 
@@ -115,12 +128,12 @@ describe("emit/emitter", () => {
     });
 
     for (const protocol of ["http/protobuf", "http/json", "grpc"]) {
-      it(`${protocol}: an unreachable endpoint neither throws nor blocks; failures are counted and warned about once`, async function () {
+      it(`${protocol}: an unreachable endpoint neither throws nor blocks; records wait for it and the outage is warned about once`, async function () {
         this.timeout(10000);
         pointAt("http://127.0.0.1:1", 500);
         const out = capture();
         const err = capture();
-        const emitter = createEmitter({ exporter: "both", format: "json", resource, out, err, env: { OTEL_EXPORTER_OTLP_PROTOCOL: protocol } });
+        const emitter = createEmitter({ exporter: "both", format: "json", resource, out, err, env: { OTEL_EXPORTER_OTLP_PROTOCOL: protocol }, shutdownTimeoutMillis: 300 });
 
         const started = performance.now();
         for (let i = 0; i < 100; i++) emitter.emit(exec);
@@ -130,37 +143,52 @@ describe("emit/emitter", () => {
         await emitter.forceFlush();
         emitter.emit(exec);
         await emitter.forceFlush();
-        assert.deepEqual(emitter.stats(), { exported: 0, failed: 101, dropped: 0, pending: 0 });
+        assert.deepEqual(emitter.stats(), { exported: 0, pending: 101, dropped: 0, rejected: 0 });
 
         const shutdownStarted = performance.now();
         await emitter.shutdown();
         assert.ok(performance.now() - shutdownStarted < 2000);
         const warnings = err.text.trim().split("\n");
         assert.equal(warnings.length, 2, err.text);
-        assert.match(warnings[0] ?? "", new RegExp(`^microenforcer: warning: OTLP ${protocol} export failed: .*ECONNREFUSED.*; 100 log record\\(s\\) failed\\. Further losses are counted, not printed\\.$`));
-        assert.equal(warnings[1], "microenforcer: warning: OTLP delivery at shutdown: 0 exported, 101 failed, 0 dropped, 0 undelivered");
+        assert.match(warnings[0] ?? "", /^microenforcer: warning: OTLP export failed \((gRPC status 14: .*|.*ECONNREFUSED.*)\); records wait in the backlog and are retried with backoff\. Later failures are not printed\.$/);
+        assert.equal(warnings[1], "microenforcer: warning: OTLP delivery at shutdown: 0 exported, 0 dropped, 0 rejected, 101 undelivered (no spool: lost)");
       });
     }
 
-    it("drops beyond the bounded queue, counts the drops and warns once", async () => {
+    it("without a spool, holds a bounded backlog in memory, then counts drops and says what was lost", async () => {
       pointAt("http://127.0.0.1:1", 500);
+      const out = capture();
       const err = capture();
-      const emitter = createEmitter({
-        exporter: "otlp",
-        format: "json",
-        resource,
-        err,
-        env: { OTEL_BLRP_MAX_QUEUE_SIZE: "10", OTEL_BLRP_SCHEDULE_DELAY: "60000" },
-      });
-      // A full batch (the queue size, here) leaves at once; the next ten wait; the rest are refused.
-      for (let i = 0; i < 25; i++) emitter.emit(exec);
-      assert.deepEqual(emitter.stats(), { exported: 0, failed: 0, dropped: 5, pending: 20 });
-      await emitter.forceFlush();
-      assert.deepEqual(emitter.stats(), { exported: 0, failed: 20, dropped: 5, pending: 0 });
+      const emitter = createEmitter({ exporter: "both", format: "json", resource, out, err, env: { OTEL_BLRP_MAX_QUEUE_SIZE: "10", OTEL_BLRP_SCHEDULE_DELAY: "60000" }, shutdownTimeoutMillis: 100 });
+      // 10 leave as a batch, 10 wait in the queue, the queue spills into the backlog of 4 × 10; the rest are refused.
+      for (let i = 0; i < 100; i++) emitter.emit(exec);
+      assert.deepEqual(emitter.stats(), { exported: 0, pending: 40, dropped: 60, rejected: 0 });
       await emitter.shutdown();
       const warnings = err.text.trim().split("\n");
-      assert.equal(warnings.length, 3, err.text);
-      assert.equal(warnings[0], "microenforcer: warning: the export queue is full; 1 log record(s) dropped. Further losses are counted, not printed.");
+      assert.equal(warnings[0], "microenforcer: warning: 1 record(s) lost (memory_full: 40 records); a microenforcer.sensor.status record will say how many of which kind. Later losses are not printed.");
+      // The report of what was lost reaches stdout at shutdown (and the backend, by a next start with a spool).
+      const report = out.text.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
+      assert.equal(report.eventName, "microenforcer.sensor.status");
+      assert.equal(report.attributes["microenforcer.loss.count"], 60);
+      assert.equal(report.attributes["microenforcer.loss.by_event.process.exec"], 60);
+    });
+
+    it("with a spool, records wait on disk and a next start delivers them and says so", async () => {
+      pointAt("http://127.0.0.1:1", 500);
+      const dir = mkdtempSync(join(tmpdir(), "emitter-spool-"));
+      try {
+        const first = createEmitter({ exporter: "otlp", format: "json", resource, err: capture(), spool: { dir }, shutdownTimeoutMillis: 100 });
+        for (let i = 0; i < 5; i++) first.emit(exec);
+        await first.shutdown();
+        assert.ok(readdirSync(dir).some((name) => name.endsWith(".seg")));
+        const out = capture();
+        const second = createEmitter({ exporter: "both", format: "json", resource, out, err: capture(), spool: { dir }, shutdownTimeoutMillis: 100 });
+        assert.match(out.text, /"body":"5 record\(s\) spooled by a previous run are delivered first"/);
+        assert.equal(second.stats().pending, 6);
+        await second.shutdown();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it("shutdown gives up on an endpoint that accepts but never answers, and says what was undelivered", async function () {
@@ -178,8 +206,8 @@ describe("emit/emitter", () => {
         await emitter.shutdown();
         const took = performance.now() - started;
         assert.ok(took >= 250 && took < 1000, `shutdown took ${took} ms`);
-        assert.deepEqual(emitter.stats(), { exported: 0, failed: 0, dropped: 0, pending: 1 });
-        assert.equal(err.text, "microenforcer: warning: OTLP delivery at shutdown: 0 exported, 0 failed, 0 dropped, 1 undelivered\n");
+        assert.deepEqual(emitter.stats(), { exported: 0, pending: 1, dropped: 0, rejected: 0 });
+        assert.equal(err.text, "microenforcer: warning: OTLP delivery at shutdown: 0 exported, 0 dropped, 0 rejected, 1 undelivered (no spool: lost)\n");
       } finally {
         for (const socket of sockets) socket.destroy();
         server.close();

@@ -1,26 +1,6 @@
 import assert from "node:assert/strict";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { formatJson, formatPretty, hrTimeToDate } from "../../microenforcer/emit/format.ts";
-
-const SECONDS = Date.parse("2026-03-01T12:00:00Z") / 1000;
-const resource = resourceFromAttributes({ "service.name": "microenforcer", "k8s.pod.name": "api-7f9c" });
-
-function logRecord(fields: Partial<ReadableLogRecord>): ReadableLogRecord {
-  return {
-    hrTime: [SECONDS, 123_999_999],
-    hrTimeObserved: [SECONDS + 1, 5_000_000],
-    severityNumber: 9,
-    severityText: "INFO",
-    eventName: "microenforcer.process.exec",
-    body: "exec /usr/bin/curl",
-    attributes: {},
-    resource,
-    instrumentationScope: { name: "microenforcer" },
-    droppedAttributesCount: 0,
-    ...fields,
-  };
-}
+import { logRecord, SECONDS } from "./emit-fixtures.ts";
 
 /** The clock column is local time; the rest of the line is what we check exactly. */
 const withoutClock = (line: string) => {
