@@ -9,7 +9,7 @@ type Run = (args: string[]) => Promise<number>;
  */
 const commands: Record<string, { synopsis: string; load: () => Promise<Run> }> = {
   watch: {
-    synopsis: `watch [--policy FILE] [--exporter stdout|otlp|both] [--format json|pretty]
+    synopsis: `watch [--policy FILE] [--exporter stdout|otlp|both] [--format json|pretty] [--spool-dir DIR]
         run the MicroEnforcer over the PID namespace it is in (the sidecar's command)`,
     load: async () => (await import("../microenforcer/watch-command.ts")).runWatch,
   },
