@@ -7,6 +7,9 @@ import type { RuntimePolicy } from "../policies/schema.ts";
 import { defaultCaptureOptions, type CaptureEvent, type CaptureOptions } from "./capture/capture-loop.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
 import { createEnforcer, type Enforcer } from "./enforce/kill.ts";
+import type { PeerNames } from "./net/dns-names.ts";
+import { DnsService } from "./net/dns-service.ts";
+import { NetworkMonitor, networkSensorNeeded } from "./net/network-monitor.ts";
 import { PolicyEngine, type EngineResult, type FactSource } from "./policy/engine.ts";
 import { readBootClock } from "./proc/boot-clock.ts";
 import { readExeChangeTime, readStdioSockets } from "./proc/process-facts.ts";
@@ -27,12 +30,15 @@ export interface PipelineDeps {
   facts: FactSource;
   enforcer: Enforcer;
   now: () => number;
+  /** Where connections' peer names come from (spec.dns). */
+  names?: () => PeerNames | undefined;
 }
 
 /** Decides, per capture event, which records to emit and what to enforce. */
 export class WatchPipeline {
   private readonly tracker: ProcessTracker;
   private readonly engine: PolicyEngine;
+  private readonly network: NetworkMonitor;
   private readonly reportedCauses = new Set<string>();
   private readonly clock: BootClock;
   private policy: RuntimePolicy;
@@ -42,6 +48,8 @@ export class WatchPipeline {
     this.clock = deps.clock;
     this.tracker = new ProcessTracker(deps.selfPid);
     this.engine = new PolicyEngine(policy, deps);
+    const { clock, selfPid, now, names } = deps;
+    this.network = new NetworkMonitor({ engine: this.engine, clock, selfPid, now, policy: () => this.policy, names: () => names?.() });
   }
 
   setPolicy(policy: RuntimePolicy): void {
@@ -68,12 +76,18 @@ export class WatchPipeline {
         return [...this.problems(event.snapshot.problems.map((problem) => ({ problem, pid: event.snapshot.pid }))), ...this.processRecords(event)];
       case "exit":
         return this.processRecords(event);
+      case "network":
+        return this.engineRecords(this.network.handle(event.sample, event.observedAt));
     }
   }
 
-  /** Periodic work between capture events: interpreters whose stdio may turn into a socket. */
-  recheck(): SensorRecord[] {
-    return this.engine.watchingInterpreters ? this.engineRecords(this.engine.recheck()) : [];
+  /**
+   * Periodic work between capture events: interpreters whose stdio may turn into a socket,
+   * connections waiting for an owner or a name (`final`: wait no longer, we are stopping).
+   */
+  recheck(final = false): SensorRecord[] {
+    const interpreters = this.engine.watchingInterpreters ? this.engineRecords(this.engine.recheck()) : [];
+    return [...interpreters, ...this.engineRecords(this.network.flush(final))];
   }
 
   private processRecords(event: CaptureEvent): SensorRecord[] {
@@ -87,7 +101,7 @@ export class WatchPipeline {
           : (this.engine.onExit(p), []);
       const record = processRecord(processEvent, this.clock, this.policy.spec.forensics);
       if (record !== undefined) records.push(record);
-      records.push(...violations);
+      records.push(...violations, ...this.engineRecords(this.network.onProcess(processEvent)));
     }
     return records;
   }
@@ -126,6 +140,7 @@ const recheckIntervalMs = 50;
 export function startWatch(options: WatchOptions): Watch {
   const capture = { ...defaultCaptureOptions, ...options.capture };
   const procRoot = capture.procRoot;
+  const dns = new DnsService();
   const pipeline = new WatchPipeline(options.policy, {
     clock: readBootClock(procRoot),
     selfPid: options.selfPid ?? process.pid,
@@ -135,24 +150,36 @@ export function startWatch(options: WatchOptions): Watch {
     },
     enforcer: createEnforcer(procRoot),
     now: () => performance.timeOrigin + performance.now(),
+    names: () => dns.names(),
   });
   const { sink } = options;
   const emitAll = (records: SensorRecord[]): void => {
     for (const record of records) sink.emit(record);
   };
   sink.emit(policyStatus(options.policy, "microenforcer watching this PID namespace with policy"));
-  const sensor = new ProcessSensor(capture, (events) => {
-    for (const event of events) emitAll(pipeline.handle(event));
-  });
+  // Applied in order, so a quick reload cannot overtake a forwarder still starting.
+  let dnsApplied = dns.apply(options.policy).then(emitAll);
+  const sensor = new ProcessSensor(
+    capture,
+    (events) => {
+      for (const event of events) emitAll(pipeline.handle(event));
+    },
+    networkSensorNeeded(options.policy),
+  );
   const recheck = setInterval(() => emitAll(pipeline.recheck()), recheckIntervalMs);
   return {
     setPolicy(policy) {
       pipeline.setPolicy(policy);
+      sensor.setNetwork(networkSensorNeeded(policy));
+      dnsApplied = dnsApplied.then(() => dns.apply(policy)).then(emitAll);
       sink.emit(policyStatus(policy, "policy reloaded:"));
     },
     async stop() {
       clearInterval(recheck);
       await sensor.stop();
+      emitAll(pipeline.recheck(true));
+      await dnsApplied;
+      await dns.stop();
     },
   };
 }

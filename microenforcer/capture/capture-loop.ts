@@ -16,6 +16,7 @@
  *   missing ns_last_pid) and the exits of processes not yet due for a look.
  */
 import { closeSync, openSync, readSync } from "node:fs";
+import { defaultSamplerOptions, NetworkSampler, type NetworkSample, type SamplerOptions } from "../net/network-sampler.ts";
 import { listPids, readExecFingerprint, readProcess, readStat, type ProcSnapshot } from "../proc/reader.ts";
 import { CheckSchedule } from "./check-schedule.ts";
 
@@ -33,6 +34,8 @@ export type CaptureEvent =
   | { type: "exit"; pid: number; startTicks: number; observedAt: number }
   | { type: "gap"; count: number; firstPid: number; lastPid: number; since: number; until: number }
   | { type: "trigger"; mode: "ns_last_pid" | "scan"; reason?: string }
+  /** What one read of the socket tables found (only while the network sensor is on). */
+  | { type: "network"; sample: NetworkSample; observedAt: number }
   | { type: "error"; message: string };
 
 export interface CaptureOptions {
@@ -55,6 +58,8 @@ export interface CaptureOptions {
   gapReportIntervalMs: number;
   /** Scan interval when ns_last_pid is unavailable. */
   fallbackScanMs: number;
+  /** The network sensor's timing and limits (see net/network-sampler.ts). */
+  network: Omit<SamplerOptions, "procRoot">;
 }
 
 export const defaultCaptureOptions: CaptureOptions = {
@@ -70,6 +75,7 @@ export const defaultCaptureOptions: CaptureOptions = {
   rescanIntervalMs: 1000,
   gapReportIntervalMs: 10_000,
   fallbackScanMs: 10,
+  network: defaultSamplerOptions,
 };
 
 interface Known {
@@ -100,6 +106,8 @@ export class CaptureLoop {
   private lastRescan = 0;
   private gap = { count: 0, firstPid: 0, lastPid: 0, since: 0 };
   private events: CaptureEvent[] = [];
+  private network: NetworkSampler | undefined;
+  private networkWanted = false;
 
   constructor(options: CaptureOptions) {
     this.options = options;
@@ -124,7 +132,24 @@ export class CaptureLoop {
   nextDelayMs(now: number): number {
     if (this.triggerFd === undefined) return this.options.fallbackScanMs;
     const base = now - this.lastActivity < this.options.activeWindowMs ? this.options.tickMs : this.options.idleTickMs;
-    return Math.max(this.options.fastTickMs, Math.min(base, this.schedule.peek() - now));
+    const networkDue = (this.network?.nextDueAt() ?? Infinity) - now;
+    return Math.max(this.options.fastTickMs, Math.min(base, this.schedule.peek() - now, networkDue));
+  }
+
+  /** Turns the network sensor on or off (the policy wants network records or controls). */
+  setNetwork(on: boolean): void {
+    if (on === this.networkWanted) return;
+    this.networkWanted = on;
+    if (!on) {
+      this.network?.close();
+      this.network = undefined;
+      return;
+    }
+    try {
+      this.network = new NetworkSampler({ ...this.options.network, procRoot: this.options.procRoot });
+    } catch (err) {
+      this.events.push({ type: "error", message: `network sensor unavailable: ${(err as Error).message}` });
+    }
   }
 
   /** The first look: every process already running, reported as `startup`. */
@@ -134,7 +159,9 @@ export class CaptureLoop {
     // In start order, so parents precede children and a container's init its exec sessions.
     const order = (e: CaptureEvent): number =>
       e.type === "spawn" ? e.snapshot.startTicks : e.type === "exit" ? e.startTicks + 0.5 : -1;
-    return this.drain().sort((x, y) => order(x) - order(y));
+    const processes = this.drain().sort((x, y) => order(x) - order(y));
+    this.sampleNetwork(now, "nudge");
+    return [...processes, ...this.drain()];
   }
 
   tick(now: number): CaptureEvent[] {
@@ -147,6 +174,8 @@ export class CaptureLoop {
           this.lastActivity = now;
         }
       }
+      // Before the checks that may find owners' exits: a connection's record comes first.
+      this.sampleNetwork(now, this.lastActivity === now ? "nudge" : "timer");
       this.runDueChecks(now);
       const rescanEvery = this.triggerFd === undefined ? this.options.fallbackScanMs : this.options.rescanIntervalMs;
       if (now - this.lastRescan >= rescanEvery) this.rescan(now, "rescan");
@@ -160,6 +189,7 @@ export class CaptureLoop {
   /** The last look before stopping: every exit and exec not yet seen, and the gap count. */
   finish(now: number): CaptureEvent[] {
     this.rescan(now, "rescan");
+    this.sampleNetwork(now, "final");
     for (const [pid, known] of [...this.known]) if (!known.exited) this.check(pid, known, now);
     this.queueGap(now);
     return this.drain();
@@ -167,6 +197,28 @@ export class CaptureLoop {
 
   close(): void {
     if (this.triggerFd !== undefined) closeSync(this.triggerFd);
+    this.network?.close();
+  }
+
+  /** Polls the network sensor when due, early when new processes appeared, and a last time. */
+  private sampleNetwork(now: number, reason: "timer" | "nudge" | "final"): void {
+    if (this.network === undefined) return;
+    const sample = this.network.poll(now, () => this.liveProcesses(), reason);
+    if (sample === undefined || (sample.observations.length === 0 && sample.problems.length === 0 && sample.malformed === 0)) return;
+    // An owner may have exec'd since its last look: report that first, so the connection
+    // names the program that made it.
+    for (const { owner } of sample.observations) {
+      const known = owner === undefined ? undefined : this.known.get(owner.pid);
+      if (known === undefined || known.exited || known.startTicks !== owner!.startTicks) continue;
+      const fingerprint = readExecFingerprint(owner!.pid, this.options.procRoot);
+      if (fingerprint !== undefined && fingerprint !== known.fingerprint) this.reread(owner!.pid, known, now);
+    }
+    this.events.push({ type: "network", sample, observedAt: now });
+  }
+
+  /** Processes that may own sockets: every known one that has not exited. */
+  private *liveProcesses(): Generator<{ pid: number; startTicks: number }> {
+    for (const [pid, known] of this.known) if (!known.exited) yield { pid, startTicks: known.startTicks };
   }
 
   private queueGap(now: number): void {
@@ -278,7 +330,9 @@ export class CaptureLoop {
 
   /** Something changed in a known PID: an exec, a death, or a new process on a reused PID. */
   private reread(pid: number, known: Known, now: number): void {
-    const result = readProcess(pid, { attribution: () => false }, this.options.procRoot);
+    // A root held because it was caught inside execve had an empty environ then: read it now.
+    const unattributed = known.held !== undefined && known.held.snapshot.container === undefined;
+    const result = readProcess(pid, { attribution: (ppid) => unattributed && (ppid <= 1 || !this.known.has(ppid)) }, this.options.procRoot);
     if (result.kind !== "process") {
       this.exit(pid, known, now);
       return;

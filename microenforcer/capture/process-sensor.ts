@@ -7,16 +7,23 @@ const workerUrl = new URL(`./worker-entry${import.meta.url.endsWith(".ts") ? ".t
 
 export class ProcessSensor {
   private readonly worker: Worker;
-  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
+  /** [0]: stop; [1]: network sensor on. */
+  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(8));
   private readonly exited: Promise<void>;
 
-  constructor(options: CaptureOptions, onEvents: (events: CaptureEvent[]) => void) {
+  constructor(options: CaptureOptions, onEvents: (events: CaptureEvent[]) => void, network = false) {
+    this.setNetwork(network);
     this.worker = new Worker(workerUrl, { workerData: { options, control: this.stopFlag.buffer } });
     this.worker.on("message", onEvents);
     this.exited = new Promise((resolve) => {
       this.worker.on("error", (err) => onEvents([{ type: "error", message: `capture worker failed: ${err.message}` }]));
       this.worker.on("exit", () => resolve());
     });
+  }
+
+  /** The loop picks it up at its next tick. */
+  setNetwork(on: boolean): void {
+    Atomics.store(this.stopFlag, 1, on ? 1 : 0);
   }
 
   /** Asks the loop to finish its tick, report its last gap count, and end. */

@@ -7,6 +7,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { CaptureLoop, type CaptureEvent, type CaptureOptions } from "./capture-loop.ts";
 
 const { options, control } = workerData as { options: CaptureOptions; control: SharedArrayBuffer };
+/** [0]: stop; [1]: network sensor on (see ProcessSensor). */
 const stopFlag = new Int32Array(control);
 const now = (): number => performance.timeOrigin + performance.now();
 const post = (events: CaptureEvent[]): void => {
@@ -14,9 +15,11 @@ const post = (events: CaptureEvent[]): void => {
 };
 
 const loop = new CaptureLoop(options);
+loop.setNetwork(Atomics.load(stopFlag, 1) === 1);
 post(loop.start(now()));
 while (Atomics.load(stopFlag, 0) === 0) {
   Atomics.wait(stopFlag, 0, 0, loop.nextDelayMs(now()));
+  loop.setNetwork(Atomics.load(stopFlag, 1) === 1);
   post(loop.tick(now()));
 }
 post(loop.finish(now()));

@@ -10,6 +10,7 @@ import { creationTimeMs, type BootClock } from "../records/process-records.ts";
 import type { SensorRecord } from "../records/record.ts";
 import { violationRecord, type Action } from "../records/violation-records.ts";
 import type { ProcessInfo } from "../tracker/process-tracker.ts";
+import { checkListen, checkOutbound, PortScanDetector, type ConnectionFacts } from "./network-controls.ts";
 import {
   checkContainerExec,
   checkDrift,
@@ -47,6 +48,7 @@ export class PolicyEngine {
   private readonly reported = new Set<string>();
   /** Live interpreters, re-checked for network stdio: a shell redirects after its exec. */
   private readonly interpreters = new Map<string, ProcessInfo>();
+  private readonly portScans = new PortScanDetector();
 
   constructor(policy: RuntimePolicy, deps: EngineDeps) {
     this.policy = policy;
@@ -76,9 +78,19 @@ export class PolicyEngine {
     return result;
   }
 
+  /** A connection or listening socket of process p, seen at observedAt. */
+  onConnection(p: ProcessInfo, c: ConnectionFacts, observedAt: number): EngineResult {
+    const controls = this.policy.spec.controls;
+    const result: EngineResult = { records: [], problems: [] };
+    if (controls === undefined) return result;
+    this.act(result, p, [...checkOutbound(controls, c), ...checkListen(controls, c), ...this.portScans.observe(controls, key(p), c, observedAt)], observedAt);
+    return result;
+  }
+
   onExit(p: ProcessInfo): void {
     const k = key(p);
     this.interpreters.delete(k);
+    this.portScans.forget(k);
     for (const r of [...this.reported]) if (r.startsWith(`${k}:`)) this.reported.delete(r);
   }
 

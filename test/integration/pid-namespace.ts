@@ -44,6 +44,8 @@ export interface RunOptions {
    * namespace's PID 1, e.g. to nsenter from outside.
    */
   whilePaused?: (hostPid: number) => Promise<void>;
+  /** Also a fresh network namespace (`unshare --net`, loopback up): sockets and traffic stay inside it. */
+  network?: boolean;
 }
 
 /**
@@ -65,6 +67,7 @@ export async function runInPidNamespace(workload: string, options: RunOptions = 
     // Wait for the sensor's trigger status: its startup scan is done and it is watching.
     // The harness's own sleeps have odd durations so that tests can match theirs exactly.
     const init = `
+      ${options.network ? "ip link set lo up || exit 96" : ""}
       ${options.beforeSensor ?? ""}
       ${(options.sensorPrefix ?? []).map(shellQuote).join(" ")} ${shellQuote(process.execPath)} ${shellQuote(cli)} ${watchArgs} > ${out} 2> ${err} &
       SENSOR=$!
@@ -76,7 +79,8 @@ export async function runInPidNamespace(workload: string, options: RunOptions = 
       sleep 0.3012
       kill -INT $SENSOR; wait $SENSOR
     `;
-    const child = spawn("unshare", ["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", init], {
+    const namespaces = ["--pid", ...(options.network ? ["--net"] : []), "--fork", "--mount-proc", "--kill-child"];
+    const child = spawn("unshare", [...namespaces, "sh", "-c", init], {
       env: { ...process.env, WORK: work, SYNC: sync, ...options.env },
       stdio: ["ignore", "inherit", "pipe"],
     });

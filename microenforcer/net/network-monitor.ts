@@ -1,0 +1,154 @@
+/**
+ * The main-thread half of the network sensor: joins what the capture worker observed with
+ * the owning process's facts and the peer's DNS name, runs the network controls, and
+ * builds the records the policy asks for.
+ *
+ * An observation may arrive before its owner's exec record (a fork held back until its
+ * exec): it waits for it, up to ownerWaitMs. In reverse-lookup mode an outbound connection
+ * waits up to nameWaitMs for the peer's name; the controls run at once all the same, and
+ * again with the name.
+ */
+import type { RuntimePolicy } from "../../policies/schema.ts";
+import type { EngineResult, PolicyEngine } from "../policy/engine.ts";
+import { connectionFacts, networkRecord } from "../records/network-records.ts";
+import type { BootClock } from "../records/process-records.ts";
+import { statusRecord } from "../records/sensor-records.ts";
+import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
+import type { NetworkObservation } from "./connection-tracker.ts";
+import type { PeerName, PeerNames } from "./dns-names.ts";
+import type { NetworkSample } from "./network-sampler.ts";
+
+export interface MonitorDeps {
+  engine: PolicyEngine;
+  clock: BootClock;
+  /** Our own PID: the sidecar's own connections (export, DNS forwarding) are not reported. */
+  selfPid: number;
+  policy: () => RuntimePolicy;
+  names: () => PeerNames | undefined;
+  now: () => number;
+}
+
+const ownerWaitMs = 2000;
+const nameWaitMs = 1500;
+
+interface Waiting {
+  observation: NetworkObservation;
+  observedAt: number;
+  process?: ProcessInfo;
+  /** Controls already ran without a name. */
+  checked: boolean;
+}
+
+/** The socket tables are read when the policy records network activity or has network controls. */
+export function networkSensorNeeded(policy: RuntimePolicy): boolean {
+  const controls = policy.spec.controls;
+  return policy.spec.forensics.networkActivity || controls?.network !== undefined || controls?.portScan?.detect === true;
+}
+
+export class NetworkMonitor {
+  private readonly deps: MonitorDeps;
+  /** Each PID's latest process; an exited one stays ownerWaitMs. */
+  private readonly processes = new Map<number, ProcessInfo>();
+  /** Exited processes → when, oldest first. */
+  private readonly exited = new Map<ProcessInfo, number>();
+  private waiting: Waiting[] = [];
+  private malformedReported = false;
+
+  constructor(deps: MonitorDeps) {
+    this.deps = deps;
+  }
+
+  /** Follows the tracker's processes; connections that waited for this one go ahead. */
+  onProcess(event: ProcessEvent): EngineResult {
+    const p = event.process;
+    if (event.kind === "exit") {
+      // Kept a while: an owner's exit may be reported before its last connections.
+      const now = this.deps.now();
+      this.exited.set(p, now);
+      for (const [old, at] of this.exited) {
+        if (now - at <= ownerWaitMs) break;
+        this.exited.delete(old);
+        if (this.processes.get(old.pid) === old) this.processes.delete(old.pid);
+      }
+      return empty();
+    }
+    this.processes.set(p.pid, p);
+    return this.retry((w) => w.observation.owner?.pid === p.pid);
+  }
+
+  handle(sample: NetworkSample, observedAt: number): EngineResult {
+    const result = empty();
+    for (const { pid, code } of sample.problems) result.problems.push({ problem: { file: "fd", code, uid: this.processes.get(pid)?.euid ?? -1 }, pid });
+    if (sample.malformed > 0 && !this.malformedReported) {
+      this.malformedReported = true;
+      result.records.push(statusRecord("WARN", `network sensor: ${sample.malformed} unparseable lines in /proc/net/{tcp,udp}[6] (skipped)`));
+    }
+    for (const observation of sample.observations) {
+      if (observation.owner?.pid === this.deps.selfPid) continue;
+      merge(result, this.decide({ observation, observedAt, checked: false }));
+    }
+    return result;
+  }
+
+  /** Gives up waiting where the time is up (or everywhere: `final`), and goes ahead where a name arrived. */
+  flush(final = false): EngineResult {
+    return this.retry(() => true, final);
+  }
+
+  private retry(which: (w: Waiting) => boolean, final = false): EngineResult {
+    const result = empty();
+    const retried = this.waiting.filter(which);
+    this.waiting = this.waiting.filter((w) => !which(w));
+    for (const w of retried) merge(result, this.decide(w, final));
+    return result;
+  }
+
+  private decide(w: Waiting, final = false): EngineResult {
+    const result = empty();
+    const { observation: o, observedAt } = w;
+    const now = final ? Infinity : this.deps.now();
+    const owner = o.owner;
+    if (owner !== undefined && w.process === undefined) {
+      const p = this.processes.get(owner.pid);
+      if (p !== undefined && p.startTicks === owner.startTicks) w.process = p;
+      else if (now - observedAt < ownerWaitMs) return this.wait(w);
+    }
+    const name = o.kind === "connection" && o.direction === "outbound" ? this.deps.names()?.lookup(o.socket.remoteAddress, this.deps.now()) : undefined;
+    const settled = name !== "pending" || now - observedAt >= nameWaitMs;
+    const known = name === "pending" ? undefined : name;
+    // Controls first: enforcement must not wait for a name or for record building.
+    if (w.process !== undefined && (!w.checked || known !== undefined)) {
+      merge(result, this.deps.engine.onConnection(w.process, connectionFacts(o, known), observedAt));
+      w.checked = true;
+    }
+    if (!settled) {
+      merge(result, this.wait(w));
+      return result;
+    }
+    const policy = this.deps.policy();
+    if (policy.spec.forensics.networkActivity) result.records.unshift(this.record(w, known, policy));
+    return result;
+  }
+
+  private record(w: Waiting, name: PeerName | undefined, policy: RuntimePolicy): EngineResult["records"][number] {
+    return networkRecord(
+      { observation: w.observation, observedAt: w.observedAt, ...(w.process !== undefined && { process: w.process }), ...(name !== undefined && { name }) },
+      this.deps.clock,
+      policy.spec.forensics,
+    );
+  }
+
+  private wait(w: Waiting): EngineResult {
+    this.waiting.push(w);
+    return empty();
+  }
+}
+
+function empty(): EngineResult {
+  return { records: [], problems: [] };
+}
+
+function merge(into: EngineResult, from: EngineResult): void {
+  into.records.push(...from.records);
+  into.problems.push(...from.problems);
+}

@@ -1,0 +1,179 @@
+/**
+ * The network sensor's I/O edge, driven by the capture loop: polls the change detector
+ * every pollMs while sockets come and go (idlePollMs after activeWindowMs of quiet, and at
+ * once when the process trigger saw new PIDs), reads the socket tables when a socket may
+ * have appeared, a row still waits for its owner or its accept, or the backstop is due,
+ * finds the owners of new sockets, and hands the rows each read added and removed to the
+ * ConnectionTracker.
+ *
+ * Cost control: a TCP table read walks the kernel's whole connection hash (~2 ms even in
+ * an empty namespace) and costs ~15 ms more with 10 000 sockets, so
+ * - reads triggered by changes are spaced to use at most maxReadShare of a core;
+ * - a TCP table of a family with no socket in use (sockstat) is skipped, except by the
+ *   backstop, which reads everything (changes the counters cannot show: a UDP socket
+ *   closed and another opened within one poll, a connection opened and closed unseen);
+ * - the backstop runs every backstopMs, or less often when reads are costly.
+ */
+import { ChangeDetector, socketsAppeared, type SocketCounters } from "./change-detector.ts";
+import { ConnectionTracker, defaultTrackerOptions, type NetworkDetection, type NetworkObservation, type TrackerOptions } from "./connection-tracker.ts";
+import { InodeOwners, type FdProblem, type Owner } from "./inode-owners.ts";
+import { parseSocketTable, type SocketEntry, type Transport } from "./socket-table.ts";
+import { readProcText } from "../proc/reader.ts";
+
+export interface SamplerOptions {
+  procRoot: string;
+  /** Detector poll interval while sockets appear. */
+  pollMs: number;
+  /** Detector poll interval after activeWindowMs without a new socket. */
+  idlePollMs: number;
+  activeWindowMs: number;
+  backstopMs: number;
+  /** Backstop reads may use at most this share of a core (they are spaced out when tables are large). */
+  backstopShare: number;
+  /** Reads triggered by changes may use at most this share of a core. */
+  maxReadShare: number;
+  tracker: TrackerOptions;
+}
+
+export const defaultSamplerOptions: SamplerOptions = {
+  procRoot: "/proc",
+  pollMs: 2,
+  idlePollMs: 10,
+  activeWindowMs: 2000,
+  backstopMs: 5000,
+  backstopShare: 0.0025,
+  maxReadShare: 0.2,
+  tracker: defaultTrackerOptions,
+};
+
+export interface NetworkSample {
+  observations: NetworkObservation[];
+  problems: FdProblem[];
+  /** Malformed table lines in this read (a parser or kernel-format problem worth reporting). */
+  malformed: number;
+}
+
+const minNudgeMs = 1;
+const tickSlackMs = 0.5;
+
+/** Each table, and the sockstat count that says whether its family has sockets (UDP tables are cheap: always read). */
+const tables: Array<[file: string, transport: Transport, inUse?: keyof SocketCounters]> = [
+  ["tcp", "tcp", "tcp"],
+  ["tcp6", "tcp", "tcp6"],
+  ["udp", "udp"],
+  ["udp6", "udp"],
+];
+
+export class NetworkSampler {
+  private readonly options: SamplerOptions;
+  private readonly detector: ChangeDetector;
+  private readonly owners: InodeOwners;
+  private readonly tracker: ConnectionTracker;
+  private counters: SocketCounters | undefined;
+  /** Counters at the last read: a family whose count moved since is read even when 0 now. */
+  private countersAtRead: SocketCounters | undefined;
+  /** A socket may have appeared since the last read. */
+  private appeared = true;
+  private rows = tables.map(() => new Map<number | string, SocketEntry>());
+  private current = new Set<SocketEntry>();
+  private lastPoll = -Infinity;
+  private lastChange = -Infinity;
+  private lastRead = -Infinity;
+  private lastFullRead = -Infinity;
+  private lastReadMs = 0;
+  private lastFullReadMs = 0;
+  private started = false;
+
+  constructor(options: SamplerOptions) {
+    this.options = options;
+    this.detector = new ChangeDetector(options.procRoot);
+    this.owners = new InodeOwners(options.procRoot);
+    this.tracker = new ConnectionTracker(options.tracker);
+  }
+
+  /**
+   * When the next poll is due. Idle, the sampler rides on the capture loop's own ticks
+   * (every 10 ms): a wake-up of its own would double the loop's idle wake-ups.
+   */
+  nextDueAt(): number {
+    return this.interval() === this.options.pollMs ? this.lastPoll + this.options.pollMs : Infinity;
+  }
+
+  private interval(): number {
+    return this.lastPoll - this.lastChange < this.options.activeWindowMs ? this.options.pollMs : this.options.idlePollMs;
+  }
+
+  /**
+   * One look, if due; `nudge` (the process trigger moved) polls early; `final` (stopping)
+   * reads everything now, whatever the counters and the read budget say, as does the first
+   * call. `live` lists the processes that may own sockets.
+   */
+  poll(now: number, live: () => Iterable<Owner>, reason: "timer" | "nudge" | "final"): NetworkSample | undefined {
+    if (reason === "final") return this.read(now, live, this.started ? "change" : "startup", true, this.detector.read(), true);
+    // A nudge polls early, but not more than once per minNudgeMs: PIDs may move every tick.
+    // A tick a little early (timers are not exact) counts as on time.
+    if (now < this.lastPoll + this.interval() - tickSlackMs && !(reason === "nudge" && now - this.lastPoll >= minNudgeMs)) return undefined;
+    this.lastPoll = now;
+    const counters = this.detector.read();
+    if (socketsAppeared(this.counters, counters)) {
+      this.appeared = true;
+      this.lastChange = now;
+    }
+    this.counters = counters;
+    const full = now - this.lastFullRead >= Math.max(this.options.backstopMs, this.lastFullReadMs / this.options.backstopShare);
+    if (!this.appeared && !full && !this.tracker.hasPending) return undefined;
+    // Spacing: a read of T ms is followed by at least T (1 - share) / share ms without one.
+    const spacing = (this.lastReadMs * (1 - this.options.maxReadShare)) / this.options.maxReadShare;
+    if (this.started && now - this.lastRead < spacing) return undefined;
+    const detection: NetworkDetection = !this.started ? "startup" : this.appeared || this.tracker.hasPending ? "change" : "backstop";
+    this.started = true;
+    this.appeared = false;
+    return this.read(now, live, detection, full || detection === "startup", counters);
+  }
+
+  close(): void {
+    this.detector.close();
+  }
+
+  /** `final`: the last read, which reads every table and leaves nothing waiting. */
+  private read(now: number, live: () => Iterable<Owner>, detection: NetworkDetection, full: boolean, counters: SocketCounters, final = false): NetworkSample {
+    const t0 = performance.now();
+    let malformed = 0;
+    const entries: SocketEntry[] = [];
+    const before = this.countersAtRead;
+    this.countersAtRead = counters;
+    tables.forEach(([file, transport, inUse], i) => {
+      if (!full && inUse !== undefined && counters[inUse] === 0 && before?.[inUse] === 0) {
+        entries.push(...this.rows[i]!.values()); // unchanged as far as we know: keep its rows
+        return;
+      }
+      let text: string;
+      try {
+        text = readProcText(`${this.options.procRoot}/net/${file}`);
+      } catch {
+        return; // no IPv6 in this kernel
+      }
+      const parsed = parseSocketTable(text, transport, this.rows[i]);
+      this.rows[i] = parsed.rows;
+      malformed += parsed.malformed;
+      entries.push(...parsed.entries);
+    });
+    const previous = this.current;
+    this.current = new Set(entries);
+    const added = entries.filter((s) => !previous.has(s));
+    const removed = [...previous].filter((s) => !this.current.has(s));
+    const inodes = new Set<number>();
+    for (const s of entries) if (s.inode !== 0) inodes.add(s.inode);
+    this.owners.forget(removed.filter((s) => s.inode !== 0 && !inodes.has(s.inode)).map((s) => s.inode));
+    const wanted = new Set([...added.filter((s) => s.inode !== 0).map((s) => s.inode), ...this.tracker.waitingInodes]);
+    if (wanted.size > 0) this.owners.resolve(wanted, live(), (inode) => inodes.has(inode));
+    const observations = this.tracker.update({ added, removed, owner: (inode) => this.owners.owner(inode), detection, now, final });
+    this.lastRead = now;
+    this.lastReadMs = performance.now() - t0;
+    if (full) {
+      this.lastFullRead = now;
+      this.lastFullReadMs = this.lastReadMs;
+    }
+    return { observations, problems: this.owners.takeProblems(), malformed };
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Network observations → records and policy facts. Attribute names follow the OTel
+ * network and server semantic conventions; the owning process is named with the same
+ * attributes as its exec record.
+ */
+import { networkType, type NetworkObservation } from "../net/connection-tracker.ts";
+import type { PeerName } from "../net/dns-names.ts";
+import type { ConnectionFacts } from "../policy/network-controls.ts";
+import type { ProcessInfo } from "../tracker/process-tracker.ts";
+import { processAttributes, type BootClock, type Forensics } from "./process-records.ts";
+import { EventNames, type Attributes, type SensorRecord } from "./record.ts";
+
+export interface NetworkEvent {
+  observation: NetworkObservation;
+  /** The owner, when it was found and is known to the tracker. */
+  process?: ProcessInfo;
+  /** The peer's DNS name (outbound connections only). */
+  name?: PeerName;
+  observedAt: number;
+}
+
+/** What the network controls decide on. */
+export function connectionFacts(o: NetworkObservation, name?: PeerName): ConnectionFacts {
+  const s = o.socket;
+  const facts: ConnectionFacts = { direction: o.kind === "listen" ? "listen" : o.direction!, transport: s.transport, localAddress: s.localAddress, localPort: s.localPort };
+  if (o.kind === "connection") {
+    facts.peerAddress = s.remoteAddress;
+    facts.peerPort = s.remotePort;
+  }
+  if (name !== undefined) facts.dnsName = name.name;
+  return facts;
+}
+
+/** TCP state as OTel writes it (`established`, `time_wait`); UDP has none but connected or not. */
+function connectionState(o: NetworkObservation): string {
+  const s = o.socket;
+  if (s.transport === "udp") return o.kind === "listen" ? "unconnected" : "established";
+  return s.state.toLowerCase();
+}
+
+const endpoint = (address: string, port: number): string => (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`);
+
+function describeOwner(e: NetworkEvent): string {
+  const p = e.process;
+  if (p !== undefined) return `by ${p.exe?.path ?? p.comm} (pid ${p.pid}) in container ${p.container.name ?? p.container.id?.slice(0, 12) ?? "?"}`;
+  if (e.observation.owner !== undefined) return `by pid ${e.observation.owner.pid}`;
+  return e.observation.attribution === "closed" ? "(closed by its owner before the sensor looked: unattributed)" : "(no process the sensor can read holds it: unattributed)";
+}
+
+export function networkRecord(e: NetworkEvent, clock: BootClock, forensics: Forensics): SensorRecord {
+  const o = e.observation;
+  const s = o.socket;
+  const a: Attributes = e.process !== undefined ? processAttributes(e.process, clock, forensics) : {};
+  if (e.process === undefined && o.owner !== undefined) a["process.pid"] = o.owner.pid;
+  a["network.transport"] = s.transport;
+  a["network.type"] = networkType(o.kind === "listen" ? s.localAddress : s.remoteAddress);
+  a["network.local.address"] = s.localAddress;
+  a["network.local.port"] = s.localPort;
+  a["network.connection.state"] = connectionState(o);
+  a["microenforcer.network.attribution"] = o.attribution;
+  if (s.inode !== 0) a["microenforcer.network.inode"] = s.inode;
+  a["microenforcer.sensor.detection"] = o.detection;
+  const local = endpoint(s.localAddress, s.localPort);
+  if (o.kind === "listen") {
+    return record(EventNames.networkListen, `listen ${s.transport} ${local} ${describeOwner(e)}`, a, e.observedAt);
+  }
+  a["network.peer.address"] = s.remoteAddress;
+  a["network.peer.port"] = s.remotePort;
+  a["microenforcer.network.direction"] = o.direction!;
+  if (e.name !== undefined) {
+    a["server.address"] = e.name.name;
+    a["microenforcer.dns.source"] = e.name.source;
+  }
+  const peer = e.name === undefined ? endpoint(s.remoteAddress, s.remotePort) : `${e.name.name} (${endpoint(s.remoteAddress, s.remotePort)})`;
+  const arrow = o.direction === "inbound" ? "←" : "→";
+  return record(EventNames.networkConnection, `${o.direction} ${s.transport} ${local} ${arrow} ${peer} ${describeOwner(e)}`, a, e.observedAt);
+}
+
+function record(eventName: SensorRecord["eventName"], body: string, attributes: Attributes, observedAt: number): SensorRecord {
+  // When the connection was made is unknown: what the record can say is when it was seen.
+  return { eventName, severity: "INFO", body, attributes, timestamp: observedAt, observedTimestamp: observedAt };
+}
