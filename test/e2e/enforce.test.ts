@@ -1,0 +1,55 @@
+/**
+ * Enforcement through the whole chain: a RuntimePolicy in enforce mode blocking an
+ * executable, created through the API; running that executable in the pod gets it killed
+ * by the sidecar, and the violation record reaches the collector (over OTLP/gRPC here; the
+ * other scenarios use http/protobuf).
+ */
+import assert from "node:assert/strict";
+import type { PlayedPod } from "../infra/podman/pod.ts";
+import { printLogsOnFailure, startEnvironment, type Environment } from "./environment.ts";
+import { startTestNginx } from "./test-nginx.ts";
+
+/** In the app image: a copy of busybox as /opt/miner/xmrig; the symlink /opt/miner/sleep makes it sleep. */
+const MINER = "/opt/miner/xmrig";
+const RUN_MINER = ["/opt/miner/sleep", "60"];
+
+describe("e2e: enforce", function () {
+  this.timeout(60_000);
+  let env: Environment;
+  let pod: PlayedPod;
+
+  before(async function () {
+    // The first run on a machine builds the images, the collector and the control plane.
+    this.timeout(900_000);
+    env = await startEnvironment({ otlpProtocol: "grpc" });
+    const namespace = await env.createNamespace("e2e-enforce");
+    await env.applyPolicy("block-miners", { enforcementMode: "enforce", controls: { executables: { blocked: ["**/xmrig"] } } }, namespace);
+    pod = await startTestNginx(env, namespace, "block-miners");
+  });
+  after(async () => env?.stop());
+  printLogsOnFailure(() => env);
+
+  it("kills a blocked executable run in the pod and records the violation", async () => {
+    const started = Date.now();
+    const miner = await pod.exec("app", RUN_MINER);
+    assert.equal(miner.code, 137, `killed by SIGKILL (128 + 9), not after its 60 s: ${miner.stderr}`);
+    assert.ok(Date.now() - started < 20_000, `killed after ${Date.now() - started} ms`);
+
+    const [violation] = await env.records(pod, (r) => r.eventName === "microenforcer.policy.violation");
+    assert.ok(violation, "the violation record reached the collector");
+    assert.equal(violation.severityText, "ERROR");
+    assert.equal(violation.attributes["microenforcer.control"], "executables");
+    assert.equal(violation.attributes["microenforcer.rule"], "**/xmrig");
+    assert.equal(violation.attributes["microenforcer.action"], "killed");
+    assert.equal(violation.attributes["microenforcer.policy.name"], "block-miners");
+    assert.equal(violation.attributes["microenforcer.policy.mode"], "enforce");
+    assert.equal(violation.attributes["process.executable.path"], MINER);
+    assert.deepEqual(violation.attributes["process.command_args"], RUN_MINER);
+  });
+
+  it("leaves other programs in the pod alone", async () => {
+    const shell = await pod.exec("app", ["sh", "-c", "sleep 1; echo still here"]);
+    assert.equal(shell.code, 0, shell.stderr);
+    assert.equal(shell.stdout, "still here\n");
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * The seed scenario, end to end with the real parts: `kubectl apply -k manifests/` on a
+ * real kube-apiserver, a labelled namespace, a pod created through the API and mutated by
+ * the injector (called by the apiserver over TLS, trusting the caBundle the injector's
+ * bootstrap patched in), the stored pod run by podman, a `kubectl exec`-style session into
+ * it, and the records of that session in the real OpenTelemetry Collector.
+ *
+ * Which container the session ran in is not asserted here: the sidecar gets it wrong for
+ * runc's exec sessions (exec-session-runc.blocked.ts asserts it and fails until fixed).
+ */
+import assert from "node:assert/strict";
+import type { PlayedPod, Pod } from "../infra/podman/pod.ts";
+import { printLogsOnFailure, SIDECAR, startEnvironment, type Environment } from "./environment.ts";
+import { clientArgs, HTTPS_PORT, isClientConnection, isClientSession, runClient, testNginx } from "./test-nginx.ts";
+
+describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", function () {
+  this.timeout(60_000);
+  let env: Environment;
+  let namespace: string;
+  let stored: Pod;
+
+  before(async function () {
+    // The first run on a machine builds the images, the collector and the control plane.
+    this.timeout(900_000);
+    env = await startEnvironment();
+    namespace = await env.createNamespace("e2e-seed");
+  });
+  after(async () => env?.stop());
+  printLogsOnFailure(() => env);
+
+  it("installs from the manifests; the injector patches its CA into the webhook configuration", async () => {
+    const crd = await env.kubectl(["get", "crd", "runtimepolicies.microenforcer.dev", "-o", "name"]);
+    assert.equal(crd.trim(), "customresourcedefinition.apiextensions.k8s.io/runtimepolicies.microenforcer.dev");
+    assert.equal(await env.caBundle(), await env.injectorCa());
+  });
+
+  it("mutates a pod created through the API", async () => {
+    // The webhooks fail open: a mutated pod proves the apiserver reached the injector over
+    // TLS, trusting the caBundle the injector patched in.
+    stored = await env.createPod(testNginx(namespace, env.images.app));
+    const sidecar = stored.spec.initContainers?.find((c) => c.name === SIDECAR);
+    assert.ok(sidecar, "the sidecar was injected");
+    assert.equal(sidecar.restartPolicy, "Always", "a native sidecar on this Kubernetes version");
+    assert.equal(sidecar.image, env.images.microenforcer);
+    assert.equal(stored.spec.shareProcessNamespace, true);
+    for (const container of stored.spec.containers) {
+      assert.deepEqual(container.env?.find((e) => e.name === "MICROENFORCER_CONTAINER"), { name: "MICROENFORCER_CONTAINER", value: container.name });
+    }
+    assert.ok(stored.metadata.annotations?.["microenforcer.dev/status"]);
+  });
+
+  describe("the stored pod under podman", () => {
+    let pod: PlayedPod;
+    const path = "/seed";
+
+    before(async () => {
+      pod = await env.runPod(stored);
+      const client = await runClient(pod, path);
+      assert.equal(client.code, 0, client.stderr);
+      assert.equal(client.stdout, `hello from ${path}\n`);
+    });
+
+    it("records the exec session's process with its full command line, in the pod", async () => {
+      const [exec] = await env.records(pod, isClientSession);
+      assert.ok(exec, "the exec session's process record reached the collector");
+      assert.equal(exec.attributes["process.command_line"], clientArgs(path).join(" "));
+      assert.deepEqual(exec.attributes["process.command_args"], clientArgs(path));
+      assert.equal(exec.attributes["process.executable.path"], "/bin/busybox");
+      assert.equal(exec.attributes["process.user.id"], 1000);
+      assert.equal(exec.resource["k8s.pod.name"], stored.metadata.name);
+      assert.equal(exec.resource["k8s.namespace.name"], namespace);
+      assert.equal(exec.resource["k8s.node.name"], env.nodeName);
+    });
+
+    it("records the client's connection with the peer's address and port", async () => {
+      const [connection] = await env.records(pod, isClientConnection);
+      assert.ok(connection, "the client's connection record reached the collector");
+      assert.equal(connection.attributes["network.peer.address"], "127.0.0.1");
+      assert.equal(connection.attributes["network.peer.port"], HTTPS_PORT);
+      assert.equal(connection.attributes["network.transport"], "tcp");
+      assert.deepEqual(connection.attributes["process.command_args"], clientArgs(path));
+      assert.equal(connection.resource["k8s.pod.name"], stored.metadata.name);
+    });
+
+    it("records the server's side in the nginx container", async () => {
+      const [listen] = await env.records(pod, (r) => r.eventName === "microenforcer.network.listen" && r.attributes["network.local.port"] === HTTPS_PORT);
+      assert.ok(listen, "the server's listen record reached the collector");
+      assert.equal(listen.attributes["k8s.container.name"], "nginx");
+      assert.equal(listen.attributes["microenforcer.exec.origin"], "container-init");
+      assert.equal(listen.attributes["network.local.address"], "127.0.0.1");
+    });
+  });
+});

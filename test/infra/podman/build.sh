@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds the e2e container images into root podman's image store and prints their names,
+# one `ROLE IMAGE` line each (`microenforcer ...`, `app ...`). Every image is tagged with a
+# hash of what goes into it, so a machine builds each version once and an existing tag is
+# reused as is; podman's layer cache makes a rebuild after a source change cheap (npm ci
+# runs again only when package.json or the lockfile change).
+#
+# No registry is reachable, so the base image is made here from files this machine has:
+#  - base, also tagged localhost/node:24-bookworm-slim, which is what the project's
+#    Dockerfile starts FROM (podman looks a short name up under localhost/ first): the
+#    Node 24 binary npm installed for this project and the host's shared libraries it
+#    needs, busybox-static for a shell and coreutils, the host's npm, and the host's CA
+#    bundle so that npm inside the build trusts what npm on the host trusts.
+#  - microenforcer: `podman build` of the project's Dockerfile, unchanged. Its npm ci steps
+#    reach the npm registry through the host's network (--network host).
+#  - app: busybox-static, the https-server test program, and a copy of busybox installed
+#    as /opt/miner/xmrig — the "blocked executable" of the enforce scenario; run through
+#    the symlink /opt/miner/sleep it is busybox's sleep applet, so it lives until killed.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+export CONTAINERS_CONF="$here/containers.conf"
+PATH="/usr/local/go/bin:$PATH"
+
+node_binary="$root/node_modules/node/bin/node"
+busybox=/bin/busybox
+ca_bundle=/etc/ssl/certs/ca-certificates.crt
+npm_dir="$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)"
+for needed in "$node_binary" "$busybox" "$ca_bundle" "$npm_dir/package.json"; do
+  [[ -e "$needed" ]] || { echo "build.sh: $needed is missing (npm ci, and apt-get install busybox-static ca-certificates)" >&2; exit 1; }
+done
+
+# Two test runs may start at once: one builds, the other waits and reuses.
+mkdir -p "$root/test/infra/build"
+exec 9>"$root/test/infra/build/podman-images.lock"
+flock 9
+
+# A short hash of the given files and directories (names and contents), then any extra
+# words. Paths inside the repository are given relative to it, so that every checkout of
+# the same sources shares the images.
+hash_of() {
+  local -a paths=()
+  local extra=""
+  for arg in "$@"; do
+    if [[ ( "$arg" == /* && -e "$arg" ) || -e "$root/$arg" ]]; then paths+=("$arg"); else extra+=" $arg"; fi
+  done
+  { (cd "$root" && find "${paths[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); echo "$extra"; } | sha256sum | cut -c1-16
+}
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# A root filesystem with busybox-static and a symlink for each of its applets.
+busybox_rootfs() {
+  local rootfs="$1"
+  mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,tmp,root,proc,sys,dev}
+  chmod 1777 "$rootfs/tmp"
+  cp "$busybox" "$rootfs/bin/busybox"
+  for applet in $("$busybox" --list-full); do
+    [[ -e "$rootfs/$applet" ]] || ln -s /bin/busybox "$rootfs/$applet"
+  done
+}
+
+import_rootfs() { # import_rootfs DIR IMAGE CMD
+  tar -C "$1" -cf "$work/rootfs.tar" .
+  podman import --quiet --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin' --change "CMD $3" \
+    "$work/rootfs.tar" "$2" >/dev/null
+  rm -f "$work/rootfs.tar"
+}
+
+self=test/infra/podman/build.sh
+base_image="localhost/microenforcer-e2e-node:$(hash_of "$self" node_modules/node/bin/node "$busybox" "$ca_bundle" "$npm_dir/package.json")"
+if ! podman image exists "$base_image"; then
+  rootfs="$work/base"
+  busybox_rootfs "$rootfs"
+  cp "$node_binary" "$rootfs/usr/local/bin/node"
+  for lib in $(ldd "$node_binary" | grep -o '/[^ ]*'); do
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+  done
+  mkdir -p "$rootfs/usr/local/lib/node_modules" "$rootfs/usr/local/etc" "$rootfs/etc/ssl/certs"
+  cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+  cp "$ca_bundle" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  # npm's global config (prefix /usr/local): the CA bundle npm uses instead of Node's own.
+  echo "cafile=/etc/ssl/certs/ca-certificates.crt" >"$rootfs/usr/local/etc/npmrc"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/nonexistent:/bin/sh\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' >"$rootfs/etc/group"
+  import_rootfs "$rootfs" "$base_image" '["node"]'
+fi
+podman tag "$base_image" localhost/node:24-bookworm-slim
+
+microenforcer_image="localhost/microenforcer:e2e-$(hash_of Dockerfile .dockerignore package.json package-lock.json tsconfig.json cli microenforcer policies webhook "$base_image")"
+if ! podman image exists "$microenforcer_image"; then
+  podman build --quiet --pull=never --network host -f "$root/Dockerfile" -t "$microenforcer_image" "$root" >"$work/build.log" 2>&1 ||
+    { cat "$work/build.log" >&2; exit 1; }
+fi
+
+app_image="localhost/microenforcer-e2e-app:$(hash_of "$self" test/infra/podman/https-server "$busybox")"
+if ! podman image exists "$app_image"; then
+  rootfs="$work/app"
+  busybox_rootfs "$rootfs"
+  (cd "$here/https-server" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$rootfs/usr/local/bin/https-server" .)
+  mkdir -p "$rootfs/opt/miner"
+  cp "$busybox" "$rootfs/opt/miner/xmrig"
+  ln -s xmrig "$rootfs/opt/miner/sleep"
+  import_rootfs "$rootfs" "$app_image" '["/bin/sh"]'
+fi
+
+# Older versions of these images go (other localhost/microenforcer tags stay), unless a
+# container, another test run's, still uses one.
+for image in $(podman images --noheading --format '{{.Repository}}:{{.Tag}}'); do
+  case "$image" in
+    "$base_image" | "$microenforcer_image" | "$app_image") ;;
+    localhost/microenforcer-e2e-node:* | localhost/microenforcer:e2e-* | localhost/microenforcer-e2e-app:*)
+      podman rmi "$image" >/dev/null 2>&1 || true ;;
+  esac
+done
+
+echo "microenforcer $microenforcer_image"
+echo "app $app_image"

@@ -1,0 +1,3 @@
+module microenforcer.dev/test/infra/podman/https-server
+
+go 1.26.0

@@ -1,0 +1,58 @@
+/**
+ * Test helper: the podman CLI with this machine's settings (containers.conf beside this
+ * file: runc, no rlimits) and the e2e images build.sh makes.
+ */
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { promisify } from "node:util";
+
+const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
+const CONTAINERS_CONF = new URL("./containers.conf", import.meta.url).pathname;
+
+export interface Images {
+  /** The project's Dockerfile built on the locally made Node 24 base: injector and sidecar. */
+  microenforcer: string;
+  /** busybox, https-server and the /opt/miner/xmrig stand-in. */
+  app: string;
+}
+
+/** Builds (or reuses) the images; the first build takes about a minute, later calls a second. */
+export async function buildImages(): Promise<Images> {
+  const { stdout } = await promisify(execFile)(BUILD_SCRIPT, { maxBuffer: 16 * 1024 * 1024 });
+  const images = Object.fromEntries(stdout.trim().split("\n").map((line) => line.split(" ")));
+  if (images.microenforcer === undefined || images.app === undefined) throw new Error(`build.sh printed no image names:\n${stdout}`);
+  return { microenforcer: images.microenforcer, app: images.app };
+}
+
+export interface PodmanResult {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+}
+
+/** Runs podman; never throws on a non-zero exit (see podmanOk). */
+export async function podman(args: string[], options: { timeoutMillis?: number } = {}): Promise<PodmanResult> {
+  const child = spawn("podman", args, { env: { ...process.env, CONTAINERS_CONF }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMillis ?? 120_000);
+  const [code] = (await once(child, "close")) as [number | null];
+  clearTimeout(timer);
+  return { stdout, stderr, code };
+}
+
+/** Runs podman and returns its stdout; a non-zero exit throws with its stderr. */
+export async function podmanOk(args: string[]): Promise<string> {
+  const result = await podman(args);
+  if (result.code !== 0) throw new Error(`podman ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** A container's stdout and stderr so far (`podman logs` replays each on its own stream). */
+export async function containerLogs(container: string): Promise<string> {
+  const result = await podman(["logs", container]);
+  if (result.code !== 0) throw new Error(`podman logs ${container} exited ${result.code}: ${result.stderr}`);
+  return result.stdout + result.stderr;
+}
