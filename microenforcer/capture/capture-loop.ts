@@ -85,11 +85,14 @@ interface Known {
   bornAt: number;
   /** Exit already reported (zombie awaiting its parent's wait()). */
   exited: boolean;
-  /** Spawn not reported yet: a fresh fork that may be about to exec. */
-  held?: { snapshot: ProcSnapshot; detection: Detection; observedAt: number };
+  /** Spawn not reported yet: a fresh fork that may be about to exec, for up to holdMs. */
+  held?: { snapshot: ProcSnapshot; detection: Detection; observedAt: number; holdMs: number };
   /** A changed fingerprint that looked like an exec caught half-way, seen once. */
   suspect?: string;
 }
+
+/** How long runc's init may take to set up a container before it execs the command. */
+const runtimeInitHoldMs = 1000;
 
 /** PIDs wrap to this value after reaching pid_max (kernel RESERVED_PIDS). */
 const reservedPids = 300;
@@ -285,8 +288,12 @@ export class CaptureLoop {
     // Still the parent's argv (its image, or an exec caught between reading argv and exe), or
     // caught inside execve before argv is set up: wait for the exec to finish.
     const unfinished = (parent !== undefined && argvOf(snapshot.fingerprint) === argvOf(parent.fingerprint)) || snapshot.args?.length === 0;
-    if (detection === "trigger" && !dead && unfinished) {
-      known.held = { snapshot, detection, observedAt: now };
+    // An exec session (`kubectl exec`, `podman exec`) enters the namespace as runc's own init,
+    // as root and often still in the runtime's cgroup, and becomes the user's command only
+    // when runc has set the container up: what it is and whose it is is known after that exec.
+    const runtimeInit = snapshot.ppid === 0 && snapshot.comm.startsWith("runc:[");
+    if (detection === "trigger" && !dead && (unfinished || runtimeInit)) {
+      known.held = { snapshot, detection, observedAt: now, holdMs: runtimeInit ? runtimeInitHoldMs : this.options.holdForkMs };
     } else {
       this.events.push({ type: "spawn", snapshot, detection, observedAt: now, image: "exec" });
     }
@@ -297,10 +304,10 @@ export class CaptureLoop {
   private scheduleCheck(pid: number, known: Known, now: number): void {
     const { fastTickMs, youngMs, maxCheckIntervalMs, checkBudgetPerSecond } = this.options;
     const age = now - known.bornAt;
-    // The budget spreads looks at older processes only: a fresh fork needs its fast looks
-    // whatever else the pod holds.
+    // The budget spreads looks at older processes only: a fresh fork, or a process held
+    // back until its exec, needs its fast looks whatever else the pod holds.
     const interval =
-      age < youngMs ? fastTickMs : Math.max(fastTickMs, Math.min(age / 2, maxCheckIntervalMs), (this.known.size / checkBudgetPerSecond) * 1000);
+      age < youngMs || known.held !== undefined ? fastTickMs : Math.max(fastTickMs, Math.min(age / 2, maxCheckIntervalMs), (this.known.size / checkBudgetPerSecond) * 1000);
     this.schedule.push({ at: now + interval, pid, startTicks: known.startTicks });
   }
 
@@ -315,7 +322,7 @@ export class CaptureLoop {
 
   /** One look at a known process for an exec or its exit. */
   private check(pid: number, known: Known, now: number): void {
-    if (now - known.bornAt > this.options.holdForkMs) this.release(known, "fork-only");
+    if (known.held !== undefined && now - known.bornAt > known.held.holdMs) this.release(known, "fork-only");
     const fingerprint = readExecFingerprint(pid, this.options.procRoot);
     if (fingerprint === undefined) this.exit(pid, known, now);
     else if (fingerprint !== known.fingerprint) this.reread(pid, known, now);
@@ -324,7 +331,8 @@ export class CaptureLoop {
   /** Reports a held process as last seen, saying what we know of its image. */
   private release(known: Known, image: SpawnImage): void {
     if (known.held === undefined) return;
-    this.events.push({ type: "spawn", ...known.held, image });
+    const { snapshot, detection, observedAt } = known.held;
+    this.events.push({ type: "spawn", snapshot, detection, observedAt, image });
     delete known.held;
   }
 

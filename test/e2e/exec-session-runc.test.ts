@@ -1,17 +1,12 @@
 /**
- * BLOCKED — not part of `npm test` (the name does not end in .test.ts) until the sidecar
- * recognises exec sessions started by runc, which is what runs containers under podman and
- * under containerd or CRI-O on most nodes, Fargate's included. Run it alone:
- *
- *   npx mocha --no-config test/e2e/exec-session-runc.blocked.ts
+ * Exec sessions started by runc, which runs containers under podman and under containerd
+ * or CRI-O on most nodes, Fargate's included.
  *
  * What runc does: an exec session starts as `runc init` (comm `runc:[2:INIT]`), as root,
  * with PPID 0 and, for its first moments, in the runtime's cgroup (`…/conmon` under
  * podman); it joins the container's cgroup, switches to the container's user and execs the
- * command a few milliseconds later. The sidecar, running as the app's UID without
- * capabilities, cannot read that root process's environ, so it attributes it by cgroup ID
- * (the container's, or `conmon`) instead of by container name, takes it for the init of a
- * new container, and keeps both when the process execs the user's command.
+ * command a few milliseconds later. A sidecar running as the app's UID cannot read that
+ * root process's environ; it must wait for the exec to know whose session it is.
  *
  * The user's expectation, asserted here: the session is an `exec-session` of container
  * `app`, and so are its children and their connections; and a policy that blocks exec
