@@ -1,7 +1,7 @@
 /** Small process and port helpers shared by the real components' test harnesses. */
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 
 /** Distinct free TCP ports on 127.0.0.1 (all listeners stay open until every port is known). */
 export async function freeLoopbackPorts(count: number): Promise<number[]> {
@@ -29,4 +29,16 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill("SIGKILL"), 10000);
   await exited;
   clearTimeout(timer);
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port right now. */
+export function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }

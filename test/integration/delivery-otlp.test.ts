@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -17,7 +16,7 @@ import type { OtlpProtocol } from "../../microenforcer/emit/otlp-config.ts";
 import { buildResource } from "../../microenforcer/emit/resource.ts";
 import type { EventName } from "../../microenforcer/records/record.ts";
 import { buildCollector, freePorts, parseFileExporterOutput, type CollectedLogRecord, type Ports } from "../infra/otelcol/collector.ts";
-import { stopProcess } from "../infra/processes.ts";
+import { acceptsConnections, stopProcess } from "../infra/processes.ts";
 
 const OUTAGE_SECONDS = Number(process.env.DELIVERY_OUTAGE_SECONDS ?? 60);
 const RATE = 200;
@@ -59,7 +58,7 @@ class RestartableCollector {
     );
     this.#child = spawn(this.#binary, ["--config", `file:${config}`], { stdio: "ignore" });
     const deadline = Date.now() + 30_000;
-    while (!((await accepts(this.ports.grpc)) && (await accepts(this.ports.http)))) {
+    while (!((await acceptsConnections(this.ports.grpc)) && (await acceptsConnections(this.ports.http)))) {
       if (Date.now() > deadline) throw new Error("the collector did not start listening");
       await sleep(50);
     }
@@ -76,17 +75,6 @@ class RestartableCollector {
       parseFileExporterOutput(readFileSync(join(this.#dir, `received-${i + 1}.jsonl`), "utf8").toString()),
     ).flat();
   }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 interface Printed {

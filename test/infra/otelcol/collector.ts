@@ -4,12 +4,11 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { freeLoopbackPorts, stopProcess } from "../processes.ts";
+import { acceptsConnections, freeLoopbackPorts, stopProcess } from "../processes.ts";
 
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
 
@@ -104,23 +103,12 @@ export async function startCollector(binary: string, ports?: Ports): Promise<Col
 async function waitForPorts(child: ChildProcess, ports: number[], timeoutMillis: number): Promise<void> {
   const deadline = Date.now() + timeoutMillis;
   for (const port of ports) {
-    while (!(await accepts(port))) {
+    while (!(await acceptsConnections(port))) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`collector exited (${child.exitCode ?? child.signalCode})`);
       if (Date.now() > deadline) throw new Error(`collector not listening on 127.0.0.1:${port} after ${timeoutMillis} ms`);
       await sleep(50);
     }
   }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 /** One ExportLogsServiceRequest per line; a last line still being written is skipped. */
