@@ -14,25 +14,12 @@ import { NetworkMonitor, networkSensorNeeded } from "../../microenforcer/net/net
 import type { SocketEntry } from "../../microenforcer/net/socket-table.ts";
 import { PolicyEngine } from "../../microenforcer/policy/engine.ts";
 import type { SensorRecord } from "../../microenforcer/records/record.ts";
-import type { ProcessInfo } from "../../microenforcer/tracker/process-tracker.ts";
 import { defaultPolicy, parsePolicies } from "../../policies/load.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
+import { processInfo } from "./process-fixture.ts";
 
 const clock = { bootMs: 1_700_000_000_000, ticksPerSecond: 100 };
-const curl: ProcessInfo = {
-  pid: 212,
-  ppid: 1,
-  startTicks: 500,
-  comm: "curl",
-  exe: { path: "/usr/bin/curl", deleted: false, memfd: false },
-  args: ["curl", "-s", "https://api.example.test/"],
-  uid: 1000,
-  euid: 1000,
-  container: { name: "app" },
-  origin: "child",
-  detection: "trigger",
-  image: "exec",
-};
+const curl = processInfo({ pid: 212, startTicks: 500, args: ["curl", "-s", "https://api.example.test/"] });
 
 const socket = (over: Partial<SocketEntry> = {}): SocketEntry => ({
   transport: "tcp",

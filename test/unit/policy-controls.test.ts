@@ -9,25 +9,9 @@ import {
   type Controls,
 } from "../../microenforcer/policy/process-controls.ts";
 import { checkListen, checkOutbound, PortScanDetector, type ConnectionFacts } from "../../microenforcer/policy/network-controls.ts";
-import type { ProcessInfo } from "../../microenforcer/tracker/process-tracker.ts";
+import { processInfo } from "./process-fixture.ts";
 
-function proc(over: Partial<ProcessInfo> = {}): ProcessInfo {
-  return {
-    pid: 4242,
-    ppid: 1,
-    startTicks: 1000,
-    comm: "curl",
-    exe: { path: "/usr/bin/curl", deleted: false, memfd: false },
-    args: ["curl", "-s", "https://example.test"],
-    uid: 1000,
-    euid: 1000,
-    container: { name: "app" },
-    origin: "child",
-    detection: "trigger",
-    image: "exec",
-    ...over,
-  };
-}
+const proc = processInfo;
 
 const exe = (path: string, flags: Partial<{ deleted: boolean; memfd: boolean }> = {}) => ({ path, deleted: false, memfd: false, ...flags });
 

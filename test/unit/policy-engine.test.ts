@@ -2,26 +2,22 @@ import assert from "node:assert/strict";
 import type { KillOutcome } from "../../microenforcer/enforce/kill.ts";
 import { PolicyEngine, type FactSource } from "../../microenforcer/policy/engine.ts";
 import type { StdioSockets } from "../../microenforcer/policy/process-controls.ts";
-import type { ProcessInfo } from "../../microenforcer/tracker/process-tracker.ts";
 import { parsePolicies } from "../../policies/load.ts";
+import { processInfo } from "./process-fixture.ts";
 
 const policy = (mode: string, controls: string) =>
   parsePolicies(`apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: p, generation: 3}\nspec:\n  enforcementMode: ${mode}\n  controls: ${controls}\n`, "p.yaml")[0]!;
 
-const shell: ProcessInfo = {
+const shell = processInfo({
   pid: 77,
-  ppid: 1,
   startTicks: 500,
   comm: "sh",
   exe: { path: "/tmp/nc", deleted: true, memfd: false },
   args: ["sh"],
   uid: 0,
   euid: 0,
-  container: { name: "app" },
   origin: "exec-session",
-  detection: "trigger",
-  image: "exec",
-};
+});
 
 function setup(mode: string, controls: string, facts: Partial<FactSource> = {}) {
   const kills: number[] = [];
