@@ -7,7 +7,7 @@ import type { RuntimePolicy } from "../policies/schema.ts";
 import type { InjectorConfig } from "./config.ts";
 import { SKIP_REASONS, UNEXPECTED_SKIPS, type SkipReason } from "./decide.ts";
 import { injectPod } from "./inject.ts";
-import { isObject, objectAt, stringAt, type JsonObject } from "./json.ts";
+import { isObject, nestedDeeperThan, objectAt, stringAt, type JsonObject } from "./json.ts";
 import type { InjectorMetrics } from "./metrics.ts";
 
 export interface AdmissionDeps {
@@ -26,6 +26,12 @@ export interface AdmissionAnswer {
 }
 
 const API_VERSION = "admission.k8s.io/v1";
+/**
+ * Real pods are a few dozen levels deep (managedFields included). A pod nested far deeper
+ * could only be built to crash an injector into failing open, so it is refused, whatever
+ * the failure policy: admitting it would admit it without the sidecar.
+ */
+const MAX_POD_DEPTH = 256;
 const WARNING_PREFIX = "microenforcer: ";
 
 function invalid(message: string): AdmissionAnswer {
@@ -33,6 +39,7 @@ function invalid(message: string): AdmissionAnswer {
 }
 
 function describe(value: unknown): string {
+  if (nestedDeeperThan(value, 32)) return "a deeply nested value";
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
@@ -76,6 +83,10 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
     }
     if (request.operation !== "CREATE") return skipped(uid, "not-create", SKIP_REASONS["not-create"], [], deps.metrics);
     const pod = isObject(request.object) ? request.object : {};
+    if (nestedDeeperThan(pod, MAX_POD_DEPTH)) {
+      deps.metrics.requests.inc({ outcome: "invalid" });
+      return review({ uid, allowed: false, status: { code: 400, message: `${WARNING_PREFIX}the pod is nested more than ${MAX_POD_DEPTH} levels deep; refused rather than admitted uninspected` } });
+    }
     const namespace = stringAt(request, "namespace") ?? stringAt(objectAt(pod, "metadata"), "namespace");
     try {
       const namespaceLabels = namespace === undefined ? undefined : await deps.namespaceLabels(namespace);

@@ -50,3 +50,19 @@ export function ensureArray(parent: JsonObject, key: string): unknown[] {
   parent[key] = created;
   return created;
 }
+
+/**
+ * Whether any value lies more than `limit` objects or arrays deep. Iterative on purpose:
+ * the point is to refuse, before any recursive code sees it, JSON deep enough to overflow
+ * the stack.
+ */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== "object" || node === null) continue;
+    if (depth >= limit) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
+}

@@ -209,6 +209,21 @@ describe("admission server hardening (fuzzing, load, slow clients, TLS versions)
     await assertStillInjects();
   });
 
+  it("refuses a pod nested deep enough to crash an injector, rather than admit it without the sidecar", async () => {
+    // Spliced in as text: building or cloning it as a value would overflow this test's stack.
+    const review = validReview("deep-pod") as { request: { object: { metadata: Record<string, unknown> } } };
+    review.request.object.metadata.managedFields = [{ manager: "kubectl", fieldsV1: "DEEP" }];
+    const deep = `${'{"n":'.repeat(5_000)}"leaf"${"}".repeat(5_000)}`;
+    const reply = await post(JSON.stringify(review).replace('"DEEP"', deep));
+    assert.equal(reply.status, 200, reply.body.slice(0, 300));
+    const response = (JSON.parse(reply.body) as { response: { uid: string; allowed: boolean; status?: { code: number; message: string } } }).response;
+    assert.deepEqual([response.uid, response.allowed, response.status?.code], ["deep-pod", false, 400]);
+    assert.match(response.status!.message, /nested more than \d+ levels deep/);
+    const deepHeader = await post(`{"apiVersion":${"[".repeat(20_000)}${"]".repeat(20_000)},"kind":"AdmissionReview"}`);
+    assert.equal(deepHeader.status, 400, deepHeader.body.slice(0, 300));
+    await assertStillInjects();
+  });
+
   it("answers 200 reviews sent 32 at a time, each with its own uid and patch", async () => {
     const total = 200;
     const inFlight = 32;
