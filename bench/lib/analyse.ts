@@ -82,6 +82,7 @@ export function parseRecords(text: string): Records {
     }
     const a = r.attributes ?? {};
     if (r.eventName === "microenforcer.sensor.gap") {
+      if (a["microenforcer.gap.kind"] === "tcp") continue; // connections, not PIDs
       records.gaps.push({
         count: Number(a["microenforcer.gap.count"]),
         firstPid: Number(a["microenforcer.gap.first_pid"]),

@@ -18,6 +18,7 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import { defaultSamplerOptions, NetworkSampler, type NetworkSample, type SamplerOptions } from "../net/network-sampler.ts";
 import { listPids, readExecFingerprint, readProcess, readStat, type ProcSnapshot } from "../proc/reader.ts";
+import type { GapReport } from "../records/sensor-records.ts";
 import { CheckSchedule } from "./check-schedule.ts";
 
 export type Detection = "trigger" | "rescan" | "startup";
@@ -32,7 +33,7 @@ export type CaptureEvent =
   | { type: "spawn"; snapshot: ProcSnapshot; detection: Detection; observedAt: number; image: SpawnImage }
   | { type: "exec"; snapshot: ProcSnapshot; observedAt: number }
   | { type: "exit"; pid: number; startTicks: number; observedAt: number }
-  | { type: "gap"; count: number; firstPid: number; lastPid: number; since: number; until: number }
+  | ({ type: "gap" } & GapReport)
   | { type: "trigger"; mode: "ns_last_pid" | "scan"; reason?: string }
   /** What one read of the socket tables found (only while the network sensor is on). */
   | { type: "network"; sample: NetworkSample; observedAt: number }
@@ -225,10 +226,10 @@ export class CaptureLoop {
   }
 
   private queueGap(now: number): void {
-    if (this.gap.count > 0) {
-      const { count, firstPid, lastPid, since } = this.gap;
-      this.events.push({ type: "gap", count, firstPid, lastPid, since, until: now });
-    }
+    const { count, firstPid, lastPid, since } = this.gap;
+    if (count > 0) this.events.push({ type: "gap", kind: "pid", count, firstPid, lastPid, since, until: now });
+    const tcp = this.network?.takeTcpGap() ?? 0;
+    if (tcp > 0) this.events.push({ type: "gap", kind: "tcp", count: tcp, since, until: now });
     this.gap = { count: 0, firstPid: 0, lastPid: 0, since: now };
   }
 

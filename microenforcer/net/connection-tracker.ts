@@ -137,6 +137,13 @@ export class ConnectionTracker {
     return this.pending.size > 0;
   }
 
+  /** TCP connections opened since startup that wait for their owner or accept: not reported yet, not missed either. */
+  get pendingTcpConnections(): number {
+    let n = 0;
+    for (const [s, p] of this.pending) if (s.transport === "tcp" && p.detection !== "startup" && !isListener(s)) n++;
+    return n;
+  }
+
   update(diff: TableDiff): NetworkObservation[] {
     const out: NetworkObservation[] = [];
     const { now } = diff;

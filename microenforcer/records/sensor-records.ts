@@ -2,26 +2,36 @@
 import type { ReadProblem } from "../proc/reader.ts";
 import { EventNames, type Attributes, type SensorRecord, type Severity } from "./record.ts";
 
-export interface GapReport {
-  count: number;
-  firstPid: number;
-  lastPid: number;
-  since: number;
-  until: number;
-}
+/**
+ * What the sensor knows it missed between two looks: PIDs the kernel handed out that were gone
+ * before the sensor read them (`pid`), or TCP connections opened in the pod's network
+ * namespace whose socket-table rows were gone before the sensor read the tables (`tcp`).
+ */
+export type GapReport =
+  | { kind: "pid"; count: number; firstPid: number; lastPid: number; since: number; until: number }
+  | { kind: "tcp"; count: number; since: number; until: number };
 
-/** PIDs the kernel handed out that died before the sensor could look at them. */
 export function gapRecord(gap: GapReport): SensorRecord {
+  const window = { "microenforcer.gap.since": new Date(gap.since).toISOString(), "microenforcer.gap.until": new Date(gap.until).toISOString() };
+  if (gap.kind === "tcp") {
+    return {
+      eventName: EventNames.sensorGap,
+      severity: "WARN",
+      body: `${gap.count} TCP connection ends (or connection attempts) were opened and gone between two looks at the socket tables and were not observed`,
+      attributes: { "microenforcer.gap.kind": "tcp", "microenforcer.gap.count": gap.count, ...window },
+      timestamp: gap.until,
+    };
+  }
   return {
     eventName: EventNames.sensorGap,
     severity: "WARN",
     body: `${gap.count} PIDs (processes or threads) lived and exited between two looks and were not observed`,
     attributes: {
+      "microenforcer.gap.kind": "pid",
       "microenforcer.gap.count": gap.count,
       "microenforcer.gap.first_pid": gap.firstPid,
       "microenforcer.gap.last_pid": gap.lastPid,
-      "microenforcer.gap.since": new Date(gap.since).toISOString(),
-      "microenforcer.gap.until": new Date(gap.until).toISOString(),
+      ...window,
     },
     timestamp: gap.until,
   };

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { byEvent, py, recordsOf, truths, workloadPy } from "../fixtures/net/workload.ts";
-import { runInPidNamespace, until, type JsonRecord } from "./pid-namespace.ts";
+import { runInPidNamespace, until, type JsonRecord, type NamespaceRun } from "./pid-namespace.ts";
 
 /** Runs argv as a new PPID-0 process of the namespace, the way a runtime starts a container. */
 function inContainer(hostPid: number, container: string, argv: string[]): { output: Promise<string> } {
@@ -23,6 +23,13 @@ function inContainer(hostPid: number, container: string, argv: string[]): { outp
 }
 
 const attr = (r: JsonRecord, key: string): unknown => r.attributes[key];
+
+/** TCP connection records, and the TCP opens the sensor's gap records say it did not see. */
+function tcpAccount(run: NamespaceRun): { recorded: number; unseen: number; gaps: JsonRecord[] } {
+  const recorded = byEvent(run, "connection").filter((r) => attr(r, "network.transport") === "tcp").length;
+  const gaps = run.records.filter((r) => r.eventName === "microenforcer.sensor.gap" && attr(r, "microenforcer.gap.kind") === "tcp");
+  return { recorded, unseen: gaps.reduce((n, g) => n + Number(attr(g, "microenforcer.gap.count")), 0), gaps };
+}
 const show = (records: JsonRecord[]): string => records.map((r) => r.body).join("\n");
 
 describe("network sensor in real PID and network namespaces", function () {
@@ -128,17 +135,42 @@ describe("network sensor in real PID and network namespaces", function () {
     assert.ok(held.every((rs) => rs.length === 1), `each ~50 ms connection once: ${detail}`);
     assert.ok(held.every(([r]) => [made[0]!.pid, undefined].includes(attr(r!, "process.pid") as number | undefined)), detail);
     assert.ok(held.filter(([r]) => attr(r!, "process.pid") === made[0]!.pid).length >= 2, `attributed: ${detail}`);
-    // Instant connections: each recorded exactly once, from its TIME_WAIT row (unattributed)
-    // or, if the sensor happened to look while it was open, attributed.
+    // Instant connections: each recorded at most once, from its TIME_WAIT row (unattributed)
+    // or, if the sensor happened to look while it was open, attributed. One whose rows were
+    // all gone before the sensor looked (its TIME_WAIT row killed by a late RST, as the
+    // kernel does now and then on a loaded host) is counted in a TCP gap record instead.
     const instant = made.slice(3).map((t) => recordsOf(run, t));
-    assert.ok(instant.every((rs) => rs.length === 1), JSON.stringify(instant.map((rs) => rs.length)));
-    const closed = instant.filter(([r]) => attr(r!, "microenforcer.network.attribution") === "closed");
+    assert.ok(instant.every((rs) => rs.length <= 1), JSON.stringify(instant.map((rs) => rs.length)));
+    const { recorded, unseen } = tcpAccount(run);
+    assert.ok(unseen >= instant.filter((rs) => rs.length === 0).length, `${unseen} in TCP gap records: ${JSON.stringify(instant.map((rs) => rs.length))}`);
+    // Each connection is two opens: the client's socket and the one the listener accepted.
+    assert.equal(recorded + unseen, 2 * made.length, `${recorded} TCP connection records, ${unseen} in TCP gap records`);
+    const closed = instant.filter(([r]) => r !== undefined && attr(r, "microenforcer.network.attribution") === "closed");
     assert.ok(closed.length >= 1, "at least one seen only after its close");
     for (const [r] of closed) {
       assert.equal(attr(r!, "process.pid"), undefined);
       assert.match(String(attr(r!, "network.connection.state")), /^(fin_wait[12]|time_wait|closing)$/);
       assert.match(r!.body, /unattributed/);
     }
+  });
+
+  it("counts connections reset before it looked in TCP gap records: records and gap counts add up to every open", async () => {
+    const run = await runInPidNamespace(
+      `${py} listen tcp 127.0.0.1 8082 $WORK/l &
+       until [ -s $WORK/l ]; do sleep 0.01; done
+       ${py} connect tcp 127.0.0.1 8082 0 50 reset
+       touch $WORK/l.stop; wait`,
+      { network: true },
+    );
+    const made = truths(run.workloadLog);
+    assert.equal(made.length, 50, run.workloadLog);
+    // A reset leaves no TIME_WAIT row: most of these vanish within microseconds, unseen.
+    for (const t of made) assert.ok(recordsOf(run, t).length <= 1, `${t.lport} recorded more than once`);
+    const { recorded, unseen, gaps } = tcpAccount(run);
+    // Each connection is two opens: the client's socket and the one the listener accepted.
+    assert.equal(recorded + unseen, 2 * made.length, `${recorded} TCP connection records, ${unseen} in TCP gap records`);
+    assert.ok(unseen > 0, "some connections vanished before the sensor looked");
+    for (const g of gaps) assert.match(g.body, /TCP connection.* not observed/);
   });
 
   it("attributes new connections of a process that holds a thousand sockets, also on a reused descriptor", async () => {
@@ -152,6 +184,7 @@ describe("network sensor in real PID and network namespaces", function () {
       assert.equal(attr(r, "process.pid"), pid, `reused descriptor: ${String(t.reused)}`);
     }
     const mine = byEvent(run, "connection").filter((r) => attr(r, "process.pid") === pid);
-    assert.ok(mine.length >= 1000 + 4, `${mine.length} connection records of the holder`);
+    const others = byEvent(run, "connection").filter((r) => attr(r, "process.pid") !== pid);
+    assert.ok(mine.length >= 1000 + 4, `${mine.length} connection records of the holder; others:\n${show(others)}`);
   });
 });

@@ -150,4 +150,18 @@ describe("ConnectionTracker", () => {
     assert.equal(networkType("127.0.0.1"), "ipv4");
     assert.equal(networkType("fd00::1"), "ipv6");
   });
+  it("counts TCP connections still waiting for their owner or accept as pending, not listeners or UDP", () => {
+    const h = new Harness();
+    h.owners.set(1, bob);
+    const listener = sock("tcp", "0.0.0.0:8080", "0.0.0.0:0", "LISTEN", 9);
+    const unowned = sock("tcp", "127.0.0.1:40000", "10.0.0.1:443", "ESTABLISHED", 2);
+    const queued = sock("tcp", "127.0.0.1:8080", "127.0.0.1:40002", "ESTABLISHED", 0);
+    const udp = sock("udp", "127.0.0.1:5000", "10.0.0.1:53", "ESTABLISHED", 3);
+    assert.deepEqual(h.step([listener, unowned, queued, udp]), []);
+    assert.equal(h.tracker.pendingTcpConnections, 2);
+    // The owner turns up: one left, waiting for its accept.
+    h.owners.set(2, alice);
+    assert.deepEqual(h.step([]).map(brief), ["connection/outbound tcp 40000->443 process pid 10"]);
+    assert.equal(h.tracker.pendingTcpConnections, 1);
+  });
 });
