@@ -24,6 +24,13 @@ import { CheckSchedule } from "./check-schedule.ts";
 export type Detection = "trigger" | "rescan" | "startup";
 export type SpawnImage = "exec" | "fork-only" | "exec-unseen";
 
+/**
+ * Events per message to the main thread. The main thread turns a message into records in
+ * one go, and what the SDK holds of them is only released between messages: 20 000 new
+ * sockets in one message would take ~90 MB of heap at once.
+ */
+export const maxEventsPerPost = 256;
+
 export type CaptureEvent =
   /**
    * image: `exec` when the snapshot shows the program the process runs; `fork-only` when it
@@ -217,7 +224,11 @@ export class CaptureLoop {
       const fingerprint = readExecFingerprint(owner!.pid, this.options.procRoot);
       if (fingerprint !== undefined && fingerprint !== known.fingerprint) this.reread(owner!.pid, known, now);
     }
-    this.events.push({ type: "network", sample, observedAt: now });
+    // In slices, each posted on its own (see worker-entry.ts).
+    for (let i = 0; i === 0 || i < sample.observations.length; i += maxEventsPerPost) {
+      const observations = sample.observations.slice(i, i + maxEventsPerPost);
+      this.events.push({ type: "network", sample: i === 0 ? { ...sample, observations } : { observations, problems: [], malformed: 0 }, observedAt: now });
+    }
   }
 
   /** Processes that may own sockets: every known one that has not exited. */

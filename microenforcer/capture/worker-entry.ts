@@ -4,14 +4,14 @@
  * sub-millisecond timing that timers on an event loop do not.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { CaptureLoop, type CaptureEvent, type CaptureOptions } from "./capture-loop.ts";
+import { CaptureLoop, maxEventsPerPost, type CaptureEvent, type CaptureOptions } from "./capture-loop.ts";
 
 const { options, control } = workerData as { options: CaptureOptions; control: SharedArrayBuffer };
 /** [0]: stop; [1]: network sensor on (see ProcessSensor). */
 const stopFlag = new Int32Array(control);
 const now = (): number => performance.timeOrigin + performance.now();
 const post = (events: CaptureEvent[]): void => {
-  if (events.length > 0) parentPort!.postMessage(events);
+  for (let i = 0; i < events.length; i += maxEventsPerPost) parentPort!.postMessage(events.slice(i, i + maxEventsPerPost));
 };
 
 const loop = new CaptureLoop(options);
