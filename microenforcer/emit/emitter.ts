@@ -1,6 +1,6 @@
 import { SeverityNumber } from "@opentelemetry/api";
 import type { Resource } from "@opentelemetry/resources";
-import { LoggerProvider, SimpleLogRecordProcessor, type LogRecordProcessor } from "@opentelemetry/sdk-logs";
+import { LoggerProvider, type LogRecordProcessor } from "@opentelemetry/sdk-logs";
 import type * as Transformer from "@opentelemetry/otlp-transformer";
 import { createRequire } from "node:module";
 import type { SensorRecord, Severity } from "../records/record.ts";
@@ -14,7 +14,7 @@ import { createHttpTransport } from "./http-transport.ts";
 import { batchOptions, otlpProtocol, type OtlpProtocol } from "./otlp-config.ts";
 import type { OtlpTransport } from "./otlp-transport.ts";
 import { RECORD_ID, RecordIds } from "./record-id.ts";
-import { StdoutLogRecordExporter, type StdoutFormat } from "./stdout-exporter.ts";
+import { StdoutLogRecordProcessor, type StdoutFormat } from "./stdout-processor.ts";
 
 export type ExporterChoice = "stdout" | "otlp" | "both";
 
@@ -115,7 +115,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
   }
   if (options.exporter !== "otlp") {
     const color = options.format === "pretty" && (out as { isTTY?: boolean }).isTTY === true && !env.NO_COLOR;
-    processors.push(new SimpleLogRecordProcessor({ exporter: new StdoutLogRecordExporter({ out, format: options.format, color }) }));
+    processors.push(new StdoutLogRecordProcessor({ out, format: options.format, color }));
   }
 
   const provider = new LoggerProvider({ resource: options.resource, processors });
