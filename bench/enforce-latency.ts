@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseProbeLog, percentile, type Probe } from "./lib/analyse.ts";
 import { compileWorkload } from "./lib/compile-workload.ts";
 import { runInNamespace } from "./lib/namespace-run.ts";
+import { sidecarNode } from "./lib/sidecar-node.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const count = 300;
@@ -52,7 +53,7 @@ async function run(mode: "audit" | "enforce", dir: string, workload: { probe: st
     idleSeconds: 1,
     ...workload,
     classes: [`${mode}:${lifetimeUs}:${count}:${spacingUs}`],
-    watcher: [process.execPath, join(root, "dist/cli/main.js"), "watch", "--format", "json", "--exporter", "stdout", "--policy", policyFile],
+    watcher: [...sidecarNode, join(root, "dist/cli/main.js"), "watch", "--format", "json", "--exporter", "stdout", "--policy", policyFile],
     forkstat: false,
   });
   const probes = parseProbeLog(files.probes);

@@ -1,7 +1,8 @@
 /**
  * `npm run bench:export`: sustained records/s from one sidecar process to the real
  * OpenTelemetry Collector over OTLP http/protobuf and gRPC, with that process's CPU and
- * peak RSS. Each sender runs pinned to one CPU (taskset), the collector elsewhere.
+ * peak RSS. Each sender runs pinned to one CPU (taskset), the collector elsewhere, with the
+ * sidecar's NODE_OPTIONS (webhook/sidecar-heap.ts).
  *
  * Two loads per pipeline (bench/export-sender.ts): `max`, as fast as it delivers; and the
  * target rate, 20 000 records/s, open loop. The baseline, measured in the same run, is the
@@ -16,6 +17,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { promisify } from "node:util";
 import { buildCollector, startCollector } from "../test/infra/otelcol/collector.ts";
+import { SIDECAR_NODE_OPTIONS } from "./lib/sidecar-node.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const TARGET_RATE = 20_000;
@@ -44,7 +46,7 @@ const hasTaskset = await promisify(execFile)("taskset", ["-V"]).then(
 async function run(protocol: "http/protobuf" | "grpc", endpoint: string, pipeline: string, load: string): Promise<Result> {
   const command = [process.execPath, sender, pipeline, load, String(SECONDS)];
   const child = spawn(hasTaskset ? "taskset" : command[0]!, hasTaskset ? ["-c", "0", ...command] : command.slice(1), {
-    env: { ...process.env, OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
+    env: { ...process.env, NODE_OPTIONS: SIDECAR_NODE_OPTIONS, OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";
@@ -89,7 +91,7 @@ const rows = results.map((r) => [
 const header = ["protocol", "pipeline", "offered", "delivered/s", "lost", "drain s", "CPU (1 core)", "peak RSS"];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
 const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-console.log(`\nOTLP export, ${SECONDS} s per run, sender pinned to one CPU${hasTaskset ? "" : " (taskset missing: not pinned)"}, ${cpus().length} CPUs, collector: file + debug exporters\n`);
+console.log(`\nOTLP export, ${SECONDS} s per run, sender pinned to one CPU${hasTaskset ? "" : " (taskset missing: not pinned)"}, NODE_OPTIONS ${SIDECAR_NODE_OPTIONS}, ${cpus().length} CPUs, collector: file + debug exporters\n`);
 console.log(line(header));
 console.log(line(widths.map((w) => "-".repeat(w))));
 for (const row of rows) console.log(line(row));

@@ -20,6 +20,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cpuPercent, machineCpuPercent, parseStatSample } from "./lib/analyse.ts";
+import { sidecarNode } from "./lib/sidecar-node.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const workload = join(root, "test/fixtures/net/workload.py");
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-network-"));
   const policyOff = join(dir, "network-off.yaml");
   writeFileSync(policyOff, "apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: network-off}\nspec:\n  forensics: {networkActivity: false}\n");
-  const sensor = [process.execPath, cli, "watch", "--format", "json", "--exporter", "stdout"];
+  const sensor = [...sidecarNode, cli, "watch", "--format", "json", "--exporter", "stdout"];
   const poller = [process.execPath, join(root, "bench/network-baseline-poller.ts")];
 
   console.error("capture in an empty namespace ...");

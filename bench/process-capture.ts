@@ -28,6 +28,7 @@ import {
 import { compileWorkload } from "./lib/compile-workload.ts";
 import { forkstatAvailable } from "./lib/forkstat.ts";
 import { runInNamespace, type RunFiles } from "./lib/namespace-run.ts";
+import { sidecarNode } from "./lib/sidecar-node.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -246,7 +247,7 @@ async function main(): Promise<void> {
     name: "sensor",
     dir: join(tmp, "sensor"),
     idleSeconds: sensorIdleSeconds,
-    watcher: [process.execPath, cli, "watch", "--format", "json", "--exporter", "stdout"],
+    watcher: [...sidecarNode, cli, "watch", "--format", "json", "--exporter", "stdout"],
   });
   console.error(`baseline run: ${baselineIdleSeconds} s idle, then the workload ...`);
   const baselineFiles = await runInNamespace({

@@ -11,6 +11,7 @@ import {
   SPOOL_SIZE_LIMIT,
   SPOOL_VOLUME,
 } from "./keys.ts";
+import { sidecarNodeOptions } from "./sidecar-heap.ts";
 
 const fieldRef = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
 
@@ -31,6 +32,7 @@ export function sidecarContainer(config: InjectorConfig, securityContext: JsonOb
       { name: "POD_UID", ...fieldRef("metadata.uid") },
       { name: "NODE_NAME", ...fieldRef("spec.nodeName") },
       { name: "MICROENFORCER_SPOOL_DIR", value: SPOOL_MOUNT_PATH },
+      { name: "NODE_OPTIONS", value: sidecarNodeOptions(config.resources.limits.memory) },
       ...Object.entries(config.otelEnv).map(([name, value]) => ({ name, value })),
     ],
     resources: structuredClone(config.resources),

@@ -1,6 +1,7 @@
 /**
- * Runs the real `microenforcer watch` CLI as the sensor of a fresh PID namespace
- * (`unshare --pid --fork --mount-proc`, root needed), runs a workload script beside it,
+ * Runs the real `microenforcer watch` CLI, with the NODE_OPTIONS the injector gives the
+ * sidecar, as the sensor of a fresh PID namespace (`unshare --pid --fork --mount-proc`,
+ * root needed), runs a workload script beside it,
  * and returns the JSON records it printed. PID 1 of the namespace is a shell playing the
  * part of a container's init; the workload runs as its children.
  */
@@ -8,8 +9,12 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { defaultInjectorConfig } from "../../webhook/config.ts";
+import { sidecarNodeOptions as sidecarHeap } from "../../webhook/sidecar-heap.ts";
 
 export const cli = new URL("../../dist/cli/main.js", import.meta.url).pathname;
+/** The sensor runs with the heap sizes the injector gives the sidecar. */
+const sidecarNodeOptions = sidecarHeap(defaultInjectorConfig().resources.limits.memory);
 
 export interface JsonRecord {
   timestamp: string;
@@ -69,7 +74,7 @@ export async function runInPidNamespace(workload: string, options: RunOptions = 
     const init = `
       ${options.network ? "ip link set lo up || exit 96" : ""}
       ${options.beforeSensor ?? ""}
-      ${(options.sensorPrefix ?? []).map(shellQuote).join(" ")} ${shellQuote(process.execPath)} ${shellQuote(cli)} ${watchArgs} > ${out} 2> ${err} &
+      ${(options.sensorPrefix ?? []).map(shellQuote).join(" ")} env NODE_OPTIONS=${shellQuote(sidecarNodeOptions)} ${shellQuote(process.execPath)} ${shellQuote(cli)} ${watchArgs} > ${out} 2> ${err} &
       SENSOR=$!
       n=0; until grep -q '"microenforcer.sensor.trigger"' ${out} 2>/dev/null; do
         n=$((n+1)); [ $n -gt 300 ] && { echo "sensor did not start" >&2; exit 97; }; sleep 0.0203
