@@ -2,6 +2,7 @@
 import { loadPolicyFile } from "../policies/load.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import { defaultInjectorConfig, otelEnvFrom, parseKubeVersion, supportsNativeSidecars, type InjectorConfig } from "./config.ts";
+import { memoryBytes } from "./sidecar-heap.ts";
 
 export class UsageError extends Error {}
 
@@ -11,6 +12,7 @@ export const injectorOptions = {
   "kube-version": { type: "string" },
   "allow-ptrace": { type: "boolean" },
   "injector-namespace": { type: "string" },
+  "sidecar-memory": { type: "string" },
 } as const;
 
 export interface InjectorOptionValues {
@@ -19,6 +21,7 @@ export interface InjectorOptionValues {
   "kube-version"?: string;
   "allow-ptrace"?: boolean;
   "injector-namespace"?: string;
+  "sidecar-memory"?: string;
 }
 
 /** `--kube-version 1.28` → whether native sidecars are used; undefined when not given. */
@@ -39,6 +42,14 @@ export function injectorConfigFrom(values: InjectorOptionValues, env: NodeJS.Pro
   config.allowPtrace = values["allow-ptrace"] ?? false;
   config.injectorNamespace = values["injector-namespace"] ?? env.POD_NAMESPACE ?? config.injectorNamespace;
   config.otelEnv = otelEnvFrom(env);
+  const memory = values["sidecar-memory"];
+  if (memory !== undefined) {
+    const bytes = memoryBytes(memory);
+    if (bytes === undefined || bytes < 64 * 2 ** 20) throw new UsageError(`--sidecar-memory must be a memory quantity of at least 64Mi (e.g. 256Mi), not '${memory}'`);
+    // The limit; the request stays small (Fargate sizes pods by requests) unless above it.
+    config.resources.limits.memory = memory;
+    if (bytes < memoryBytes(config.resources.requests.memory!)!) config.resources.requests.memory = memory;
+  }
   return config;
 }
 

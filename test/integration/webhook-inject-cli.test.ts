@@ -35,6 +35,14 @@ describe("microenforcer inject (CLI)", () => {
     assert.equal(stdout, golden("psa-restricted.injected.yaml"));
   });
 
+  it("sizes the sidecar's memory limit, and its heaps with it, with --sidecar-memory", () => {
+    const { code, stdout, stderr } = inject(["-f", fixture("plain-pod.yaml"), "--sidecar-memory", "256Mi"]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /limits:\n\s+cpu: 500m\n\s+memory: 256Mi\n/);
+    assert.match(stdout, /requests:\n\s+cpu: 20m\n\s+memory: 64Mi\n/);
+    assert.match(stdout, /- name: NODE_OPTIONS\n\s+value: --max-old-space-size=102 --max-semi-space-size=2\n/);
+  });
+
   it("removes the injection with --remove", () => {
     const { code, stdout, stderr } = inject(["-f", fixture("plain-pod.injected.yaml"), "--remove"]);
     assert.equal(code, 0, stderr);
@@ -60,7 +68,8 @@ describe("microenforcer inject (CLI)", () => {
   });
 
   it("exits 2 on usage errors", () => {
-    for (const args of [[], ["-f", "x", "--bogus"], ["-f", "x", "--namespace-labels", "novalue"], ["-f", "x", "--kube-version", "latest"]]) {
+    const usage = [[], ["-f", "x", "--bogus"], ["-f", "x", "--namespace-labels", "novalue"], ["-f", "x", "--kube-version", "latest"], ["-f", "x", "--sidecar-memory", "lots"], ["-f", "x", "--sidecar-memory", "32Mi"]];
+    for (const args of usage) {
       const { code, stderr } = inject(args);
       assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
       assert.match(stderr, /^microenforcer inject: /);
