@@ -67,6 +67,7 @@ describe("webhook/render", () => {
         ["POD_UID", "metadata.uid"],
         ["NODE_NAME", "spec.nodeName"],
         ["MICROENFORCER_SPOOL_DIR", "/var/lib/microenforcer/spool"],
+        ["NODE_OPTIONS", "--max-old-space-size=64 --max-semi-space-size=2"],
         ["OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"],
       ],
     );
