@@ -104,6 +104,8 @@ const runtimeInitHoldMs = 1000;
 
 /** PIDs wrap to this value after reaching pid_max (kernel RESERVED_PIDS). */
 const reservedPids = 300;
+/** More PIDs than this between two ticks across pid_max is not a wrap (see setBack()). */
+const maxWrapPids = 65_536;
 
 export class CaptureLoop {
   private readonly known = new Map<number, Known>();
@@ -180,7 +182,8 @@ export class CaptureLoop {
       if (this.triggerFd !== undefined) {
         const current = this.readTrigger();
         if (current !== this.lastPid) {
-          for (const pid of this.allocatedSince(this.lastPid, current)) this.visit(pid, "trigger", now);
+          if (this.setBack(this.lastPid, current)) this.rescan(now, "rescan");
+          else for (const pid of this.allocatedSince(this.lastPid, current)) this.visit(pid, "trigger", now);
           this.lastPid = current;
           this.lastActivity = now;
         }
@@ -253,6 +256,15 @@ export class CaptureLoop {
   private readTrigger(): number {
     const n = readSync(this.triggerFd!, this.triggerBuf, 0, this.triggerBuf.length, 0);
     return Number(this.triggerBuf.toString("latin1", 0, n).trim());
+  }
+
+  /**
+   * ns_last_pid went back further than a wrap at pid_max explains: root wrote it (as
+   * checkpoint/restore tools do). Walking "the wrap" would visit millions of PIDs, so the
+   * loop rescans /proc instead; PIDs that lived and died meanwhile are not counted.
+   */
+  private setBack(last: number, current: number): boolean {
+    return current < last && this.pidMax - last + Math.max(0, current - reservedPids) > maxWrapPids;
   }
 
   /** PIDs handed out after `last` up to `current`, across a wrap at pid_max. */
