@@ -19,6 +19,8 @@ export interface ServerOptions {
 }
 
 export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
+/** The apiserver's default webhook timeout: nobody waits for an answer longer. */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 export type AdmissionServer = FastifyInstance<Server>;
 
@@ -41,12 +43,31 @@ function errorMessage(error: FastifyError, bodyLimit: number): string {
 export function createAdmissionServer(options: ServerOptions): AdmissionServer {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = Fastify({
-    https: { key: options.key, cert: options.cert, minVersion: "TLSv1.2" },
+    https: {
+      key: options.key,
+      cert: options.cert,
+      minVersion: "TLSv1.2",
+      // A connection that never completes its TLS handshake (default: 120 s).
+      handshakeTimeout: REQUEST_TIMEOUT_MS,
+      // Node enforces requestTimeout on this interval (default: 30 s, so a stalled client held 40 s).
+      connectionsCheckingInterval: 1_000,
+    },
     bodyLimit,
     // A slow or stalled client cannot hold a connection longer than the apiserver's timeout.
-    requestTimeout: 10_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
     return503OnClosing: true,
   }) as unknown as AdmissionServer;
+
+  // Node's requestTimeout stops at the headers once the request is handed over: a body
+  // trickled a byte at a time held its connection for hours. Every exchange gets the
+  // same deadline, body and answer included.
+  app.addHook("onRequest", (request, reply, done) => {
+    const timer = setTimeout(() => {
+      if (!reply.sent) request.raw.socket.destroy();
+    }, REQUEST_TIMEOUT_MS);
+    reply.raw.once("close", () => clearTimeout(timer));
+    done();
+  });
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
