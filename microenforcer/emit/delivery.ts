@@ -18,6 +18,7 @@ import type { Backlog, Position } from "./backlog.ts";
 import { retryDelay, type RetryPolicy } from "./backoff.ts";
 import type { SendOutcome } from "./export-outcome.ts";
 import { isLossReport, LossLedger, type LossReason } from "./loss-ledger.ts";
+import type { LossStore } from "./loss-store.ts";
 import type { BatchOptions } from "./otlp-config.ts";
 import type { OtlpTransport } from "./otlp-transport.ts";
 
@@ -32,6 +33,8 @@ export interface DeliveryOptions {
   report: (record: SensorRecord) => void;
   /** Said once per kind of trouble; the counters carry the rest. */
   warn: (message: string) => void;
+  /** Where the loss counts survive a crash until reported (beside the spool). */
+  lossStore?: LossStore;
   now?: () => number;
   random?: () => number;
 }
@@ -84,6 +87,8 @@ export class Delivery implements LogRecordProcessor {
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#batchLimit = options.batch.maxExportBatchSize;
+    // Losses a previous run counted but was killed before reporting.
+    if (this.#ledger.restore(options.lossStore?.load()) > 0) this.#persistLosses();
     if (!this.#backlog.isEmpty()) this.#pump(); // left by the previous run
   }
 
@@ -137,6 +142,8 @@ export class Delivery implements LogRecordProcessor {
     clearTimeout(timer);
     // Unreported losses travel with the records, to be reported by the next start.
     for (const record of this.#ledger.take()) this.#options.report(record);
+    this.#persistLosses();
+    this.#options.lossStore?.flush();
     this.#closed = true;
     clearTimeout(this.#delayTimer);
     this.#cancelRetry();
@@ -277,6 +284,11 @@ export class Delivery implements LogRecordProcessor {
     if (this.#ledger.isEmpty || now - this.#lastReport < REPORT_INTERVAL_MILLIS) return;
     this.#lastReport = now;
     for (const record of this.#ledger.take()) this.#options.report(record);
+    this.#persistLosses();
+  }
+
+  #persistLosses(): void {
+    this.#options.lossStore?.save(() => this.#ledger.state());
   }
 
   #lose(reason: LossReason, eventName: string | undefined, count: number, detail: string): void {
@@ -284,6 +296,7 @@ export class Delivery implements LogRecordProcessor {
     if (reason === "rejected") this.#counts.rejected += count;
     else this.#counts.dropped += count;
     this.#ledger.add(reason, eventName, count, this.#now(), detail);
+    this.#persistLosses();
     this.#warnOnce(reason, `${count} record(s) lost (${reason}: ${detail}); a microenforcer.sensor.status record will say how many of which kind. Later losses are not printed.`);
   }
 

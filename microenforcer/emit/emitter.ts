@@ -9,6 +9,7 @@ import { DEFAULT_SPOOL_MAX_BYTES, Spool } from "../spool/spool.ts";
 import { MemoryBacklog, type Backlog } from "./backlog.ts";
 import { defaultRetryPolicy, type RetryPolicy } from "./backoff.ts";
 import { Delivery, type DeliveryStats } from "./delivery.ts";
+import { LossStore } from "./loss-store.ts";
 import { createGrpcTransport } from "./grpc-transport.ts";
 import { createHttpTransport } from "./http-transport.ts";
 import { batchOptions, otlpProtocol, type OtlpProtocol } from "./otlp-config.ts";
@@ -94,6 +95,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
     delivery = new Delivery({
       transport: createOtlpTransport(otlpProtocol(env)),
       backlog,
+      lossStore: backlog instanceof Spool ? new LossStore(options.spool!.dir, warn) : undefined,
       batch,
       retry: options.retry ?? defaultRetryPolicy,
       shutdownTimeoutMillis: options.shutdownTimeoutMillis ?? 5000,

@@ -33,6 +33,11 @@ const WHY: Readonly<Record<LossReason, string>> = {
   corrupt: "spool lines were damaged (torn by a crash or corrupted on disk)",
 };
 
+/** A ledger as JSON (what LossStore keeps on disk). */
+export type LedgerState = Partial<Record<LossReason, { count: number; byEvent: Record<string, number>; since: number; until: number; detail: string }>>;
+
+const REASONS = Object.keys(WHY) as LossReason[];
+
 export class LossLedger {
   readonly #tallies = new Map<LossReason, Tally>();
 
@@ -47,6 +52,31 @@ export class LossLedger {
     tally.until = at;
     tally.detail = detail;
     if (eventName !== undefined) tally.byEvent.set(eventName, (tally.byEvent.get(eventName) ?? 0) + count);
+  }
+
+  state(): LedgerState {
+    const state: LedgerState = {};
+    for (const [reason, tally] of this.#tallies) state[reason] = { ...tally, byEvent: Object.fromEntries(tally.byEvent) };
+    return state;
+  }
+
+  /** Adds the losses of a previous run's state; what does not look like one is ignored. Returns the records counted. */
+  restore(state: unknown): number {
+    if (typeof state !== "object" || state === null) return 0;
+    let restored = 0;
+    for (const reason of REASONS) {
+      const previous = (state as Record<string, unknown>)[reason] as LedgerState[LossReason];
+      if (!isTally(previous) || previous.count === 0) continue;
+      const tally = this.#tallies.get(reason) ?? { count: 0, byEvent: new Map<string, number>(), since: previous.since, until: previous.until, detail: "" };
+      tally.count += previous.count;
+      for (const [eventName, count] of Object.entries(previous.byEvent)) tally.byEvent.set(eventName, (tally.byEvent.get(eventName) ?? 0) + count);
+      tally.since = Math.min(tally.since, previous.since);
+      tally.until = Math.max(tally.until, previous.until);
+      tally.detail = tally.detail === "" ? `${previous.detail}; counted by a previous run of the sidecar` : tally.detail;
+      this.#tallies.set(reason, tally);
+      restored += previous.count;
+    }
+    return restored;
   }
 
   get isEmpty(): boolean {
@@ -81,6 +111,22 @@ export function lossRecord(reason: LossReason, tally: Tally): SensorRecord {
     attributes,
     timestamp: tally.until,
   };
+}
+
+function isTally(value: LedgerState[LossReason]): value is NonNullable<LedgerState[LossReason]> {
+  const counts = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    counts(value.count) &&
+    typeof value.since === "number" &&
+    typeof value.until === "number" &&
+    typeof value.detail === "string" &&
+    typeof value.byEvent === "object" &&
+    value.byEvent !== null &&
+    Object.values(value.byEvent).every(counts) &&
+    Object.values(value.byEvent).reduce((a, b) => a + b, 0) <= value.count
+  );
 }
 
 /** Loss reports themselves are never refused: they are what makes a loss visible. */

@@ -11,16 +11,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createEmitter, type Emitter } from "../../microenforcer/emit/emitter.ts";
+import { createEmitter } from "../../microenforcer/emit/emitter.ts";
 import type { OtlpProtocol } from "../../microenforcer/emit/otlp-config.ts";
 import { buildResource } from "../../microenforcer/emit/resource.ts";
-import type { EventName } from "../../microenforcer/records/record.ts";
 import { buildCollector, freePorts, parseFileExporterOutput, type CollectedLogRecord, type Ports } from "../infra/otelcol/collector.ts";
 import { acceptsConnections, stopProcess } from "../infra/processes.ts";
+import { emitWorkload, KINDS } from "../fixtures/emit/workload.ts";
 
 const OUTAGE_SECONDS = Number(process.env.DELIVERY_OUTAGE_SECONDS ?? 60);
 const RATE = 200;
 const cli = new URL("../../dist/cli/main.js", import.meta.url).pathname;
+const crashAtCap = new URL("../fixtures/emit/crash-at-cap.ts", import.meta.url).pathname;
 const OTLP_ENV = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"];
 
 /**
@@ -113,20 +114,6 @@ function pointAt(protocol: OtlpProtocol, endpoint: string): void {
   for (const name of OTLP_ENV) delete process.env[name];
   process.env.OTEL_EXPORTER_OTLP_PROTOCOL = protocol;
   process.env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint;
-}
-
-const KINDS: EventName[] = ["microenforcer.process.exec", "microenforcer.process.exit", "microenforcer.network.connection"];
-
-/** A synthetic workload: five processes, each record numbered in its process. */
-function emitWorkload(emitter: Emitter, n: number): void {
-  const pid = 1000 + (n % 5);
-  emitter.emit({
-    eventName: KINDS[n % KINDS.length]!,
-    severity: "INFO",
-    body: `record ${n}`,
-    attributes: { "process.pid": pid, "test.seq": n, "process.command_args": ["/usr/bin/curl", "-s", `https://example.test/${n}`] },
-    timestamp: Date.now(),
-  });
 }
 
 async function until(check: () => boolean, timeoutMillis: number, what: string): Promise<void> {
@@ -279,17 +266,59 @@ describe("delivery: records are never lost silently (real OpenTelemetry Collecto
     await emitter.shutdown();
     await collector.stop();
 
-    const received = collector.received();
-    const arrived = new Set(received.map(idOf));
-    const lost = out.records.filter((r) => !arrived.has(r.id));
-    const reports = received.filter((r) => r.attributes["microenforcer.loss.reason"] !== undefined);
-    assert.equal(reports.length, 1);
-    const report = reports[0]!.attributes;
-    assert.equal(report["microenforcer.loss.reason"], "spool_full");
-    assert.equal(lost.length, dropped);
-    assert.equal(report["microenforcer.loss.count"], lost.length);
-    for (const kind of KINDS) {
-      assert.equal(report[`microenforcer.loss.by_event.${kind.replace("microenforcer.", "")}`], lost.filter((r) => r.eventName === kind).length, kind);
+    assertLossReported(collector.received(), out.records, dropped);
+  });
+
+  it("killed at the spool cap before it could report: the next start reports the loss, exactly", async function () {
+    this.timeout(60_000);
+    const spool = join(dir, "spool");
+    const env = { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint("http/protobuf"), OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf" };
+    const crashed = spawn(process.execPath, [crashAtCap, spool], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const printedBefore = new StdoutRecords();
+    crashed.stdout!.pipe(printedBefore);
+    let stderr = "";
+    crashed.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const [, signal] = (await new Promise((resolve) => crashed.once("exit", (...args) => resolve(args)))) as [number | null, NodeJS.Signals | null];
+    assert.equal(signal, "SIGKILL", stderr);
+    const dropped = Number(/dropped (\d+)/.exec(stderr)?.[1]);
+    assert.ok(dropped > 0, `the cap was reached: ${stderr}`);
+
+    await collector.start();
+    pointAt("http/protobuf", collector.endpoint("http/protobuf"));
+    // The restarted sidecar finds the spool still full: its own first records (the notice
+    // of what it recovered) may be dropped too, and are in the same report.
+    const printedAfter = new StdoutRecords();
+    const emitter = createEmitter({
+      exporter: "both",
+      format: "json",
+      out: printedAfter,
+      err: new Writable({ write: (_c, _e, done) => done() }),
+      resource: buildResource({ POD_NAME: "crash" }, "0.1.0"),
+      spool: { dir: spool, maxBytes: 256 << 10 },
+    });
+    try {
+      await until(() => emitter.stats().pending === 0 && collector.received().some((r) => r.attributes["microenforcer.loss.reason"] !== undefined), 30_000, "drain and report");
+    } finally {
+      await emitter.shutdown();
     }
+    const droppedAfter = emitter.stats().dropped;
+    await collector.stop();
+    const printed = [...printedBefore.records, ...printedAfter.records.filter((r) => r.attributes["microenforcer.loss.reason"] === undefined)];
+    assertLossReported(collector.received(), printed, dropped + droppedAfter);
   });
 });
+
+/** One spool_full report, whose counts (in all and by kind) are what was printed and never arrived. */
+function assertLossReported(received: CollectedLogRecord[], printed: Printed[], dropped: number): void {
+  const arrived = new Set(received.map(idOf));
+  const lost = printed.filter((r) => !arrived.has(r.id));
+  const reports = received.filter((r) => r.attributes["microenforcer.loss.reason"] !== undefined);
+  assert.equal(reports.length, 1);
+  const report = reports[0]!.attributes;
+  assert.equal(report["microenforcer.loss.reason"], "spool_full");
+  assert.equal(lost.length, dropped);
+  assert.equal(report["microenforcer.loss.count"], lost.length);
+  for (const kind of KINDS) {
+    assert.equal(report[`microenforcer.loss.by_event.${kind.replace("microenforcer.", "")}`], lost.filter((r) => r.eventName === kind).length, kind);
+  }
+}
