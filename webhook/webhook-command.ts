@@ -5,11 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { PolicyError } from "../policies/load.ts";
 import type { AdmissionDeps } from "./admission.ts";
 import { keepCaBundle } from "./cluster/ca-bundle.ts";
 import { startClusterState } from "./cluster/cluster-state.ts";
-import { clusterRunsNativeSidecars, loadKubeConfig } from "./cluster/kube.ts";
+import { clusterRunsNativeSidecars, loadKubeConfig, ownImage } from "./cluster/kube.ts";
 import { ensureTlsSecret } from "./cluster/tls-secret.ts";
 import { createMetrics } from "./metrics.ts";
 import { injectorConfigFrom, injectorOptions, policiesFrom, UsageError } from "./options.ts";
@@ -80,6 +81,21 @@ function certDirSource(dir: string): Certificates {
   return source;
 }
 
+/** Without --image, sidecars run the injector's own image; the built-in default when it cannot be read. */
+async function sidecarImage(kc: KubeConfig, fallback: string): Promise<string> {
+  try {
+    const image = await ownImage(kc, process.env);
+    if (image !== undefined) {
+      log(`sidecar image ${image} (this injector's own; --image overrides)`);
+      return image;
+    }
+    log(`sidecar image ${fallback} (built in: POD_NAME and POD_NAMESPACE do not name this injector's pod; --image overrides)`);
+  } catch (err) {
+    log(`warning: cannot read this injector's own pod for its image (${(err as Error).message}); sidecars get ${fallback} (--image overrides)`);
+  }
+  return fallback;
+}
+
 export async function runWebhook(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     process.stdout.write(`usage:\n${webhookUsage}`);
@@ -98,6 +114,7 @@ export async function runWebhook(args: string[]): Promise<number> {
     const config = injectorConfigFrom({ ...values, "injector-namespace": values["injector-namespace"] ?? values.namespace }, process.env);
     const namespace = config.injectorNamespace;
     if (kc !== undefined && values["kube-version"] === undefined) config.nativeSidecars = await clusterRunsNativeSidecars(kc);
+    if (kc !== undefined && values.image === undefined) config.image = await sidecarImage(kc, config.image);
     const metrics = createMetrics();
     const filePolicies = values.policy === undefined ? undefined : policiesFrom(values.policy);
     const state = kc === undefined ? undefined : await startClusterState(kc, metrics, log);

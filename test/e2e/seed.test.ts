@@ -32,6 +32,10 @@ describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", func
     const crd = await env.kubectl(["get", "crd", "runtimepolicies.microenforcer.dev", "-o", "name"]);
     assert.equal(crd.trim(), "customresourcedefinition.apiextensions.k8s.io/runtimepolicies.microenforcer.dev");
     assert.equal(await env.caBundle(), await env.injectorCa());
+    // The installed RBAC lets the injector read its own pod (for the sidecar image), and no other verb on pods there.
+    const can = (verb: string) => env.kubectl(["auth", "can-i", verb, "pods", "-n", "microenforcer-system", "--as", "system:serviceaccount:microenforcer-system:microenforcer-injector"]).then((out) => out.trim(), () => "no");
+    assert.equal(await can("get"), "yes");
+    assert.equal(await can("delete"), "no");
   });
 
   it("mutates a pod created through the API", async () => {

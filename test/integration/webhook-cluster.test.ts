@@ -51,6 +51,8 @@ function fixtureNamespaces(): Map<string, Record<string, string>> {
   return namespaces;
 }
 
+const OWN_IMAGE = "registry.example/security/microenforcer:2.0.1";
+
 describe("injector against a real kube-apiserver", function () {
   this.timeout(180_000);
   let cp: ControlPlane;
@@ -110,10 +112,14 @@ describe("injector against a real kube-apiserver", function () {
 
     before(async () => {
       port = await freePort();
+      // The injector's own pod as the Deployment would make it, its image set by an admin
+      // (kustomize images:, a registry mirror): the sidecars must get that image.
+      const self = { apiVersion: "v1", kind: "Pod", metadata: { name: "microenforcer-injector-7d9f", namespace: "microenforcer-system" }, spec: { containers: [{ name: "injector", image: OWN_IMAGE }] } };
+      await kubectl(["create", "-f", "-"], JSON.stringify(self));
       webhook = spawn(
         process.execPath,
         [cli, "webhook", "--kubeconfig", cp.kubeconfigPath, "--self-signed", "--host", "127.0.0.1", "--port", String(port), "--namespace", "microenforcer-system", "--tls-san", "127.0.0.1"],
-        { env: { PATH: process.env.PATH ?? "" }, stdio: ["ignore", "ignore", "pipe"] },
+        { env: { PATH: process.env.PATH ?? "", POD_NAME: self.metadata.name, POD_NAMESPACE: self.metadata.namespace }, stdio: ["ignore", "ignore", "pipe"] },
       );
       webhook.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
       await eventually("the webhook to serve", async () => (/serving on/.test(stderr) ? true : webhook.exitCode !== null ? assert.fail(stderr) : undefined));
@@ -143,6 +149,7 @@ describe("injector against a real kube-apiserver", function () {
         return answer.metadata.annotations?.["microenforcer.dev/policy"] === "apps-policy" ? answer : undefined;
       });
       assert.equal(dryRun.spec.initContainers[0].name, "microenforcer");
+      assert.equal(dryRun.spec.initContainers[0].image, OWN_IMAGE, "the sidecar runs the injector's own image");
       await kubectl(["create", "-f", "-"], JSON.stringify(pod));
       const created = await getJson(["-n", "apps", "get", "pod", "api"]);
       assert.deepEqual(

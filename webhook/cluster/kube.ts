@@ -1,6 +1,6 @@
 /** Cluster access for the webhook: a kubeconfig when one is given or found, else none at all. */
 import { existsSync } from "node:fs";
-import { KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
 import { parseKubeVersion, supportsNativeSidecars } from "../config.ts";
 
 const IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -32,4 +32,21 @@ export async function clusterRunsNativeSidecars(kc: KubeConfig): Promise<boolean
 export function statusOf(err: unknown): number | undefined {
   const code = (err as { code?: unknown }).code;
   return typeof code === "number" ? code : undefined;
+}
+
+/** The container of the injector's own pod whose image it is, when the pod has several. */
+export const INJECTOR_CONTAINER = "injector";
+
+/**
+ * The image the injector itself runs, from its own pod (POD_NAME and POD_NAMESPACE, from
+ * the downward API): the sidecar runs the same program, and an image an admin set with
+ * kustomize `images:` or a registry mirror then reaches the sidecars too. Undefined
+ * without those variables.
+ */
+export async function ownImage(kc: KubeConfig, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const { POD_NAME: name, POD_NAMESPACE: namespace } = env;
+  if (!name || !namespace) return undefined;
+  const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ name, namespace });
+  const containers = pod.spec?.containers ?? [];
+  return (containers.find((c) => c.name === INJECTOR_CONTAINER) ?? (containers.length === 1 ? containers[0] : undefined))?.image;
 }
