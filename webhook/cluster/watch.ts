@@ -12,9 +12,19 @@ export async function startInformer<T extends KubernetesObject>(
 ): Promise<Cache<T>> {
   const informer = makeInformer(kc, path, list);
   for (const verb of ["add", "update", "delete"] as const) informer.on(verb, onChange);
+  // Stopping aborts the watch, which the informer reports as an error: not one to log or restart after.
+  let stopped = false;
+  const stop = informer.stop.bind(informer);
+  informer.stop = () => {
+    stopped = true;
+    return stop();
+  };
   informer.on("error", (err: unknown) => {
+    if (stopped) return;
     log(`watch ${path} failed (${(err as Error)?.message ?? String(err)}); restarting in 2 s`);
-    setTimeout(() => void informer.start().catch(() => undefined), 2000).unref();
+    setTimeout(() => {
+      if (!stopped) void informer.start().catch(() => undefined);
+    }, 2000).unref();
   });
   await informer.start();
   return informer;
