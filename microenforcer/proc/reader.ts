@@ -110,6 +110,9 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
   if (stat === undefined || status === undefined) {
     throw new Error(`unparseable ${dir}/stat or status: ${JSON.stringify(statText.slice(0, 200))}`);
   }
+  // A process being reaped is detached from its PIDs before its /proc entry goes: it reads
+  // Tgid 0 (seen in fork storms). It is gone, not a thread of process 0.
+  if (status.tgid === 0) return { kind: "gone" };
   if (status.tgid !== pid) return { kind: "thread", tgid: status.tgid };
 
   const snapshot: ProcSnapshot = {
