@@ -117,8 +117,9 @@ export class NetworkMonitor {
     const settled = name !== "pending" || now - observedAt >= nameWaitMs;
     const known = name === "pending" ? undefined : name;
     // Controls first: enforcement must not wait for a name or for record building.
-    if (w.process !== undefined && (!w.checked || known !== undefined)) {
-      merge(result, this.deps.engine.onConnection(w.process, connectionFacts(o, known), observedAt));
+    if (!w.checked || known !== undefined) {
+      const facts = connectionFacts(o, known);
+      merge(result, w.process !== undefined ? this.deps.engine.onConnection(w.process, facts, observedAt) : this.deps.engine.onUnattributedConnection(facts, observedAt));
       w.checked = true;
     }
     if (!settled) {

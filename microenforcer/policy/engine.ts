@@ -22,6 +22,9 @@ import {
   type StdioSockets,
 } from "./process-controls.ts";
 
+/** How many unattributed connections' findings are remembered, to report each once. */
+const maxUnattributedRemembered = 4096;
+
 /** The /proc reads behind some controls; both throw (e.g. EACCES) when not permitted. */
 export interface FactSource {
   stdio(pid: number): StdioSockets | undefined;
@@ -46,6 +49,8 @@ export class PolicyEngine {
   private policy: RuntimePolicy;
   private readonly deps: EngineDeps;
   private readonly reported = new Set<string>();
+  /** Unattributed connections' findings, the oldest forgotten first (no exit ends them). */
+  private readonly reportedUnattributed = new Set<string>();
   /** Live interpreters, re-checked for network stdio: a shell redirects after its exec. */
   private readonly interpreters = new Map<string, ProcessInfo>();
   private readonly portScans = new PortScanDetector();
@@ -84,6 +89,27 @@ export class PolicyEngine {
     const result: EngineResult = { records: [], problems: [] };
     if (controls === undefined) return result;
     this.act(result, p, [...checkOutbound(controls, c), ...checkListen(controls, c), ...this.portScans.observe(controls, key(p), c, observedAt)], observedAt);
+    return result;
+  }
+
+  /**
+   * A connection or listening socket whose process is unknown (closed before the sensor
+   * saw it): still a finding of the network controls, with nothing left to kill ("gone").
+   */
+  onUnattributedConnection(c: ConnectionFacts, observedAt: number): EngineResult {
+    const controls = this.policy.spec.controls;
+    const result: EngineResult = { records: [], problems: [] };
+    if (controls === undefined) return result;
+    const enforce = this.policy.spec.enforcementMode === "enforce";
+    for (const finding of [...checkOutbound(controls, c), ...checkListen(controls, c)]) {
+      // The same connection comes again once its peer's name is known: one finding per rule.
+      const k = `${c.transport} ${c.localAddress}:${c.localPort} ${c.peerAddress ?? ""}:${c.peerPort ?? ""} ${finding.rule}`;
+      if (this.reportedUnattributed.has(k)) continue;
+      this.reportedUnattributed.add(k);
+      if (this.reportedUnattributed.size > maxUnattributedRemembered) this.reportedUnattributed.delete(this.reportedUnattributed.values().next().value!);
+      const action: Action = enforce && finding.block ? "gone" : "alert";
+      result.records.push(violationRecord({ finding, action, observedAt }, this.policy, this.deps.clock));
+    }
     return result;
   }
 

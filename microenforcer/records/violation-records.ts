@@ -10,7 +10,8 @@ export type Action = "alert" | KillOutcome;
 
 export interface Violation {
   finding: Finding;
-  process: ProcessInfo;
+  /** Absent for a connection whose process was gone before the sensor saw it. */
+  process?: ProcessInfo;
   action: Action;
   /** Sensor saw the process → kill(2) returned. */
   enforcementLatencyMs?: number;
@@ -18,7 +19,7 @@ export interface Violation {
 }
 
 export function violationRecord(v: Violation, policy: RuntimePolicy, clock: BootClock): SensorRecord {
-  const attributes = processAttributes(v.process, clock, policy.spec.forensics);
+  const attributes = v.process === undefined ? {} : processAttributes(v.process, clock, policy.spec.forensics);
   attributes["microenforcer.policy.name"] = policy.metadata.name;
   attributes["microenforcer.policy.mode"] = policy.spec.enforcementMode;
   attributes["microenforcer.control"] = v.finding.control;
@@ -29,7 +30,7 @@ export function violationRecord(v: Violation, policy: RuntimePolicy, clock: Boot
   return {
     eventName: EventNames.policyViolation,
     severity: v.action === "alert" ? "WARN" : "ERROR",
-    body: `${v.finding.control}: ${v.finding.reason} (pid ${v.process.pid})${outcome}`,
+    body: `${v.finding.control}: ${v.finding.reason} (${v.process === undefined ? "unattributed: its process was gone before the sensor saw it" : `pid ${v.process.pid}`})${outcome}`,
     attributes,
     timestamp: v.observedAt,
     observedTimestamp: Date.now(),

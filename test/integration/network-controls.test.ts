@@ -46,6 +46,24 @@ describe("network controls on real connections", function () {
     assert.match(v.body, /outbound tcp connection to 127\.0\.0\.1:3333 is blocked/);
   });
 
+  it("records a violation for each blocked connection seen only after its process closed it", async () => {
+    const run = await runInPidNamespace(`${listener("127.0.0.1", 3334)}${py} connect tcp 127.0.0.1 3334 0 10; touch $WORK/l3334.stop; wait`, {
+      network: true,
+      watchArgs: policy("audit", "    network: {blockedOutbound: [{port: 3334}]}\n"),
+    });
+    const outbound = run.records.filter((r) => r.eventName === "microenforcer.network.connection" && attr(r, "network.peer.port") === 3334);
+    const closed = outbound.filter((r) => attr(r, "microenforcer.network.attribution") !== "process");
+    assert.ok(closed.length >= 1, "at least one connection seen only after its close");
+    // One finding per unattributed connection; the attributed ones are one process, one finding.
+    const unattributed = violations(run).filter((v) => attr(v, "process.pid") === undefined);
+    assert.equal(unattributed.length, closed.length, show(run));
+    assert.equal(violations(run).length - unattributed.length, closed.length < outbound.length ? 1 : 0, show(run));
+    for (const v of unattributed) {
+      assert.equal(attr(v, "microenforcer.action"), "alert");
+      assert.match(v.body, /outbound tcp connection to 127\.0\.0\.1:3334 is blocked \(unattributed/);
+    }
+  });
+
   it("enforce mode: the process connecting to a blocked CIDR is killed", async () => {
     const run = await runInPidNamespace(`${listener("127.0.0.2", 8082)}${py} connect tcp 127.0.0.2 8082 5; echo "status=$?"; touch $WORK/l8082.stop; wait`, {
       network: true,

@@ -100,4 +100,25 @@ describe("PolicyEngine", () => {
     engine.onExec({ ...shell, pid: 78 }, 0, undefined);
     assert.deepEqual(kills, [78]);
   });
+  it("records a blocked connection whose process was gone before the sensor saw it, once per rule, with nothing to kill", () => {
+    const { engine, kills } = setup("enforce", "{network: {blockedOutbound: [{cidr: 10.0.0.0/8}, {domain: '*.pool.example'}]}}");
+    const closed = { direction: "outbound" as const, transport: "tcp" as const, localAddress: "10.1.0.5", localPort: 40000, peerAddress: "10.0.0.9", peerPort: 3333 };
+    const [first, ...rest] = engine.onUnattributedConnection(closed, 990).records;
+    assert.deepEqual(rest, []);
+    assert.equal(first!.attributes["microenforcer.action"], "gone");
+    assert.equal(first!.attributes["microenforcer.rule"], "cidr=10.0.0.0/8");
+    assert.equal(first!.attributes["process.pid"], undefined);
+    assert.match(first!.body, /outbound tcp connection to 10\.0\.0\.9:3333 is blocked \(unattributed/);
+    // Again once the peer's name is known: reported once all the same.
+    assert.deepEqual(engine.onUnattributedConnection({ ...closed, dnsName: "a.pool.example" }, 990).records, []);
+    // A peer only its name makes blocked: found when the name arrives.
+    const elsewhere = { ...closed, peerAddress: "192.0.2.7" };
+    assert.deepEqual(engine.onUnattributedConnection(elsewhere, 990).records, []);
+    const named = engine.onUnattributedConnection({ ...elsewhere, dnsName: "a.pool.example" }, 990).records;
+    assert.deepEqual(named.map((r) => r.attributes["microenforcer.rule"]), ["domain=*.pool.example"]);
+    assert.deepEqual(engine.onUnattributedConnection({ ...closed, localPort: 40002 }, 990).records.length, 1, "another connection");
+    assert.deepEqual(kills, []);
+    const audit = setup("audit", "{network: {blockedOutbound: [{port: 3333}]}}").engine.onUnattributedConnection(closed, 990).records;
+    assert.equal(audit[0]!.attributes["microenforcer.action"], "alert");
+  });
 });
