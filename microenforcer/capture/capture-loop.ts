@@ -25,9 +25,9 @@ export type Detection = "trigger" | "rescan" | "startup";
 export type SpawnImage = "exec" | "fork-only" | "exec-unseen";
 
 /**
- * Events per message to the main thread. The main thread turns a message into records in
- * one go, and what the SDK holds of them is only released between messages: 20 000 new
- * sockets in one message would take ~90 MB of heap at once.
+ * Events per message to the main thread, a network event counting its observations: the
+ * main thread holds a message, deserialized, until it has handled all of it, so a burst of
+ * 20 000 new sockets must not arrive as one.
  */
 export const maxEventsPerPost = 256;
 

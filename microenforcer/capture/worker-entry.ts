@@ -10,8 +10,21 @@ const { options, control } = workerData as { options: CaptureOptions; control: S
 /** [0]: stop; [1]: network sensor on (see ProcessSensor). */
 const stopFlag = new Int32Array(control);
 const now = (): number => performance.timeOrigin + performance.now();
+/** A network event weighs its observations (at most maxEventsPerPost, see CaptureLoop); any other event one. */
+const weight = (event: CaptureEvent): number => (event.type === "network" ? Math.max(1, event.sample.observations.length) : 1);
+/** In messages of at most maxEventsPerPost by weight, in order. */
 const post = (events: CaptureEvent[]): void => {
-  for (let i = 0; i < events.length; i += maxEventsPerPost) parentPort!.postMessage(events.slice(i, i + maxEventsPerPost));
+  let message: CaptureEvent[] = [];
+  let load = 0;
+  for (const event of events) {
+    if (message.length > 0 && load + weight(event) > maxEventsPerPost) {
+      parentPort!.postMessage(message);
+      [message, load] = [[], 0];
+    }
+    message.push(event);
+    load += weight(event);
+  }
+  if (message.length > 0) parentPort!.postMessage(message);
 };
 
 const loop = new CaptureLoop(options);

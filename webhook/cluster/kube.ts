@@ -35,7 +35,7 @@ export function statusOf(err: unknown): number | undefined {
 }
 
 /** The container of the injector's own pod whose image it is, when the pod has several. */
-export const INJECTOR_CONTAINER = "injector";
+const INJECTOR_CONTAINER = "injector";
 
 /**
  * The image the injector itself runs, from its own pod (POD_NAME and POD_NAMESPACE, from
