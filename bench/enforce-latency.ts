@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseProbeLog, percentile, type Probe } from "./lib/analyse.ts";
 import { compileWorkload } from "./lib/compile-workload.ts";
 import { runInNamespace } from "./lib/namespace-run.ts";
-import { sidecarNode } from "./lib/sidecar-node.ts";
+import { sidecarNode } from "../test/infra/sidecar-node.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const count = 300;

@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { promisify } from "node:util";
 import { buildCollector, startCollector } from "../test/infra/otelcol/collector.ts";
-import { SIDECAR_NODE_OPTIONS } from "./lib/sidecar-node.ts";
+import { SIDECAR_NODE_OPTIONS } from "../test/infra/sidecar-node.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const TARGET_RATE = 20_000;

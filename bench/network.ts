@@ -20,7 +20,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cpuPercent, machineCpuPercent, parseStatSample } from "./lib/analyse.ts";
-import { sidecarNode } from "./lib/sidecar-node.ts";
+import { sidecarNode } from "../test/infra/sidecar-node.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const workload = join(root, "test/fixtures/net/workload.py");

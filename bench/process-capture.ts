@@ -28,7 +28,7 @@ import {
 import { compileWorkload } from "./lib/compile-workload.ts";
 import { forkstatAvailable } from "./lib/forkstat.ts";
 import { runInNamespace, type RunFiles } from "./lib/namespace-run.ts";
-import { sidecarNode } from "./lib/sidecar-node.ts";
+import { sidecarNode } from "../test/infra/sidecar-node.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 

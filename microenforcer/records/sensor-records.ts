@@ -12,29 +12,15 @@ export type GapReport =
   | { kind: "tcp"; count: number; since: number; until: number };
 
 export function gapRecord(gap: GapReport): SensorRecord {
-  const window = { "microenforcer.gap.since": new Date(gap.since).toISOString(), "microenforcer.gap.until": new Date(gap.until).toISOString() };
-  if (gap.kind === "tcp") {
-    return {
-      eventName: EventNames.sensorGap,
-      severity: "WARN",
-      body: `${gap.count} TCP connection ends (or connection attempts) were opened and gone between two looks at the socket tables and were not observed`,
-      attributes: { "microenforcer.gap.kind": "tcp", "microenforcer.gap.count": gap.count, ...window },
-      timestamp: gap.until,
-    };
-  }
-  return {
-    eventName: EventNames.sensorGap,
-    severity: "WARN",
-    body: `${gap.count} PIDs (processes or threads) lived and exited between two looks and were not observed`,
-    attributes: {
-      "microenforcer.gap.kind": "pid",
-      "microenforcer.gap.count": gap.count,
-      "microenforcer.gap.first_pid": gap.firstPid,
-      "microenforcer.gap.last_pid": gap.lastPid,
-      ...window,
-    },
-    timestamp: gap.until,
-  };
+  const attributes: Attributes = { "microenforcer.gap.kind": gap.kind, "microenforcer.gap.count": gap.count };
+  if (gap.kind === "pid") Object.assign(attributes, { "microenforcer.gap.first_pid": gap.firstPid, "microenforcer.gap.last_pid": gap.lastPid });
+  attributes["microenforcer.gap.since"] = new Date(gap.since).toISOString();
+  attributes["microenforcer.gap.until"] = new Date(gap.until).toISOString();
+  const what =
+    gap.kind === "pid"
+      ? "PIDs (processes or threads) lived and exited between two looks"
+      : "TCP connection ends (or connection attempts) were opened and gone between two looks at the socket tables";
+  return { eventName: EventNames.sensorGap, severity: "WARN", body: `${gap.count} ${what} and were not observed`, attributes, timestamp: gap.until };
 }
 
 export function statusRecord(severity: Severity, body: string, attributes: Attributes = {}): SensorRecord {

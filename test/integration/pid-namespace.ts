@@ -9,12 +9,9 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultInjectorConfig } from "../../webhook/config.ts";
-import { sidecarNodeOptions as sidecarHeap } from "../../webhook/sidecar-heap.ts";
+import { SIDECAR_NODE_OPTIONS } from "../infra/sidecar-node.ts";
 
 export const cli = new URL("../../dist/cli/main.js", import.meta.url).pathname;
-/** The sensor runs with the heap sizes the injector gives the sidecar. */
-const sidecarNodeOptions = sidecarHeap(defaultInjectorConfig().resources.limits.memory);
 
 export interface JsonRecord {
   timestamp: string;
@@ -74,7 +71,7 @@ export async function runInPidNamespace(workload: string, options: RunOptions = 
     const init = `
       ${options.network ? "ip link set lo up || exit 96" : ""}
       ${options.beforeSensor ?? ""}
-      ${(options.sensorPrefix ?? []).map(shellQuote).join(" ")} env NODE_OPTIONS=${shellQuote(sidecarNodeOptions)} ${shellQuote(process.execPath)} ${shellQuote(cli)} ${watchArgs} > ${out} 2> ${err} &
+      ${(options.sensorPrefix ?? []).map(shellQuote).join(" ")} env NODE_OPTIONS=${shellQuote(SIDECAR_NODE_OPTIONS)} ${shellQuote(process.execPath)} ${shellQuote(cli)} ${watchArgs} > ${out} 2> ${err} &
       SENSOR=$!
       n=0; until grep -q '"microenforcer.sensor.trigger"' ${out} 2>/dev/null; do
         n=$((n+1)); [ $n -gt 300 ] && { echo "sensor did not start" >&2; exit 97; }; sleep 0.0203

@@ -1,4 +1,4 @@
-/** The sensor under benchmark runs as the injector runs the sidecar: Node with its NODE_OPTIONS (heap sizes for its memory limit). */
+/** Tests and benchmarks run the sensor as the injector runs the sidecar: Node with its NODE_OPTIONS (heap sizes for its memory limit). */
 import { defaultInjectorConfig } from "../../webhook/config.ts";
 import { sidecarNodeOptions } from "../../webhook/sidecar-heap.ts";
 
