@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isDeepStrictEqual } from "node:util";
 import type { PlayedPod } from "../infra/podman/pod.ts";
-import { printLogsOnFailure, startEnvironment, type Environment } from "./environment.ts";
+import { suiteEnvironment, type Environment } from "./environment.ts";
 import { clientArgs, isClientConnection, isClientSession, runClient, testNginx } from "./test-nginx.ts";
 
 /** Several of the sidecar's retry intervals (at most 5 s each). */
@@ -18,14 +18,10 @@ describe("e2e: collector down, then up", function () {
   let env: Environment;
   let pod: PlayedPod;
 
-  before(async function () {
-    this.timeout(900_000);
-    env = await startEnvironment();
-    const namespace = await env.createNamespace("e2e-outage");
+  suiteEnvironment("e2e-outage", async (started, namespace) => {
+    env = started;
     pod = await env.runPod(await env.createPod(testNginx(namespace, env.images.app)));
   });
-  after(async () => env?.stop());
-  printLogsOnFailure(() => env);
 
   it("delivers what was recorded while the collector was down once it is back, and reports no loss", async () => {
     const path = "/during-outage";

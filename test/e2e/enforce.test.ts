@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { PlayedPod } from "../infra/podman/pod.ts";
-import { printLogsOnFailure, startEnvironment, type Environment } from "./environment.ts";
+import { suiteEnvironment, type Environment } from "./environment.ts";
 import { startTestNginx } from "./test-nginx.ts";
 
 /** In the app image: a copy of busybox as /opt/miner/xmrig; the symlink /opt/miner/sleep makes it sleep. */
@@ -18,16 +18,15 @@ describe("e2e: enforce", function () {
   let env: Environment;
   let pod: PlayedPod;
 
-  before(async function () {
-    // The first run on a machine builds the images, the collector and the control plane.
-    this.timeout(900_000);
-    env = await startEnvironment({ otlpProtocol: "grpc" });
-    const namespace = await env.createNamespace("e2e-enforce");
-    await env.applyPolicy("block-miners", { enforcementMode: "enforce", controls: { executables: { blocked: ["**/xmrig"] } } }, namespace);
-    pod = await startTestNginx(env, namespace, "block-miners");
-  });
-  after(async () => env?.stop());
-  printLogsOnFailure(() => env);
+  suiteEnvironment(
+    "e2e-enforce",
+    async (started, namespace) => {
+      env = started;
+      await env.applyPolicy("block-miners", { enforcementMode: "enforce", controls: { executables: { blocked: ["**/xmrig"] } } }, namespace);
+      pod = await startTestNginx(env, namespace, "block-miners");
+    },
+    { otlpProtocol: "grpc" },
+  );
 
   it("kills a blocked executable run in the pod and records the violation", async () => {
     const started = Date.now();

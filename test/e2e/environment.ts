@@ -30,7 +30,7 @@ export function embeddedPolicy(pod: Pod): { metadata: { name: string; generation
 export type OtlpProtocol = "http/protobuf" | "grpc";
 
 /** Builds what is missing (minutes on a fresh machine, seconds after), then starts everything. */
-export async function startEnvironment(options: { otlpProtocol?: OtlpProtocol } = {}): Promise<Environment> {
+async function startEnvironment(options: { otlpProtocol?: OtlpProtocol } = {}): Promise<Environment> {
   const [kubeBin, collectorBinary, images] = await Promise.all([buildKube(), buildCollector(), buildImages()]);
   const [cp, collector, [injectorPort]] = await Promise.all([startControlPlane({ binDir: kubeBin }), startCollector(collectorBinary), freeLoopbackPorts(1)]);
   const environment = new Environment(cp, collector, collectorBinary, images, injectorPort!, options.otlpProtocol ?? "http/protobuf");
@@ -47,10 +47,25 @@ export async function startEnvironment(options: { otlpProtocol?: OtlpProtocol } 
   return environment;
 }
 
-/** Prints the environment's logs after each failed test of the calling suite. */
-export function printLogsOnFailure(env: () => Environment | undefined): void {
+/**
+ * The calling suite's environment: started before its tests (the first run on a machine
+ * builds the images, the collector and the control plane), with a namespace labelled for
+ * injection handed to `setup`; stopped after them; its logs printed after each failed test.
+ */
+export function suiteEnvironment(
+  namespaceName: string,
+  setup: (env: Environment, namespace: string) => Promise<void>,
+  options: { otlpProtocol?: OtlpProtocol } = {},
+): void {
+  let env: Environment | undefined;
+  before(async function () {
+    this.timeout(900_000);
+    env = await startEnvironment(options);
+    await setup(env, await env.createNamespace(namespaceName));
+  });
+  after(async () => env?.stop());
   afterEach(async function () {
-    if (this.currentTest?.state === "failed") console.log(await env()?.logs());
+    if (this.currentTest?.state === "failed") console.log(await env?.logs());
   });
 }
 

@@ -14,7 +14,7 @@
  */
 import assert from "node:assert/strict";
 import type { PlayedPod } from "../infra/podman/pod.ts";
-import { printLogsOnFailure, startEnvironment, type Environment } from "./environment.ts";
+import { suiteEnvironment, type Environment } from "./environment.ts";
 import { isClientConnection, isClientSession, runClient, startTestNginx, testNginx } from "./test-nginx.ts";
 
 describe("e2e: exec sessions through runc", function () {
@@ -23,15 +23,11 @@ describe("e2e: exec sessions through runc", function () {
   let namespace: string;
   let pod: PlayedPod;
 
-  before(async function () {
-    this.timeout(900_000);
-    env = await startEnvironment();
-    namespace = await env.createNamespace("e2e-runc-exec");
+  suiteEnvironment("e2e-runc-exec", async (started, ns) => {
+    [env, namespace] = [started, ns];
     pod = await env.runPod(await env.createPod(testNginx(namespace, env.images.app)));
     assert.equal((await runClient(pod, "/session")).code, 0);
   });
-  after(async () => env?.stop());
-  printLogsOnFailure(() => env);
 
   it("records a `podman exec` session as an exec-session of the container it entered", async () => {
     const [exec] = await env.records(pod, isClientSession);

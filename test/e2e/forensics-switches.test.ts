@@ -4,7 +4,7 @@
  * records accordingly, as the collector shows.
  */
 import assert from "node:assert/strict";
-import { printLogsOnFailure, startEnvironment, type Environment } from "./environment.ts";
+import { suiteEnvironment, type Environment } from "./environment.ts";
 import { clientArgs, isClientConnection, isClientSession, runClient, startTestNginx } from "./test-nginx.ts";
 
 /** An audit policy with every forensics switch on except those given. */
@@ -17,14 +17,9 @@ describe("e2e: forensics switches", function () {
   let env: Environment;
   let namespace: string;
 
-  before(async function () {
-    // The first run on a machine builds the images, the collector and the control plane.
-    this.timeout(900_000);
-    env = await startEnvironment();
-    namespace = await env.createNamespace("e2e-forensics");
+  suiteEnvironment("e2e-forensics", async (started, ns) => {
+    [env, namespace] = [started, ns];
   });
-  after(async () => env?.stop());
-  printLogsOnFailure(() => env);
 
   it("fullCommandArguments: false — process and connection records carry no command line", async () => {
     await env.applyPolicy("no-command-lines", forensics({ fullCommandArguments: false }), namespace);

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import type { PlayedPod } from "../infra/podman/pod.ts";
-import { embeddedPolicy, printLogsOnFailure, SIDECAR, startEnvironment, type Environment } from "./environment.ts";
+import { embeddedPolicy, SIDECAR, suiteEnvironment, type Environment } from "./environment.ts";
 import { eventually } from "./eventually.ts";
 import { clientArgs, isClientSession, runClient, startTestNginx } from "./test-nginx.ts";
 
@@ -22,15 +22,11 @@ describe("e2e: RuntimePolicy edited through the API", function () {
   let namespace: string;
   let pod: PlayedPod;
 
-  before(async function () {
-    this.timeout(900_000);
-    env = await startEnvironment();
-    namespace = await env.createNamespace("e2e-policy");
+  suiteEnvironment("e2e-policy", async (started, ns) => {
+    [env, namespace] = [started, ns];
     await env.applyPolicy(POLICY, withCommandLines(false), namespace);
     pod = await startTestNginx(env, namespace, POLICY);
   });
-  after(async () => env?.stop());
-  printLogsOnFailure(() => env);
 
   it("records no command lines under the first version", async () => {
     assert.equal((await runClient(pod, "/before")).code, 0);

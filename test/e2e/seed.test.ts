@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import type { PlayedPod, Pod } from "../infra/podman/pod.ts";
-import { printLogsOnFailure, SIDECAR, startEnvironment, type Environment } from "./environment.ts";
+import { SIDECAR, suiteEnvironment, type Environment } from "./environment.ts";
 import { clientArgs, HTTPS_PORT, isClientConnection, isClientSession, runClient, testNginx } from "./test-nginx.ts";
 
 describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", function () {
@@ -19,14 +19,9 @@ describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", func
   let namespace: string;
   let stored: Pod;
 
-  before(async function () {
-    // The first run on a machine builds the images, the collector and the control plane.
-    this.timeout(900_000);
-    env = await startEnvironment();
-    namespace = await env.createNamespace("e2e-seed");
+  suiteEnvironment("e2e-seed", async (started, ns) => {
+    [env, namespace] = [started, ns];
   });
-  after(async () => env?.stop());
-  printLogsOnFailure(() => env);
 
   it("installs from the manifests; the injector patches its CA into the webhook configuration", async () => {
     const crd = await env.kubectl(["get", "crd", "runtimepolicies.microenforcer.dev", "-o", "name"]);

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { POLICY_ANNOTATION, printLogsOnFailure, SIDECAR, startEnvironment, type Environment } from "./environment.ts";
+import { POLICY_ANNOTATION, SIDECAR, suiteEnvironment, type Environment } from "./environment.ts";
 
 const WEBHOOK = "namespace.inject.microenforcer.dev";
 
@@ -15,13 +15,9 @@ describe("e2e: injector warnings, down, fail-open and fail-closed", function () 
   let env: Environment;
   let namespace: string;
 
-  before(async function () {
-    this.timeout(900_000);
-    env = await startEnvironment();
-    namespace = await env.createNamespace("e2e-webhook");
+  suiteEnvironment("e2e-webhook", async (started, ns) => {
+    [env, namespace] = [started, ns];
   });
-  after(async () => env?.stop());
-  printLogsOnFailure(() => env);
 
   const pod = (name: string, annotations: Record<string, string> = {}) => ({
     apiVersion: "v1",
