@@ -21,7 +21,7 @@ import { execs, execsOf, runInPidNamespace, type JsonRecord, type NamespaceRun }
 const RSS_LIMIT_KIB = 160 * 1024;
 const RSS_LIMIT = "the sidecar's 160 MiB limit";
 /**
- * With 20 000 open sockets it peaks at about 195 MiB RSS (~140 MiB not file-backed, which
+ * With 20 000 open sockets it peaks at 172–195 MiB RSS (up to ~140 MiB not file-backed, which
  * is what the 160Mi limit's OOM killer counts): above the limit as RSS, under it as anonymous
  * memory. 256 MiB guards against unbounded growth.
  */
