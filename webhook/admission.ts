@@ -57,6 +57,8 @@ function requestOf(body: unknown): JsonObject | string {
   return request;
 }
 
+const withWarnings = (warnings: string[]) => (warnings.length > 0 ? { warnings } : {});
+
 function review(response: JsonObject): AdmissionAnswer {
   return { statusCode: 200, body: { apiVersion: API_VERSION, kind: "AdmissionReview", response } };
 }
@@ -65,7 +67,7 @@ function skipped(uid: string, reason: SkipReason, detail: string, warnings: stri
   metrics.requests.inc({ outcome: "skipped" });
   metrics.skips.inc({ reason });
   const all = UNEXPECTED_SKIPS.includes(reason) ? [...warnings, `not injected: ${detail}`] : warnings;
-  return review({ uid, allowed: true, ...(all.length > 0 ? { warnings: all.map((w) => WARNING_PREFIX + w) } : {}) });
+  return review({ uid, allowed: true, ...withWarnings(all.map((w) => WARNING_PREFIX + w)) });
 }
 
 export async function admit(body: unknown, deps: AdmissionDeps): Promise<AdmissionAnswer> {
@@ -93,17 +95,23 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
       // dryRun needs nothing special: answering has no side effects beyond these counters.
       const outcome = injectPod(pod, namespace, { config: deps.config, policies: deps.policies(), namespaceLabels });
       const { decision } = outcome;
-      if (!decision.inject) return skipped(uid, decision.reason, decision.detail, outcome.warnings, deps.metrics);
-      const rendered = outcome.rendered!;
-      deps.metrics.requests.inc({ outcome: "injected" });
-      deps.metrics.injections.inc({ form: decision.native ? "native" : "classic" });
-      return review({
-        uid,
-        allowed: true,
-        patchType: "JSONPatch",
-        patch: Buffer.from(JSON.stringify(rendered.patch)).toString("base64"),
-        ...(outcome.warnings.length > 0 ? { warnings: outcome.warnings.map((w) => WARNING_PREFIX + w) } : {}),
-      });
+      const warnings = outcome.warnings.map((w) => WARNING_PREFIX + w);
+      if (decision.action === "refuse") {
+        deps.metrics.requests.inc({ outcome: "refused" });
+        deps.metrics.refusals.inc({ reason: decision.reason });
+        return review({ uid, allowed: false, status: { code: 403, reason: "Forbidden", message: `${WARNING_PREFIX}refused: ${decision.detail}` }, ...withWarnings(warnings) });
+      }
+      const patch = decision.action === "inject" ? outcome.rendered!.patch : (outcome.touchUp?.patch ?? []);
+      if (decision.action === "inject") {
+        deps.metrics.requests.inc({ outcome: "injected" });
+        deps.metrics.injections.inc({ form: decision.native ? "native" : "classic" });
+        for (const key of decision.overruled) deps.metrics.overruled.inc({ key });
+      } else if (patch.length > 0) {
+        deps.metrics.requests.inc({ outcome: "touched-up" });
+      } else {
+        return skipped(uid, decision.reason, decision.detail, outcome.warnings, deps.metrics);
+      }
+      return review({ uid, allowed: true, patchType: "JSONPatch", patch: Buffer.from(JSON.stringify(patch)).toString("base64"), ...withWarnings(warnings) });
     } catch (err) {
       deps.metrics.requests.inc({ outcome: "error" });
       const message = `injector error: ${(err as Error).message}`;

@@ -10,8 +10,9 @@ export interface InjectorConfig {
   nativeSidecars: boolean;
   /** The admin allows SYS_PTRACE (root sidecar) where the namespace's Pod Security level permits it. */
   allowPtrace: boolean;
-  /** Pods in this namespace are the injector's own and are never injected. */
+  /** Pods in this namespace are never injected; those running as injectorServiceAccount there are the injector's own. */
   injectorNamespace: string;
+  injectorServiceAccount: string;
   resources: { requests: Record<string, string>; limits: Record<string, string> };
 }
 
@@ -25,6 +26,7 @@ export function defaultInjectorConfig(): InjectorConfig {
     nativeSidecars: true,
     allowPtrace: false,
     injectorNamespace: "microenforcer-system",
+    injectorServiceAccount: "microenforcer-injector",
     // Fargate sizes a pod by its requests: keep the sidecar's share small, bound its memory.
     resources: { requests: { cpu: "20m", memory: "64Mi" }, limits: { cpu: "500m", memory: "160Mi" } },
   };

@@ -35,15 +35,18 @@ const where = (site: PodSite) => `${site.kind}/${site.name}`;
 function injectOne(context: InjectContext, messages: string[], patches: YamlResult["patches"]) {
   return (pod: JsonObject, site: PodSite): JsonObject => {
     const outcome = injectPod(pod, site.namespace, context);
-    if (outcome.rendered !== undefined) patches.push({ pod: where(site), patch: outcome.rendered.patch });
     const { decision, choice } = outcome;
+    const changed = outcome.rendered ?? outcome.touchUp;
+    if (changed !== undefined && changed.patch.length > 0) patches.push({ pod: where(site), patch: changed.patch });
     messages.push(
-      decision.inject
+      decision.action === "inject"
         ? `${where(site)}: injected (${decision.reason}), RuntimePolicy ${choice!.policy.metadata.name} (${choice!.how})`
-        : `${where(site)}: not injected (${decision.reason}): ${decision.detail}`,
+        : decision.action === "refuse"
+          ? `${where(site)}: refused (${decision.reason}): ${decision.detail}`
+          : `${where(site)}: not injected (${decision.reason}): ${decision.detail}${outcome.touchUp?.patch.length ? "; brought up to date" : ""}`,
     );
     for (const warning of outcome.warnings) messages.push(`${where(site)}: warning: ${warning}`);
-    return outcome.rendered?.pod ?? pod;
+    return changed?.pod ?? pod;
   };
 }
 

@@ -2,14 +2,19 @@
  * One pod through the injector: decide, choose the policy, render. The admission handler
  * and `microenforcer inject` share this function.
  */
+import jsonpatch, { type Operation } from "fast-json-patch";
 import type { RuntimePolicy } from "../policies/schema.ts";
+import { attributeContainers } from "./attribution.ts";
 import type { InjectorConfig } from "./config.ts";
 import { decide, type Decision } from "./decide.ts";
-import { objectAt, stringMapAt, type JsonObject } from "./json.ts";
-import { POLICY_ANNOTATION } from "./keys.ts";
+import { inspectSidecar } from "./genuine.ts";
+import { arrayAt, ensureObject, objectAt, stringAt, stringMapAt, type JsonObject } from "./json.ts";
+import { CONTAINER_ENV, POLICY_ANNOTATION, STATUS_ANNOTATION } from "./keys.ts";
+import { policyRefresh } from "./policy-refresh.ts";
 import { selectPolicy, type PolicyChoice } from "./policy-select.ts";
 import { render, type Rendered } from "./render.ts";
 import { podSecurityLevel } from "./security.ts";
+import { parseStatus } from "./status.ts";
 
 export interface InjectContext {
   config: InjectorConfig;
@@ -23,19 +28,64 @@ export interface PodOutcome {
   decision: Decision;
   choice?: PolicyChoice;
   rendered?: Rendered;
+  /** A pod that already runs the genuine sidecar: what keeps it current (attribution of containers added since, its policy). */
+  touchUp?: { pod: JsonObject; patch: Operation[] };
   warnings: string[];
+}
+
+/**
+ * An injected pod seen again (reinvocation after a later webhook added containers, or a
+ * copy of an injected pod): every container attributed, the policy document the one the
+ * pod should run — never one the pod brought along.
+ */
+function touchUp(input: JsonObject, policies: readonly RuntimePolicy[], namespaceLabels: Record<string, string>): { pod: JsonObject; patch: Operation[]; warnings: string[] } {
+  const pod = structuredClone(input);
+  ensureObject(pod, "metadata");
+  jsonpatch.applyPatch(pod, policyRefresh(pod, policies, namespaceLabels), false, true);
+  const spec = objectAt(pod, "spec") ?? {};
+  const attributions = ["initContainers", "containers"].map((key) => attributeContainers(arrayAt(spec, key)));
+  recordAttribution(pod, attributions.flatMap((a) => a.set));
+  return { pod, patch: jsonpatch.compare(input, pod), warnings: attributions.flatMap((a) => a.warnings) };
+}
+
+/** Adds newly attributed containers to the status annotation, so removal takes their variable out too. */
+function recordAttribution(pod: JsonObject, containers: string[]): void {
+  const annotations = objectAt(objectAt(pod, "metadata"), "annotations");
+  const text = stringAt(annotations, STATUS_ANNOTATION);
+  if (containers.length === 0 || annotations === undefined || text === undefined) return;
+  try {
+    const status = parseStatus(text);
+    status.env[CONTAINER_ENV] = [...new Set([...(status.env[CONTAINER_ENV] ?? []), ...containers])];
+    annotations[STATUS_ANNOTATION] = JSON.stringify(status);
+  } catch {
+    // Not a status the injector wrote: it describes nothing worth keeping up to date.
+  }
 }
 
 export function injectPod(pod: JsonObject, namespace: string | undefined, context: InjectContext): PodOutcome {
   const { config, namespaceLabels } = context;
-  const decision = decide({ pod, namespace, namespaceLabels, injectorNamespace: config.injectorNamespace, nativeSidecars: config.nativeSidecars });
-  if (!decision.inject) return { decision, warnings: decision.warnings };
+  const level = podSecurityLevel(namespaceLabels);
+  const ours = inspectSidecar(pod, { config, podSecurityLevel: level });
+  const decision = decide({
+    pod,
+    namespace,
+    namespaceLabels,
+    injectorNamespace: config.injectorNamespace,
+    injectorServiceAccount: config.injectorServiceAccount,
+    nativeSidecars: config.nativeSidecars,
+    ours,
+  });
+  if (decision.action === "skip" && decision.reason === "already-injected") {
+    const touched = touchUp(pod, context.policies, namespaceLabels ?? {});
+    return { decision, touchUp: touched, warnings: [...decision.warnings, ...touched.warnings] };
+  }
+  if (decision.action !== "inject") return { decision, warnings: decision.warnings };
   const metadata = objectAt(pod, "metadata");
   const choice = selectPolicy(context.policies, {
     podLabels: stringMapAt(metadata, "labels"),
     namespaceLabels: namespaceLabels ?? {},
     requested: stringMapAt(metadata, "annotations")[POLICY_ANNOTATION],
   });
-  const rendered = render({ pod, config, policy: choice.policy, podSecurityLevel: podSecurityLevel(namespaceLabels), native: decision.native });
+  const rendered = render({ pod, config, policy: choice.policy, podSecurityLevel: level, native: decision.native });
   return { decision, choice, rendered, warnings: [...decision.warnings, ...choice.warnings, ...rendered.warnings] };
 }

@@ -6,9 +6,6 @@ export const POLICY_DOCUMENT_ANNOTATION = "microenforcer.dev/policy-document";
 export const STATUS_ANNOTATION = "microenforcer.dev/status";
 /** Per-pod override of the sidecar form: "true" native sidecar, "false" classic container. */
 export const NATIVE_SIDECAR_ANNOTATION = "microenforcer.dev/native-sidecar";
-/** Label on the injector's own pods, which are never injected. */
-export const INJECTOR_POD_LABEL = "app.kubernetes.io/name";
-export const INJECTOR_POD_LABEL_VALUE = "microenforcer-injector";
 export const PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce";
 
 export const SIDECAR_NAME = "microenforcer";

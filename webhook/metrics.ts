@@ -69,9 +69,11 @@ export type InjectorMetrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics() {
   const metrics = {
-    requests: new Counter("microenforcer_injector_admission_requests_total", "AdmissionReviews answered, by outcome (injected, skipped, error, invalid)."),
+    requests: new Counter("microenforcer_injector_admission_requests_total", "AdmissionReviews answered, by outcome (injected, touched-up, skipped, refused, error, invalid)."),
     injections: new Counter("microenforcer_injector_injections_total", "Pods injected, by sidecar form (native or classic)."),
     skips: new Counter("microenforcer_injector_skips_total", "Pods not injected, by reason."),
+    refusals: new Counter("microenforcer_injector_refusals_total", "Pods refused in namespaces that require the MicroEnforcer, by reason."),
+    overruled: new Counter("microenforcer_injector_overruled_total", "Pod labels or annotations ignored because the namespace requires the MicroEnforcer, by key."),
     policyUpdates: new Counter("microenforcer_injector_policy_updates_total", "Running pods whose policy annotation was updated, by result."),
     duration: new Histogram(
       "microenforcer_injector_admission_duration_seconds",

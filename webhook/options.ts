@@ -12,6 +12,7 @@ export const injectorOptions = {
   "kube-version": { type: "string" },
   "allow-ptrace": { type: "boolean" },
   "injector-namespace": { type: "string" },
+  "injector-service-account": { type: "string" },
   "sidecar-memory": { type: "string" },
 } as const;
 
@@ -21,6 +22,7 @@ export interface InjectorOptionValues {
   "kube-version"?: string;
   "allow-ptrace"?: boolean;
   "injector-namespace"?: string;
+  "injector-service-account"?: string;
   "sidecar-memory"?: string;
 }
 
@@ -41,6 +43,7 @@ export function injectorConfigFrom(values: InjectorOptionValues, env: NodeJS.Pro
   config.nativeSidecars = nativeSidecarsFor(values["kube-version"]) ?? config.nativeSidecars;
   config.allowPtrace = values["allow-ptrace"] ?? false;
   config.injectorNamespace = values["injector-namespace"] ?? env.POD_NAMESPACE ?? config.injectorNamespace;
+  config.injectorServiceAccount = values["injector-service-account"] ?? env.POD_SERVICE_ACCOUNT ?? config.injectorServiceAccount;
   config.otelEnv = otelEnvFrom(env);
   const memory = values["sidecar-memory"];
   if (memory !== undefined) {

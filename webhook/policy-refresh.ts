@@ -1,7 +1,8 @@
 /**
- * What a running injected pod's policy annotations should become after RuntimePolicies
- * changed. The kubelet rewrites the downward-API file when the annotation changes, and the
- * sidecar hot-reloads it: policy changes reach running pods without a restart.
+ * What an injected pod's policy annotations should become: after RuntimePolicies changed
+ * (the kubelet rewrites the downward-API file when the annotation changes, and the sidecar
+ * hot-reloads it, so policy changes reach running pods without a restart), and when an
+ * injected pod is admitted again (its document is re-made, never taken from the pod).
  */
 import type { Operation } from "fast-json-patch";
 import type { RuntimePolicy } from "../policies/schema.ts";
@@ -12,14 +13,22 @@ import { parseStatus } from "./status.ts";
 
 const annotationPath = (key: string) => `/metadata/annotations/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`;
 
-/** The JSON patch that brings the pod's policy up to date; [] when it is, or it was not injected. */
+/** Whether the injector wrote the pod's policy name (else the pod's owner asked for it). */
+function injectorNamedPolicy(annotations: Record<string, string>): boolean {
+  const text = annotations[STATUS_ANNOTATION];
+  if (text === undefined) return false;
+  try {
+    return parseStatus(text).annotations.includes(POLICY_ANNOTATION);
+  } catch {
+    return false; // a status the injector did not write says nothing
+  }
+}
+
+/** The JSON patch that brings the pod's policy up to date; [] when it is. */
 export function policyRefresh(pod: JsonObject, policies: readonly RuntimePolicy[], namespaceLabels: Record<string, string>): Operation[] {
   const metadata = objectAt(pod, "metadata");
   const annotations = stringMapAt(metadata, "annotations");
-  const statusText = annotations[STATUS_ANNOTATION];
-  if (statusText === undefined) return [];
-  // The policy name is the user's choice unless the injector wrote it.
-  const ownName = parseStatus(statusText).annotations.includes(POLICY_ANNOTATION);
+  const ownName = injectorNamedPolicy(annotations);
   const choice = selectPolicy(policies, {
     podLabels: stringMapAt(metadata, "labels"),
     namespaceLabels,
@@ -31,5 +40,7 @@ export function policyRefresh(pod: JsonObject, policies: readonly RuntimePolicy[
   if (ownName && annotations[POLICY_ANNOTATION] !== choice.policy.metadata.name) {
     patch.push({ op: "add", path: annotationPath(POLICY_ANNOTATION), value: choice.policy.metadata.name });
   }
+  // A pod whose annotations were all removed needs the map back first.
+  if (patch.length > 0 && objectAt(metadata, "annotations") === undefined) patch.unshift({ op: "add", path: "/metadata/annotations", value: {} });
   return patch;
 }

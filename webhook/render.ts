@@ -6,7 +6,8 @@
 import jsonpatch, { type Operation } from "fast-json-patch";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import type { InjectorConfig, PodSecurityLevel } from "./config.ts";
-import { ensureArray, ensureObject, isObject, stringAt, type JsonObject } from "./json.ts";
+import { attributeContainers } from "./attribution.ts";
+import { ensureArray, ensureObject, type JsonObject } from "./json.ts";
 import {
   CONTAINER_ENV,
   POLICY_ANNOTATION,
@@ -36,20 +37,6 @@ export interface Rendered {
   warnings: string[];
 }
 
-/** Adds MICROENFORCER_CONTAINER=<name> where the container does not set it already; returns who got it. */
-function attributeContainers(containers: unknown[]): string[] {
-  const added: string[] = [];
-  for (const container of containers) {
-    const name = stringAt(container, "name");
-    if (!isObject(container) || name === undefined) continue;
-    const env = ensureArray(container, "env");
-    if (env.some((e) => stringAt(e, "name") === CONTAINER_ENV)) continue;
-    env.push({ name: CONTAINER_ENV, value: name });
-    added.push(name);
-  }
-  return added;
-}
-
 export function render(input: RenderInput): Rendered {
   const pod = structuredClone(input.pod);
   const spec = ensureObject(pod, "spec");
@@ -58,7 +45,9 @@ export function render(input: RenderInput): Rendered {
   const warnings = [...security.warnings];
   const { native } = input;
 
-  const attributed = ["initContainers", "containers"].flatMap((key) => (Array.isArray(spec[key]) ? attributeContainers(spec[key]) : []));
+  const attributions = ["initContainers", "containers"].map((key) => (Array.isArray(spec[key]) ? attributeContainers(spec[key]) : { set: [], warnings: [] }));
+  const attributed = attributions.flatMap((a) => a.set);
+  warnings.push(...attributions.flatMap((a) => a.warnings));
   const volumes = sidecarVolumes();
   ensureArray(spec, "volumes").push(...volumes);
 

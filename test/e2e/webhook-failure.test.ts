@@ -46,7 +46,7 @@ describe("e2e: injector warnings, down, fail-open and fail-closed", function () 
   });
 
   it("fail-closed (failurePolicy: Fail, --fail-closed): refuses pods while the injector is down, injects once it is back", async () => {
-    await env.kubectl(["patch", "mutatingwebhookconfiguration", "microenforcer-injector", "--type=json", "-p", JSON.stringify([0, 1].map((i) => ({ op: "replace", path: `/webhooks/${i}/failurePolicy`, value: "Fail" })))]);
+    await env.kubectl(["patch", "mutatingwebhookconfiguration", "microenforcer-injector", "--type=json", "-p", JSON.stringify([0, 1, 2].map((i) => ({ op: "replace", path: `/webhooks/${i}/failurePolicy`, value: "Fail" })))]);
     const refused = await env.cp.kubectl(["create", "-f", "-"], { input: JSON.stringify(pod("refused")) });
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, new RegExp(`failed calling webhook "${WEBHOOK}"`));

@@ -125,6 +125,7 @@ describe("injector against a real kube-apiserver", function () {
       await eventually("the webhook to serve", async () => (/serving on/.test(stderr) ? true : webhook.exitCode !== null ? assert.fail(stderr) : undefined));
       await kubectl(["apply", "-f", "-"], JSON.stringify(webhookConfiguration(port)));
       await kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "apps", labels: { "microenforcer.dev/injection": "enabled", team: "apps" } } }));
+      await kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "tenant", labels: { "microenforcer.dev/injection": "required" } } }));
       await kubectl(["apply", "-f", "-"], JSON.stringify(policy("audit")));
     });
     after(async () => {
@@ -166,6 +167,33 @@ describe("injector against a real kube-apiserver", function () {
       const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: "x", namespace: "plain" }, spec: { containers: [{ name: "x", image: "x" }] } };
       await kubectl(["create", "-f", "-"], JSON.stringify(pod));
       assert.equal((await getJson(["-n", "plain", "get", "pod", "x"])).spec.initContainers, undefined);
+    });
+
+    const createInTenant = (metadata: object, spec: object = {}) =>
+      cp.kubectl(["create", "-o", "json", "-f", "-"], {
+        input: JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { namespace: "tenant", ...metadata }, spec: { containers: [{ name: "app", image: "registry.example/app:1" }], ...spec } }),
+      });
+
+    it("in a namespace that requires the MicroEnforcer: injects pods that opt out, ask for a classic sidecar, or claim to be injected, and says what it ignored", async () => {
+      const result = await createInTenant(
+        { name: "opt-out", labels: { "microenforcer.dev/inject": "false", "app.kubernetes.io/name": "microenforcer-injector" }, annotations: { "microenforcer.dev/status": "x", "microenforcer.dev/native-sidecar": "false" } },
+        { restartPolicy: "Never" },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const stored = JSON.parse(result.stdout);
+      assert.deepEqual(stored.spec.initContainers?.map((c: { name: string; restartPolicy: string }) => [c.name, c.restartPolicy]), [["microenforcer", "Always"]]);
+      assert.match(result.stderr, /Warning: microenforcer: microenforcer\.dev\/inject: "false" ignored: the namespace requires the MicroEnforcer/);
+      assert.match(result.stderr, /Warning: microenforcer: microenforcer\.dev\/native-sidecar: "false" ignored/);
+      assert.doesNotMatch(result.stderr, /1\.29/);
+    });
+
+    it("in a namespace that requires the MicroEnforcer: refuses what it cannot inject, with the reason", async () => {
+      const hostPid = await createInTenant({ name: "host-pid" }, { hostPID: true });
+      assert.notEqual(hostPid.code, 0);
+      assert.match(hostPid.stderr, /admission webhook "required\.inject\.microenforcer\.dev" denied the request: microenforcer: refused: the namespace requires the MicroEnforcer \(microenforcer\.dev\/injection=required\), and hostPID pods/);
+      const forged = await createInTenant({ name: "forged" }, { containers: [{ name: "app", image: "registry.example/app:1" }, { name: "microenforcer", image: "registry.example/quiet:1" }] });
+      assert.notEqual(forged.code, 0);
+      assert.match(forged.stderr, /refused: .*container microenforcer \(not the genuine sidecar\): image is "registry\.example\/quiet:1"/);
     });
 
     it("updates the policy of running pods when their RuntimePolicy changes", async () => {
