@@ -43,7 +43,19 @@ export const RuntimePolicySpec = Type.Object(
     enforcementMode: Type.Union([Type.Literal("audit"), Type.Literal("enforce")], { default: "audit" }),
     priority: Type.Integer({ default: 0 }),
     scope: Type.Optional(
-      Type.Object({ namespaceSelector: Type.Optional(LabelSelector), podSelector: Type.Optional(LabelSelector) }, strict),
+      Type.Object(
+        {
+          namespaceSelector: Type.Optional(LabelSelector),
+          podSelector: Type.Optional(LabelSelector),
+          allowNamedSelection: Type.Optional(
+            Type.Boolean({
+              description:
+                "Pods may name this policy (annotation microenforcer.dev/policy) even when its scope does not select them or a higher-priority policy does. Default: a pod may name it only when the admin's choice for that pod would be a policy of no higher priority.",
+            }),
+          ),
+        },
+        strict,
+      ),
     ),
     forensics: Type.Object(
       {

@@ -1,7 +1,10 @@
 /**
- * Which RuntimePolicy a pod runs with: the one its `microenforcer.dev/policy` annotation
- * names, else the highest-priority policy whose scope matches the namespace and pod labels
- * (ties broken by name, so every replica picks the same), else the built-in default.
+ * Which RuntimePolicy a pod runs with: the highest-priority policy whose scope matches the
+ * namespace and pod labels (ties broken by name, so every replica picks the same), else the
+ * built-in default. Admins rank policies; a pod's `microenforcer.dev/policy` annotation only
+ * chooses among what the admin left open: a policy whose scope selects the pod and that is
+ * ranked no lower than the admin's choice, or one that allows named selection. Anything else
+ * the pod names is a warning, never a weaker policy.
  */
 import { defaultPolicy } from "../policies/load.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
@@ -34,15 +37,25 @@ const builtInDefault = defaultPolicy();
 
 export function selectPolicy(policies: readonly RuntimePolicy[], subject: PolicySubject): PolicyChoice {
   const warnings: string[] = [];
-  if (subject.requested !== undefined) {
-    const named = policies.find((p) => p.metadata.name === subject.requested);
-    if (named !== undefined) return { policy: named, how: "annotation", warnings };
-    warnings.push(`RuntimePolicy '${subject.requested}' named by the pod does not exist; choosing by scope instead`);
-  }
   const matching = policies.filter((p) => inScope(p, subject)).sort(byPriorityThenName);
   const best = matching[0];
-  if (best !== undefined) return { policy: best, how: "scope", warnings };
-  return { policy: builtInDefault, how: "default", warnings };
+  const scoped: PolicyChoice = best !== undefined ? { policy: best, how: "scope", warnings } : { policy: builtInDefault, how: "default", warnings };
+  if (subject.requested === undefined || subject.requested === scoped.policy.metadata.name) return scoped;
+  const named = policies.find((p) => p.metadata.name === subject.requested);
+  if (named === undefined) {
+    warnings.push(`RuntimePolicy '${subject.requested}' named by the pod does not exist; ${scoped.policy.metadata.name} (chosen by scope) applies`);
+    return scoped;
+  }
+  if (named.spec.scope?.allowNamedSelection === true) return { policy: named, how: "annotation", warnings };
+  if (!inScope(named, subject)) {
+    warnings.push(`RuntimePolicy '${subject.requested}' named by the pod does not select it (its scope) and does not allow named selection; ${scoped.policy.metadata.name} (chosen by scope) applies`);
+    return scoped;
+  }
+  if (best !== undefined && named.spec.priority < best.spec.priority) {
+    warnings.push(`RuntimePolicy '${subject.requested}' named by the pod ranks below ${best.metadata.name} (priority ${named.spec.priority} < ${best.spec.priority}) and does not allow named selection; ${best.metadata.name} applies`);
+    return scoped;
+  }
+  return { policy: named, how: "annotation", warnings };
 }
 
 /** The document embedded in the pod: the policy as the sidecar reads it, without cluster bookkeeping. */

@@ -56,7 +56,8 @@ export function render(input: RenderInput): Rendered {
   spec.shareProcessNamespace = true;
 
   const addedAnnotations = [POLICY_DOCUMENT_ANNOTATION];
-  if (annotations[POLICY_ANNOTATION] === undefined) {
+  // The annotation names the policy that runs: a request that was not honoured is replaced.
+  if (annotations[POLICY_ANNOTATION] !== input.policy.metadata.name) {
     annotations[POLICY_ANNOTATION] = input.policy.metadata.name;
     addedAnnotations.unshift(POLICY_ANNOTATION);
   }

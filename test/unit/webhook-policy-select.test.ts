@@ -52,15 +52,33 @@ describe("webhook/policy-select", () => {
     assert.equal(selectPolicy(all, subject({ app: "api" }, {})).policy.metadata.name, "api-a");
   });
 
-  it("takes the policy the pod names first", () => {
+  it("takes the policy the pod names when the admin left the choice open: in scope, ranked no lower", () => {
+    const choice = selectPolicy(all, subject({ app: "api" }, {}, "api-b"));
+    assert.deepEqual([choice.policy.metadata.name, choice.how, choice.warnings], ["api-b", "annotation", []]);
+  });
+
+  it("never lets a pod name a policy ranked below the one in scope: the weakest-policy attack", () => {
     const choice = selectPolicy(all, subject({ app: "api" }, { team: "payments" }, "everyone"));
-    assert.deepEqual([choice.policy.metadata.name, choice.how], ["everyone", "annotation"]);
+    assert.deepEqual([choice.policy.metadata.name, choice.how], ["payments", "scope"]);
+    assert.match(choice.warnings[0]!, /'everyone' named by the pod ranks below payments \(priority 0 < 100\) and does not allow named selection; payments applies/);
+  });
+
+  it("never lets a pod name a policy whose scope does not select it", () => {
+    const choice = selectPolicy(all, subject({ app: "web" }, { team: "shop" }, "payments"));
+    assert.deepEqual([choice.policy.metadata.name, choice.how], ["everyone", "scope"]);
+    assert.match(choice.warnings[0]!, /'payments' named by the pod does not select it \(its scope\) and does not allow named selection; everyone \(chosen by scope\) applies/);
+  });
+
+  it("lets a pod name a policy that allows named selection, in scope or not", () => {
+    const lockdown = policy("exec-lockdown", { priority: 0, scope: { podSelector: { matchLabels: { app: "batch" } }, allowNamedSelection: true } });
+    const choice = selectPolicy([...all, lockdown], subject({ app: "api" }, { team: "payments" }, "exec-lockdown"));
+    assert.deepEqual([choice.policy.metadata.name, choice.how, choice.warnings], ["exec-lockdown", "annotation", []]);
   });
 
   it("warns and chooses by scope when the named policy does not exist", () => {
     const choice = selectPolicy(all, subject({}, {}, "gone"));
     assert.deepEqual([choice.policy.metadata.name, choice.how], ["everyone", "scope"]);
-    assert.match(choice.warnings[0]!, /'gone' named by the pod does not exist/);
+    assert.match(choice.warnings[0]!, /'gone' named by the pod does not exist; everyone \(chosen by scope\) applies/);
   });
 
   it("falls back to the built-in default when nothing matches", () => {

@@ -80,12 +80,20 @@ describe("webhook/render", () => {
   it("is taken out exactly by removeInjection, shareProcessNamespace and the user's policy name included", () => {
     const input = basePod();
     (input.spec as JsonObject).shareProcessNamespace = false;
-    (input.metadata as JsonObject).annotations = { "microenforcer.dev/policy": "mine" };
+    (input.metadata as JsonObject).annotations = { "microenforcer.dev/policy": "default-forensics" };
     const rendered = renderPod(input);
     assert.equal((rendered.pod.spec as JsonObject).shareProcessNamespace, true);
     assert.deepEqual(rendered.status.annotations, ["microenforcer.dev/policy-document"]);
     assert.deepEqual(removeInjection(rendered.pod), input);
     assert.equal(removeInjection(input), undefined);
+  });
+
+  it("names the policy that runs, replacing a request that was not honoured", () => {
+    const input = basePod();
+    (input.metadata as JsonObject).annotations = { "microenforcer.dev/policy": "weakest" };
+    const rendered = renderPod(input);
+    assert.equal(((rendered.pod.metadata as JsonObject).annotations as JsonObject)["microenforcer.dev/policy"], "default-forensics");
+    assert.deepEqual(rendered.status.annotations, ["microenforcer.dev/policy", "microenforcer.dev/policy-document"]);
   });
 
   it("refuses a status annotation it did not write", () => {

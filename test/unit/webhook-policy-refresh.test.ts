@@ -1,0 +1,37 @@
+import assert from "node:assert/strict";
+import { validatePolicy } from "../../policies/load.ts";
+import { policyRefresh } from "../../webhook/policy-refresh.ts";
+
+const policy = (name: string, spec: object) => validatePolicy({ apiVersion: "microenforcer.dev/v1alpha1", kind: "RuntimePolicy", metadata: { name }, spec }, name);
+const strict = policy("strict", { priority: 100, enforcementMode: "enforce", scope: { namespaceSelector: { matchLabels: { team: "a" } } } });
+const lax = policy("lax", { priority: 0, forensics: { processActivity: false } });
+const statusBy = (annotations: string[]) => JSON.stringify({ initContainers: ["microenforcer"], containers: [], volumes: [], env: {}, annotations, shareProcessNamespace: null });
+const documentOf = (patch: ReturnType<typeof policyRefresh>) => JSON.parse((patch.find((op) => op.path.endsWith("policy-document")) as { value: string }).value);
+
+describe("webhook/policy-refresh", () => {
+  it("follows the scope when the injector chose the name, and renames", () => {
+    const pod = { metadata: { annotations: { "microenforcer.dev/policy": "lax", "microenforcer.dev/status": statusBy(["microenforcer.dev/policy"]) } } };
+    const patch = policyRefresh(pod, [strict, lax], { team: "a" });
+    assert.equal(documentOf(patch).metadata.name, "strict");
+    assert.deepEqual(patch.at(-1), { op: "add", path: "/metadata/annotations/microenforcer.dev~1policy", value: "strict" });
+  });
+
+  it("never hands a pod the weaker policy it names itself", () => {
+    const pod = { metadata: { annotations: { "microenforcer.dev/policy": "lax", "microenforcer.dev/status": statusBy([]) } } };
+    assert.equal(documentOf(policyRefresh(pod, [strict, lax], { team: "a" })).metadata.name, "strict");
+  });
+
+  it("changes nothing when the document is current", () => {
+    const pod = { metadata: { annotations: { "microenforcer.dev/status": statusBy([]) } } };
+    const first = policyRefresh(pod, [lax], {});
+    const updated = { metadata: { annotations: { ...pod.metadata.annotations, "microenforcer.dev/policy-document": (first[0] as { value: string }).value } } };
+    assert.deepEqual(policyRefresh(updated, [lax], {}), []);
+  });
+
+  it("does not throw on a status annotation the injector did not write", () => {
+    for (const status of ["x", "{}", "[1]", '{"annotations":"no"}']) {
+      const pod = { metadata: { annotations: { "microenforcer.dev/status": status, "microenforcer.dev/policy": "lax" } } };
+      assert.equal(documentOf(policyRefresh(pod, [strict, lax], { team: "a" })).metadata.name, "strict");
+    }
+  });
+});
