@@ -144,7 +144,7 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
   });
   const exeLink = optional("exe", () => readlinkSync(`${dir}/exe`));
   if (exeLink !== undefined) snapshot.exe = parseExeLink(exeLink);
-  snapshot.fingerprint = `${exeLink ?? ""}\0${rawArgs}`;
+  snapshot.fingerprint = execFingerprint(exeLink ?? "", rawArgs);
   if (options.attribution(stat.ppid)) {
     const container = optional("environ", () => environValue(readProcBytes(`${dir}/environ`), containerEnvVar));
     if (container !== undefined) snapshot.container = container;
@@ -152,6 +152,11 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
     if (containerId !== undefined) snapshot.containerId = containerId;
   }
   return { kind: "process", snapshot };
+}
+
+/** What tells one exec of a process from the next: the exe link and the raw argv (latin1). */
+export function execFingerprint(exeLink: string, rawArgs: string): string {
+  return `${exeLink}\0${rawArgs}`;
 }
 
 /**
@@ -166,7 +171,7 @@ export function readExecFingerprint(pid: number, procRoot = "/proc"): string | u
     if (errnoCode(err) !== "ENOENT" && errnoCode(err) !== "EACCES") return undefined;
   }
   try {
-    return `${exe}\0${readProcBytes(`${procRoot}/${pid}/cmdline`).toString("latin1")}`;
+    return execFingerprint(exe, readProcBytes(`${procRoot}/${pid}/cmdline`).toString("latin1"));
   } catch {
     return undefined;
   }

@@ -1,0 +1,197 @@
+/**
+ * The sidecar's end of complete mode: a unix socket on which the preload library reports
+ * each exec from inside the new process, and, when the library waits (enforce mode), gets
+ * the verdict back on the same connection.
+ *
+ * A report is input from the pod owner's processes, never proof: each is checked against
+ * /proc (a (pid, start time) that contradicts what /proc shows is forged and dropped),
+ * bounded in size and time, and rate-limited per process. What it cannot check (the
+ * process was already gone) is passed on marked unverified.
+ */
+import { chmodSync, lstatSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { dirname, join } from "node:path";
+import { parseUptime } from "../proc/parse.ts";
+import { readProcText, readStat } from "../proc/reader.ts";
+import { encodeVerdict, frameLength, maxReportBytes, parseReport, type ExecReport, type Verdict } from "./exec-report.ts";
+
+/** How the library behaves, read by it from `mode` beside the socket (see preload/README.md). */
+export interface LibraryMode {
+  enforce: boolean;
+  /** When no verdict comes in time (sidecar gone, slow or refusing): allow or deny. */
+  failure: "allow" | "deny";
+  timeoutMs: number;
+}
+
+/** What the sidecar could establish about a report's sender. */
+export type Verification = "live" | "unverified";
+
+export interface ReportOutcome {
+  verdict: Verdict;
+  /** Runs once the library has hung up (a backstop for a denied process that did not stop). */
+  whenClosed?: () => void;
+}
+
+export type ReportProblemKind = "forged" | "rate-limited" | "malformed";
+
+export interface ReportProblem {
+  kind: ReportProblemKind;
+  /** One sentence about the first such report. */
+  detail: string;
+}
+
+export interface ReportServerOptions {
+  socketPath: string;
+  procRoot: string;
+  onReport: (report: ExecReport, verification: Verification) => ReportOutcome;
+  onProblem: (problem: ReportProblem) => void;
+  /** Reports one process may send per window (one per exec is normal). */
+  maxReportsPerProcess?: number;
+}
+
+/** A connection that has not delivered its report by then is dropped. */
+const readTimeoutMs = 1000;
+const rateWindowMs = 10_000;
+const defaultMaxReportsPerProcess = 32;
+/** Per-process counters kept at most per window: beyond, the window restarts early. */
+const maxTrackedProcesses = 65_536;
+
+export class ExecReportServer {
+  private readonly server: Server;
+  private readonly options: ReportServerOptions;
+  private readonly counts = new Map<string, number>();
+  private windowStart = Date.now();
+  private readonly listening: Promise<void>;
+
+  constructor(options: ReportServerOptions) {
+    this.options = options;
+    removeStaleSocket(options.socketPath);
+    this.server = createServer({ allowHalfOpen: true }, (socket) => this.connection(socket));
+    this.server.maxConnections = 1024;
+    this.listening = new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen({ path: options.socketPath, backlog: 1024 }, () => {
+        this.server.off("error", reject);
+        // App containers may run as any UID; what they send is checked, not trusted.
+        chmodSync(options.socketPath, 0o666);
+        resolve();
+      });
+    });
+  }
+
+  /** Resolves once the socket accepts connections; rejects when it cannot be created. */
+  ready(): Promise<void> {
+    return this.listening;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private connection(socket: Socket): void {
+    let buffered: Buffer = Buffer.alloc(0);
+    let done = false;
+    const timer = setTimeout(() => socket.destroy(), readTimeoutMs);
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => clearTimeout(timer));
+    socket.on("data", (chunk: Buffer) => {
+      if (done) return;
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      const length = frameLength(buffered);
+      if (length === undefined || (buffered.length < length && length <= maxReportBytes)) return;
+      done = true;
+      clearTimeout(timer);
+      const outcome = this.receive(length > maxReportBytes ? buffered : buffered.subarray(0, length));
+      if (outcome === undefined || !outcome.wait) {
+        socket.destroy();
+        return;
+      }
+      if (outcome.whenClosed !== undefined) socket.once("close", outcome.whenClosed);
+      socket.end(encodeVerdict(outcome.verdict));
+    });
+    socket.on("end", () => {
+      if (!done) socket.destroy();
+    });
+  }
+
+  /** One complete frame: parsed, checked, counted, handed on; undefined when dropped. */
+  private receive(frame: Buffer): (ReportOutcome & { wait: boolean }) | undefined {
+    const parsed = parseReport(frame);
+    if (!parsed.ok) {
+      this.options.onProblem({ kind: "malformed", detail: `malformed exec report dropped: ${parsed.problem}` });
+      return undefined;
+    }
+    const report = parsed.report;
+    const check = verify(report, this.options.procRoot);
+    if (check.forged !== undefined) {
+      this.options.onProblem({ kind: "forged", detail: `forged exec report dropped: pid ${report.pid} start ${report.startTicks} (${check.forged})` });
+      return undefined;
+    }
+    if (!this.withinRate(report)) {
+      this.options.onProblem({ kind: "rate-limited", detail: `exec reports of pid ${report.pid} dropped: more than ${this.maxPerProcess} in ${rateWindowMs / 1000} s` });
+      return undefined;
+    }
+    return { ...this.options.onReport(report, check.verification), wait: report.wait };
+  }
+
+  private get maxPerProcess(): number {
+    return this.options.maxReportsPerProcess ?? defaultMaxReportsPerProcess;
+  }
+
+  private withinRate(report: ExecReport): boolean {
+    const now = Date.now();
+    if (now - this.windowStart >= rateWindowMs || this.counts.size >= maxTrackedProcesses) {
+      this.counts.clear();
+      this.windowStart = now;
+    }
+    const key = `${report.pid}:${report.startTicks}`;
+    const count = (this.counts.get(key) ?? 0) + 1;
+    this.counts.set(key, count);
+    return count <= this.maxPerProcess;
+  }
+}
+
+/**
+ * What /proc says of the (pid, start time) a report claims. A PID is never reused while its
+ * holder lives, so a live holder that started before the claimed start proves the claim false;
+ * a claimed start in the future too. A holder that started later means the reporter is gone
+ * and its PID reused: true or not, it can no longer be checked.
+ */
+export function verify(report: ExecReport, procRoot: string): { verification: Verification; forged?: string } {
+  const stat = readStat(report.pid, procRoot);
+  if (stat !== undefined && stat.startTicks === report.startTicks) return { verification: "live" };
+  if (stat !== undefined && stat.startTicks < report.startTicks) {
+    return { verification: "unverified", forged: `pid ${report.pid} belongs to a process started at ${stat.startTicks}, before the claimed start` };
+  }
+  const uptime = readUptimeTicks(procRoot);
+  if (uptime !== undefined && report.startTicks > uptime) return { verification: "unverified", forged: `claimed start ${report.startTicks} is in the future (now ${uptime})` };
+  return { verification: "unverified" };
+}
+
+/** Clock ticks (USER_HZ 100, as every Linux ABI in use) since boot, rounded up to absorb /proc/uptime's 10 ms steps. */
+function readUptimeTicks(procRoot: string): number | undefined {
+  try {
+    const seconds = parseUptime(readProcText(`${procRoot}/uptime`));
+    return seconds === undefined ? undefined : Math.ceil(seconds * 100) + 1;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A socket left by an earlier sidecar in the same emptyDir; anything else there is refused. */
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+/** The `mode` file beside the socket: `audit|enforce allow|deny TIMEOUT_MS`, replaced atomically. */
+export function writeLibraryMode(socketPath: string, mode: LibraryMode): void {
+  const dir = dirname(socketPath);
+  const text = `${mode.enforce ? "enforce" : "audit"} ${mode.failure} ${Math.round(mode.timeoutMs)}\n`;
+  const tmp = join(dir, ".mode.tmp");
+  writeFileSync(tmp, text, { mode: 0o644 });
+  renameSync(tmp, join(dir, "mode"));
+}

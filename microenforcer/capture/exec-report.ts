@@ -1,0 +1,161 @@
+/**
+ * The preload library's exec report and the sidecar's verdict, as bytes on the unix socket
+ * (wire format version 1, documented in preload/README.md; the writer is
+ * preload/exec-report.c). Pure: parsing and encoding only.
+ */
+import { execFingerprint, type ProcSnapshot } from "../proc/reader.ts";
+import { parseExeLink, splitCmdline } from "../proc/parse.ts";
+
+export const reportMagic = "MEXR";
+export const reportVersion = 1;
+export const reportHeaderBytes = 96;
+/** The library's own bounds (MAX_* in exec-report.c): header + exe + cwd + cmdline + container + comm. */
+export const maxReportBytes = reportHeaderBytes + 4095 + 4095 + 8192 + 253 + 64;
+
+const flags = { wait: 1, exeStat: 2, exeTruncated: 4, cwdUnknown: 8, cmdlineTruncated: 16 } as const;
+
+/** The executable's identity, from statx of /proc/self/exe inside the process. */
+export interface ExeIdentity {
+  /** `major:minor`, as `stat -c %Hd:%Ld` prints it. */
+  device: string;
+  inode: number;
+  /** Status change time, ms since the epoch (nanoseconds kept as a fraction). */
+  ctimeMs: number;
+  /** File type and permission bits (setuid included). */
+  mode: number;
+}
+
+export interface ExecReport {
+  /** The sender waits for a verdict (enforce mode). */
+  wait: boolean;
+  pid: number;
+  ppid: number;
+  startTicks: number;
+  comm: string;
+  uid: { real: number; effective: number; saved: number };
+  gid: { real: number; effective: number; saved: number };
+  exe?: ExeIdentity;
+  /** Target of /proc/self/exe, decoded as Node decodes readlink (so fingerprints compare). */
+  exeLink: string;
+  /** NUL-separated argv exactly as /proc/self/cmdline gave it. */
+  rawArgs: Buffer;
+  cwd?: string;
+  /** MICROENFORCER_CONTAINER from the process's environment. */
+  container?: string;
+  truncated: { exe: boolean; cmdline: boolean };
+}
+
+export type ParseResult = { ok: true; report: ExecReport } | { ok: false; problem: string };
+
+/** Bytes a frame starting at `buf` announces, once its first 12 bytes are in; undefined before. */
+export function frameLength(buf: Buffer): number | undefined {
+  return buf.length < 12 ? undefined : buf.readUInt32LE(8);
+}
+
+export function parseReport(buf: Buffer): ParseResult {
+  if (buf.length < reportHeaderBytes) return { ok: false, problem: `${buf.length} bytes, shorter than the ${reportHeaderBytes}-byte header` };
+  if (buf.toString("latin1", 0, 4) !== reportMagic) return { ok: false, problem: "not an exec report (bad magic)" };
+  const version = buf.readUInt16LE(4);
+  if (version !== reportVersion) return { ok: false, problem: `unsupported version ${version}` };
+  const total = buf.readUInt32LE(8);
+  if (total !== buf.length || total > maxReportBytes) return { ok: false, problem: `length field ${total} does not match the ${buf.length} bytes received` };
+  const lengths = [buf.readUInt16LE(88), buf.readUInt16LE(90), buf.readUInt16LE(92), buf.readUInt16LE(94), buf.readUInt16LE(20)];
+  if (reportHeaderBytes + lengths.reduce((a, b) => a + b, 0) !== total) return { ok: false, problem: "field lengths do not add up to the message length" };
+  const [exeBytes, cwdBytes, cmdlineBytes, containerBytes] = lengths;
+  const f = buf.readUInt16LE(6);
+  let at = reportHeaderBytes;
+  const take = (n: number): Buffer => buf.subarray(at, (at += n));
+  const exeLink = take(exeBytes!).toString("utf8");
+  const cwd = take(cwdBytes!).toString("utf8");
+  const rawArgs = Buffer.from(take(cmdlineBytes!));
+  const container = take(containerBytes!).toString("utf8");
+  const comm = take(buf.readUInt16LE(20)).toString("utf8");
+  const pid = buf.readInt32LE(12);
+  const startTicks = Number(buf.readBigUInt64LE(24));
+  if (pid <= 0 || !Number.isSafeInteger(startTicks)) return { ok: false, problem: `impossible identity pid ${pid} start ${startTicks}` };
+  const report: ExecReport = {
+    wait: (f & flags.wait) !== 0,
+    pid,
+    ppid: buf.readInt32LE(16),
+    startTicks,
+    comm,
+    uid: { real: buf.readUInt32LE(32), effective: buf.readUInt32LE(36), saved: buf.readUInt32LE(40) },
+    gid: { real: buf.readUInt32LE(44), effective: buf.readUInt32LE(48), saved: buf.readUInt32LE(52) },
+    exeLink,
+    rawArgs,
+    truncated: { exe: (f & flags.exeTruncated) !== 0, cmdline: (f & flags.cmdlineTruncated) !== 0 },
+  };
+  if ((f & flags.exeStat) !== 0) {
+    report.exe = {
+      device: `${buf.readUInt32LE(56)}:${buf.readUInt32LE(60)}`,
+      inode: Number(buf.readBigUInt64LE(64)),
+      ctimeMs: Number(buf.readBigInt64LE(72)) * 1000 + buf.readUInt32LE(80) / 1e6,
+      mode: buf.readUInt32LE(84),
+    };
+  }
+  if ((f & flags.cwdUnknown) === 0 && cwd !== "") report.cwd = cwd;
+  if (container !== "") report.container = container;
+  return { ok: true, report };
+}
+
+/** The inverse of parseReport, for tests and tools that speak for the library. */
+export function encodeReport(r: ExecReport): Buffer {
+  const strings = [Buffer.from(r.exeLink), Buffer.from(r.cwd ?? ""), r.rawArgs, Buffer.from(r.container ?? ""), Buffer.from(r.comm)];
+  const header = Buffer.alloc(reportHeaderBytes);
+  const total = reportHeaderBytes + strings.reduce((a, s) => a + s.length, 0);
+  header.write(reportMagic, 0, "latin1");
+  header.writeUInt16LE(reportVersion, 4);
+  let f = r.wait ? flags.wait : 0;
+  if (r.exe !== undefined) f |= flags.exeStat;
+  if (r.cwd === undefined) f |= flags.cwdUnknown;
+  if (r.truncated.exe) f |= flags.exeTruncated;
+  if (r.truncated.cmdline) f |= flags.cmdlineTruncated;
+  header.writeUInt16LE(f, 6);
+  header.writeUInt32LE(total, 8);
+  header.writeInt32LE(r.pid, 12);
+  header.writeInt32LE(r.ppid, 16);
+  header.writeUInt16LE(strings[4]!.length, 20);
+  header.writeBigUInt64LE(BigInt(r.startTicks), 24);
+  [r.uid.real, r.uid.effective, r.uid.saved, r.gid.real, r.gid.effective, r.gid.saved].forEach((v, i) => header.writeUInt32LE(v, 32 + 4 * i));
+  if (r.exe !== undefined) {
+    const [major, minor] = r.exe.device.split(":").map(Number);
+    header.writeUInt32LE(major!, 56);
+    header.writeUInt32LE(minor!, 60);
+    header.writeBigUInt64LE(BigInt(r.exe.inode), 64);
+    const seconds = Math.floor(r.exe.ctimeMs / 1000);
+    header.writeBigInt64LE(BigInt(seconds), 72);
+    header.writeUInt32LE(Math.round((r.exe.ctimeMs - seconds * 1000) * 1e6), 80);
+    header.writeUInt32LE(r.exe.mode, 84);
+  }
+  strings.slice(0, 4).forEach((s, i) => header.writeUInt16LE(s.length, 88 + 2 * i));
+  return Buffer.concat([header, ...strings]);
+}
+
+export type Verdict = { allow: true } | { allow: false; reason: string };
+
+/** `A`, or `D` + a length byte + at most 255 bytes of reason (cut on a character boundary). */
+export function encodeVerdict(v: Verdict): Buffer {
+  if (v.allow) return Buffer.from([0x41, 0]);
+  let reason = Buffer.from(v.reason.replaceAll("\n", " "));
+  if (reason.length > 255) reason = Buffer.from(reason.subarray(0, 255).toString("utf8").replace(/\uFFFD$/, ""));
+  return Buffer.concat([Buffer.from([0x44, reason.length]), reason]);
+}
+
+/** The report as the capture loop's snapshot of the same process, so both sensors feed one tracker. */
+export function reportSnapshot(r: ExecReport): ProcSnapshot {
+  const snapshot: ProcSnapshot = {
+    pid: r.pid,
+    ppid: r.ppid,
+    comm: r.comm,
+    state: "R",
+    startTicks: r.startTicks,
+    uid: r.uid.real,
+    euid: r.uid.effective,
+    args: splitCmdline(r.rawArgs),
+    problems: [],
+    fingerprint: execFingerprint(r.exeLink, r.rawArgs.toString("latin1")),
+  };
+  if (r.exeLink !== "") snapshot.exe = parseExeLink(r.exeLink);
+  if (r.container !== undefined) snapshot.container = r.container;
+  return snapshot;
+}

@@ -1,0 +1,400 @@
+/*
+ * libmicroenforcer-exec.so: loaded into every dynamically linked program of an injected pod
+ * through LD_PRELOAD, it tells the microenforcer sidecar about the exec from inside the new
+ * process, before main, and in enforce mode waits for the sidecar's verdict.
+ *
+ * No libc (raw system calls, no DT_NEEDED), so one file serves glibc and musl programs; no
+ * argc/argv from the loader (musl passes none to constructors), so everything comes from
+ * /proc/self. It must never break the program it is loaded into: every failure ends in
+ * "carry on" (audit) or the policy's failure choice (enforce), never a crash or a hang.
+ *
+ * Wire format (version 1, little-endian: both supported ABIs are) is documented in
+ * preload/README.md and parsed by microenforcer/capture/exec-report.ts.
+ */
+#include "syscalls.h"
+
+#define HEADER_BYTES 96
+#define MAX_EXE 4095
+#define MAX_CWD 4095
+#define MAX_CMDLINE 8192
+#define MAX_CONTAINER 253
+#define MAX_COMM 64
+#define MAX_MESSAGE (HEADER_BYTES + MAX_EXE + MAX_CWD + MAX_CMDLINE + MAX_CONTAINER + MAX_COMM)
+#define DEFAULT_TIMEOUT_MS 250
+#define MAX_TIMEOUT_MS 10000
+#define EXIT_BLOCKED 126
+
+enum {
+  FLAG_WAIT = 1,              /* the sender waits for a verdict (enforce mode) */
+  FLAG_EXE_STAT = 2,          /* exe device, inode, ctime and mode are filled in */
+  FLAG_EXE_TRUNCATED = 4,
+  FLAG_CWD_UNKNOWN = 8,
+  FLAG_CMDLINE_TRUNCATED = 16,
+};
+
+static const char socket_var[] = "MICROENFORCER_EXEC_SOCKET=";
+static const char container_var[] = "MICROENFORCER_CONTAINER=";
+
+/* GCC may emit calls to these even in freestanding code; hidden, so never exported. */
+__attribute__((visibility("hidden"))) void *memset(void *dst, int c, ulong n) {
+  unsigned char *d = dst;
+  while (n--) *d++ = (unsigned char)c;
+  return dst;
+}
+__attribute__((visibility("hidden"))) void *memcpy(void *dst, const void *src, ulong n) {
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+
+/* One exec per process image and no threads before main: static buffers are safe here. */
+static unsigned char message[MAX_MESSAGE];
+static char scratch[8192];
+
+static ulong str_len(const char *s) {
+  ulong n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+static int starts_with(const char *s, ulong len, const char *prefix, ulong prefix_len) {
+  if (len < prefix_len) return 0;
+  for (ulong i = 0; i < prefix_len; i++)
+    if (s[i] != prefix[i]) return 0;
+  return 1;
+}
+
+static void put16(unsigned char *p, ulong v) { p[0] = v; p[1] = v >> 8; }
+static void put32(unsigned char *p, ulong v) { put16(p, v); put16(p + 2, v >> 16); }
+static void put64(unsigned char *p, unsigned long long v) { put32(p, (ulong)v); put32(p + 4, (ulong)(v >> 32)); }
+
+static int open_read(const char *path) { return (int)sys4(SYS_openat, AT_FDCWD_, path, O_RDONLY_ | O_CLOEXEC_, 0); }
+
+static slong read_retry(int fd, void *buf, ulong len) {
+  slong n;
+  do n = sys3(SYS_read, fd, buf, len); while (n == -E_INTR);
+  return n;
+}
+
+/* Reads up to len bytes of a small file; -1 when it cannot be opened or read. */
+static slong read_file(const char *path, char *buf, ulong len, int *truncated) {
+  int fd = open_read(path);
+  if (fd < 0) return -1;
+  ulong got = 0;
+  slong n = 0;
+  while (got < len && (n = read_retry(fd, buf + got, len - got)) > 0) got += (ulong)n;
+  if (truncated != 0) {
+    char extra;
+    *truncated = got == len && read_retry(fd, &extra, 1) > 0;
+  }
+  sys1(SYS_close, fd);
+  return n < 0 && got == 0 ? -1 : (slong)got;
+}
+
+struct environment {
+  char socket_path[108];
+  char container[MAX_CONTAINER + 1];
+};
+
+/* Copies the value of an environ entry if it names `var` (first occurrence wins, as getenv). */
+static void take(const char *entry, ulong len, const char *var, ulong var_len, char *out, ulong cap) {
+  if (out[0] != 0 || !starts_with(entry, len, var, var_len)) return;
+  ulong n = len - var_len;
+  if (n >= cap) return; /* too long to be ours (a socket path must fit sun_path) */
+  memcpy(out, entry + var_len, n);
+  out[n] = 0;
+}
+
+/*
+ * The two variables, from /proc/self/environ (the environment this exec started with), read
+ * in chunks: an environment can be megabytes, and only two short entries matter.
+ */
+static void read_environment(struct environment *env) {
+  env->socket_path[0] = 0;
+  env->container[0] = 0;
+  int fd = open_read("/proc/self/environ");
+  if (fd < 0) return;
+  ulong kept = 0;   /* bytes of an unfinished entry carried to the front of scratch */
+  int skipping = 0; /* inside an entry too long to be one of ours */
+  for (;;) {
+    slong n = read_retry(fd, scratch + kept, sizeof scratch - kept);
+    if (n <= 0) break;
+    ulong end = kept + (ulong)n, start = 0;
+    for (ulong i = 0; i < end; i++) {
+      if (scratch[i] != 0) continue;
+      if (!skipping) {
+        take(scratch + start, i - start, socket_var, sizeof socket_var - 1, env->socket_path, sizeof env->socket_path);
+        take(scratch + start, i - start, container_var, sizeof container_var - 1, env->container, sizeof env->container);
+      }
+      skipping = 0;
+      start = i + 1;
+    }
+    kept = end - start;
+    if (skipping || kept > 512) {
+      skipping = 1;
+      kept = 0;
+    } else {
+      for (ulong i = 0; i < kept; i++) scratch[i] = scratch[start + i];
+    }
+  }
+  sys1(SYS_close, fd);
+}
+
+struct mode {
+  int enforce;
+  int deny_on_failure;
+  long timeout_ms;
+};
+
+/*
+ * `<dir of the socket>/mode`, written by the sidecar into a volume the app mounts read-only:
+ * `audit|enforce allow|deny TIMEOUT_MS`. Missing or unreadable: audit (send, do not wait).
+ */
+static void read_mode(const char *socket_path, struct mode *mode) {
+  mode->enforce = 0;
+  mode->deny_on_failure = 0;
+  mode->timeout_ms = DEFAULT_TIMEOUT_MS;
+  char path[128];
+  ulong slash = 0, len = str_len(socket_path);
+  for (ulong i = 0; i < len; i++)
+    if (socket_path[i] == '/') slash = i + 1;
+  if (slash + 5 >= sizeof path) return;
+  memcpy(path, socket_path, slash);
+  memcpy(path + slash, "mode", 5);
+  char text[64];
+  slong n = read_file(path, text, sizeof text - 1, 0);
+  if (n <= 0) return;
+  text[n] = 0;
+  if (!starts_with(text, (ulong)n, "enforce ", 8)) return;
+  mode->enforce = 1;
+  const char *p = text + 8;
+  if (starts_with(p, str_len(p), "deny ", 5)) mode->deny_on_failure = 1;
+  while (*p && *p != ' ') p++;
+  if (*p == ' ') p++;
+  long ms = 0;
+  int digits = 0;
+  for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++) ms = ms * 10 + (*p - '0');
+  if (digits > 0) mode->timeout_ms = ms < 1 ? 1 : ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : ms;
+}
+
+struct stat_fields {
+  unsigned long long start_ticks;
+  char comm[MAX_COMM];
+  ulong comm_len;
+};
+
+/*
+ * /proc/self/stat: comm between the first '(' and the last ')' (it may hold either), and
+ * field 22, the start time in clock ticks, counted after that last ')'.
+ */
+static int read_stat(struct stat_fields *out) {
+  char text[1024];
+  slong n = read_file("/proc/self/stat", text, sizeof text, 0);
+  if (n <= 0) return -1;
+  slong open = -1, close = -1;
+  for (slong i = 0; i < n; i++) {
+    if (text[i] == '(' && open < 0) open = i;
+    if (text[i] == ')') close = i;
+  }
+  if (open < 0 || close < open) return -1;
+  out->comm_len = (ulong)(close - open - 1) < MAX_COMM ? (ulong)(close - open - 1) : MAX_COMM;
+  memcpy(out->comm, text + open + 1, out->comm_len);
+  int field = 2; /* the ')' ends field 2 (comm) */
+  slong i = close + 1;
+  while (i < n && field < 22) {
+    if (text[i] == ' ') field++;
+    i++;
+  }
+  if (field != 22) return -1;
+  unsigned long long v = 0;
+  int digits = 0;
+  for (; i < n && text[i] >= '0' && text[i] <= '9'; i++, digits++) v = v * 10 + (unsigned long long)(text[i] - '0');
+  if (digits == 0) return -1;
+  out->start_ticks = v;
+  return 0;
+}
+
+static long now_ms(void) {
+  struct kernel_timespec ts;
+  if (sys2(SYS_clock_gettime, CLOCK_MONOTONIC_, &ts) < 0) return 0;
+  return ts.sec * 1000 + ts.nsec / 1000000;
+}
+
+/* Waits for `events` on fd until the deadline; 1 when ready, 0 on timeout or error. */
+static int wait_fd(int fd, short events, long deadline) {
+  for (;;) {
+    long left = deadline - now_ms();
+    if (left <= 0) return 0;
+    struct kernel_pollfd p = {fd, events, 0};
+    struct kernel_timespec ts = {left / 1000, (left % 1000) * 1000000};
+    slong r = sys5(SYS_ppoll, &p, 1, &ts, 0, 8);
+    if (r == -E_INTR) continue;
+    return r > 0;
+  }
+}
+
+/* Builds the report in `message`; returns its length, 0 when the process cannot be identified. */
+static ulong build_report(const struct environment *env, int wait, char *exe_out) {
+  unsigned char *m = message;
+  memset(m, 0, HEADER_BYTES);
+  ulong flags = wait ? FLAG_WAIT : 0;
+  struct stat_fields stat;
+  if (read_stat(&stat) < 0) return 0;
+  put32(m + 12, (ulong)sys0(SYS_getpid));
+  put32(m + 16, (ulong)sys0(SYS_getppid));
+  put64(m + 24, stat.start_ticks);
+  unsigned int r[3] = {0, 0, 0}, g[3] = {0, 0, 0};
+  sys3(SYS_getresuid, &r[0], &r[1], &r[2]);
+  sys3(SYS_getresgid, &g[0], &g[1], &g[2]);
+  for (int i = 0; i < 3; i++) {
+    put32(m + 32 + 4 * i, r[i]);
+    put32(m + 44 + 4 * i, g[i]);
+  }
+  /* The executable's identity through the process's own link: holds even once unlinked. */
+  struct kernel_statx sx;
+  if (sys5(SYS_statx, AT_FDCWD_, "/proc/self/exe", 0, STATX_BASIC_STATS_, &sx) == 0) {
+    flags |= FLAG_EXE_STAT;
+    put32(m + 56, sx.dev_major);
+    put32(m + 60, sx.dev_minor);
+    put64(m + 64, sx.ino);
+    put64(m + 72, (unsigned long long)sx.ctime.sec);
+    put32(m + 80, sx.ctime.nsec);
+    put32(m + 84, sx.mode);
+  }
+  unsigned char *p = m + HEADER_BYTES;
+  slong exe = sys4(SYS_readlinkat, AT_FDCWD_, "/proc/self/exe", p, MAX_EXE);
+  if (exe < 0) exe = 0;
+  if (exe == MAX_EXE) flags |= FLAG_EXE_TRUNCATED;
+  memcpy(exe_out, p, (ulong)exe < 255 ? (ulong)exe : 255);
+  exe_out[(ulong)exe < 255 ? (ulong)exe : 255] = 0;
+  p += exe;
+  slong cwd = sys2(SYS_getcwd, p, MAX_CWD + 1);
+  if (cwd > 0 && p[0] == '/') {
+    cwd -= 1; /* getcwd counts the terminating NUL */
+  } else {
+    cwd = 0;
+    flags |= FLAG_CWD_UNKNOWN;
+  }
+  p += cwd;
+  int truncated = 0;
+  slong cmdline = read_file("/proc/self/cmdline", (char *)p, MAX_CMDLINE, &truncated);
+  if (cmdline < 0) cmdline = 0;
+  if (truncated) flags |= FLAG_CMDLINE_TRUNCATED;
+  p += cmdline;
+  ulong container = str_len(env->container);
+  memcpy(p, env->container, container);
+  p += container;
+  memcpy(p, stat.comm, stat.comm_len);
+  p += stat.comm_len;
+  ulong total = (ulong)(p - m);
+  m[0] = 'M'; m[1] = 'E'; m[2] = 'X'; m[3] = 'R';
+  put16(m + 4, 1);
+  put16(m + 6, flags);
+  put32(m + 8, total);
+  put16(m + 20, stat.comm_len);
+  put16(m + 88, (ulong)exe);
+  put16(m + 90, (ulong)cwd);
+  put16(m + 92, (ulong)cmdline);
+  put16(m + 94, container);
+  return total;
+}
+
+/* Connects without blocking; in enforce mode a full backlog is retried until the deadline. */
+static int connect_sidecar(const char *path, int retry, long deadline) {
+  int fd = (int)sys3(SYS_socket, AF_UNIX_, SOCK_STREAM_ | SOCK_NONBLOCK_ | SOCK_CLOEXEC_, 0);
+  if (fd < 0) return -1;
+  struct kernel_sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.family = AF_UNIX_;
+  memcpy(addr.path, path, str_len(path));
+  for (;;) {
+    slong r = sys3(SYS_connect, fd, &addr, sizeof addr);
+    if (r == 0) return fd;
+    if (r == -E_INTR) continue;
+    if (r != -E_AGAIN || !retry || now_ms() >= deadline) break;
+    struct kernel_timespec pause = {0, 1000000};
+    sys2(SYS_nanosleep, &pause, 0);
+  }
+  sys1(SYS_close, fd);
+  return -1;
+}
+
+static int send_all(int fd, const unsigned char *buf, ulong len, int wait, long deadline) {
+  ulong sent = 0;
+  while (sent < len) {
+    slong n = sys6(SYS_sendto, fd, buf + sent, len - sent, MSG_DONTWAIT_ | MSG_NOSIGNAL_, 0, 0);
+    if (n > 0) sent += (ulong)n;
+    else if (n == -E_INTR) continue;
+    else if (n == -E_AGAIN && wait && wait_fd(fd, POLLOUT_, deadline)) continue;
+    else return -1;
+  }
+  return 0;
+}
+
+enum verdict { NO_VERDICT, ALLOW, DENY };
+
+/* The answer: 'A' or 'D', a length byte, then that many bytes of reason. */
+static enum verdict read_verdict(int fd, long deadline, char *reason, ulong cap) {
+  unsigned char answer[2 + 255];
+  ulong got = 0;
+  while (got < 2 || got < 2 + (ulong)answer[1]) {
+    if (!wait_fd(fd, POLLIN_, deadline)) break;
+    slong n = sys6(SYS_recvfrom, fd, answer + got, sizeof answer - got, MSG_DONTWAIT_, 0, 0);
+    if (n == -E_INTR || n == -E_AGAIN) continue;
+    if (n <= 0) break;
+    got += (ulong)n;
+  }
+  if (got == 0) return NO_VERDICT;
+  if (answer[0] != 'D') return answer[0] == 'A' ? ALLOW : NO_VERDICT;
+  ulong n = got >= 2 ? got - 2 : 0;
+  if (n > answer[1]) n = answer[1];
+  if (n >= cap) n = cap - 1;
+  memcpy(reason, answer + 2, n);
+  reason[n] = 0;
+  return DENY;
+}
+
+static void write_err(const char *s) {
+  ulong len = str_len(s);
+  while (len > 0) {
+    slong n = sys3(SYS_write, 2, s, len);
+    if (n == -E_INTR) continue;
+    if (n <= 0) return;
+    s += n;
+    len -= (ulong)n;
+  }
+}
+
+static void block(const char *exe, const char *why) {
+  write_err("microenforcer: ");
+  write_err(exe[0] ? exe : "program");
+  write_err(" blocked before it ran: ");
+  write_err(why);
+  write_err("\n");
+  sys1(SYS_exit_group, EXIT_BLOCKED);
+}
+
+__attribute__((constructor)) static void microenforcer_report_exec(void) {
+  struct environment env;
+  read_environment(&env);
+  if (env.socket_path[0] != '/') return; /* not injected, or a path that cannot be ours */
+  struct mode mode;
+  read_mode(env.socket_path, &mode);
+  long deadline = now_ms() + mode.timeout_ms;
+  char exe[256];
+  exe[0] = 0;
+  ulong len = build_report(&env, mode.enforce, exe);
+  enum verdict verdict = NO_VERDICT;
+  char reason[256];
+  if (len > 0) {
+    int fd = connect_sidecar(env.socket_path, mode.enforce, deadline);
+    if (fd >= 0) {
+      if (send_all(fd, message, len, mode.enforce, deadline) == 0 && mode.enforce) verdict = read_verdict(fd, deadline, reason, sizeof reason);
+      sys1(SYS_close, fd);
+    }
+  }
+  if (!mode.enforce || verdict == ALLOW) return;
+  if (verdict == DENY) block(exe, reason[0] ? reason : "denied by policy");
+  else if (mode.deny_on_failure) block(exe, "no verdict from the microenforcer sidecar (policy failure choice: deny)");
+}

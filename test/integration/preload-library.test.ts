@@ -1,0 +1,324 @@
+/**
+ * The preload library in real programs (glibc, musl, static, aarch64 under qemu) against the
+ * sidecar's real report server: what it reports, that enforce mode stops a program before
+ * main, and that nothing the sidecar does or fails to do can crash or hang a program.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { connect, createServer as createNetServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ExecReportServer, writeLibraryMode, type LibraryMode, type ReportOutcome, type ReportProblem, type Verification } from "../../microenforcer/capture/exec-report-server.ts";
+import { encodeReport, encodeVerdict, parseReport, type ExecReport } from "../../microenforcer/capture/exec-report.ts";
+import { builtLibrary, socketFile } from "../../microenforcer/capture/preload-install.ts";
+import { readProcess } from "../../microenforcer/proc/reader.ts";
+import { buildPreloadPrograms, type PreloadPrograms } from "../infra/preload-programs.ts";
+
+interface Run {
+  code: number | null;
+  stderr: string;
+  ms: number;
+}
+
+describe("preload library in real programs", function () {
+  this.timeout(20_000);
+  let dir: string;
+  let programs: PreloadPrograms;
+  let socket: string;
+  let server: ExecReportServer | undefined;
+  const received: Array<{ report: ExecReport; verification: Verification; live?: ReturnType<typeof readProcess> }> = [];
+  const problems: ReportProblem[] = [];
+  let answer: (report: ExecReport) => ReportOutcome = () => ({ verdict: { allow: true } });
+  const library = builtLibrary();
+
+  before(function () {
+    if (!existsSync(library)) throw new Error(`${library} missing: run npm run build`);
+    dir = mkdtempSync(join(tmpdir(), "preload-lib-"));
+    chmodSync(dir, 0o755);
+    programs = buildPreloadPrograms(dir);
+    socket = join(dir, socketFile);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+    received.length = 0;
+    problems.length = 0;
+    answer = () => ({ verdict: { allow: true } });
+  });
+
+  async function listen(mode: LibraryMode): Promise<void> {
+    writeLibraryMode(socket, mode);
+    server = new ExecReportServer({
+      socketPath: socket,
+      procRoot: "/proc",
+      onReport: (report, verification) => {
+        // A waiting program is still there to compare with.
+        const live = report.wait ? readProcess(report.pid, { attribution: () => true }) : undefined;
+        received.push({ report, verification, ...(live && { live }) });
+        return answer(report);
+      },
+      onProblem: (p) => problems.push(p),
+    });
+    await server.ready();
+  }
+
+  function run(argv: string[], env: Record<string, string> = {}, preload = library): Promise<Run> {
+    const started = performance.now();
+    return new Promise((resolve) => {
+      const child = spawn(argv[0]!, argv.slice(1), {
+        cwd: dir,
+        env: { PATH: process.env.PATH!, LD_PRELOAD: preload, MICROENFORCER_EXEC_SOCKET: socket, MICROENFORCER_CONTAINER: "app", ...env },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.on("close", (code) => resolve({ code, stderr, ms: performance.now() - started }));
+    });
+  }
+
+  const marker = (name: string): string => join(dir, name);
+  const ran = (name: string): boolean => existsSync(marker(name));
+  const until = async (check: () => boolean, what: string): Promise<void> => {
+    for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(check(), what);
+  };
+
+  it("reports a glibc program before main with the facts /proc shows for it", async () => {
+    await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
+    const result = await run([programs.glibc, marker("glibc"), "arg with space"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, "", "nothing printed: the library is silent when all is well");
+    assert.equal(received.length, 1);
+    const { report, verification, live } = received[0]!;
+    assert.equal(verification, "live");
+    assert.ok(live?.kind === "process");
+    const snapshot = live.snapshot;
+    assert.equal(report.pid, snapshot.pid);
+    assert.equal(report.ppid, process.pid);
+    assert.equal(report.startTicks, snapshot.startTicks);
+    assert.equal(report.comm, snapshot.comm);
+    assert.equal(report.exeLink, programs.glibc);
+    assert.deepEqual(report.rawArgs.toString().split("\0"), [programs.glibc, marker("glibc"), "arg with space", ""]);
+    assert.equal(report.cwd, dir);
+    assert.equal(report.container, "app");
+    assert.deepEqual(report.uid, { real: process.getuid!(), effective: process.geteuid!(), saved: process.geteuid!() });
+    const st = statSync(programs.glibc);
+    assert.equal(report.exe?.inode, st.ino);
+    assert.ok(Math.abs(report.exe!.ctimeMs - st.ctimeMs) < 1, `ctime ${report.exe!.ctimeMs} vs ${st.ctimeMs}`);
+    assert.equal(report.exe?.mode, st.mode);
+    const { stdout } = spawnSync("stat", ["-c", "%Hd:%Ld", programs.glibc], { encoding: "utf8" });
+    assert.equal(report.exe?.device, stdout.trim());
+    assert.ok(ran("glibc"), "main ran");
+  });
+
+  it("loads into a musl program and reports it", async () => {
+    await listen({ enforce: false, failure: "allow", timeoutMs: 250 });
+    const result = await run([programs.musl, marker("musl")]);
+    assert.equal(result.code, 0, result.stderr);
+    await until(() => received.length === 1, "the musl program's report arrives");
+    assert.equal(received[0]!.report.exeLink, programs.musl);
+    assert.equal(received[0]!.report.wait, false, "audit mode does not wait");
+    assert.ok(ran("musl"));
+  });
+
+  it("loads into an aarch64 program (under qemu-user), reports it and is stopped by a deny", async () => {
+    const arm = builtLibrary("arm64");
+    assert.ok(existsSync(arm), `${arm} missing: npm run build builds it when aarch64-linux-gnu-gcc is installed (.ci/run)`);
+    // A bare listener: qemu-user fakes /proc/self/stat (its start time is off by a tick) and
+    // statx of /proc/self/exe (qemu's own file), so the server's /proc check cannot apply here.
+    const reports: ExecReport[] = [];
+    const raw = createNetServer((s) =>
+      s.once("data", (frame: Buffer) => {
+        const parsed = parseReport(frame);
+        if (parsed.ok) reports.push(parsed.report);
+        s.end(encodeVerdict({ allow: false, reason: "aarch64 says no" }));
+      }),
+    );
+    rmSync(socket, { force: true });
+    await new Promise<void>((resolve) => raw.listen(socket, resolve));
+    try {
+      writeLibraryMode(socket, { enforce: true, failure: "allow", timeoutMs: 5000 });
+      const result = await run(["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu", programs.aarch64, marker("arm")], {}, arm);
+      assert.equal(result.code, 126, result.stderr);
+      assert.match(result.stderr, /blocked before it ran: aarch64 says no/);
+      assert.equal(reports.length, 1);
+      assert.equal(reports[0]!.exeLink, programs.aarch64);
+      assert.deepEqual(reports[0]!.rawArgs.toString().split("\0"), [programs.aarch64, marker("arm"), ""]);
+      assert.equal(reports[0]!.cwd, dir);
+      assert.ok(!ran("arm"), "blocked before main");
+    } finally {
+      raw.close();
+    }
+  });
+
+  it("enforce: a denied program writes one line on stderr and exits 126 before main", async () => {
+    await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
+    answer = () => ({ verdict: { allow: false, reason: "executables: it is a blocked executable" } });
+    for (const program of [programs.glibc, programs.musl]) {
+      const result = await run([program, marker("denied")]);
+      assert.equal(result.code, 126);
+      assert.equal(result.stderr, `microenforcer: ${program} blocked before it ran: executables: it is a blocked executable\n`);
+    }
+    assert.ok(!ran("denied"), "main never ran");
+  });
+
+  it("enforce without a sidecar: the failure choice at once, allow by default", async () => {
+    writeLibraryMode(socket, { enforce: true, failure: "allow", timeoutMs: 250 });
+    rmSync(socket, { force: true });
+    const allowed = await run([programs.glibc, marker("nosidecar")]);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.ok(allowed.ms < 200, `no wait for a sidecar that is not there (${allowed.ms.toFixed(0)} ms)`);
+    assert.ok(ran("nosidecar"));
+    writeLibraryMode(socket, { enforce: true, failure: "deny", timeoutMs: 250 });
+    const denied = await run([programs.glibc, marker("nosidecar-deny")]);
+    assert.equal(denied.code, 126);
+    assert.match(denied.stderr, /no verdict from the microenforcer sidecar \(policy failure choice: deny\)/);
+    assert.ok(!ran("nosidecar-deny"));
+  });
+
+  it("enforce: a sidecar that never answers costs the timeout, then the failure choice", async () => {
+    // Accepts and reads, never answers; a second listener never even accepts (full backlog).
+    for (const accept of [true, false]) {
+      const silent: Server = createNetServer({ pauseOnConnect: !accept }, () => {});
+      rmSync(socket, { force: true });
+      await new Promise<void>((resolve) => silent.listen({ path: socket, backlog: 1 }, resolve));
+      try {
+        writeLibraryMode(socket, { enforce: true, failure: "allow", timeoutMs: 250 });
+        const result = await run([programs.glibc, marker(`silent-${accept}`)]);
+        assert.equal(result.code, 0, result.stderr);
+        assert.ok(result.ms >= 240 && result.ms < 1500, `waited ${result.ms.toFixed(0)} ms for a 250 ms timeout`);
+        assert.ok(ran(`silent-${accept}`));
+      } finally {
+        silent.close();
+      }
+    }
+  });
+
+  it("enforce: a sidecar that hangs up without a verdict gets the failure choice at once", async () => {
+    const rude = createNetServer((s) => s.once("data", () => s.destroy()));
+    rmSync(socket, { force: true });
+    await new Promise<void>((resolve) => rude.listen(socket, resolve));
+    try {
+      writeLibraryMode(socket, { enforce: true, failure: "deny", timeoutMs: 5000 });
+      const result = await run([programs.glibc, marker("rude")]);
+      assert.equal(result.code, 126);
+      assert.ok(result.ms < 2000, `${result.ms.toFixed(0)} ms`);
+      assert.ok(!ran("rude"));
+    } finally {
+      rude.close();
+    }
+  });
+
+  it("enforce: stopping, continuing and signalling a waiting program does not lose its verdict", async () => {
+    // Signals arrive while the library waits; the verdict 150 ms later.
+    const slow = createNetServer((s) =>
+      s.once("data", (frame: Buffer) => {
+        const pid = frame.readInt32LE(12);
+        for (const signal of ["SIGSTOP", "SIGCONT", "SIGWINCH", "SIGCHLD"] as const) process.kill(pid, signal);
+        setTimeout(() => {
+          process.kill(pid, "SIGURG");
+          s.end(encodeVerdict({ allow: true }));
+        }, 150);
+      }),
+    );
+    rmSync(socket, { force: true });
+    await new Promise<void>((resolve) => slow.listen(socket, resolve));
+    try {
+      writeLibraryMode(socket, { enforce: true, failure: "deny", timeoutMs: 3000 });
+      const result = await run([programs.glibc, marker("signals")]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.ok(result.ms >= 150, `${result.ms.toFixed(0)} ms`);
+      assert.ok(ran("signals"));
+    } finally {
+      slow.close();
+    }
+  });
+
+  it("keeps a program's own LD_PRELOAD working beside it", async () => {
+    await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
+    const result = await run([programs.glibc, marker("both")], { OTHER_PRELOAD_MARK: marker("other") }, `${programs.otherPreload}:${library}`);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(readFileSync(marker("other"), "utf8"), "other\n");
+    assert.equal(received.length, 1);
+    assert.ok(ran("both"));
+  });
+
+  it("survives threads and vfork: a threaded program's posix_spawn child reports too", async () => {
+    await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
+    const result = await run([programs.spawner, programs.glibc, marker("spawned")]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(received.map((r) => r.report.exeLink).sort(), [programs.glibc, programs.spawner].sort());
+    assert.ok(ran("spawned"));
+  });
+
+  it("is not loaded into static or setuid programs, which run untouched", async () => {
+    await listen({ enforce: true, failure: "deny", timeoutMs: 250 });
+    assert.equal((await run([programs.static, marker("static")])).code, 0);
+    const setuid = join(dir, "marker-setuid");
+    copyFileSync(programs.glibc, setuid);
+    chmodSync(setuid, 0o4755);
+    // nobody may not write into dir: the setuid-root program may.
+    const result = await run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", setuid, marker("setuid")]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(ran("static") && ran("setuid"));
+    assert.deepEqual(
+      received.map((r) => r.report.exeLink),
+      ["/usr/bin/setpriv"],
+      "only setpriv reported: the loader ignores LD_PRELOAD for static and setuid programs",
+    );
+  });
+
+  it("finds its variables past a large environment and bounds a huge argv", async () => {
+    await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
+    const big = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`PAD_${i}`, "x".repeat(100 + i)]));
+    const args = Array.from({ length: 300 }, (_, i) => `argument-${i}-${"y".repeat(40)}`);
+    // The library reads its variables wherever they are: here after 40 KB of others.
+    const result = await run([programs.glibc, marker("big"), "0", ...args], { ...big });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(received.length, 1);
+    const report = received[0]!.report;
+    assert.equal(report.truncated.cmdline, true);
+    assert.equal(report.rawArgs.length, 8192);
+    assert.equal(report.container, "app");
+  });
+
+  it("audit: never waits, whatever the sidecar does", async () => {
+    const silent = createNetServer({ pauseOnConnect: true }, () => {});
+    rmSync(socket, { force: true });
+    await new Promise<void>((resolve) => silent.listen({ path: socket, backlog: 1 }, resolve));
+    try {
+      writeLibraryMode(socket, { enforce: false, failure: "deny", timeoutMs: 250 });
+      for (let i = 0; i < 5; i++) {
+        const result = await run([programs.glibc]);
+        assert.equal(result.code, 0);
+        assert.ok(result.ms < 200, `${result.ms.toFixed(0)} ms`);
+      }
+    } finally {
+      silent.close();
+    }
+  });
+
+  it("reads a report whose process exited before the sidecar looked as unverified, and drops forged ones", async () => {
+    await listen({ enforce: false, failure: "allow", timeoutMs: 250 });
+    const send = (report: ExecReport): Promise<void> =>
+      new Promise((resolve) => {
+        const c = connect(socket, () => c.end(encodeReport(report)));
+        c.on("close", () => resolve());
+      });
+    const self = readProcess(process.pid, { attribution: () => false });
+    assert.ok(self.kind === "process");
+    const base: ExecReport = {
+      wait: false, pid: process.pid, ppid: 1, startTicks: self.snapshot.startTicks, comm: "x",
+      uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
+      exeLink: "/bin/x", rawArgs: Buffer.from("x\0"), truncated: { exe: false, cmdline: false },
+    };
+    await send({ ...base, startTicks: self.snapshot.startTicks + 1 }); // younger than the live holder of the PID
+    await send({ ...base, pid: 4_000_000, startTicks: 1e12 }); // starts in the future
+    await send({ ...base, pid: 4_000_000, startTicks: 5 }); // long gone, cannot be checked
+    await until(() => received.length + problems.length === 3, "all three handled");
+    assert.deepEqual(problems.map((p) => p.kind), ["forged", "forged"]);
+    assert.deepEqual(received.map((r) => r.verification), ["unverified"]);
+  });
+});

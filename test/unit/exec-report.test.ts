@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  encodeReport,
+  encodeVerdict,
+  frameLength,
+  maxReportBytes,
+  parseReport,
+  reportHeaderBytes,
+  reportSnapshot,
+  type ExecReport,
+} from "../../microenforcer/capture/exec-report.ts";
+
+const sample: ExecReport = {
+  wait: true,
+  pid: 4242,
+  ppid: 0,
+  startTicks: 1_234_567,
+  comm: "ls",
+  uid: { real: 1000, effective: 0, saved: 0 },
+  gid: { real: 1000, effective: 1000, saved: 1000 },
+  exe: { device: "254:1", inode: 247_493, ctimeMs: 1_700_000_000_123.456, mode: 0o104755 },
+  exeLink: "/usr/bin/ls",
+  rawArgs: Buffer.from("ls\0-la\0/\0"),
+  cwd: "/srv/app",
+  container: "app",
+  truncated: { exe: false, cmdline: false },
+};
+
+describe("exec report wire format", () => {
+  it("reads back every field the library writes", () => {
+    const parsed = parseReport(encodeReport(sample));
+    assert.ok(parsed.ok);
+    const { exe, ...rest } = parsed.report;
+    const { exe: sampleExe, ...sampleRest } = sample;
+    assert.deepEqual(rest, sampleRest);
+    assert.equal(exe?.device, sampleExe!.device);
+    assert.equal(exe?.inode, sampleExe!.inode);
+    assert.equal(exe?.mode, sampleExe!.mode);
+    assert.ok(Math.abs(exe!.ctimeMs - sampleExe!.ctimeMs) < 1e-3, "ctime keeps sub-millisecond precision");
+  });
+
+  it("marks what the library could not read as absent, not empty", () => {
+    const bare: ExecReport = { ...sample, wait: false, container: undefined, cwd: undefined, exe: undefined };
+    delete bare.container;
+    delete bare.cwd;
+    delete bare.exe;
+    const parsed = parseReport(encodeReport(bare));
+    assert.ok(parsed.ok);
+    assert.equal(parsed.report.wait, false);
+    assert.equal("cwd" in parsed.report, false);
+    assert.equal("container" in parsed.report, false);
+    assert.equal("exe" in parsed.report, false);
+  });
+
+  it("refuses frames that lie about their size or shape", () => {
+    const good = encodeReport(sample);
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ["short", good.subarray(0, 40), /shorter than/],
+      ["magic", Buffer.concat([Buffer.from("XXXX"), good.subarray(4)]), /bad magic/],
+      ["version", (() => { const b = Buffer.from(good); b.writeUInt16LE(2, 4); return b; })(), /version 2/],
+      ["total", (() => { const b = Buffer.from(good); b.writeUInt32LE(good.length + 1, 8); return b; })(), /does not match/],
+      ["lengths", (() => { const b = Buffer.from(good); b.writeUInt16LE(200, 88); return b; })(), /do not add up/],
+      ["pid", (() => { const b = Buffer.from(good); b.writeInt32LE(-5, 12); return b; })(), /impossible identity/],
+    ];
+    for (const [name, frame, problem] of cases) {
+      const parsed = parseReport(frame);
+      assert.equal(parsed.ok, false, name);
+      if (!parsed.ok) assert.match(parsed.problem, problem, name);
+    }
+  });
+
+  it("never throws on arbitrary bytes", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: reportHeaderBytes + 64 }), fc.boolean(), (bytes, magic) => {
+        const buf = Buffer.from(bytes);
+        if (magic && buf.length >= 4) buf.write("MEXR", 0, "latin1");
+        if (magic && buf.length >= 6) buf.writeUInt16LE(1, 4);
+        if (magic && buf.length >= 12) buf.writeUInt32LE(buf.length, 8);
+        parseReport(buf);
+      }),
+    );
+  });
+
+  it("announces the frame length once 12 bytes are in", () => {
+    const frame = encodeReport(sample);
+    assert.equal(frameLength(frame.subarray(0, 11)), undefined);
+    assert.equal(frameLength(frame.subarray(0, 12)), frame.length);
+    assert.ok(frame.length < maxReportBytes);
+  });
+
+  it("gives the poller's fingerprint for the same exec, so both sensors' views merge", () => {
+    const snapshot = reportSnapshot(sample);
+    assert.equal(snapshot.fingerprint, "/usr/bin/ls\0ls\0-la\0/\0");
+    assert.deepEqual(snapshot.args, ["ls", "-la", "/"]);
+    assert.deepEqual(snapshot.exe, { path: "/usr/bin/ls", deleted: false, memfd: false });
+    assert.equal(snapshot.container, "app");
+    assert.equal(snapshot.euid, 0);
+    assert.equal(snapshot.uid, 1000);
+  });
+
+  it("encodes verdicts the library reads: allow, and deny with a reason cut to 255 bytes", () => {
+    assert.deepEqual([...encodeVerdict({ allow: true })], [0x41, 0]);
+    const deny = encodeVerdict({ allow: false, reason: "executables: /usr/bin/nc is a blocked executable" });
+    assert.equal(deny[0], 0x44);
+    assert.equal(deny[1], deny.length - 2);
+    assert.equal(deny.subarray(2).toString(), "executables: /usr/bin/nc is a blocked executable");
+    const long = encodeVerdict({ allow: false, reason: `${"é".repeat(200)}\nx` });
+    assert.ok(long.length <= 257);
+    assert.equal(long[1], long.length - 2);
+    assert.ok(!long.subarray(2).toString().includes("\uFFFD"), "no broken character at the cut");
+  });
+});
