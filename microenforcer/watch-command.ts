@@ -8,10 +8,10 @@ import { positiveInteger } from "./emit/otlp-config.ts";
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool/spool.ts";
 import { statusRecord } from "./records/sensor-records.ts";
 import { buildResource } from "./emit/resource.ts";
+import { defaultExporter, EXPORTERS, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV } from "./sidecar-contract.ts";
 import { version } from "./version.ts";
 import { startWatch } from "./watch.ts";
 
-const exporters = ["stdout", "otlp", "both"] as const;
 const formats = ["json", "pretty"] as const;
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
@@ -20,11 +20,6 @@ function oneOf<T extends string>(flag: string, value: string, allowed: readonly 
 }
 
 class UsageError extends Error {}
-
-/** OTLP when the standard endpoint variables say where to; stdout always unless told otherwise. */
-function defaultExporter(env: NodeJS.ProcessEnv): (typeof exporters)[number] {
-  return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT ? "both" : "stdout";
-}
 
 export async function runWatch(args: string[]): Promise<number> {
   let options;
@@ -41,11 +36,11 @@ export async function runWatch(args: string[]): Promise<number> {
     });
     options = {
       policyFile: values.policy,
-      exporter: oneOf("exporter", values.exporter ?? defaultExporter(process.env), exporters),
+      exporter: oneOf("exporter", values.exporter ?? defaultExporter(process.env), EXPORTERS),
       // People at a terminal get the readable form; log routers get one JSON object per line.
       format: oneOf("format", values.format ?? (process.stdout.isTTY ? "pretty" : "json"), formats),
       // The injector mounts an emptyDir here; OTLP records wait in it while the backend is away.
-      spoolDir: values["spool-dir"] || process.env.MICROENFORCER_SPOOL_DIR || undefined,
+      spoolDir: values["spool-dir"] || process.env[SPOOL_DIR_ENV] || undefined,
     };
   } catch (err) {
     process.stderr.write(`microenforcer watch: ${(err as Error).message}\n`);
@@ -72,7 +67,7 @@ export async function runWatch(args: string[]): Promise<number> {
       exporter: options.exporter,
       format: options.format,
       resource: buildResource(process.env, version),
-      spool: options.spoolDir === undefined ? undefined : { dir: options.spoolDir, maxBytes: positiveInteger(process.env, "MICROENFORCER_SPOOL_MAX_BYTES", DEFAULT_SPOOL_MAX_BYTES) },
+      spool: options.spoolDir === undefined ? undefined : { dir: options.spoolDir, maxBytes: positiveInteger(process.env, SPOOL_MAX_BYTES_ENV, DEFAULT_SPOOL_MAX_BYTES) },
     });
   } catch (err) {
     process.stderr.write(`microenforcer watch: ${(err as Error).message}\n`);

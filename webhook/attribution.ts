@@ -4,7 +4,8 @@
  * pass its processes off as another container's.
  */
 import { ensureArray, isObject, stringAt } from "./json.ts";
-import { CONTAINER_ENV, SIDECAR_NAME } from "./keys.ts";
+import { CONTAINER_ENV } from "../microenforcer/sidecar-contract.ts";
+import { SIDECAR_NAME } from "./keys.ts";
 
 export interface Attribution {
   /** Containers given the variable (it was missing or wrong). */

@@ -1,4 +1,7 @@
-/** The Kubernetes keys and names the injector and the sidecar agree on (DESIGN.md contracts). */
+/**
+ * The Kubernetes keys and names of the injector (DESIGN.md contracts). What the sidecar reads
+ * (variables, mount paths) is in microenforcer/sidecar-contract.ts.
+ */
 export const NAMESPACE_INJECTION_LABEL = "microenforcer.dev/injection";
 export const INJECT_KEY = "microenforcer.dev/inject";
 export const POLICY_ANNOTATION = "microenforcer.dev/policy";
@@ -10,12 +13,7 @@ export const PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce";
 
 export const SIDECAR_NAME = "microenforcer";
 export const POLICY_VOLUME = "microenforcer-policy";
-export const POLICY_MOUNT_PATH = "/etc/microenforcer/policy";
-export const POLICY_FILE = "policy.json";
 export const SPOOL_VOLUME = "microenforcer-spool";
-export const SPOOL_MOUNT_PATH = "/var/lib/microenforcer/spool";
-export const SPOOL_SIZE_LIMIT = "64Mi";
-export const CONTAINER_ENV = "MICROENFORCER_CONTAINER";
 
 /** Namespaces whose pods are never injected, whatever their labels say. */
 export const SYSTEM_NAMESPACES: readonly string[] = ["kube-system", "kube-public", "kube-node-lease"];

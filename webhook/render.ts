@@ -4,17 +4,12 @@
  * deterministic: the webhook and `microenforcer inject` both call it.
  */
 import jsonpatch, { type Operation } from "fast-json-patch";
-import type { RuntimePolicy } from "../policies/schema.ts";
 import type { InjectorConfig, PodSecurityLevel } from "./config.ts";
 import { attributeContainers } from "./attribution.ts";
+import { CONTAINER_ENV } from "../microenforcer/sidecar-contract.ts";
+import type { RuntimePolicy } from "../policies/schema.ts";
 import { ensureArray, ensureObject, type JsonObject } from "./json.ts";
-import {
-  CONTAINER_ENV,
-  POLICY_ANNOTATION,
-  POLICY_DOCUMENT_ANNOTATION,
-  SIDECAR_NAME,
-  STATUS_ANNOTATION,
-} from "./keys.ts";
+import { POLICY_ANNOTATION, POLICY_DOCUMENT_ANNOTATION, SIDECAR_NAME, STATUS_ANNOTATION } from "./keys.ts";
 import { policyDocument } from "./policy-select.ts";
 import { sidecarSecurity } from "./security.ts";
 import { sidecarContainer, sidecarVolumes } from "./sidecar.ts";

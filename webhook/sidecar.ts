@@ -2,36 +2,28 @@
 import type { InjectorConfig } from "./config.ts";
 import type { JsonObject } from "./json.ts";
 import {
-  POLICY_DOCUMENT_ANNOTATION,
+  defaultExporter,
+  DOWNWARD_API,
   POLICY_FILE,
   POLICY_MOUNT_PATH,
-  POLICY_VOLUME,
-  SIDECAR_NAME,
+  SPOOL_DIR_ENV,
   SPOOL_MOUNT_PATH,
   SPOOL_SIZE_LIMIT,
-  SPOOL_VOLUME,
-} from "./keys.ts";
+} from "../microenforcer/sidecar-contract.ts";
+import { POLICY_DOCUMENT_ANNOTATION, POLICY_VOLUME, SIDECAR_NAME, SPOOL_VOLUME } from "./keys.ts";
 import { sidecarNodeOptions } from "./sidecar-heap.ts";
 
 const fieldRef = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
-
-/** OTLP only when the injector knows where to send; stdout always (Fargate's log router reads it). */
-export function sidecarExporter(otelEnv: Record<string, string>): "both" | "stdout" {
-  return otelEnv.OTEL_EXPORTER_OTLP_ENDPOINT || otelEnv.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT ? "both" : "stdout";
-}
 
 export function sidecarContainer(config: InjectorConfig, securityContext: JsonObject, native: boolean): JsonObject {
   const container: JsonObject = {
     name: SIDECAR_NAME,
     image: config.image,
     imagePullPolicy: config.imagePullPolicy,
-    command: ["microenforcer", "watch", "--policy", `${POLICY_MOUNT_PATH}/${POLICY_FILE}`, "--exporter", sidecarExporter(config.otelEnv), "--format", "json"],
+    command: ["microenforcer", "watch", "--policy", `${POLICY_MOUNT_PATH}/${POLICY_FILE}`, "--exporter", defaultExporter(config.otelEnv), "--format", "json"],
     env: [
-      { name: "POD_NAME", ...fieldRef("metadata.name") },
-      { name: "POD_NAMESPACE", ...fieldRef("metadata.namespace") },
-      { name: "POD_UID", ...fieldRef("metadata.uid") },
-      { name: "NODE_NAME", ...fieldRef("spec.nodeName") },
-      { name: "MICROENFORCER_SPOOL_DIR", value: SPOOL_MOUNT_PATH },
+      ...DOWNWARD_API.map(({ env, fieldPath }) => ({ name: env, ...fieldRef(fieldPath) })),
+      { name: SPOOL_DIR_ENV, value: SPOOL_MOUNT_PATH },
       { name: "NODE_OPTIONS", value: sidecarNodeOptions(config.resources.limits.memory) },
       ...Object.entries(config.otelEnv).map(([name, value]) => ({ name, value })),
     ],

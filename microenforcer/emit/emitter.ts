@@ -4,6 +4,7 @@ import { LoggerProvider, type LogRecordProcessor } from "@opentelemetry/sdk-logs
 import type * as Transformer from "@opentelemetry/otlp-transformer";
 import { createRequire } from "node:module";
 import type { SensorRecord, Severity } from "../records/record.ts";
+import type { ExporterChoice } from "../sidecar-contract.ts";
 import { statusRecord } from "../records/sensor-records.ts";
 import { DEFAULT_SPOOL_MAX_BYTES, Spool } from "../spool/spool.ts";
 import { MemoryBacklog, type Backlog } from "./backlog.ts";
@@ -17,10 +18,8 @@ import type { OtlpTransport } from "./otlp-transport.ts";
 import { RECORD_ID, RecordIds } from "./record-id.ts";
 import { StdoutLogRecordProcessor, type StdoutFormat } from "./stdout-processor.ts";
 
-export type ExporterChoice = "stdout" | "otlp" | "both";
-
 export interface SpoolSettings {
-  /** The sidecar's emptyDir (MICROENFORCER_SPOOL_DIR). */
+  /** The sidecar's emptyDir (SPOOL_DIR_ENV). */
   dir: string;
   /** Default DEFAULT_SPOOL_MAX_BYTES. */
   maxBytes?: number;

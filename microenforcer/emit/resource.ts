@@ -1,12 +1,5 @@
 import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
-
-/** Downward-API variables the injector sets on the sidecar, and their semconv keys. */
-const DOWNWARD_API: Readonly<Record<string, string>> = {
-  POD_NAME: "k8s.pod.name",
-  POD_NAMESPACE: "k8s.namespace.name",
-  POD_UID: "k8s.pod.uid",
-  NODE_NAME: "k8s.node.name",
-};
+import { DOWNWARD_API } from "../sidecar-contract.ts";
 
 /**
  * The resource every record carries. Later sources win: our defaults, then the
@@ -18,9 +11,9 @@ export function buildResource(env: NodeJS.ProcessEnv, version: string): Resource
     "service.name": "microenforcer",
     "service.version": version,
   };
-  for (const [variable, key] of Object.entries(DOWNWARD_API)) {
+  for (const { env: variable, resourceKey } of DOWNWARD_API) {
     const value = env[variable];
-    if (value) attributes[key] = value;
+    if (value) attributes[resourceKey] = value;
   }
   Object.assign(attributes, parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES));
   if (env.OTEL_SERVICE_NAME) attributes["service.name"] = env.OTEL_SERVICE_NAME;

@@ -15,8 +15,7 @@ import {
   type ExeTarget,
   type StatFields,
 } from "./parse.ts";
-
-export const containerEnvVar = "MICROENFORCER_CONTAINER";
+import { CONTAINER_ENV } from "../sidecar-contract.ts";
 
 /** A /proc file we could not read although the process exists: reported, never fatal. */
 export interface ReadProblem {
@@ -146,7 +145,7 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
   if (exeLink !== undefined) snapshot.exe = parseExeLink(exeLink);
   snapshot.fingerprint = execFingerprint(exeLink ?? "", rawArgs);
   if (options.attribution(stat.ppid)) {
-    const container = optional("environ", () => environValue(readProcBytes(`${dir}/environ`), containerEnvVar));
+    const container = optional("environ", () => environValue(readProcBytes(`${dir}/environ`), CONTAINER_ENV));
     if (container !== undefined) snapshot.container = container;
     const containerId = optional("cgroup", () => containerIdFromCgroup(readProcText(`${dir}/cgroup`)));
     if (containerId !== undefined) snapshot.containerId = containerId;

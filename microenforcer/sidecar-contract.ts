@@ -1,0 +1,37 @@
+/**
+ * What the injector (webhook/) and the sidecar (`microenforcer watch`) agree on: the
+ * variables the injector sets, the paths it mounts, and how the exporter is chosen. The
+ * injector imports this module; nothing here imports either side, so every layer of the
+ * sidecar may read it (DESIGN.md, "Contracts").
+ */
+
+/** Set on every app container to its name; the sensor reads it from /proc/PID/environ. */
+export const CONTAINER_ENV = "MICROENFORCER_CONTAINER";
+
+/** The sidecar's spool directory (its emptyDir); `watch --spool-dir` overrides it. */
+export const SPOOL_DIR_ENV = "MICROENFORCER_SPOOL_DIR";
+/** Bytes of records the spool may hold (default DEFAULT_SPOOL_MAX_BYTES, spool/spool.ts). */
+export const SPOOL_MAX_BYTES_ENV = "MICROENFORCER_SPOOL_MAX_BYTES";
+export const SPOOL_MOUNT_PATH = "/var/lib/microenforcer/spool";
+/** The spool emptyDir's size limit; the spool's default cap stays below it. */
+export const SPOOL_SIZE_LIMIT = "64Mi";
+
+/** Where the injector mounts the policy document; `watch --policy` follows this file. */
+export const POLICY_MOUNT_PATH = "/etc/microenforcer/policy";
+export const POLICY_FILE = "policy.json";
+
+/** Downward-API variables the injector sets on the sidecar, in this order, and the resource keys they become. */
+export const DOWNWARD_API: ReadonlyArray<{ env: string; fieldPath: string; resourceKey: string }> = [
+  { env: "POD_NAME", fieldPath: "metadata.name", resourceKey: "k8s.pod.name" },
+  { env: "POD_NAMESPACE", fieldPath: "metadata.namespace", resourceKey: "k8s.namespace.name" },
+  { env: "POD_UID", fieldPath: "metadata.uid", resourceKey: "k8s.pod.uid" },
+  { env: "NODE_NAME", fieldPath: "spec.nodeName", resourceKey: "k8s.node.name" },
+];
+
+export const EXPORTERS = ["stdout", "otlp", "both"] as const;
+export type ExporterChoice = (typeof EXPORTERS)[number];
+
+/** OTLP too when the standard endpoint variables say where to; stdout always (Fargate's log router reads it). */
+export function defaultExporter(env: Readonly<Record<string, string | undefined>>): "both" | "stdout" {
+  return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT ? "both" : "stdout";
+}
