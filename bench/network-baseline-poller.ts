@@ -5,7 +5,7 @@
  * line the harness waits for, and nothing else: its cost is the point.
  */
 import { readFileSync } from "node:fs";
-import { parseSocketTable, type SocketEntry, type Transport } from "../microenforcer/net/socket-table.ts";
+import { parseSocketTable, type SocketEntry, type Transport } from "../microenforcer/proc/socket-table.ts";
 
 const tables: Array<[string, Transport]> = [
   ["tcp", "tcp"],

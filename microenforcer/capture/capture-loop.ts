@@ -16,13 +16,10 @@
  *   missing ns_last_pid) and the exits of processes not yet due for a look.
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { defaultSamplerOptions, NetworkSampler, type NetworkSample, type SamplerOptions } from "../net/network-sampler.ts";
+import { defaultSamplerOptions, NetworkSampler, type SamplerOptions } from "../net/network-sampler.ts";
 import { listPids, readExecFingerprint, readProcess, readStat, type ProcSnapshot } from "../proc/reader.ts";
-import type { GapReport } from "../records/sensor-records.ts";
 import { CheckSchedule } from "./check-schedule.ts";
-
-export type Detection = "trigger" | "rescan" | "startup";
-export type SpawnImage = "exec" | "fork-only" | "exec-unseen";
+import type { CaptureEvent, Detection, SpawnImage } from "./events.ts";
 
 /**
  * Events per message to the main thread, a network event counting its observations: the
@@ -30,21 +27,6 @@ export type SpawnImage = "exec" | "fork-only" | "exec-unseen";
  * 20 000 new sockets must not arrive as one.
  */
 export const maxEventsPerPost = 256;
-
-export type CaptureEvent =
-  /**
-   * image: `exec` when the snapshot shows the program the process runs; `fork-only` when it
-   * kept its parent's image while watched (a forked worker or subshell); `exec-unseen` when
-   * it exited while still showing its parent's image, so what it exec'd, if anything, is unknown.
-   */
-  | { type: "spawn"; snapshot: ProcSnapshot; detection: Detection; observedAt: number; image: SpawnImage }
-  | { type: "exec"; snapshot: ProcSnapshot; observedAt: number }
-  | { type: "exit"; pid: number; startTicks: number; observedAt: number }
-  | ({ type: "gap" } & GapReport)
-  | { type: "trigger"; mode: "ns_last_pid" | "scan"; reason?: string }
-  /** What one read of the socket tables found (only while the network sensor is on). */
-  | { type: "network"; sample: NetworkSample; observedAt: number }
-  | { type: "error"; message: string };
 
 export interface CaptureOptions {
   procRoot: string;

@@ -1,6 +1,7 @@
 /** Main-thread handle on the capture worker: start it, receive its event batches, stop it. */
 import { Worker } from "node:worker_threads";
-import type { CaptureEvent, CaptureOptions } from "./capture-loop.ts";
+import type { CaptureOptions } from "./capture-loop.ts";
+import type { CaptureEvent } from "./events.ts";
 
 // Runs from compiled .js and, in tests, straight from .ts source.
 const workerUrl = new URL(`./worker-entry${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);

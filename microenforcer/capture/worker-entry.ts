@@ -4,7 +4,8 @@
  * sub-millisecond timing that timers on an event loop do not.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { CaptureLoop, maxEventsPerPost, type CaptureEvent, type CaptureOptions } from "./capture-loop.ts";
+import { CaptureLoop, maxEventsPerPost, type CaptureOptions } from "./capture-loop.ts";
+import type { CaptureEvent } from "./events.ts";
 
 const { options, control } = workerData as { options: CaptureOptions; control: SharedArrayBuffer };
 /** [0]: stop; [1]: network sensor on (see ProcessSensor). */

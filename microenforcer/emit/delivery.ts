@@ -14,7 +14,7 @@
  */
 import type { LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord } from "@opentelemetry/sdk-logs";
 import type { SensorRecord } from "../records/record.ts";
-import type { Backlog, Position } from "./backlog.ts";
+import type { Backlog, Position } from "../spool/backlog.ts";
 import { retryDelay, type RetryPolicy } from "./backoff.ts";
 import type { SendOutcome } from "./export-outcome.ts";
 import { isLossReport, LossLedger, type LossReason } from "./loss-ledger.ts";

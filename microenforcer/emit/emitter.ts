@@ -7,7 +7,7 @@ import type { SensorRecord, Severity } from "../records/record.ts";
 import type { ExporterChoice } from "../sidecar-contract.ts";
 import { statusRecord } from "../records/sensor-records.ts";
 import { DEFAULT_SPOOL_MAX_BYTES, Spool } from "../spool/spool.ts";
-import { MemoryBacklog, type Backlog } from "./backlog.ts";
+import { MemoryBacklog, type Backlog } from "../spool/backlog.ts";
 import { defaultRetryPolicy, type RetryPolicy } from "./backoff.ts";
 import { Delivery, type DeliveryStats } from "./delivery.ts";
 import { LossStore } from "./loss-store.ts";

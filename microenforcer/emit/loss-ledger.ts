@@ -4,14 +4,10 @@
  * reachable again, so the audit trail itself says exactly what it is missing.
  */
 import { EventNames, type Attributes, type SensorRecord } from "../records/record.ts";
+import type { Refusal } from "../spool/backlog.ts";
 
-export type LossReason = "spool_full" | "memory_full" | "spool_error" | "rejected" | "corrupt";
-
-export interface Refusal {
-  reason: LossReason;
-  /** What the cause looked like (a size limit, an errno, the backend's message). */
-  detail: string;
-}
+/** A backlog's refusals, what the backend refused for good, and damaged spool lines. */
+export type LossReason = Refusal["reason"] | "rejected" | "corrupt";
 
 interface Tally {
   count: number;

@@ -11,7 +11,7 @@
  */
 import { isIPv4 } from "node:net";
 import type { Owner } from "./inode-owners.ts";
-import type { SocketEntry } from "./socket-table.ts";
+import type { SocketEntry } from "../proc/socket-table.ts";
 
 export type Direction = "outbound" | "inbound";
 /** `process`: the owner was found; `closed`: seen only after its owner closed it; `unknown`: no process we can read holds it. */

@@ -1,18 +1,24 @@
 /**
  * Where peer names come from under the current policy (`spec.dns`): runs the forwarder
  * when it is enabled, keeps a reverse-lookup cache when asked for, and switches both as a
- * reloaded policy says. Reports what it runs, and failures, as status records.
+ * reloaded policy says. Says what became of the forwarder (records/sensor-records.ts
+ * makes that a status record).
  */
 import { readFileSync } from "node:fs";
 import type { RuntimePolicy } from "../../policies/schema.ts";
-import type { SensorRecord } from "../records/record.ts";
-import { statusRecord } from "../records/sensor-records.ts";
 import { DnsForwarder, parseEndpoint, resolvConfServers, type Endpoint } from "./dns-forwarder.ts";
 import { DnsAnswerCache, ReverseLookupCache, type PeerName, type PeerNames } from "./dns-names.ts";
 
 type DnsSpec = NonNullable<RuntimePolicy["spec"]["dns"]>;
 
 const forwarderTimeoutMs = 2000;
+
+/** What became of the forwarder a policy asked for. */
+export type ForwarderOutcome =
+  | { kind: "listening"; listen: string; upstream: string[] }
+  /** Not started: `problem` says why (a malformed address, no upstream). */
+  | { kind: "refused"; problem: string }
+  | { kind: "listen-failed"; listen: string; error: string };
 
 export class DnsService {
   private readonly resolvConf: string;
@@ -31,14 +37,14 @@ export class DnsService {
   }
 
   /** Brings the forwarder and the reverse cache in line with the policy. */
-  async apply(policy: RuntimePolicy): Promise<SensorRecord[]> {
+  async apply(policy: RuntimePolicy): Promise<ForwarderOutcome[]> {
     const dns: DnsSpec = policy.spec.dns ?? { reverseLookup: false };
     const config = JSON.stringify(dns);
     if (config === this.config) return [];
     this.config = config;
     await this.stop();
-    const records: SensorRecord[] = [];
-    if (dns.forwarder?.enabled) records.push(await this.startForwarder(dns.forwarder));
+    const outcomes: ForwarderOutcome[] = [];
+    if (dns.forwarder?.enabled) outcomes.push(await this.startForwarder(dns.forwarder));
     if (dns.reverseLookup) this.reverse = new ReverseLookupCache();
     const { forwarder, reverse } = this;
     this.current =
@@ -47,7 +53,7 @@ export class DnsService {
         : {
             lookup: (address: string, now: number): PeerName | "pending" | undefined => forwarder?.cache.lookup(address, now) ?? reverse?.lookup(address, now),
           };
-    return records;
+    return outcomes;
   }
 
   async stop(): Promise<void> {
@@ -58,13 +64,13 @@ export class DnsService {
     this.forwarder = undefined;
   }
 
-  private async startForwarder(spec: NonNullable<DnsSpec["forwarder"]>): Promise<SensorRecord> {
+  private async startForwarder(spec: NonNullable<DnsSpec["forwarder"]>): Promise<ForwarderOutcome> {
     const listen = parseEndpoint(spec.listen);
-    if (listen === undefined) return statusRecord("ERROR", `DNS forwarder not started: listen address ${JSON.stringify(spec.listen)} is not ADDRESS[:PORT]`);
+    if (listen === undefined) return { kind: "refused", problem: `listen address ${JSON.stringify(spec.listen)} is not ADDRESS[:PORT]` };
     let upstream: Endpoint[];
     if (spec.upstream !== undefined && spec.upstream.length > 0) {
       const parsed = spec.upstream.map((u) => parseEndpoint(u));
-      if (parsed.some((u) => u === undefined)) return statusRecord("ERROR", `DNS forwarder not started: upstream ${JSON.stringify(spec.upstream)} must be ADDRESS[:PORT] each`);
+      if (parsed.some((u) => u === undefined)) return { kind: "refused", problem: `upstream ${JSON.stringify(spec.upstream)} must be ADDRESS[:PORT] each` };
       upstream = parsed as Endpoint[];
     } else {
       try {
@@ -73,19 +79,15 @@ export class DnsService {
         upstream = [];
       }
     }
-    if (upstream.length === 0) return statusRecord("ERROR", `DNS forwarder not started: no upstream server (none configured, none in ${this.resolvConf})`);
+    if (upstream.length === 0) return { kind: "refused", problem: `no upstream server (none configured, none in ${this.resolvConf})` };
     const cache = new DnsAnswerCache();
     const server = new DnsForwarder({ listen, upstream, timeoutMs: forwarderTimeoutMs }, cache);
     try {
       await server.start();
     } catch (err) {
-      return statusRecord("ERROR", `DNS forwarder could not listen on ${spec.listen}: ${(err as Error).message}`, { "microenforcer.dns.listen": spec.listen });
+      return { kind: "listen-failed", listen: spec.listen, error: (err as Error).message };
     }
     this.forwarder = { server, cache };
-    const upstreamText = upstream.map((u) => `${u.host}:${u.port}`);
-    return statusRecord("INFO", `DNS forwarder listening on ${spec.listen} (UDP and TCP), upstream ${upstreamText.join(", ")}`, {
-      "microenforcer.dns.listen": spec.listen,
-      "microenforcer.dns.upstream": upstreamText,
-    });
+    return { kind: "listening", listen: spec.listen, upstream: upstream.map((u) => `${u.host}:${u.port}`) };
   }
 }

@@ -13,7 +13,7 @@
  * Only descriptors whose cached socket is still in the tables are trusted without a read.
  */
 import { readdirSync, readlinkSync, statSync } from "node:fs";
-import { socketInode } from "./socket-table.ts";
+import { socketInode } from "../proc/socket-table.ts";
 
 export interface Owner {
   pid: number;

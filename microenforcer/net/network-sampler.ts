@@ -22,7 +22,7 @@
 import { ChangeDetector, socketsAppeared, type SocketCounters } from "./change-detector.ts";
 import { ConnectionTracker, defaultTrackerOptions, type NetworkDetection, type NetworkObservation, type TrackerOptions } from "./connection-tracker.ts";
 import { InodeOwners, type FdProblem, type Owner } from "./inode-owners.ts";
-import { parseSocketTable, type SocketEntry, type Transport } from "./socket-table.ts";
+import { parseSocketTable, type SocketEntry, type Transport } from "../proc/socket-table.ts";
 import { readProcText } from "../proc/reader.ts";
 
 export interface SamplerOptions {

@@ -1,14 +1,14 @@
 /**
  * Applies the current policy to process facts: gathers what the controls need, runs the
  * pure controls, enforces (SIGKILL in enforce mode, when the control blocks) and returns
- * the violation records. Each finding is reported once per process and control.
+ * the violations (records/violation-records.ts makes them records). Each finding is
+ * reported once per process and control.
  */
 import type { RuntimePolicy } from "../../policies/schema.ts";
-import type { Enforcer } from "../enforce/kill.ts";
+import type { Enforcer, KillOutcome } from "../enforce/kill.ts";
+import type { StdioSockets } from "../proc/process-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
-import { creationTimeMs, type BootClock } from "../records/process-records.ts";
-import type { SensorRecord } from "../records/record.ts";
-import { violationRecord, type Action } from "../records/violation-records.ts";
+import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import type { ProcessInfo } from "../tracker/process-tracker.ts";
 import { checkListen, checkOutbound, PortScanDetector, type ConnectionFacts } from "./network-controls.ts";
 import {
@@ -19,7 +19,6 @@ import {
   checkReverseShell,
   isInterpreter,
   type Finding,
-  type StdioSockets,
 } from "./process-controls.ts";
 
 /** How many unattributed connections' findings are remembered, to report each once. */
@@ -38,8 +37,21 @@ export interface EngineDeps {
   now: () => number;
 }
 
+export type Action = "alert" | KillOutcome;
+
+/** A finding, and what was done about it. */
+export interface Violation {
+  finding: Finding;
+  /** Absent for a connection whose process was gone before the sensor saw it. */
+  process?: ProcessInfo;
+  action: Action;
+  /** Sensor saw the process → kill(2) returned. */
+  enforcementLatencyMs?: number;
+  observedAt: number;
+}
+
 export interface EngineResult {
-  records: SensorRecord[];
+  violations: Violation[];
   problems: Array<{ problem: ReadProblem; pid: number }>;
 }
 
@@ -67,7 +79,7 @@ export class PolicyEngine {
   /** A process started or exec'd; containerStartTicks is its container init's start. */
   onExec(p: ProcessInfo, observedAt: number, containerStartTicks: number | undefined): EngineResult {
     const controls = this.policy.spec.controls;
-    const result: EngineResult = { records: [], problems: [] };
+    const result: EngineResult = { violations: [], problems: [] };
     if (controls === undefined) return result;
     const findings: Finding[] = [...checkContainerExec(controls, p), ...checkExecutables(controls, p), ...checkFilelessExec(controls, p)];
     if (controls.drift !== undefined && p.exe !== undefined && !p.exe.deleted && !p.exe.memfd && containerStartTicks !== undefined) {
@@ -86,7 +98,7 @@ export class PolicyEngine {
   /** A connection or listening socket of process p, seen at observedAt. */
   onConnection(p: ProcessInfo, c: ConnectionFacts, observedAt: number): EngineResult {
     const controls = this.policy.spec.controls;
-    const result: EngineResult = { records: [], problems: [] };
+    const result: EngineResult = { violations: [], problems: [] };
     if (controls === undefined) return result;
     this.act(result, p, [...checkOutbound(controls, c), ...checkListen(controls, c), ...this.portScans.observe(controls, key(p), c, observedAt)], observedAt);
     return result;
@@ -98,7 +110,7 @@ export class PolicyEngine {
    */
   onUnattributedConnection(c: ConnectionFacts, observedAt: number): EngineResult {
     const controls = this.policy.spec.controls;
-    const result: EngineResult = { records: [], problems: [] };
+    const result: EngineResult = { violations: [], problems: [] };
     if (controls === undefined) return result;
     const enforce = this.policy.spec.enforcementMode === "enforce";
     for (const finding of [...checkOutbound(controls, c), ...checkListen(controls, c)]) {
@@ -108,7 +120,7 @@ export class PolicyEngine {
       this.reportedUnattributed.add(k);
       if (this.reportedUnattributed.size > maxUnattributedRemembered) this.reportedUnattributed.delete(this.reportedUnattributed.values().next().value!);
       const action: Action = enforce && finding.block ? "gone" : "alert";
-      result.records.push(violationRecord({ finding, action, observedAt }, this.policy, this.deps.clock));
+      result.violations.push({ finding, action, observedAt });
     }
     return result;
   }
@@ -122,7 +134,7 @@ export class PolicyEngine {
 
   /** Looks again at live interpreters' stdio. */
   recheck(): EngineResult {
-    const result: EngineResult = { records: [], problems: [] };
+    const result: EngineResult = { violations: [], problems: [] };
     for (const p of this.interpreters.values()) this.act(result, p, this.reverseShell(result, p), this.deps.now());
     return result;
   }
@@ -162,9 +174,7 @@ export class PolicyEngine {
         action = killed;
         latency = this.deps.now() - observedAt;
       }
-      result.records.push(
-        violationRecord({ finding, process: p, action, observedAt, ...(latency !== undefined && { enforcementLatencyMs: latency }) }, this.policy, this.deps.clock),
-      );
+      result.violations.push({ finding, process: p, action, observedAt, ...(latency !== undefined && { enforcementLatencyMs: latency }) });
     }
   }
 }

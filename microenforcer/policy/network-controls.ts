@@ -5,6 +5,8 @@
  */
 import { BlockList, isIPv6 } from "node:net";
 import picomatch from "picomatch";
+import type { NetworkObservation } from "../net/connection-tracker.ts";
+import type { PeerName } from "../net/dns-names.ts";
 import type { Controls, Finding } from "./process-controls.ts";
 
 export interface ConnectionFacts {
@@ -16,6 +18,18 @@ export interface ConnectionFacts {
   peerPort?: number;
   /** The name the process resolved for the peer, when known. */
   dnsName?: string;
+}
+
+/** What the network controls decide on, from what the sensor observed and the peer's name. */
+export function connectionFacts(o: NetworkObservation, name?: PeerName): ConnectionFacts {
+  const s = o.socket;
+  const facts: ConnectionFacts = { direction: o.kind === "listen" ? "listen" : o.direction!, transport: s.transport, localAddress: s.localAddress, localPort: s.localPort };
+  if (o.kind === "connection") {
+    facts.peerAddress = s.remoteAddress;
+    facts.peerPort = s.remotePort;
+  }
+  if (name !== undefined) facts.dnsName = name.name;
+  return facts;
 }
 
 type OutboundRule = NonNullable<NonNullable<Controls["network"]>["blockedOutbound"]>[number];

@@ -5,6 +5,7 @@
  */
 import picomatch from "picomatch";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
+import type { StdioSockets } from "../proc/process-facts.ts";
 import type { ProcessInfo } from "../tracker/process-tracker.ts";
 
 export type ControlName = "containerExec" | "executables" | "reverseShell" | "filelessExec" | "drift" | "network" | "portScan";
@@ -82,12 +83,6 @@ const interpreters = picomatch(
 
 export function isInterpreter(p: ProcessInfo): boolean {
   return interpreters(executableName(p)) || interpreters(p.comm);
-}
-
-/** What a process's stdin/stdout/stderr are connected to, as far as /proc tells. */
-export interface StdioSockets {
-  /** fd (0, 1, 2) → the inet socket's peer ("addr:port"), for fds that are TCP/UDP sockets. */
-  inet: Map<number, string>;
 }
 
 /**

@@ -1,7 +1,18 @@
 /** The wall-clock boot time that /proc start ticks count from. */
 import { readFileSync } from "node:fs";
-import type { BootClock } from "../records/process-records.ts";
 import { parseBootTime, parseUptime } from "./parse.ts";
+
+/** Maps kernel start ticks to wall-clock time. */
+export interface BootClock {
+  /** Boot time, ms since the epoch. */
+  bootMs: number;
+  /** USER_HZ: the unit of /proc start times (100 on every Linux ABI in use). */
+  ticksPerSecond: number;
+}
+
+export function creationTimeMs(clock: BootClock, startTicks: number): number {
+  return clock.bootMs + (startTicks * 1000) / clock.ticksPerSecond;
+}
 
 /**
  * Prefers now − uptime (10 ms resolution) over btime, which is truncated to whole

@@ -4,8 +4,13 @@
  * Both need ptrace-level access to the target, so failures come back as problems.
  */
 import { readFileSync, readlinkSync, statSync } from "node:fs";
-import { parseSocketTable, socketInode, type SocketEntry, type Transport } from "../net/socket-table.ts";
-import type { StdioSockets } from "../policy/process-controls.ts";
+import { parseSocketTable, socketInode, type SocketEntry, type Transport } from "./socket-table.ts";
+
+/** What a process's stdin/stdout/stderr are connected to, as far as /proc tells. */
+export interface StdioSockets {
+  /** fd (0, 1, 2) → the inet socket's peer ("addr:port"), for fds that are TCP/UDP sockets. */
+  inet: Map<number, string>;
+}
 
 const tables: Array<[file: string, transport: Transport]> = [
   ["tcp", "tcp"],

@@ -1,13 +1,13 @@
 /**
- * Network observations → records and policy facts. Attribute names follow the OTel
- * network and server semantic conventions; the owning process is named with the same
- * attributes as its exec record.
+ * Network observations → records. Attribute names follow the OTel network and server
+ * semantic conventions; the owning process is named with the same attributes as its exec
+ * record.
  */
 import { networkType, type NetworkObservation } from "../net/connection-tracker.ts";
 import type { PeerName } from "../net/dns-names.ts";
-import type { ConnectionFacts } from "../policy/network-controls.ts";
+import type { BootClock } from "../proc/boot-clock.ts";
 import type { ProcessInfo } from "../tracker/process-tracker.ts";
-import { processAttributes, type BootClock, type Forensics } from "./process-records.ts";
+import { processAttributes, type Forensics } from "./process-records.ts";
 import { EventNames, type Attributes, type SensorRecord } from "./record.ts";
 
 export interface NetworkEvent {
@@ -17,18 +17,6 @@ export interface NetworkEvent {
   /** The peer's DNS name (outbound connections only). */
   name?: PeerName;
   observedAt: number;
-}
-
-/** What the network controls decide on. */
-export function connectionFacts(o: NetworkObservation, name?: PeerName): ConnectionFacts {
-  const s = o.socket;
-  const facts: ConnectionFacts = { direction: o.kind === "listen" ? "listen" : o.direction!, transport: s.transport, localAddress: s.localAddress, localPort: s.localPort };
-  if (o.kind === "connection") {
-    facts.peerAddress = s.remoteAddress;
-    facts.peerPort = s.remotePort;
-  }
-  if (name !== undefined) facts.dnsName = name.name;
-  return facts;
 }
 
 /** TCP state as OTel writes it (`established`, `time_wait`); UDP has none but connected or not. */

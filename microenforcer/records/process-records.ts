@@ -3,24 +3,13 @@
  * names follow the OTel process and container semantic conventions.
  */
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
+import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import { joinCommandLine } from "../proc/parse.ts";
 import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
 import { EventNames, type Attributes, type SensorRecord } from "./record.ts";
 import { createRedactor, type Redactor } from "./redact.ts";
 
 export type Forensics = RuntimePolicySpec["forensics"];
-
-/** Maps kernel start ticks to wall-clock time. */
-export interface BootClock {
-  /** Boot time, ms since the epoch. */
-  bootMs: number;
-  /** USER_HZ: the unit of /proc start times (100 on every Linux ABI in use). */
-  ticksPerSecond: number;
-}
-
-export function creationTimeMs(clock: BootClock, startTicks: number): number {
-  return clock.bootMs + (startTicks * 1000) / clock.ticksPerSecond;
-}
 
 function executableName(p: ProcessInfo): string {
   return p.exe !== undefined && !p.exe.memfd ? (p.exe.path.split("/").pop() ?? p.comm) : p.comm;

@@ -1,15 +1,8 @@
 /** Records in which the sensor speaks about itself: its blind spots and its health. */
+import type { GapReport } from "../capture/events.ts";
+import type { ForwarderOutcome } from "../net/dns-service.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { EventNames, type Attributes, type SensorRecord, type Severity } from "./record.ts";
-
-/**
- * What the sensor knows it missed between two looks: PIDs the kernel handed out that were gone
- * before the sensor read them (`pid`), or TCP connections opened in the pod's network
- * namespace whose socket-table rows were gone before the sensor read the tables (`tcp`).
- */
-export type GapReport =
-  | { kind: "pid"; count: number; firstPid: number; lastPid: number; since: number; until: number }
-  | { kind: "tcp"; count: number; since: number; until: number };
 
 export function gapRecord(gap: GapReport): SensorRecord {
   const attributes: Attributes = { "microenforcer.gap.kind": gap.kind, "microenforcer.gap.count": gap.count };
@@ -59,4 +52,19 @@ export function readProblemRecord(problem: ReadProblem, pid: number): SensorReco
 /** One report per file, error and uid: bounded, and says which users' processes are affected. */
 export function readProblemCause(problem: ReadProblem): string {
   return `${problem.file}:${problem.code}:${problem.uid}`;
+}
+
+/** What became of the DNS forwarder the policy asked for. */
+export function forwarderRecord(outcome: ForwarderOutcome): SensorRecord {
+  switch (outcome.kind) {
+    case "listening":
+      return statusRecord("INFO", `DNS forwarder listening on ${outcome.listen} (UDP and TCP), upstream ${outcome.upstream.join(", ")}`, {
+        "microenforcer.dns.listen": outcome.listen,
+        "microenforcer.dns.upstream": outcome.upstream,
+      });
+    case "refused":
+      return statusRecord("ERROR", `DNS forwarder not started: ${outcome.problem}`);
+    case "listen-failed":
+      return statusRecord("ERROR", `DNS forwarder could not listen on ${outcome.listen}: ${outcome.error}`, { "microenforcer.dns.listen": outcome.listen });
+  }
 }

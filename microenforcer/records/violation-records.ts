@@ -1,22 +1,9 @@
 /** A policy finding as a record: what matched, which process, and what was done about it. */
 import type { RuntimePolicy } from "../../policies/schema.ts";
-import type { KillOutcome } from "../enforce/kill.ts";
-import type { Finding } from "../policy/process-controls.ts";
-import type { ProcessInfo } from "../tracker/process-tracker.ts";
-import { processAttributes, type BootClock } from "./process-records.ts";
+import type { Violation } from "../policy/engine.ts";
+import type { BootClock } from "../proc/boot-clock.ts";
+import { processAttributes } from "./process-records.ts";
 import { EventNames, type SensorRecord } from "./record.ts";
-
-export type Action = "alert" | KillOutcome;
-
-export interface Violation {
-  finding: Finding;
-  /** Absent for a connection whose process was gone before the sensor saw it. */
-  process?: ProcessInfo;
-  action: Action;
-  /** Sensor saw the process → kill(2) returned. */
-  enforcementLatencyMs?: number;
-  observedAt: number;
-}
 
 export function violationRecord(v: Violation, policy: RuntimePolicy, clock: BootClock): SensorRecord {
   const attributes = v.process === undefined ? {} : processAttributes(v.process, clock, policy.spec.forensics);

@@ -33,8 +33,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import type { Backlog, BacklogRead, Position } from "../emit/backlog.ts";
-import type { Refusal } from "../emit/loss-ledger.ts";
+import type { Backlog, BacklogRead, Position, Refusal } from "./backlog.ts";
 import { decodeHeader, decodeRecord, encodeHeader, encodeRecord, type SegmentHeader } from "./line-codec.ts";
 import { CURSOR_FILE, decodeCursor, encodeCursor, parseSegmentName, recoveryPlan, segmentName } from "./segments.ts";
 

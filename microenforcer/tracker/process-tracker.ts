@@ -7,7 +7,7 @@
  * the namespace, so like the container's own first process it has PPID 0. The first PPID-0
  * root of a container is its init; a later one while that init lives is an exec session.
  */
-import type { CaptureEvent, Detection, SpawnImage } from "../capture/capture-loop.ts";
+import type { CaptureEvent, Detection, SpawnImage } from "../capture/events.ts";
 import type { ExeTarget } from "../proc/parse.ts";
 import type { ProcSnapshot } from "../proc/reader.ts";
 

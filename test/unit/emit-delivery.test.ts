@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ReadableLogRecord, ReadWriteLogRecord } from "@opentelemetry/sdk-logs";
-import { MemoryBacklog, type Backlog } from "../../microenforcer/emit/backlog.ts";
+import { MemoryBacklog, type Backlog } from "../../microenforcer/spool/backlog.ts";
 import { Delivery } from "../../microenforcer/emit/delivery.ts";
 import type { SendOutcome } from "../../microenforcer/emit/export-outcome.ts";
 import type { OtlpTransport } from "../../microenforcer/emit/otlp-transport.ts";

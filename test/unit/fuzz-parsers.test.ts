@@ -18,7 +18,7 @@ import {
   pidsFromDirEntries,
   splitCmdline,
 } from "../../microenforcer/proc/parse.ts";
-import { decodeAddress, parseSocketTable, socketInode, type SocketEntry } from "../../microenforcer/net/socket-table.ts";
+import { decodeAddress, parseSocketTable, socketInode, type SocketEntry } from "../../microenforcer/proc/socket-table.ts";
 import { parsePolicies, PolicyError, validatePolicy } from "../../policies/load.ts";
 
 const RUNS = { numRuns: 2000 };

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { classify, ConnectionTracker, defaultTrackerOptions, isListener, networkType, type NetworkObservation } from "../../microenforcer/net/connection-tracker.ts";
 import type { Owner } from "../../microenforcer/net/inode-owners.ts";
-import type { SocketEntry, Transport } from "../../microenforcer/net/socket-table.ts";
+import type { SocketEntry, Transport } from "../../microenforcer/proc/socket-table.ts";
 
 const codes: Record<string, string> = { ESTABLISHED: "01", SYN_SENT: "02", SYN_RECV: "03", TIME_WAIT: "06", CLOSE: "07", CLOSE_WAIT: "08", LISTEN: "0A" };
 

@@ -10,8 +10,8 @@ import { socketCounters, socketsAppeared } from "../../microenforcer/net/change-
 import type { NetworkObservation } from "../../microenforcer/net/connection-tracker.ts";
 import type { PeerName } from "../../microenforcer/net/dns-names.ts";
 import { InodeOwners } from "../../microenforcer/net/inode-owners.ts";
-import { NetworkMonitor, networkSensorNeeded } from "../../microenforcer/net/network-monitor.ts";
-import type { SocketEntry } from "../../microenforcer/net/socket-table.ts";
+import { NetworkMonitor, networkSensorNeeded } from "../../microenforcer/pipeline/network-monitor.ts";
+import type { SocketEntry } from "../../microenforcer/proc/socket-table.ts";
 import { PolicyEngine } from "../../microenforcer/policy/engine.ts";
 import type { SensorRecord } from "../../microenforcer/records/record.ts";
 import { defaultPolicy, parsePolicies } from "../../policies/load.ts";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { endianness } from "node:os";
-import { decodeAddress, parseSocketTable, socketInode, type SocketEntry } from "../../microenforcer/net/socket-table.ts";
+import { decodeAddress, parseSocketTable, socketInode, type SocketEntry } from "../../microenforcer/proc/socket-table.ts";
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/net/${name}`, import.meta.url), "latin1");
 const brief = (s: SocketEntry): string => `${s.transport}/${s.family} ${s.localAddress}:${s.localPort} ${s.remoteAddress}:${s.remotePort} ${s.state} ${s.inode}`;

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import type { KillOutcome } from "../../microenforcer/enforce/kill.ts";
-import { PolicyEngine, type FactSource } from "../../microenforcer/policy/engine.ts";
-import type { StdioSockets } from "../../microenforcer/policy/process-controls.ts";
+import { PolicyEngine, type EngineResult, type FactSource } from "../../microenforcer/policy/engine.ts";
+import { violationRecord } from "../../microenforcer/records/violation-records.ts";
+import type { StdioSockets } from "../../microenforcer/proc/process-facts.ts";
 import { parsePolicies } from "../../policies/load.ts";
 import { processInfo } from "./process-fixture.ts";
 
@@ -19,9 +20,12 @@ const shell = processInfo({
   origin: "exec-session",
 });
 
+const clock = { bootMs: 1_700_000_000_000, ticksPerSecond: 100 };
+
 function setup(mode: string, controls: string, facts: Partial<FactSource> = {}) {
   const kills: number[] = [];
-  const engine = new PolicyEngine(policy(mode, controls), {
+  const rules = policy(mode, controls);
+  const engine = new PolicyEngine(rules, {
     facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0, ...facts },
     enforcer: {
       kill: (pid): KillOutcome => {
@@ -29,18 +33,20 @@ function setup(mode: string, controls: string, facts: Partial<FactSource> = {}) 
         return "killed";
       },
     },
-    clock: { bootMs: 1_700_000_000_000, ticksPerSecond: 100 },
+    clock,
     now: () => 1000,
   });
-  return { engine, kills };
+  /** The engine's violations as the pipeline records them. */
+  const asRecords = (result: EngineResult) => ({ records: result.violations.map((v) => violationRecord(v, rules, clock)), problems: result.problems });
+  return { engine, kills, asRecords };
 }
 
 describe("PolicyEngine", () => {
   const controls = "{containerExec: {}, executables: {blocked: ['/tmp/*']}, filelessExec: {block: false}}";
 
   it("in audit mode records every finding as an alert and kills nothing", () => {
-    const { engine, kills } = setup("audit", controls);
-    const { records } = engine.onExec(shell, 990, undefined);
+    const { engine, kills, asRecords } = setup("audit", controls);
+    const { records } = asRecords(engine.onExec(shell, 990, undefined));
     assert.deepEqual(records.map((r) => [r.attributes["microenforcer.control"], r.attributes["microenforcer.action"], r.severity]), [
       ["containerExec", "alert", "WARN"],
       ["executables", "alert", "WARN"],
@@ -51,8 +57,8 @@ describe("PolicyEngine", () => {
   });
 
   it("in enforce mode kills once for all blocking findings and records the latency; block: false stays an alert", () => {
-    const { engine, kills } = setup("enforce", controls);
-    const { records } = engine.onExec(shell, 990, undefined);
+    const { engine, kills, asRecords } = setup("enforce", controls);
+    const { records } = asRecords(engine.onExec(shell, 990, undefined));
     assert.deepEqual(kills, [77]);
     assert.deepEqual(records.map((r) => r.attributes["microenforcer.action"]), ["killed", "killed", "alert"]);
     assert.equal(records[0]!.severity, "ERROR");
@@ -61,21 +67,21 @@ describe("PolicyEngine", () => {
   });
 
   it("reports a finding once per process, again for a new process on the same PID", () => {
-    const { engine } = setup("audit", "{executables: {blocked: ['/tmp/*']}}");
-    assert.equal(engine.onExec(shell, 0, undefined).records.length, 1);
-    assert.equal(engine.onExec(shell, 0, undefined).records.length, 0);
+    const { engine, asRecords } = setup("audit", "{executables: {blocked: ['/tmp/*']}}");
+    assert.equal(asRecords(engine.onExec(shell, 0, undefined)).records.length, 1);
+    assert.equal(asRecords(engine.onExec(shell, 0, undefined)).records.length, 0);
     engine.onExit(shell);
-    assert.equal(engine.onExec({ ...shell, startTicks: 900 }, 0, undefined).records.length, 1);
+    assert.equal(asRecords(engine.onExec({ ...shell, startTicks: 900 }, 0, undefined)).records.length, 1);
   });
 
   it("watches interpreters and flags them when their stdio turns into a socket", () => {
     let stdio: StdioSockets = { inet: new Map() };
-    const { engine, kills } = setup("enforce", "{reverseShell: {}}", { stdio: () => stdio });
+    const { engine, kills, asRecords } = setup("enforce", "{reverseShell: {}}", { stdio: () => stdio });
     const bash = { ...shell, comm: "bash", exe: { path: "/usr/bin/bash", deleted: false, memfd: false }, origin: "child" as const };
-    assert.deepEqual(engine.onExec(bash, 0, undefined).records, []);
+    assert.deepEqual(asRecords(engine.onExec(bash, 0, undefined)).records, []);
     assert.ok(engine.watchingInterpreters);
     stdio = { inet: new Map([[0, "tcp/10.0.0.9:4444"]]) };
-    const { records } = engine.recheck();
+    const { records } = asRecords(engine.recheck());
     assert.equal(records[0]?.attributes["microenforcer.control"], "reverseShell");
     assert.deepEqual(kills, [77]);
     engine.onExit(bash);
@@ -86,9 +92,9 @@ describe("PolicyEngine", () => {
     const denied = (): never => {
       throw Object.assign(new Error("EACCES"), { code: "EACCES" });
     };
-    const { engine } = setup("enforce", "{drift: {}, reverseShell: {}}", { stdio: denied, exeChangedMs: denied });
+    const { engine, asRecords } = setup("enforce", "{drift: {}, reverseShell: {}}", { stdio: denied, exeChangedMs: denied });
     const bash = { ...shell, comm: "bash", exe: { path: "/usr/bin/bash", deleted: false, memfd: false }, euid: 1000 };
-    const { records, problems } = engine.onExec(bash, 0, 100);
+    const { records, problems } = asRecords(engine.onExec(bash, 0, 100));
     assert.deepEqual(records, []);
     assert.deepEqual(problems.map((p) => `${p.problem.file}:${p.problem.code}:${p.problem.uid}`), ["root:EACCES:1000", "fd:EACCES:1000"]);
   });
@@ -101,24 +107,25 @@ describe("PolicyEngine", () => {
     assert.deepEqual(kills, [78]);
   });
   it("records a blocked connection whose process was gone before the sensor saw it, once per rule, with nothing to kill", () => {
-    const { engine, kills } = setup("enforce", "{network: {blockedOutbound: [{cidr: 10.0.0.0/8}, {domain: '*.pool.example'}]}}");
+    const { engine, kills, asRecords } = setup("enforce", "{network: {blockedOutbound: [{cidr: 10.0.0.0/8}, {domain: '*.pool.example'}]}}");
     const closed = { direction: "outbound" as const, transport: "tcp" as const, localAddress: "10.1.0.5", localPort: 40000, peerAddress: "10.0.0.9", peerPort: 3333 };
-    const [first, ...rest] = engine.onUnattributedConnection(closed, 990).records;
+    const [first, ...rest] = asRecords(engine.onUnattributedConnection(closed, 990)).records;
     assert.deepEqual(rest, []);
     assert.equal(first!.attributes["microenforcer.action"], "gone");
     assert.equal(first!.attributes["microenforcer.rule"], "cidr=10.0.0.0/8");
     assert.equal(first!.attributes["process.pid"], undefined);
     assert.match(first!.body, /outbound tcp connection to 10\.0\.0\.9:3333 is blocked \(unattributed/);
     // Again once the peer's name is known: reported once all the same.
-    assert.deepEqual(engine.onUnattributedConnection({ ...closed, dnsName: "a.pool.example" }, 990).records, []);
+    assert.deepEqual(asRecords(engine.onUnattributedConnection({ ...closed, dnsName: "a.pool.example" }, 990)).records, []);
     // A peer only its name makes blocked: found when the name arrives.
     const elsewhere = { ...closed, peerAddress: "192.0.2.7" };
-    assert.deepEqual(engine.onUnattributedConnection(elsewhere, 990).records, []);
-    const named = engine.onUnattributedConnection({ ...elsewhere, dnsName: "a.pool.example" }, 990).records;
+    assert.deepEqual(asRecords(engine.onUnattributedConnection(elsewhere, 990)).records, []);
+    const named = asRecords(engine.onUnattributedConnection({ ...elsewhere, dnsName: "a.pool.example" }, 990)).records;
     assert.deepEqual(named.map((r) => r.attributes["microenforcer.rule"]), ["domain=*.pool.example"]);
-    assert.deepEqual(engine.onUnattributedConnection({ ...closed, localPort: 40002 }, 990).records.length, 1, "another connection");
+    assert.deepEqual(asRecords(engine.onUnattributedConnection({ ...closed, localPort: 40002 }, 990)).records.length, 1, "another connection");
     assert.deepEqual(kills, []);
-    const audit = setup("audit", "{network: {blockedOutbound: [{port: 3333}]}}").engine.onUnattributedConnection(closed, 990).records;
+    const audited = setup("audit", "{network: {blockedOutbound: [{port: 3333}]}}");
+    const audit = audited.asRecords(audited.engine.onUnattributedConnection(closed, 990)).records;
     assert.equal(audit[0]!.attributes["microenforcer.action"], "alert");
   });
 });

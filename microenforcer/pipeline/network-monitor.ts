@@ -9,14 +9,17 @@
  * again with the name.
  */
 import type { RuntimePolicy } from "../../policies/schema.ts";
+import type { NetworkObservation } from "../net/connection-tracker.ts";
+import type { PeerName, PeerNames } from "../net/dns-names.ts";
+import type { NetworkSample } from "../net/network-sampler.ts";
 import type { EngineResult, PolicyEngine } from "../policy/engine.ts";
-import { connectionFacts, networkRecord } from "../records/network-records.ts";
-import type { BootClock } from "../records/process-records.ts";
+import { connectionFacts } from "../policy/network-controls.ts";
+import type { BootClock } from "../proc/boot-clock.ts";
+import { networkRecord } from "../records/network-records.ts";
+import type { SensorRecord } from "../records/record.ts";
 import { statusRecord } from "../records/sensor-records.ts";
+import { violationRecord } from "../records/violation-records.ts";
 import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
-import type { NetworkObservation } from "./connection-tracker.ts";
-import type { PeerName, PeerNames } from "./dns-names.ts";
-import type { NetworkSample } from "./network-sampler.ts";
 
 export interface MonitorDeps {
   engine: PolicyEngine;
@@ -26,6 +29,12 @@ export interface MonitorDeps {
   policy: () => RuntimePolicy;
   names: () => PeerNames | undefined;
   now: () => number;
+}
+
+/** Records in order, and what could not be read (reported once per cause by the pipeline). */
+export interface MonitorResult {
+  records: SensorRecord[];
+  problems: EngineResult["problems"];
 }
 
 const ownerWaitMs = 2000;
@@ -59,7 +68,7 @@ export class NetworkMonitor {
   }
 
   /** Follows the tracker's processes; connections that waited for this one go ahead. */
-  onProcess(event: ProcessEvent): EngineResult {
+  onProcess(event: ProcessEvent): MonitorResult {
     const p = event.process;
     if (event.kind === "exit") {
       // Kept a while: an owner's exit may be reported before its last connections.
@@ -76,7 +85,7 @@ export class NetworkMonitor {
     return this.retry((w) => w.observation.owner?.pid === p.pid);
   }
 
-  handle(sample: NetworkSample, observedAt: number): EngineResult {
+  handle(sample: NetworkSample, observedAt: number): MonitorResult {
     const result = empty();
     for (const { pid, code } of sample.problems) result.problems.push({ problem: { file: "fd", code, uid: this.processes.get(pid)?.euid ?? -1 }, pid });
     if (sample.malformed > 0 && !this.malformedReported) {
@@ -91,11 +100,11 @@ export class NetworkMonitor {
   }
 
   /** Gives up waiting where the time is up (or everywhere: `final`), and goes ahead where a name arrived. */
-  flush(final = false): EngineResult {
+  flush(final = false): MonitorResult {
     return this.retry(() => true, final);
   }
 
-  private retry(which: (w: Waiting) => boolean, final = false): EngineResult {
+  private retry(which: (w: Waiting) => boolean, final = false): MonitorResult {
     const result = empty();
     const retried = this.waiting.filter(which);
     this.waiting = this.waiting.filter((w) => !which(w));
@@ -103,7 +112,7 @@ export class NetworkMonitor {
     return result;
   }
 
-  private decide(w: Waiting, final = false): EngineResult {
+  private decide(w: Waiting, final = false): MonitorResult {
     const result = empty();
     const { observation: o, observedAt } = w;
     const now = final ? Infinity : this.deps.now();
@@ -119,7 +128,8 @@ export class NetworkMonitor {
     // Controls first: enforcement must not wait for a name or for record building.
     if (!w.checked || known !== undefined) {
       const facts = connectionFacts(o, known);
-      merge(result, w.process !== undefined ? this.deps.engine.onConnection(w.process, facts, observedAt) : this.deps.engine.onUnattributedConnection(facts, observedAt));
+      const found = w.process !== undefined ? this.deps.engine.onConnection(w.process, facts, observedAt) : this.deps.engine.onUnattributedConnection(facts, observedAt);
+      merge(result, { records: found.violations.map((v) => violationRecord(v, this.deps.policy(), this.deps.clock)), problems: found.problems });
       w.checked = true;
     }
     if (!settled) {
@@ -131,7 +141,7 @@ export class NetworkMonitor {
     return result;
   }
 
-  private record(w: Waiting, name: PeerName | undefined, policy: RuntimePolicy): EngineResult["records"][number] {
+  private record(w: Waiting, name: PeerName | undefined, policy: RuntimePolicy): SensorRecord {
     return networkRecord(
       { observation: w.observation, observedAt: w.observedAt, ...(w.process !== undefined && { process: w.process }), ...(name !== undefined && { name }) },
       this.deps.clock,
@@ -139,17 +149,17 @@ export class NetworkMonitor {
     );
   }
 
-  private wait(w: Waiting): EngineResult {
+  private wait(w: Waiting): MonitorResult {
     this.waiting.push(w);
     return empty();
   }
 }
 
-function empty(): EngineResult {
+function empty(): MonitorResult {
   return { records: [], problems: [] };
 }
 
-function merge(into: EngineResult, from: EngineResult): void {
+function merge(into: MonitorResult, from: MonitorResult): void {
   into.records.push(...from.records);
   into.problems.push(...from.problems);
 }

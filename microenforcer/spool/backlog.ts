@@ -1,10 +1,17 @@
 /**
  * Where records wait, in order, while the backend is away or behind: the disk spool
- * (spool/spool.ts) when the sidecar has a spool directory, else a bounded in-memory list.
- * The delivery reads batches from the front and acknowledges them once the backend answered.
+ * (spool.ts) when the sidecar has a spool directory, else a bounded in-memory list.
+ * The delivery (emit/delivery.ts) reads batches from the front and acknowledges them once
+ * the backend answered.
  */
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
-import type { Refusal } from "./loss-ledger.ts";
+
+/** Why a backlog did not take a record: the delivery counts it as lost, by this reason. */
+export interface Refusal {
+  reason: "spool_full" | "memory_full" | "spool_error";
+  /** What the cause looked like (a size limit, an errno). */
+  detail: string;
+}
 
 /** A place in the backlog: a segment and byte offset for the spool, `index` counts records. */
 export interface Position {

@@ -1,0 +1,33 @@
+/**
+ * The capture worker's output contract: what it posts to the main thread, in order. The
+ * process tracker and the watch pipeline read these; the worker's loop produces them.
+ */
+import type { NetworkSample } from "../net/network-sampler.ts";
+import type { ProcSnapshot } from "../proc/reader.ts";
+
+export type Detection = "trigger" | "rescan" | "startup";
+export type SpawnImage = "exec" | "fork-only" | "exec-unseen";
+
+export type CaptureEvent =
+  /**
+   * image: `exec` when the snapshot shows the program the process runs; `fork-only` when it
+   * kept its parent's image while watched (a forked worker or subshell); `exec-unseen` when
+   * it exited while still showing its parent's image, so what it exec'd, if anything, is unknown.
+   */
+  | { type: "spawn"; snapshot: ProcSnapshot; detection: Detection; observedAt: number; image: SpawnImage }
+  | { type: "exec"; snapshot: ProcSnapshot; observedAt: number }
+  | { type: "exit"; pid: number; startTicks: number; observedAt: number }
+  | ({ type: "gap" } & GapReport)
+  | { type: "trigger"; mode: "ns_last_pid" | "scan"; reason?: string }
+  /** What one read of the socket tables found (only while the network sensor is on). */
+  | { type: "network"; sample: NetworkSample; observedAt: number }
+  | { type: "error"; message: string };
+
+/**
+ * What the sensor knows it missed between two looks: PIDs the kernel handed out that were gone
+ * before the sensor read them (`pid`), or TCP connections opened in the pod's network
+ * namespace whose socket-table rows were gone before the sensor read the tables (`tcp`).
+ */
+export type GapReport =
+  | { kind: "pid"; count: number; firstPid: number; lastPid: number; since: number; until: number }
+  | { kind: "tcp"; count: number; since: number; until: number };

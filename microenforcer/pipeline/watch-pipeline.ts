@@ -1,0 +1,120 @@
+/**
+ * The main thread's stages for each capture event: the process tracker's facts, the
+ * policy's controls (violations and enforcement), and the records the policy allows.
+ */
+import type { RuntimePolicy } from "../../policies/schema.ts";
+import type { CaptureEvent } from "../capture/events.ts";
+import type { Enforcer } from "../enforce/kill.ts";
+import type { PeerNames } from "../net/dns-names.ts";
+import { PolicyEngine, type EngineResult, type FactSource } from "../policy/engine.ts";
+import type { BootClock } from "../proc/boot-clock.ts";
+import type { ReadProblem } from "../proc/reader.ts";
+import { processRecord } from "../records/process-records.ts";
+import type { SensorRecord } from "../records/record.ts";
+import { gapRecord, readProblemCause, readProblemRecord, statusRecord } from "../records/sensor-records.ts";
+import { violationRecord } from "../records/violation-records.ts";
+import { ProcessTracker } from "../tracker/process-tracker.ts";
+import { NetworkMonitor, type MonitorResult } from "./network-monitor.ts";
+
+export interface PipelineDeps {
+  clock: BootClock;
+  /** Our own PID in the namespace; our process tree is never reported. */
+  selfPid: number;
+  facts: FactSource;
+  enforcer: Enforcer;
+  now: () => number;
+  /** Where connections' peer names come from (spec.dns). */
+  names?: () => PeerNames | undefined;
+}
+
+/** Decides, per capture event, which records to emit and what to enforce. */
+export class WatchPipeline {
+  private readonly tracker: ProcessTracker;
+  private readonly engine: PolicyEngine;
+  private readonly network: NetworkMonitor;
+  private readonly reportedCauses = new Set<string>();
+  private readonly clock: BootClock;
+  private policy: RuntimePolicy;
+
+  constructor(policy: RuntimePolicy, deps: PipelineDeps) {
+    this.policy = policy;
+    this.clock = deps.clock;
+    this.tracker = new ProcessTracker(deps.selfPid);
+    this.engine = new PolicyEngine(policy, deps);
+    const { clock, selfPid, now, names } = deps;
+    this.network = new NetworkMonitor({ engine: this.engine, clock, selfPid, now, policy: () => this.policy, names: () => names?.() });
+  }
+
+  setPolicy(policy: RuntimePolicy): void {
+    this.policy = policy;
+    this.engine.setPolicy(policy);
+  }
+
+  handle(event: CaptureEvent): SensorRecord[] {
+    switch (event.type) {
+      case "trigger":
+        return [
+          event.mode === "ns_last_pid"
+            ? statusRecord("INFO", "process sensor triggered by /proc/sys/kernel/ns_last_pid", { "microenforcer.sensor.trigger": event.mode })
+            : statusRecord("WARN", `process sensor falls back to scanning /proc: ${event.reason ?? ""}`, {
+                "microenforcer.sensor.trigger": event.mode,
+              }),
+        ];
+      case "error":
+        return [statusRecord("ERROR", `process sensor error: ${event.message}`)];
+      case "gap":
+        return [gapRecord(event)];
+      case "spawn":
+      case "exec":
+        return [...this.problems(event.snapshot.problems.map((problem) => ({ problem, pid: event.snapshot.pid }))), ...this.processRecords(event)];
+      case "exit":
+        return this.processRecords(event);
+      case "network":
+        return this.monitorRecords(this.network.handle(event.sample, event.observedAt));
+    }
+  }
+
+  /**
+   * Periodic work between capture events: interpreters whose stdio may turn into a socket,
+   * connections waiting for an owner or a name (`final`: wait no longer, we are stopping).
+   */
+  recheck(final = false): SensorRecord[] {
+    const interpreters = this.engine.watchingInterpreters ? this.engineRecords(this.engine.recheck()) : [];
+    return [...interpreters, ...this.monitorRecords(this.network.flush(final))];
+  }
+
+  private processRecords(event: CaptureEvent): SensorRecord[] {
+    const records: SensorRecord[] = [];
+    for (const processEvent of this.tracker.handle(event)) {
+      const p = processEvent.process;
+      // Controls first: enforcement must not wait for record building.
+      const violations =
+        processEvent.kind === "exec"
+          ? this.engineRecords(this.engine.onExec(p, processEvent.observedAt, this.tracker.containerStartTicks(p.container)))
+          : (this.engine.onExit(p), []);
+      const record = processRecord(processEvent, this.clock, this.policy.spec.forensics);
+      if (record !== undefined) records.push(record);
+      records.push(...violations, ...this.monitorRecords(this.network.onProcess(processEvent)));
+    }
+    return records;
+  }
+
+  private engineRecords(result: EngineResult): SensorRecord[] {
+    return [...this.problems(result.problems), ...result.violations.map((v) => violationRecord(v, this.policy, this.clock))];
+  }
+
+  private monitorRecords(result: MonitorResult): SensorRecord[] {
+    return [...this.problems(result.problems), ...result.records];
+  }
+
+  private problems(problems: Array<{ problem: ReadProblem; pid: number }>): SensorRecord[] {
+    const records: SensorRecord[] = [];
+    for (const { problem, pid } of problems) {
+      const cause = readProblemCause(problem);
+      if (this.reportedCauses.has(cause)) continue;
+      this.reportedCauses.add(cause);
+      records.push(readProblemRecord(problem, pid));
+    }
+    return records;
+  }
+}
