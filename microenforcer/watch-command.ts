@@ -6,7 +6,7 @@ import type { RuntimePolicy } from "../policies/schema.ts";
 import { createEmitter } from "./emit/emitter.ts";
 import { positiveInteger } from "./emit/otlp-config.ts";
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool/spool.ts";
-import { statusRecord } from "./records/sensor-records.ts";
+import { policyRejectedRecord } from "./records/sensor-records.ts";
 import { buildResource } from "./emit/resource.ts";
 import { defaultExporter, EXPORTERS, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV } from "./sidecar-contract.ts";
 import { version } from "./version.ts";
@@ -83,12 +83,7 @@ export async function runWatch(args: string[]): Promise<number> {
             policy = next;
             watch.setPolicy(next);
           },
-          onInvalid: (problems) =>
-            emitter.emit(
-              statusRecord("ERROR", `new policy rejected, the previous one stays in force:\n${problems.join("\n")}`, {
-                "microenforcer.policy.name": policy.metadata.name,
-              }),
-            ),
+          onInvalid: (problems) => emitter.emit(policyRejectedRecord(policy, problems)),
         });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", resolve);

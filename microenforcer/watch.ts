@@ -13,7 +13,7 @@ import { WatchPipeline } from "./pipeline/watch-pipeline.ts";
 import { readBootClock } from "./proc/boot-clock.ts";
 import { readExeChangeTime, readStdioSockets } from "./proc/process-facts.ts";
 import type { SensorRecord } from "./records/record.ts";
-import { forwarderRecord, statusRecord } from "./records/sensor-records.ts";
+import { forwarderRecord, policyStatusRecord } from "./records/sensor-records.ts";
 
 export interface RecordSink {
   emit(record: SensorRecord): void;
@@ -53,7 +53,7 @@ export function startWatch(options: WatchOptions): Watch {
   const emitAll = (records: SensorRecord[]): void => {
     for (const record of records) sink.emit(record);
   };
-  sink.emit(policyStatus(options.policy, "microenforcer watching this PID namespace with policy"));
+  sink.emit(policyStatusRecord(options.policy, "microenforcer watching this PID namespace with policy"));
   // Applied in order, so a quick reload cannot overtake a forwarder still starting.
   const applyDns = (policy: RuntimePolicy): Promise<void> => dns.apply(policy).then((outcomes) => emitAll(outcomes.map(forwarderRecord)));
   let dnsApplied = applyDns(options.policy);
@@ -70,7 +70,7 @@ export function startWatch(options: WatchOptions): Watch {
       pipeline.setPolicy(policy);
       sensor.setNetwork(networkSensorNeeded(policy));
       dnsApplied = dnsApplied.then(() => applyDns(policy));
-      sink.emit(policyStatus(policy, "policy reloaded:"));
+      sink.emit(policyStatusRecord(policy, "policy reloaded:"));
     },
     async stop() {
       clearInterval(recheck);
@@ -80,13 +80,4 @@ export function startWatch(options: WatchOptions): Watch {
       await dns.stop();
     },
   };
-}
-
-function policyStatus(policy: RuntimePolicy, what: string): SensorRecord {
-  const generation = policy.metadata.generation;
-  return statusRecord("INFO", `${what} ${policy.metadata.name}${generation === undefined ? "" : ` (generation ${generation})`}, ${policy.spec.enforcementMode} mode`, {
-    "microenforcer.policy.name": policy.metadata.name,
-    "microenforcer.policy.mode": policy.spec.enforcementMode,
-    ...(generation !== undefined && { "microenforcer.policy.generation": generation }),
-  });
 }

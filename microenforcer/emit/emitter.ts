@@ -3,9 +3,10 @@ import type { Resource } from "@opentelemetry/resources";
 import { LoggerProvider, type LogRecordProcessor } from "@opentelemetry/sdk-logs";
 import type * as Transformer from "@opentelemetry/otlp-transformer";
 import { createRequire } from "node:module";
+import { Attr } from "../records/attributes.ts";
 import type { SensorRecord, Severity } from "../records/record.ts";
 import type { ExporterChoice } from "../sidecar-contract.ts";
-import { statusRecord } from "../records/sensor-records.ts";
+import { spoolRecoveredRecord, spoolUnusableRecord } from "../records/sensor-records.ts";
 import { DEFAULT_SPOOL_MAX_BYTES, Spool } from "../spool/spool.ts";
 import { MemoryBacklog, type Backlog } from "../spool/backlog.ts";
 import { defaultRetryPolicy, type RetryPolicy } from "./backoff.ts";
@@ -15,7 +16,7 @@ import { createGrpcTransport } from "./grpc-transport.ts";
 import { createHttpTransport } from "./http-transport.ts";
 import { batchOptions, otlpProtocol, type OtlpProtocol } from "./otlp-config.ts";
 import type { OtlpTransport } from "./otlp-transport.ts";
-import { RECORD_ID, RecordIds } from "./record-id.ts";
+import { RecordIds } from "./record-id.ts";
 import { StdoutLogRecordProcessor, type StdoutFormat } from "./stdout-processor.ts";
 
 export interface SpoolSettings {
@@ -82,7 +83,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
       severityNumber: SEVERITY_NUMBER[record.severity],
       severityText: record.severity,
       body: record.body,
-      attributes: { ...record.attributes, [RECORD_ID]: ids.next() },
+      attributes: { ...record.attributes, [Attr.recordId]: ids.next() },
       timestamp: record.timestamp,
       observedTimestamp: record.observedTimestamp,
     });
@@ -103,13 +104,11 @@ export function createEmitter(options: EmitterOptions): Emitter {
     });
     if (problem !== undefined) {
       warn(problem);
-      notices.push(statusRecord("WARN", problem, { "microenforcer.spool.dir": options.spool?.dir ?? "" }));
+      notices.push(spoolUnusableRecord(problem, options.spool?.dir ?? ""));
     }
     if (backlog instanceof Spool) {
       if (backlog.recovered.torn > 0) delivery.recordLoss("corrupt", backlog.recovered.torn, "torn by a crash");
-      if (backlog.recovered.records > 0) {
-        notices.push(statusRecord("INFO", `${backlog.recovered.records} record(s) spooled by a previous run are delivered first`, { "microenforcer.spool.recovered": backlog.recovered.records }));
-      }
+      if (backlog.recovered.records > 0) notices.push(spoolRecoveredRecord(backlog.recovered.records));
     }
     // First, so that a record on stdout is already in the spool when the backend is away.
     processors.push(delivery);

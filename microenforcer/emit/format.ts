@@ -1,5 +1,7 @@
 import type { AttributeValue, Attributes, HrTime } from "@opentelemetry/api";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
+import { Attr, OWN_PREFIX } from "../records/attributes.ts";
+import { EventNames } from "../records/record.ts";
 
 /** Millisecond precision, computed in integers so no float rounding creeps in. */
 export function hrTimeToDate(time: HrTime): Date {
@@ -22,20 +24,19 @@ export function formatJson(record: ReadableLogRecord): string {
 
 /** Attributes shown first, under a short label, when present. */
 const LEADING: ReadonlyArray<readonly [key: string, label: string]> = [
-  ["process.pid", "pid"],
-  ["process.parent_pid", "ppid"],
-  ["process.user.id", "uid"],
-  ["k8s.container.name", "container"],
-  ["microenforcer.exec.origin", "origin"],
-  ["network.transport", "proto"],
-  ["network.connection.state", "state"],
-  ["microenforcer.policy.name", "policy"],
-  ["microenforcer.control", "control"],
-  ["microenforcer.action", "action"],
+  [Attr.processPid, "pid"],
+  [Attr.processParentPid, "ppid"],
+  [Attr.processUserId, "uid"],
+  [Attr.k8sContainerName, "container"],
+  [Attr.execOrigin, "origin"],
+  [Attr.networkTransport, "proto"],
+  [Attr.networkConnectionState, "state"],
+  [Attr.policyName, "policy"],
+  [Attr.control, "control"],
+  [Attr.action, "action"],
 ];
 const LEADING_KEYS = new Set(LEADING.map(([key]) => key));
 
-const EVENT_PREFIX = "microenforcer.";
 /** Width of the longest short event name, network.connection. */
 const EVENT_WIDTH = 18;
 
@@ -49,12 +50,12 @@ const SEVERITY_COLOR: Readonly<Record<string, string>> = { DEBUG: ANSI.gray, INF
 export function formatPretty(record: ReadableLogRecord, options: { color: boolean }): string {
   const paint = (code: string | undefined, text: string) => (options.color && code ? `${code}${text}${ANSI.reset}` : text);
   const severity = printable(record.severityText ?? "");
-  const event = printable((record.eventName ?? "").replace(EVENT_PREFIX, ""));
+  const event = printable((record.eventName ?? "").replace(OWN_PREFIX, ""));
   const attributes = record.attributes;
   const fields = LEADING.filter(([key]) => attributes[key] !== undefined)
     .map(([key, label]) => `${label}=${renderValue(attributes[key])}`)
     .join(" ");
-  const what = describe(event, attributes, record.body);
+  const what = describe(record.eventName, attributes, record.body);
   return [
     paint(ANSI.dim, clockTime(hrTimeToDate(record.hrTime))),
     " ",
@@ -69,30 +70,30 @@ export function formatPretty(record: ReadableLogRecord, options: { color: boolea
 }
 
 /** The "what happened" column, per event kind. */
-function describe(event: string, attributes: Attributes, body: unknown): string {
+function describe(eventName: string | undefined, attributes: Attributes, body: unknown): string {
   const text = (key: string) => {
     const value = attributes[key];
     return value === undefined ? undefined : String(value);
   };
   const fallback = typeof body === "string" ? body : JSON.stringify(body ?? "");
-  switch (event) {
-    case "process.exec":
-      return text("process.command_line") ?? text("process.executable.path") ?? fallback;
-    case "process.exit":
-      return text("process.executable.path") ?? text("process.executable.name") ?? fallback;
-    case "network.connection": {
-      const local = endpoint(text("network.local.address"), text("network.local.port"));
-      const peer = endpoint(text("network.peer.address"), text("network.peer.port"));
-      const server = text("server.address");
+  switch (eventName) {
+    case EventNames.processExec:
+      return text(Attr.processCommandLine) ?? text(Attr.processExecutablePath) ?? fallback;
+    case EventNames.processExit:
+      return text(Attr.processExecutablePath) ?? text(Attr.processExecutableName) ?? fallback;
+    case EventNames.networkConnection: {
+      const local = endpoint(text(Attr.networkLocalAddress), text(Attr.networkLocalPort));
+      const peer = endpoint(text(Attr.networkPeerAddress), text(Attr.networkPeerPort));
+      const server = text(Attr.serverAddress);
       return `${local} -> ${peer}${server ? ` (${server})` : ""}`;
     }
-    case "network.listen":
-      return endpoint(text("network.local.address"), text("network.local.port"));
+    case EventNames.networkListen:
+      return endpoint(text(Attr.networkLocalAddress), text(Attr.networkLocalPort));
     default: {
       // Violations and sensor reports: the sentence, then whatever else they carry.
       const rest = Object.entries(attributes)
         .filter(([key]) => !LEADING_KEYS.has(key))
-        .map(([key, value]) => `${key.replace(EVENT_PREFIX, "")}=${renderValue(value)}`);
+        .map(([key, value]) => `${key.replace(OWN_PREFIX, "")}=${renderValue(value)}`);
       return [fallback, ...rest].filter((part) => part !== "").join("  ");
     }
   }

@@ -7,8 +7,6 @@
  */
 import { randomFillSync } from "node:crypto";
 
-export const RECORD_ID = "microenforcer.record.id";
-
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const TIME_DIGITS = 10;
 const RANDOM_DIGITS = 16;

@@ -17,7 +17,7 @@ import { connectionFacts } from "../policy/network-controls.ts";
 import type { BootClock } from "../proc/boot-clock.ts";
 import { networkRecord } from "../records/network-records.ts";
 import type { SensorRecord } from "../records/record.ts";
-import { statusRecord } from "../records/sensor-records.ts";
+import { malformedTablesRecord } from "../records/sensor-records.ts";
 import { violationRecord } from "../records/violation-records.ts";
 import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
 
@@ -90,7 +90,7 @@ export class NetworkMonitor {
     for (const { pid, code } of sample.problems) result.problems.push({ problem: { file: "fd", code, uid: this.processes.get(pid)?.euid ?? -1 }, pid });
     if (sample.malformed > 0 && !this.malformedReported) {
       this.malformedReported = true;
-      result.records.push(statusRecord("WARN", `network sensor: ${sample.malformed} unparseable lines in /proc/net/{tcp,udp}[6] (skipped)`));
+      result.records.push(malformedTablesRecord(sample.malformed));
     }
     for (const observation of sample.observations) {
       if (observation.owner?.pid === this.deps.selfPid) continue;

@@ -11,7 +11,7 @@ import type { BootClock } from "../proc/boot-clock.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { processRecord } from "../records/process-records.ts";
 import type { SensorRecord } from "../records/record.ts";
-import { gapRecord, readProblemCause, readProblemRecord, statusRecord } from "../records/sensor-records.ts";
+import { gapRecord, readProblemCause, readProblemRecord, sensorErrorRecord, triggerRecord } from "../records/sensor-records.ts";
 import { violationRecord } from "../records/violation-records.ts";
 import { ProcessTracker } from "../tracker/process-tracker.ts";
 import { NetworkMonitor, type MonitorResult } from "./network-monitor.ts";
@@ -53,15 +53,9 @@ export class WatchPipeline {
   handle(event: CaptureEvent): SensorRecord[] {
     switch (event.type) {
       case "trigger":
-        return [
-          event.mode === "ns_last_pid"
-            ? statusRecord("INFO", "process sensor triggered by /proc/sys/kernel/ns_last_pid", { "microenforcer.sensor.trigger": event.mode })
-            : statusRecord("WARN", `process sensor falls back to scanning /proc: ${event.reason ?? ""}`, {
-                "microenforcer.sensor.trigger": event.mode,
-              }),
-        ];
+        return [triggerRecord(event.mode, event.reason)];
       case "error":
-        return [statusRecord("ERROR", `process sensor error: ${event.message}`)];
+        return [sensorErrorRecord(event.message)];
       case "gap":
         return [gapRecord(event)];
       case "spawn":

@@ -8,7 +8,8 @@ import type { PeerName } from "../net/dns-names.ts";
 import type { BootClock } from "../proc/boot-clock.ts";
 import type { ProcessInfo } from "../tracker/process-tracker.ts";
 import { processAttributes, type Forensics } from "./process-records.ts";
-import { EventNames, type Attributes, type SensorRecord } from "./record.ts";
+import { Attr, type Attributes } from "./attributes.ts";
+import { EventNames, type SensorRecord } from "./record.ts";
 
 export interface NetworkEvent {
   observation: NetworkObservation;
@@ -39,25 +40,25 @@ export function networkRecord(e: NetworkEvent, clock: BootClock, forensics: Fore
   const o = e.observation;
   const s = o.socket;
   const a: Attributes = e.process !== undefined ? processAttributes(e.process, clock, forensics) : {};
-  if (e.process === undefined && o.owner !== undefined) a["process.pid"] = o.owner.pid;
-  a["network.transport"] = s.transport;
-  a["network.type"] = networkType(o.kind === "listen" ? s.localAddress : s.remoteAddress);
-  a["network.local.address"] = s.localAddress;
-  a["network.local.port"] = s.localPort;
-  a["network.connection.state"] = connectionState(o);
-  a["microenforcer.network.attribution"] = o.attribution;
-  if (s.inode !== 0) a["microenforcer.network.inode"] = s.inode;
-  a["microenforcer.sensor.detection"] = o.detection;
+  if (e.process === undefined && o.owner !== undefined) a[Attr.processPid] = o.owner.pid;
+  a[Attr.networkTransport] = s.transport;
+  a[Attr.networkType] = networkType(o.kind === "listen" ? s.localAddress : s.remoteAddress);
+  a[Attr.networkLocalAddress] = s.localAddress;
+  a[Attr.networkLocalPort] = s.localPort;
+  a[Attr.networkConnectionState] = connectionState(o);
+  a[Attr.networkAttribution] = o.attribution;
+  if (s.inode !== 0) a[Attr.networkInode] = s.inode;
+  a[Attr.sensorDetection] = o.detection;
   const local = endpoint(s.localAddress, s.localPort);
   if (o.kind === "listen") {
     return record(EventNames.networkListen, `listen ${s.transport} ${local} ${describeOwner(e)}`, a, e.observedAt);
   }
-  a["network.peer.address"] = s.remoteAddress;
-  a["network.peer.port"] = s.remotePort;
-  a["microenforcer.network.direction"] = o.direction!;
+  a[Attr.networkPeerAddress] = s.remoteAddress;
+  a[Attr.networkPeerPort] = s.remotePort;
+  a[Attr.networkDirection] = o.direction!;
   if (e.name !== undefined) {
-    a["server.address"] = e.name.name;
-    a["microenforcer.dns.source"] = e.name.source;
+    a[Attr.serverAddress] = e.name.name;
+    a[Attr.dnsSource] = e.name.source;
   }
   const peer = e.name === undefined ? endpoint(s.remoteAddress, s.remotePort) : `${e.name.name} (${endpoint(s.remoteAddress, s.remotePort)})`;
   const arrow = o.direction === "inbound" ? "←" : "→";

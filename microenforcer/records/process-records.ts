@@ -6,7 +6,8 @@ import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import { joinCommandLine } from "../proc/parse.ts";
 import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
-import { EventNames, type Attributes, type SensorRecord } from "./record.ts";
+import { Attr, type Attributes } from "./attributes.ts";
+import { EventNames, type SensorRecord } from "./record.ts";
 import { createRedactor, type Redactor } from "./redact.ts";
 
 export type Forensics = RuntimePolicySpec["forensics"];
@@ -34,27 +35,27 @@ function redactorFor(forensics: Forensics): Redactor {
 /** The attributes naming a process; shared by every record about it (exec, exit, network, violations). Secrets in its command line are redacted. */
 export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: Forensics): Attributes {
   const a: Attributes = {
-    "process.pid": p.pid,
-    "process.parent_pid": p.ppid,
-    "process.executable.name": executableName(p),
-    "process.user.id": p.euid,
-    "process.real_user.id": p.uid,
-    "process.creation.time": new Date(creationTimeMs(clock, p.startTicks)).toISOString(),
-    "microenforcer.process.comm": p.comm,
-    "microenforcer.exec.origin": p.origin,
+    [Attr.processPid]: p.pid,
+    [Attr.processParentPid]: p.ppid,
+    [Attr.processExecutableName]: executableName(p),
+    [Attr.processUserId]: p.euid,
+    [Attr.processRealUserId]: p.uid,
+    [Attr.processCreationTime]: new Date(creationTimeMs(clock, p.startTicks)).toISOString(),
+    [Attr.processComm]: p.comm,
+    [Attr.execOrigin]: p.origin,
   };
-  if (p.exe !== undefined) a["process.executable.path"] = p.exe.path;
-  if (p.exe?.deleted) a["microenforcer.process.exe_deleted"] = true;
-  if (p.exe?.memfd) a["microenforcer.process.exe_memfd"] = true;
+  if (p.exe !== undefined) a[Attr.processExecutablePath] = p.exe.path;
+  if (p.exe?.deleted) a[Attr.processExeDeleted] = true;
+  if (p.exe?.memfd) a[Attr.processExeMemfd] = true;
   if (forensics.fullCommandArguments && p.args !== undefined && p.args.length > 0) {
     const { args, redacted } = redactorFor(forensics).redact(p.args);
-    a["process.command_line"] = joinCommandLine(args);
-    a["process.command_args"] = args;
-    if (redacted) a["microenforcer.redacted"] = true;
+    a[Attr.processCommandLine] = joinCommandLine(args);
+    a[Attr.processCommandArgs] = args;
+    if (redacted) a[Attr.redacted] = true;
   }
-  if (p.container.name !== undefined) a["k8s.container.name"] = p.container.name;
-  if (p.container.id !== undefined) a["container.id"] = p.container.id;
-  if (p.sessionPid !== undefined) a["microenforcer.exec.session_pid"] = p.sessionPid;
+  if (p.container.name !== undefined) a[Attr.k8sContainerName] = p.container.name;
+  if (p.container.id !== undefined) a[Attr.containerId] = p.container.id;
+  if (p.sessionPid !== undefined) a[Attr.execSessionPid] = p.sessionPid;
   return a;
 }
 
@@ -65,7 +66,7 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
   const what = p.exe?.path ?? p.comm;
   const where = `in container ${containerLabel(p)}`;
   if (event.kind === "exit") {
-    attributes["process.exit.time"] = new Date(event.observedAt).toISOString();
+    attributes[Attr.processExitTime] = new Date(event.observedAt).toISOString();
     return {
       eventName: EventNames.processExit,
       severity: "INFO",
@@ -75,10 +76,10 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
       observedTimestamp: event.observedAt,
     };
   }
-  attributes["microenforcer.sensor.detection"] = p.detection;
-  if (event.inPlace) attributes["microenforcer.exec.in_place"] = true;
-  if (p.image === "fork-only") attributes["microenforcer.process.fork_only"] = true;
-  if (p.image === "exec-unseen") attributes["microenforcer.process.exec_unseen"] = true;
+  attributes[Attr.sensorDetection] = p.detection;
+  if (event.inPlace) attributes[Attr.execInPlace] = true;
+  if (p.image === "fork-only") attributes[Attr.processForkOnly] = true;
+  if (p.image === "exec-unseen") attributes[Attr.processExecUnseen] = true;
   const origin = p.origin === "child" ? "" : ` (${p.origin})`;
   return {
     eventName: EventNames.processExec,

@@ -1,8 +1,9 @@
 /**
  * The sensor's output contract: every finding the sidecar makes is one SensorRecord,
- * turned into one OpenTelemetry log record by the emitter. Keys follow OTel semantic
- * conventions; ours live under `microenforcer.*` (see DESIGN.md).
+ * turned into one OpenTelemetry log record by the emitter. Its attribute keys are in
+ * attributes.ts.
  */
+import type { Attributes } from "./attributes.ts";
 
 export const EventNames = {
   processExec: "microenforcer.process.exec",
@@ -18,9 +19,6 @@ export type EventName = (typeof EventNames)[keyof typeof EventNames];
 
 /** INFO for activity, WARN for audit-mode violations, ERROR for enforced ones. */
 export type Severity = "DEBUG" | "INFO" | "WARN" | "ERROR";
-
-export type AttributeValue = string | number | boolean | string[];
-export type Attributes = Record<string, AttributeValue>;
 
 export interface SensorRecord {
   eventName: EventName;

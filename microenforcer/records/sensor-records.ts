@@ -1,14 +1,16 @@
-/** Records in which the sensor speaks about itself: its blind spots and its health. */
+/** Records in which the sensor speaks about itself: its blind spots, its health, the policy it runs. */
 import type { GapReport } from "../capture/events.ts";
 import type { ForwarderOutcome } from "../net/dns-service.ts";
 import type { ReadProblem } from "../proc/reader.ts";
-import { EventNames, type Attributes, type SensorRecord, type Severity } from "./record.ts";
+import type { RuntimePolicy } from "../../policies/schema.ts";
+import { Attr, type Attributes } from "./attributes.ts";
+import { EventNames, type SensorRecord, type Severity } from "./record.ts";
 
 export function gapRecord(gap: GapReport): SensorRecord {
-  const attributes: Attributes = { "microenforcer.gap.kind": gap.kind, "microenforcer.gap.count": gap.count };
-  if (gap.kind === "pid") Object.assign(attributes, { "microenforcer.gap.first_pid": gap.firstPid, "microenforcer.gap.last_pid": gap.lastPid });
-  attributes["microenforcer.gap.since"] = new Date(gap.since).toISOString();
-  attributes["microenforcer.gap.until"] = new Date(gap.until).toISOString();
+  const attributes: Attributes = { [Attr.gapKind]: gap.kind, [Attr.gapCount]: gap.count };
+  if (gap.kind === "pid") Object.assign(attributes, { [Attr.gapFirstPid]: gap.firstPid, [Attr.gapLastPid]: gap.lastPid });
+  attributes[Attr.gapSince] = new Date(gap.since).toISOString();
+  attributes[Attr.gapUntil] = new Date(gap.until).toISOString();
   const what =
     gap.kind === "pid"
       ? "PIDs (processes or threads) lived and exited between two looks"
@@ -16,7 +18,7 @@ export function gapRecord(gap: GapReport): SensorRecord {
   return { eventName: EventNames.sensorGap, severity: "WARN", body: `${gap.count} ${what} and were not observed`, attributes, timestamp: gap.until };
 }
 
-export function statusRecord(severity: Severity, body: string, attributes: Attributes = {}): SensorRecord {
+function statusRecord(severity: Severity, body: string, attributes: Attributes = {}): SensorRecord {
   const now = Date.now();
   return { eventName: EventNames.sensorStatus, severity, body, attributes, timestamp: now };
 }
@@ -42,9 +44,9 @@ export function readProblemRecord(problem: ReadProblem, pid: number): SensorReco
     "WARN",
     `cannot read /proc/PID/${problem.file} (${problem.code}) of processes of uid ${problem.uid}: ${consequence[problem.file]}.${fix}`,
     {
-      "microenforcer.status.cause": readProblemCause(problem),
-      "process.user.id": problem.uid,
-      "process.pid": pid,
+      [Attr.statusCause]: readProblemCause(problem),
+      [Attr.processUserId]: problem.uid,
+      [Attr.processPid]: pid,
     },
   );
 }
@@ -59,12 +61,52 @@ export function forwarderRecord(outcome: ForwarderOutcome): SensorRecord {
   switch (outcome.kind) {
     case "listening":
       return statusRecord("INFO", `DNS forwarder listening on ${outcome.listen} (UDP and TCP), upstream ${outcome.upstream.join(", ")}`, {
-        "microenforcer.dns.listen": outcome.listen,
-        "microenforcer.dns.upstream": outcome.upstream,
+        [Attr.dnsListen]: outcome.listen,
+        [Attr.dnsUpstream]: outcome.upstream,
       });
     case "refused":
       return statusRecord("ERROR", `DNS forwarder not started: ${outcome.problem}`);
     case "listen-failed":
-      return statusRecord("ERROR", `DNS forwarder could not listen on ${outcome.listen}: ${outcome.error}`, { "microenforcer.dns.listen": outcome.listen });
+      return statusRecord("ERROR", `DNS forwarder could not listen on ${outcome.listen}: ${outcome.error}`, { [Attr.dnsListen]: outcome.listen });
   }
+}
+
+/** How the process sensor finds new PIDs: the ns_last_pid trigger, or (without it) /proc scans. */
+export function triggerRecord(mode: "ns_last_pid" | "scan", reason?: string): SensorRecord {
+  return mode === "ns_last_pid"
+    ? statusRecord("INFO", "process sensor triggered by /proc/sys/kernel/ns_last_pid", { [Attr.sensorTrigger]: mode })
+    : statusRecord("WARN", `process sensor falls back to scanning /proc: ${reason ?? ""}`, { [Attr.sensorTrigger]: mode });
+}
+
+export function sensorErrorRecord(message: string): SensorRecord {
+  return statusRecord("ERROR", `process sensor error: ${message}`);
+}
+
+/** Lines of /proc/net/{tcp,udp}[6] the parser could not read (said once). */
+export function malformedTablesRecord(lines: number): SensorRecord {
+  return statusRecord("WARN", `network sensor: ${lines} unparseable lines in /proc/net/{tcp,udp}[6] (skipped)`);
+}
+
+/** The policy in force: at start (`what` says so) and after each reload. */
+export function policyStatusRecord(policy: RuntimePolicy, what: string): SensorRecord {
+  const generation = policy.metadata.generation;
+  return statusRecord("INFO", `${what} ${policy.metadata.name}${generation === undefined ? "" : ` (generation ${generation})`}, ${policy.spec.enforcementMode} mode`, {
+    [Attr.policyName]: policy.metadata.name,
+    [Attr.policyMode]: policy.spec.enforcementMode,
+    ...(generation !== undefined && { [Attr.policyGeneration]: generation }),
+  });
+}
+
+/** A reloaded policy file that is invalid: every problem, and the policy that stays. */
+export function policyRejectedRecord(inForce: RuntimePolicy, problems: readonly string[]): SensorRecord {
+  return statusRecord("ERROR", `new policy rejected, the previous one stays in force:\n${problems.join("\n")}`, { [Attr.policyName]: inForce.metadata.name });
+}
+
+/** The spool directory could not be used: records wait in memory only. */
+export function spoolUnusableRecord(problem: string, dir: string): SensorRecord {
+  return statusRecord("WARN", problem, { [Attr.spoolDir]: dir });
+}
+
+export function spoolRecoveredRecord(records: number): SensorRecord {
+  return statusRecord("INFO", `${records} record(s) spooled by a previous run are delivered first`, { [Attr.spoolRecovered]: records });
 }

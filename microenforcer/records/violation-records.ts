@@ -3,16 +3,17 @@ import type { RuntimePolicy } from "../../policies/schema.ts";
 import type { Violation } from "../policy/engine.ts";
 import type { BootClock } from "../proc/boot-clock.ts";
 import { processAttributes } from "./process-records.ts";
+import { Attr } from "./attributes.ts";
 import { EventNames, type SensorRecord } from "./record.ts";
 
 export function violationRecord(v: Violation, policy: RuntimePolicy, clock: BootClock): SensorRecord {
   const attributes = v.process === undefined ? {} : processAttributes(v.process, clock, policy.spec.forensics);
-  attributes["microenforcer.policy.name"] = policy.metadata.name;
-  attributes["microenforcer.policy.mode"] = policy.spec.enforcementMode;
-  attributes["microenforcer.control"] = v.finding.control;
-  attributes["microenforcer.rule"] = v.finding.rule;
-  attributes["microenforcer.action"] = v.action;
-  if (v.enforcementLatencyMs !== undefined) attributes["microenforcer.enforcement.latency_ms"] = Math.round(v.enforcementLatencyMs * 1000) / 1000;
+  attributes[Attr.policyName] = policy.metadata.name;
+  attributes[Attr.policyMode] = policy.spec.enforcementMode;
+  attributes[Attr.control] = v.finding.control;
+  attributes[Attr.rule] = v.finding.rule;
+  attributes[Attr.action] = v.action;
+  if (v.enforcementLatencyMs !== undefined) attributes[Attr.enforcementLatencyMs] = Math.round(v.enforcementLatencyMs * 1000) / 1000;
   const outcome = v.action === "alert" ? "" : ` — ${v.action}`;
   return {
     eventName: EventNames.policyViolation,

@@ -28,10 +28,10 @@ const layers: ReadonlyArray<readonly string[]> = [
   ["enforce"],
   // The RuntimePolicy held and applied: pure controls, the engine, the policy holder.
   ["policy"],
+  // The backlog where records wait for the backend: on disk, or in memory. A leaf.
+  ["spool"],
   // Attribute keys and every record builder.
   ["records"],
-  // The on-disk backlog.
-  ["spool"],
   // OpenTelemetry emitter, OTLP delivery, stdout.
   ["emit"],
   // The main-thread stages joined: capture events → tracker → policy → records.

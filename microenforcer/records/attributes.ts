@@ -1,0 +1,88 @@
+/**
+ * Every attribute key a record may carry, spelled once, as Tetragon keeps its event fields in
+ * one schema: a record builder, the stdout formatter and the loss ledger name keys through
+ * `Attr`, and `Attributes` admits no other key. OTel semantic conventions where one exists;
+ * our own keys under `microenforcer.*` (DESIGN.md, "Contracts"). Renaming an attribute is a
+ * change here (and in the README's tables and the tests that assert it). Resource keys
+ * (`service.*`, `k8s.pod.*`) are the emitter's: emit/resource.ts, sidecar-contract.ts.
+ */
+
+export const Attr = {
+  // The process (OTel process semconv), as seen in the pod's PID namespace.
+  processPid: "process.pid",
+  processParentPid: "process.parent_pid",
+  processExecutableName: "process.executable.name",
+  processExecutablePath: "process.executable.path",
+  processCommandLine: "process.command_line",
+  processCommandArgs: "process.command_args",
+  processUserId: "process.user.id",
+  processRealUserId: "process.real_user.id",
+  processCreationTime: "process.creation.time",
+  processExitTime: "process.exit.time",
+  processComm: "microenforcer.process.comm",
+  processExeDeleted: "microenforcer.process.exe_deleted",
+  processExeMemfd: "microenforcer.process.exe_memfd",
+  processForkOnly: "microenforcer.process.fork_only",
+  processExecUnseen: "microenforcer.process.exec_unseen",
+  execOrigin: "microenforcer.exec.origin",
+  execSessionPid: "microenforcer.exec.session_pid",
+  execInPlace: "microenforcer.exec.in_place",
+  /** Something in the command line was replaced by [REDACTED]. */
+  redacted: "microenforcer.redacted",
+  // Its container (OTel k8s and container semconv).
+  k8sContainerName: "k8s.container.name",
+  containerId: "container.id",
+  // Sockets (OTel network and server semconv).
+  networkTransport: "network.transport",
+  networkType: "network.type",
+  networkLocalAddress: "network.local.address",
+  networkLocalPort: "network.local.port",
+  networkPeerAddress: "network.peer.address",
+  networkPeerPort: "network.peer.port",
+  networkConnectionState: "network.connection.state",
+  serverAddress: "server.address",
+  networkAttribution: "microenforcer.network.attribution",
+  networkInode: "microenforcer.network.inode",
+  networkDirection: "microenforcer.network.direction",
+  dnsSource: "microenforcer.dns.source",
+  dnsListen: "microenforcer.dns.listen",
+  dnsUpstream: "microenforcer.dns.upstream",
+  // How the sensor found it, and what it says about itself.
+  sensorDetection: "microenforcer.sensor.detection",
+  sensorTrigger: "microenforcer.sensor.trigger",
+  statusCause: "microenforcer.status.cause",
+  gapKind: "microenforcer.gap.kind",
+  gapCount: "microenforcer.gap.count",
+  gapFirstPid: "microenforcer.gap.first_pid",
+  gapLastPid: "microenforcer.gap.last_pid",
+  gapSince: "microenforcer.gap.since",
+  gapUntil: "microenforcer.gap.until",
+  // The policy and what it decided.
+  policyName: "microenforcer.policy.name",
+  policyMode: "microenforcer.policy.mode",
+  policyGeneration: "microenforcer.policy.generation",
+  control: "microenforcer.control",
+  rule: "microenforcer.rule",
+  action: "microenforcer.action",
+  enforcementLatencyMs: "microenforcer.enforcement.latency_ms",
+  // Delivery: records lost, the spool, the record's own id.
+  lossReason: "microenforcer.loss.reason",
+  lossCount: "microenforcer.loss.count",
+  lossSince: "microenforcer.loss.since",
+  lossUntil: "microenforcer.loss.until",
+  lossDetail: "microenforcer.loss.detail",
+  spoolDir: "microenforcer.spool.dir",
+  spoolRecovered: "microenforcer.spool.recovered",
+  recordId: "microenforcer.record.id",
+} as const;
+
+/** Our own attribute keys and event names start with this. */
+export const OWN_PREFIX = "microenforcer.";
+
+/** `microenforcer.loss.by_event.<event>` (e.g. `...by_event.process.exec`): records lost of one kind. */
+export const LOSS_BY_EVENT_PREFIX = "microenforcer.loss.by_event.";
+type LossByEventKey = `${typeof LOSS_BY_EVENT_PREFIX}${string}`;
+
+export type AttributeKey = (typeof Attr)[keyof typeof Attr] | LossByEventKey;
+export type AttributeValue = string | number | boolean | string[];
+export type Attributes = { [K in AttributeKey]?: AttributeValue };
