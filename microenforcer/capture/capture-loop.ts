@@ -100,6 +100,8 @@ export class CaptureLoop {
   private lastActivity = 0;
   private lastRescan = 0;
   private gap = { count: 0, firstPid: 0, lastPid: 0, since: 0 };
+  /** Kernel threads found by a scan: not read again by the next ones (a host has a hundred). */
+  private readonly kernelThreads = new Set<number>();
   private events: CaptureEvent[] = [];
   private network: NetworkSampler | undefined;
   private networkWanted = false;
@@ -268,7 +270,9 @@ export class CaptureLoop {
       if (detection === "trigger") this.countGap(pid);
       return;
     }
-    if (result.kind === "thread") return;
+    if (result.kind === "kernel-thread") this.kernelThreads.add(pid);
+    if (result.kind !== "process") return;
+    this.kernelThreads.delete(pid);
     const snapshot = result.snapshot;
     const previous = this.known.get(pid);
     if (previous !== undefined) {
@@ -388,8 +392,9 @@ export class CaptureLoop {
     for (const [pid, known] of this.known) {
       if (!live.has(pid)) this.exit(pid, known, now);
     }
+    for (const pid of this.kernelThreads) if (!live.has(pid)) this.kernelThreads.delete(pid);
     for (const pid of live) {
-      if (!this.known.has(pid)) this.visit(pid, detection, now);
+      if (!this.known.has(pid) && !this.kernelThreads.has(pid)) this.visit(pid, detection, now);
     }
   }
 

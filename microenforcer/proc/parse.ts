@@ -11,6 +11,8 @@ export interface StatFields {
   ppid: number;
   /** Clock ticks after boot at which the task started; with pid, its identity. */
   startTicks: number;
+  /** The task's PF_* flags (field 9). */
+  flags: number;
   utimeTicks: number;
   stimeTicks: number;
 }
@@ -27,8 +29,17 @@ export function parseStat(text: string): StatFields | undefined {
   const utimeTicks = Number(rest[11]);
   const stimeTicks = Number(rest[12]);
   const startTicks = Number(rest[19]);
-  if (![pid, ppid, startTicks, utimeTicks, stimeTicks].every(Number.isSafeInteger)) return undefined;
-  return { pid, comm: text.slice(open + 1, close), state: rest[0] ?? "?", ppid, startTicks, utimeTicks, stimeTicks };
+  const flags = Number(rest[6]);
+  if (![pid, ppid, startTicks, utimeTicks, stimeTicks, flags].every(Number.isSafeInteger)) return undefined;
+  return { pid, comm: text.slice(open + 1, close), state: rest[0] ?? "?", ppid, startTicks, flags, utimeTicks, stimeTicks };
+}
+
+/** PF_KTHREAD (include/linux/sched.h): the task is a kernel thread. */
+const PF_KTHREAD = 0x00200000;
+
+/** Kernel threads (kthreadd, kworkers, ...) run no program of any container: never a process record. */
+export function isKernelThread(stat: StatFields): boolean {
+  return (stat.flags & PF_KTHREAD) !== 0;
 }
 
 export interface StatusFields {

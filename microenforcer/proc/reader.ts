@@ -7,6 +7,7 @@ import { closeSync, openSync, readSync, readlinkSync, readdirSync } from "node:f
 import {
   containerIdFromCgroup,
   environValue,
+  isKernelThread,
   parseExeLink,
   parseStat,
   parseStatus,
@@ -49,6 +50,8 @@ export type ReadResult =
   | { kind: "process"; snapshot: ProcSnapshot }
   /** A thread of another process (its TID came from the same PID counter). */
   | { kind: "thread"; tgid: number }
+  /** A kernel thread (PF_KTHREAD): seen only outside a pod's PID namespace, never a process record. */
+  | { kind: "kernel-thread" }
   /** No such PID now: exited (or never seen) — normal, not an error. */
   | { kind: "gone" };
 
@@ -113,6 +116,7 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
   // Tgid 0 (seen in fork storms). It is gone, not a thread of process 0.
   if (status.tgid === 0) return { kind: "gone" };
   if (status.tgid !== pid) return { kind: "thread", tgid: status.tgid };
+  if (isKernelThread(stat)) return { kind: "kernel-thread" };
 
   const snapshot: ProcSnapshot = {
     pid,

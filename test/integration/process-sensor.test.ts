@@ -3,11 +3,12 @@
  * fresh PID namespace beside a real workload and checks the records a user would read.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { writeFileSync, mkdtempSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cli, execs, execsOf, exits, runInPidNamespace, type JsonRecord } from "./pid-namespace.ts";
+import { isKernelThread, parseStat } from "../../microenforcer/proc/parse.ts";
+import { cli, execs, execsOf, exits, runInPidNamespace, until, type JsonRecord } from "./pid-namespace.ts";
 
 const attr = (r: JsonRecord, key: string): unknown => r.attributes[key];
 
@@ -194,6 +195,41 @@ describe("process sensor in a real PID namespace", function () {
     assert.equal(statuses.length, 1, "reported once per cause");
     assert.equal(statuses[0]!.severityText, "WARN");
     assert.match(statuses[0]!.body, /CAP_SYS_PTRACE/);
+  });
+
+  it("run on a plain host, records no kernel thread, and kthreadd (PID 2, PPID 0) is no exec session", async () => {
+    const kernelThreads = (): Set<number> => {
+      const pids = new Set<number>();
+      for (const name of readdirSync("/proc")) {
+        if (!/^\d+$/.test(name)) continue;
+        try {
+          const stat = parseStat(readFileSync(`/proc/${name}/stat`, "utf8"));
+          if (stat !== undefined && isKernelThread(stat)) pids.add(stat.pid);
+        } catch {
+          // gone meanwhile
+        }
+      }
+      return pids;
+    };
+    const before = kernelThreads();
+    assert.ok(before.has(2), "this host shows kthreadd as PID 2");
+    // The host's own PID namespace: no unshare. The startup scan reads every process, the
+    // trigger every new one; the workload makes some.
+    const sensor = spawn(process.execPath, [cli, "watch", "--exporter", "stdout", "--format", "json"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    sensor.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    await until(() => out.includes('"microenforcer.sensor.trigger"'), 15_000, "sensor start");
+    spawnSync("sh", ["-c", "for i in 1 2 3; do sleep 0.05; done"]);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    sensor.kill("SIGINT");
+    await new Promise((resolve) => sensor.on("exit", resolve));
+    const records = out.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as JsonRecord);
+    const processRecords = records.filter((r) => r.eventName === "microenforcer.process.exec" || r.eventName === "microenforcer.process.exit");
+    assert.ok(processRecords.length > 10, "the host's processes are recorded");
+    const kthreads = new Set([...before, ...kernelThreads()]);
+    const leaked = processRecords.filter((r) => kthreads.has(Number(attr(r, "process.pid"))));
+    assert.deepEqual(leaked.map((r) => r.body), [], "no record of a kernel thread");
+    assert.ok(!records.some((r) => attr(r, "microenforcer.process.comm") === "kthreadd"));
   });
 
   it("follows the policy's forensics switches", async () => {

@@ -6,6 +6,7 @@ import {
   environValue,
   joinCommandLine,
   parseBootTime,
+  isKernelThread,
   parseExeLink,
   parseStat,
   parseStatus,
@@ -41,6 +42,14 @@ describe("/proc parsers", () => {
       assert.equal(stat?.utimeTicks, 3);
       assert.equal(stat?.stimeTicks, 4);
       assert.equal(stat?.startTicks, 999);
+    });
+
+    it("tells kernel threads (PF_KTHREAD in field 9) from processes", () => {
+      const kthreadd = parseStat(fixture("stat-kthreadd.txt").toString());
+      assert.equal(kthreadd?.ppid, 0);
+      assert.ok(kthreadd && isKernelThread(kthreadd), "kthreadd, PPID 0 like a container's init, is a kernel thread");
+      const cat = parseStat(fixture("stat-cat.txt").toString());
+      assert.ok(cat && !isKernelThread(cat));
     });
 
     it("rejects truncated or garbage lines instead of inventing numbers", () => {

@@ -29,6 +29,14 @@ describe("readProcess", () => {
     assert.equal(readProcess(4242, { attribution: () => false }, root).kind, "gone");
   });
 
+  it("takes a kernel thread for one, never for a process", () => {
+    const dir = join(root, "2");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "stat"), fixture("stat-kthreadd.txt"));
+    writeFileSync(join(dir, "status"), fixture("status-cat.txt").replace(/^Tgid:\t\d+$/m, "Tgid:\t2").replace(/^Pid:\t\d+$/m, "Pid:\t2"));
+    assert.deepEqual(readProcess(2, { attribution: () => true }, root), { kind: "kernel-thread" });
+  });
+
   it("takes a process being reaped (Tgid 0: detached from its PIDs) as gone, not as a thread", () => {
     entry(0);
     assert.deepEqual(read(), { kind: "gone" });
