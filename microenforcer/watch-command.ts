@@ -5,6 +5,7 @@ import { watchPolicyFile } from "../policies/policy-file-watcher.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import { createEmitter } from "./emit/emitter.ts";
 import { positiveInteger } from "./emit/otlp-config.ts";
+import { PolicyHolder } from "./policy/policy-holder.ts";
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool/spool.ts";
 import { policyRejectedRecord } from "./records/sensor-records.ts";
 import { buildResource } from "./emit/resource.ts";
@@ -74,16 +75,14 @@ export async function runWatch(args: string[]): Promise<number> {
     return 2;
   }
 
-  const watch = startWatch({ policy, sink: emitter });
+  const inForce = new PolicyHolder(policy);
+  const watch = startWatch({ policy: inForce, sink: emitter });
   const policyWatcher =
     options.policyFile === undefined
       ? undefined
       : watchPolicyFile(options.policyFile, policyText, {
-          onPolicy: (next) => {
-            policy = next;
-            watch.setPolicy(next);
-          },
-          onInvalid: (problems) => emitter.emit(policyRejectedRecord(policy, problems)),
+          onPolicy: (next) => inForce.set(next),
+          onInvalid: (problems) => emitter.emit(policyRejectedRecord(inForce.current, problems)),
         });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", resolve);

@@ -8,8 +8,8 @@ import { defaultCaptureOptions, type CaptureOptions } from "./capture/capture-lo
 import { ProcessSensor } from "./capture/process-sensor.ts";
 import { createEnforcer } from "./enforce/kill.ts";
 import { DnsService } from "./net/dns-service.ts";
-import { networkSensorNeeded } from "./pipeline/network-monitor.ts";
 import { WatchPipeline } from "./pipeline/watch-pipeline.ts";
+import { networkSensorNeeded, type PolicyHolder } from "./policy/policy-holder.ts";
 import { readBootClock } from "./proc/boot-clock.ts";
 import { readExeChangeTime, readStdioSockets } from "./proc/process-facts.ts";
 import type { SensorRecord } from "./records/record.ts";
@@ -20,14 +20,14 @@ export interface RecordSink {
 }
 
 export interface WatchOptions {
-  policy: RuntimePolicy;
+  /** The policy in force; a new one set there applies from the next event on. */
+  policy: PolicyHolder;
   sink: RecordSink;
   capture?: Partial<CaptureOptions>;
   selfPid?: number;
 }
 
 export interface Watch {
-  setPolicy(policy: RuntimePolicy): void;
   stop(): Promise<void>;
 }
 
@@ -38,7 +38,8 @@ export function startWatch(options: WatchOptions): Watch {
   const capture = { ...defaultCaptureOptions, ...options.capture };
   const procRoot = capture.procRoot;
   const dns = new DnsService();
-  const pipeline = new WatchPipeline(options.policy, {
+  const { policy, sink } = options;
+  const pipeline = new WatchPipeline(policy, {
     clock: readBootClock(procRoot),
     selfPid: options.selfPid ?? process.pid,
     facts: {
@@ -49,29 +50,27 @@ export function startWatch(options: WatchOptions): Watch {
     now: () => performance.timeOrigin + performance.now(),
     names: () => dns.names(),
   });
-  const { sink } = options;
   const emitAll = (records: SensorRecord[]): void => {
     for (const record of records) sink.emit(record);
   };
-  sink.emit(policyStatusRecord(options.policy, "microenforcer watching this PID namespace with policy"));
+  sink.emit(policyStatusRecord(policy.current, "microenforcer watching this PID namespace with policy"));
   // Applied in order, so a quick reload cannot overtake a forwarder still starting.
-  const applyDns = (policy: RuntimePolicy): Promise<void> => dns.apply(policy).then((outcomes) => emitAll(outcomes.map(forwarderRecord)));
-  let dnsApplied = applyDns(options.policy);
+  const applyDns = (next: RuntimePolicy): Promise<void> => dns.apply(next).then((outcomes) => emitAll(outcomes.map(forwarderRecord)));
+  let dnsApplied = applyDns(policy.current);
   const sensor = new ProcessSensor(
     capture,
     (events) => {
       for (const event of events) emitAll(pipeline.handle(event));
     },
-    networkSensorNeeded(options.policy),
+    networkSensorNeeded(policy.current),
   );
+  policy.subscribe((next) => {
+    sensor.setNetwork(networkSensorNeeded(next));
+    dnsApplied = dnsApplied.then(() => applyDns(next));
+    sink.emit(policyStatusRecord(next, "policy reloaded:"));
+  });
   const recheck = setInterval(() => emitAll(pipeline.recheck()), recheckIntervalMs);
   return {
-    setPolicy(policy) {
-      pipeline.setPolicy(policy);
-      sensor.setNetwork(networkSensorNeeded(policy));
-      dnsApplied = dnsApplied.then(() => applyDns(policy));
-      sink.emit(policyStatusRecord(policy, "policy reloaded:"));
-    },
     async stop() {
       clearInterval(recheck);
       await sensor.stop();

@@ -14,6 +14,7 @@ import type { PeerName, PeerNames } from "../net/dns-names.ts";
 import type { NetworkSample } from "../net/network-sampler.ts";
 import type { EngineResult, PolicyEngine } from "../policy/engine.ts";
 import { connectionFacts } from "../policy/network-controls.ts";
+import type { PolicyHolder } from "../policy/policy-holder.ts";
 import type { BootClock } from "../proc/boot-clock.ts";
 import { networkRecord } from "../records/network-records.ts";
 import type { SensorRecord } from "../records/record.ts";
@@ -26,7 +27,7 @@ export interface MonitorDeps {
   clock: BootClock;
   /** Our own PID: the sidecar's own connections (export, DNS forwarding) are not reported. */
   selfPid: number;
-  policy: () => RuntimePolicy;
+  policy: PolicyHolder;
   names: () => PeerNames | undefined;
   now: () => number;
 }
@@ -46,12 +47,6 @@ interface Waiting {
   process?: ProcessInfo;
   /** Controls already ran without a name. */
   checked: boolean;
-}
-
-/** The socket tables are read when the policy records network activity or has network controls. */
-export function networkSensorNeeded(policy: RuntimePolicy): boolean {
-  const controls = policy.spec.controls;
-  return policy.spec.forensics.networkActivity || controls?.network !== undefined || controls?.portScan?.detect === true;
 }
 
 export class NetworkMonitor {
@@ -129,14 +124,14 @@ export class NetworkMonitor {
     if (!w.checked || known !== undefined) {
       const facts = connectionFacts(o, known);
       const found = w.process !== undefined ? this.deps.engine.onConnection(w.process, facts, observedAt) : this.deps.engine.onUnattributedConnection(facts, observedAt);
-      merge(result, { records: found.violations.map((v) => violationRecord(v, this.deps.policy(), this.deps.clock)), problems: found.problems });
+      merge(result, { records: found.violations.map((v) => violationRecord(v, this.deps.policy.current, this.deps.clock)), problems: found.problems });
       w.checked = true;
     }
     if (!settled) {
       merge(result, this.wait(w));
       return result;
     }
-    const policy = this.deps.policy();
+    const policy = this.deps.policy.current;
     if (policy.spec.forensics.networkActivity) result.records.unshift(this.record(w, known, policy));
     return result;
   }

@@ -2,11 +2,11 @@
  * The main thread's stages for each capture event: the process tracker's facts, the
  * policy's controls (violations and enforcement), and the records the policy allows.
  */
-import type { RuntimePolicy } from "../../policies/schema.ts";
 import type { CaptureEvent } from "../capture/events.ts";
 import type { Enforcer } from "../enforce/kill.ts";
 import type { PeerNames } from "../net/dns-names.ts";
 import { PolicyEngine, type EngineResult, type FactSource } from "../policy/engine.ts";
+import type { PolicyHolder } from "../policy/policy-holder.ts";
 import type { BootClock } from "../proc/boot-clock.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { processRecord } from "../records/process-records.ts";
@@ -34,20 +34,15 @@ export class WatchPipeline {
   private readonly network: NetworkMonitor;
   private readonly reportedCauses = new Set<string>();
   private readonly clock: BootClock;
-  private policy: RuntimePolicy;
+  private readonly policy: PolicyHolder;
 
-  constructor(policy: RuntimePolicy, deps: PipelineDeps) {
+  constructor(policy: PolicyHolder, deps: PipelineDeps) {
     this.policy = policy;
     this.clock = deps.clock;
     this.tracker = new ProcessTracker(deps.selfPid);
     this.engine = new PolicyEngine(policy, deps);
     const { clock, selfPid, now, names } = deps;
-    this.network = new NetworkMonitor({ engine: this.engine, clock, selfPid, now, policy: () => this.policy, names: () => names?.() });
-  }
-
-  setPolicy(policy: RuntimePolicy): void {
-    this.policy = policy;
-    this.engine.setPolicy(policy);
+    this.network = new NetworkMonitor({ engine: this.engine, clock, selfPid, now, policy, names: () => names?.() });
   }
 
   handle(event: CaptureEvent): SensorRecord[] {
@@ -86,7 +81,7 @@ export class WatchPipeline {
         processEvent.kind === "exec"
           ? this.engineRecords(this.engine.onExec(p, processEvent.observedAt, this.tracker.containerStartTicks(p.container)))
           : (this.engine.onExit(p), []);
-      const record = processRecord(processEvent, this.clock, this.policy.spec.forensics);
+      const record = processRecord(processEvent, this.clock, this.policy.current.spec.forensics);
       if (record !== undefined) records.push(record);
       records.push(...violations, ...this.monitorRecords(this.network.onProcess(processEvent)));
     }
@@ -94,7 +89,7 @@ export class WatchPipeline {
   }
 
   private engineRecords(result: EngineResult): SensorRecord[] {
-    return [...this.problems(result.problems), ...result.violations.map((v) => violationRecord(v, this.policy, this.clock))];
+    return [...this.problems(result.problems), ...result.violations.map((v) => violationRecord(v, this.policy.current, this.clock))];
   }
 
   private monitorRecords(result: MonitorResult): SensorRecord[] {

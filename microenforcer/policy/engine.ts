@@ -4,13 +4,13 @@
  * the violations (records/violation-records.ts makes them records). Each finding is
  * reported once per process and control.
  */
-import type { RuntimePolicy } from "../../policies/schema.ts";
 import type { Enforcer, KillOutcome } from "../enforce/kill.ts";
 import type { StdioSockets } from "../proc/process-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import type { ProcessInfo } from "../tracker/process-tracker.ts";
 import { checkListen, checkOutbound, PortScanDetector, type ConnectionFacts } from "./network-controls.ts";
+import type { PolicyHolder } from "./policy-holder.ts";
 import {
   checkContainerExec,
   checkDrift,
@@ -58,7 +58,7 @@ export interface EngineResult {
 const key = (p: ProcessInfo): string => `${p.pid}:${p.startTicks}`;
 
 export class PolicyEngine {
-  private policy: RuntimePolicy;
+  private readonly policy: PolicyHolder;
   private readonly deps: EngineDeps;
   private readonly reported = new Set<string>();
   /** Unattributed connections' findings, the oldest forgotten first (no exit ends them). */
@@ -67,18 +67,14 @@ export class PolicyEngine {
   private readonly interpreters = new Map<string, ProcessInfo>();
   private readonly portScans = new PortScanDetector();
 
-  constructor(policy: RuntimePolicy, deps: EngineDeps) {
+  constructor(policy: PolicyHolder, deps: EngineDeps) {
     this.policy = policy;
     this.deps = deps;
   }
 
-  setPolicy(policy: RuntimePolicy): void {
-    this.policy = policy;
-  }
-
   /** A process started or exec'd; containerStartTicks is its container init's start. */
   onExec(p: ProcessInfo, observedAt: number, containerStartTicks: number | undefined): EngineResult {
-    const controls = this.policy.spec.controls;
+    const controls = this.policy.current.spec.controls;
     const result: EngineResult = { violations: [], problems: [] };
     if (controls === undefined) return result;
     const findings: Finding[] = [...checkContainerExec(controls, p), ...checkExecutables(controls, p), ...checkFilelessExec(controls, p)];
@@ -97,7 +93,7 @@ export class PolicyEngine {
 
   /** A connection or listening socket of process p, seen at observedAt. */
   onConnection(p: ProcessInfo, c: ConnectionFacts, observedAt: number): EngineResult {
-    const controls = this.policy.spec.controls;
+    const controls = this.policy.current.spec.controls;
     const result: EngineResult = { violations: [], problems: [] };
     if (controls === undefined) return result;
     this.act(result, p, [...checkOutbound(controls, c), ...checkListen(controls, c), ...this.portScans.observe(controls, key(p), c, observedAt)], observedAt);
@@ -109,10 +105,10 @@ export class PolicyEngine {
    * saw it): still a finding of the network controls, with nothing left to kill ("gone").
    */
   onUnattributedConnection(c: ConnectionFacts, observedAt: number): EngineResult {
-    const controls = this.policy.spec.controls;
+    const controls = this.policy.current.spec.controls;
     const result: EngineResult = { violations: [], problems: [] };
     if (controls === undefined) return result;
-    const enforce = this.policy.spec.enforcementMode === "enforce";
+    const enforce = this.policy.current.spec.enforcementMode === "enforce";
     for (const finding of [...checkOutbound(controls, c), ...checkListen(controls, c)]) {
       // The same connection comes again once its peer's name is known: one finding per rule.
       const k = `${c.transport} ${c.localAddress}:${c.localPort} ${c.peerAddress ?? ""}:${c.peerPort ?? ""} ${finding.rule}`;
@@ -144,7 +140,7 @@ export class PolicyEngine {
   }
 
   private reverseShell(result: EngineResult, p: ProcessInfo): Finding[] {
-    const controls = this.policy.spec.controls;
+    const controls = this.policy.current.spec.controls;
     if (controls === undefined) return [];
     return checkReverseShell(controls, p, this.read(result, p, "fd", () => this.deps.facts.stdio(p.pid)));
   }
@@ -160,7 +156,7 @@ export class PolicyEngine {
   }
 
   private act(result: EngineResult, p: ProcessInfo, findings: Finding[], observedAt: number): void {
-    const enforce = this.policy.spec.enforcementMode === "enforce";
+    const enforce = this.policy.current.spec.enforcementMode === "enforce";
     let killed: Action | undefined;
     for (const finding of findings) {
       const k = `${key(p)}:${finding.control}:${finding.rule}`;

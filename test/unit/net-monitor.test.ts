@@ -10,9 +10,10 @@ import { socketCounters, socketsAppeared } from "../../microenforcer/net/change-
 import type { NetworkObservation } from "../../microenforcer/net/connection-tracker.ts";
 import type { PeerName } from "../../microenforcer/net/dns-names.ts";
 import { InodeOwners } from "../../microenforcer/net/inode-owners.ts";
-import { NetworkMonitor, networkSensorNeeded } from "../../microenforcer/pipeline/network-monitor.ts";
+import { NetworkMonitor } from "../../microenforcer/pipeline/network-monitor.ts";
 import type { SocketEntry } from "../../microenforcer/proc/socket-table.ts";
 import { PolicyEngine } from "../../microenforcer/policy/engine.ts";
+import { networkSensorNeeded, PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
 import type { SensorRecord } from "../../microenforcer/records/record.ts";
 import { defaultPolicy, parsePolicies } from "../../policies/load.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
@@ -48,7 +49,8 @@ const outbound = (over: Partial<NetworkObservation> = {}): NetworkObservation =>
 function setup(policy: RuntimePolicy = defaultPolicy(), lookup?: (address: string) => PeerName | "pending" | undefined) {
   let now = 1_000;
   const kills: number[] = [];
-  const engine = new PolicyEngine(policy, {
+  const inForce = new PolicyHolder(policy);
+  const engine = new PolicyEngine(inForce, {
     facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0 },
     enforcer: {
       kill: (pid) => {
@@ -63,7 +65,7 @@ function setup(policy: RuntimePolicy = defaultPolicy(), lookup?: (address: strin
     engine,
     clock,
     selfPid: 7,
-    policy: () => policy,
+    policy: inForce,
     names: () => (lookup === undefined ? undefined : { lookup }),
     now: () => now,
   });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { KillOutcome } from "../../microenforcer/enforce/kill.ts";
 import { PolicyEngine, type EngineResult, type FactSource } from "../../microenforcer/policy/engine.ts";
+import { PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
 import { violationRecord } from "../../microenforcer/records/violation-records.ts";
 import type { StdioSockets } from "../../microenforcer/proc/process-facts.ts";
 import { parsePolicies } from "../../policies/load.ts";
@@ -24,8 +25,8 @@ const clock = { bootMs: 1_700_000_000_000, ticksPerSecond: 100 };
 
 function setup(mode: string, controls: string, facts: Partial<FactSource> = {}) {
   const kills: number[] = [];
-  const rules = policy(mode, controls);
-  const engine = new PolicyEngine(rules, {
+  const inForce = new PolicyHolder(policy(mode, controls));
+  const engine = new PolicyEngine(inForce, {
     facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0, ...facts },
     enforcer: {
       kill: (pid): KillOutcome => {
@@ -37,8 +38,8 @@ function setup(mode: string, controls: string, facts: Partial<FactSource> = {}) 
     now: () => 1000,
   });
   /** The engine's violations as the pipeline records them. */
-  const asRecords = (result: EngineResult) => ({ records: result.violations.map((v) => violationRecord(v, rules, clock)), problems: result.problems });
-  return { engine, kills, asRecords };
+  const asRecords = (result: EngineResult) => ({ records: result.violations.map((v) => violationRecord(v, inForce.current, clock)), problems: result.problems });
+  return { engine, kills, asRecords, inForce };
 }
 
 describe("PolicyEngine", () => {
@@ -100,9 +101,9 @@ describe("PolicyEngine", () => {
   });
 
   it("applies a new policy from the next event on", () => {
-    const { engine, kills } = setup("audit", "{executables: {blocked: ['/tmp/*']}}");
+    const { engine, kills, inForce } = setup("audit", "{executables: {blocked: ['/tmp/*']}}");
     engine.onExec(shell, 0, undefined);
-    engine.setPolicy(policy("enforce", "{executables: {blocked: ['/tmp/*']}}"));
+    inForce.set(policy("enforce", "{executables: {blocked: ['/tmp/*']}}"));
     engine.onExec({ ...shell, pid: 78 }, 0, undefined);
     assert.deepEqual(kills, [78]);
   });
