@@ -4,8 +4,10 @@ export type PodSecurityLevel = "privileged" | "baseline" | "restricted";
 export interface InjectorConfig {
   image: string;
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
-  /** OTEL_* variables handed to every sidecar (endpoint, protocol, headers, resource attributes). */
+  /** OTEL_* variables handed to every sidecar (endpoint, protocol, resource attributes; never credentials). */
   otelEnv: Record<string, string>;
+  /** OTEL_* variables the injector has but keeps from the sidecars (credentials). */
+  otelWithheld: string[];
   /** The cluster runs native sidecars (Kubernetes ≥ 1.29); a pod annotation may override. */
   nativeSidecars: boolean;
   /** The admin allows SYS_PTRACE (root sidecar) where the namespace's Pod Security level permits it. */
@@ -23,6 +25,7 @@ export function defaultInjectorConfig(): InjectorConfig {
     image: DEFAULT_IMAGE,
     imagePullPolicy: "IfNotPresent",
     otelEnv: {},
+    otelWithheld: [],
     nativeSidecars: true,
     allowPtrace: false,
     injectorNamespace: "microenforcer-system",
@@ -32,10 +35,23 @@ export function defaultInjectorConfig(): InjectorConfig {
   };
 }
 
-/** The OTEL_* part of an environment, sorted so the rendered pod does not depend on env order. */
-export function otelEnvFrom(env: NodeJS.ProcessEnv): Record<string, string> {
+/**
+ * OTLP variables that carry credentials. They are never written into a tenant's pod spec,
+ * where its owner reads them (`kubectl get pod -o yaml`); a secretKeyRef cannot reach a
+ * Secret in another namespace. Sidecars send to an in-cluster collector instead, which adds
+ * the credentials itself (README, "OTLP export").
+ */
+export const CREDENTIAL_VARIABLES: readonly string[] = ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"];
+
+/**
+ * The OTEL_* part of an environment handed to sidecars, sorted so the rendered pod does not
+ * depend on env order, and the credential variables left out.
+ */
+export function otelEnvFrom(env: NodeJS.ProcessEnv): { sidecar: Record<string, string>; withheld: string[] } {
   const entries = Object.entries(env).filter((e): e is [string, string] => e[0].startsWith("OTEL_") && e[1] !== undefined && e[1] !== "");
-  return Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : 1)));
+  const withheld = entries.filter(([name]) => CREDENTIAL_VARIABLES.includes(name)).map(([name]) => name);
+  const handed = entries.filter(([name]) => !CREDENTIAL_VARIABLES.includes(name));
+  return { sidecar: Object.fromEntries(handed.sort(([a], [b]) => (a < b ? -1 : 1))), withheld: withheld.sort() };
 }
 
 /** Native sidecars are on by default from Kubernetes 1.29. */

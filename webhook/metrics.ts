@@ -29,6 +29,14 @@ class Counter {
     return this.values.get(labelText(labels)) ?? 0;
   }
 
+  snapshot(): Record<string, number> {
+    return Object.fromEntries(this.values);
+  }
+
+  absorb(snapshot: Record<string, number>): void {
+    for (const [key, value] of Object.entries(snapshot)) this.values.set(key, (this.values.get(key) ?? 0) + value);
+  }
+
   render(): string {
     const lines = [...this.values].map(([labels, value]) => `${this.name}${labels} ${value}`);
     return `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n${lines.join("\n")}${lines.length > 0 ? "\n" : ""}`;
@@ -58,6 +66,18 @@ class Histogram {
     this.count += 1;
   }
 
+  snapshot(): { counts: number[]; sum: number; count: number } {
+    return { counts: [...this.counts], sum: this.sum, count: this.count };
+  }
+
+  absorb(snapshot: { counts: number[]; sum: number; count: number }): void {
+    snapshot.counts.forEach((n, i) => {
+      if (i < this.counts.length) this.counts[i]! += n;
+    });
+    this.sum += snapshot.sum;
+    this.count += snapshot.count;
+  }
+
   render(): string {
     const lines = this.buckets.map((bound, i) => `${this.name}_bucket{le="${bound}"} ${this.counts[i]}`);
     lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
@@ -66,6 +86,8 @@ class Histogram {
 }
 
 export type InjectorMetrics = ReturnType<typeof createMetrics>;
+/** What one set of metrics counted, to add to another (the review worker's, after each review). */
+export type MetricsSnapshot = Record<string, ReturnType<Counter["snapshot"]> | ReturnType<Histogram["snapshot"]>>;
 
 export function createMetrics() {
   const metrics = {
@@ -74,7 +96,8 @@ export function createMetrics() {
     skips: new Counter("microenforcer_injector_skips_total", "Pods not injected, by reason."),
     refusals: new Counter("microenforcer_injector_refusals_total", "Pods refused in namespaces that require the MicroEnforcer, by reason."),
     overruled: new Counter("microenforcer_injector_overruled_total", "Pod labels or annotations ignored because the namespace requires the MicroEnforcer, by key."),
-    policyUpdates: new Counter("microenforcer_injector_policy_updates_total", "Running pods whose policy annotation was updated, by result."),
+    rejectedReviews: new Counter("microenforcer_injector_rejected_reviews_total", "Reviews turned away before being read (too large, too many at once), by reason."),
+    policyUpdates: new Counter("microenforcer_injector_policy_updates_total", "Running pods whose policy annotation was updated, by result (updated, failed, skipped: a pod the refresh could not read)."),
     duration: new Histogram(
       "microenforcer_injector_admission_duration_seconds",
       "Time to answer one AdmissionReview.",
@@ -84,5 +107,14 @@ export function createMetrics() {
   return {
     ...metrics,
     render: () => Object.values(metrics).map((m) => m.render()).join(""),
+    snapshot: (): MetricsSnapshot => Object.fromEntries(Object.entries(metrics).map(([name, m]) => [name, m.snapshot()])),
+    absorb(snapshot: MetricsSnapshot): void {
+      for (const [name, m] of Object.entries(metrics)) {
+        const part = snapshot[name];
+        if (part === undefined) continue;
+        if (m instanceof Histogram) m.absorb(part as ReturnType<Histogram["snapshot"]>);
+        else m.absorb(part as ReturnType<Counter["snapshot"]>);
+      }
+    },
   };
 }

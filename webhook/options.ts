@@ -44,7 +44,9 @@ export function injectorConfigFrom(values: InjectorOptionValues, env: NodeJS.Pro
   config.allowPtrace = values["allow-ptrace"] ?? false;
   config.injectorNamespace = values["injector-namespace"] ?? env.POD_NAMESPACE ?? config.injectorNamespace;
   config.injectorServiceAccount = values["injector-service-account"] ?? env.POD_SERVICE_ACCOUNT ?? config.injectorServiceAccount;
-  config.otelEnv = otelEnvFrom(env);
+  const otel = otelEnvFrom(env);
+  config.otelEnv = otel.sidecar;
+  config.otelWithheld = otel.withheld;
   const memory = values["sidecar-memory"];
   if (memory !== undefined) {
     const bytes = memoryBytes(memory);

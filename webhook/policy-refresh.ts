@@ -6,8 +6,9 @@
  */
 import type { Operation } from "fast-json-patch";
 import type { RuntimePolicy } from "../policies/schema.ts";
-import { objectAt, stringMapAt, type JsonObject } from "./json.ts";
-import { POLICY_ANNOTATION, POLICY_DOCUMENT_ANNOTATION, STATUS_ANNOTATION } from "./keys.ts";
+import { namespaceMode } from "./decide.ts";
+import { arrayAt, objectAt, stringAt, stringMapAt, type JsonObject } from "./json.ts";
+import { INJECT_KEY, POLICY_ANNOTATION, POLICY_DOCUMENT_ANNOTATION, SIDECAR_NAME, STATUS_ANNOTATION, SYSTEM_NAMESPACES } from "./keys.ts";
 import { policyDocument, selectPolicy } from "./policy-select.ts";
 import { parseStatus } from "./status.ts";
 
@@ -22,6 +23,20 @@ function injectorNamedPolicy(annotations: Record<string, string>): boolean {
   } catch {
     return false; // a status the injector did not write says nothing
   }
+}
+
+/**
+ * Whether the injector may touch a running pod's policy: it runs a container named like our
+ * sidecar, in a namespace whose label asks for injection (or, elsewhere, it asked itself with
+ * the label the opt-in webhook selects on) — never in system namespaces or the injector's
+ * own. Anything else the injector leaves alone, whatever its annotations say.
+ */
+export function refreshable(pod: JsonObject, namespaceLabels: Record<string, string>, injectorNamespace: string): boolean {
+  const namespace = stringAt(objectAt(pod, "metadata"), "namespace");
+  if (namespace === undefined || namespace === injectorNamespace || SYSTEM_NAMESPACES.includes(namespace)) return false;
+  const spec = objectAt(pod, "spec");
+  if (![...arrayAt(spec, "initContainers"), ...arrayAt(spec, "containers")].some((c) => stringAt(c, "name") === SIDECAR_NAME)) return false;
+  return namespaceMode(namespaceLabels) !== "off" || stringMapAt(objectAt(pod, "metadata"), "labels")[INJECT_KEY] === "true";
 }
 
 /** The JSON patch that brings the pod's policy up to date; [] when it is. */

@@ -3,9 +3,12 @@
  * `/healthz` (the process is alive), `/readyz` (certificates loaded, policies synced, not
  * shutting down) and `/metrics` (Prometheus). Every error is a JSON body with a message.
  */
+import type { IncomingHttpHeaders } from "node:http";
 import type { Server } from "node:https";
-import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import { admit, type AdmissionDeps } from "./admission.ts";
+import { DEFAULT_GATE_LIMITS, ReviewGate, type GateLimits, type Lane } from "./review-gate.ts";
+import { ReviewWorker } from "./review-worker.ts";
 
 export interface ServerOptions {
   key: string;
@@ -16,6 +19,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Where unexpected server errors are reported. */
   log?: (message: string) => void;
+  /** Which reviews are answered where, and how many at once (review-gate.ts). */
+  gate?: GateLimits;
 }
 
 export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
@@ -23,6 +28,12 @@ export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export type AdmissionServer = FastifyInstance<Server>;
+
+/** The body length the client declared; undefined for a chunked (undeclared) body. */
+function declaredLength(headers: IncomingHttpHeaders): number | undefined {
+  const value = headers["content-length"];
+  return value === undefined || !/^\d+$/.test(value) ? undefined : Number(value);
+}
 
 /** Fastify's own errors (bad JSON, wrong media type, too large) with messages a caller can act on. */
 function errorMessage(error: FastifyError, bodyLimit: number): string {
@@ -69,6 +80,36 @@ export function createAdmissionServer(options: ServerOptions): AdmissionServer {
     done();
   });
 
+  // Admission to the admission server, before any of the body is read: a declared size over
+  // the limit is refused at once, large reviews wait their turn for the worker.
+  const gate = new ReviewGate(options.gate ?? DEFAULT_GATE_LIMITS);
+  const worker = new ReviewWorker(options.admission);
+  const lanes = new WeakMap<FastifyRequest, Lane>();
+  app.addHook("onRequest", async (request, reply) => {
+    if (request.method !== "POST") return;
+    const declared = declaredLength(request.headers);
+    const { rejectedReviews } = options.admission.metrics;
+    if (declared !== undefined && declared > bodyLimit) {
+      rejectedReviews.inc({ reason: "too-large" });
+      return reply.code(413).header("connection", "close").send({ error: errorMessage({ code: "FST_ERR_CTP_BODY_TOO_LARGE" } as FastifyError, bodyLimit) });
+    }
+    const admission = gate.enter(declared);
+    if ("refused" in admission) {
+      rejectedReviews.inc({ reason: "busy" });
+      return reply.code(429).header("connection", "close").send({ error: `too many reviews at once (${admission.refused}); try again` });
+    }
+    lanes.set(request, admission.lane);
+    reply.raw.once("close", admission.leave);
+    return undefined;
+  });
+  const defaultJson = app.getDefaultJsonParser("error", "error");
+  app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit }, (request, body, done) => {
+    // Large reviews are parsed on the worker: the raw bytes go there.
+    if (lanes.get(request) === "large") done(null, body);
+    else defaultJson(request, body as Buffer & string, done);
+  });
+  app.addHook("onClose", async () => worker.close());
+
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (statusCode === 500) options.log?.(`internal error: ${error.stack ?? error.message}`);
@@ -79,8 +120,19 @@ export function createAdmissionServer(options: ServerOptions): AdmissionServer {
   });
 
   app.post("/mutate", async (request, reply) => {
-    const answer = await admit(request.body, options.admission);
-    return reply.code(answer.statusCode).send(answer.body);
+    if (!Buffer.isBuffer(request.body)) {
+      const body: unknown = request.body;
+      const answer = lanes.get(request) === "medium" ? await gate.inMediumTurn(() => admit(body, options.admission)) : await admit(body, options.admission);
+      return reply.code(answer.statusCode).send(answer.body);
+    }
+    try {
+      const answer = await worker.admit(request.body);
+      return await reply.code(answer.statusCode).send(answer.body);
+    } catch (err) {
+      // No uid to answer with: the apiserver applies the webhook's failurePolicy.
+      options.admission.metrics.requests.inc({ outcome: "error" });
+      return reply.code(500).send({ error: `the review could not be processed: ${(err as Error).message}` });
+    }
   });
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_request, reply) => (options.isReady() ? { status: "ready" } : reply.code(503).send({ status: "not ready" })));

@@ -11,14 +11,14 @@ import type { AdmissionDeps } from "./admission.ts";
 import { keepCaBundle } from "./cluster/ca-bundle.ts";
 import { startClusterState } from "./cluster/cluster-state.ts";
 import { clusterRunsNativeSidecars, loadKubeConfig, ownImage } from "./cluster/kube.ts";
-import { ensureTlsSecret } from "./cluster/tls-secret.ts";
+import { ensureTlsSecrets } from "./cluster/tls-secret.ts";
 import { createMetrics } from "./metrics.ts";
 import { injectorConfigFrom, injectorOptions, policiesFrom, UsageError } from "./options.ts";
 import { createAdmissionServer, replaceCertificate } from "./server.ts";
 import { planTls, serviceDnsNames, type KeyPair } from "./tls/certificates.ts";
 
 export const webhookUsage = `  webhook [--port 8443] [--cert-dir DIR | --self-signed] [--kubeconfig FILE] [--policy FILE]
-          [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME]
+          [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME] [--ca-secret NAME]
           [--tls-san NAME_OR_IP]... [--image IMAGE] [--kube-version 1.30] [--allow-ptrace]
           [--sidecar-memory 160Mi]
         the injecting admission webhook (HTTPS, POST /mutate, /healthz, /readyz, /metrics)
@@ -42,6 +42,7 @@ function parse(args: string[]) {
       service: { type: "string", default: "microenforcer-injector" },
       "webhook-config": { type: "string", default: "microenforcer-injector" },
       "tls-secret": { type: "string", default: "microenforcer-injector-tls" },
+      "ca-secret": { type: "string", default: "microenforcer-injector-ca" },
       "tls-san": { type: "string", multiple: true, default: [] },
       "shutdown-delay": { type: "string", default: "0" },
     },
@@ -115,9 +116,12 @@ export async function runWebhook(args: string[]): Promise<number> {
     const namespace = config.injectorNamespace;
     if (kc !== undefined && values["kube-version"] === undefined) config.nativeSidecars = await clusterRunsNativeSidecars(kc);
     if (kc !== undefined && values.image === undefined) config.image = await sidecarImage(kc, config.image);
+    if (config.otelWithheld.length > 0) {
+      log(`not handed to sidecars: ${config.otelWithheld.join(", ")} (a pod's owner could read credentials from its pod spec); send the sidecars to an in-cluster collector that adds them`);
+    }
     const metrics = createMetrics();
     const filePolicies = values.policy === undefined ? undefined : policiesFrom(values.policy);
-    const state = kc === undefined ? undefined : await startClusterState(kc, metrics, log);
+    const state = kc === undefined ? undefined : await startClusterState(kc, namespace, metrics, log);
 
     const sans = values["tls-san"];
     const dnsNames = [...serviceDnsNames(values.service, namespace), ...sans.filter((s) => isIP(s) === 0)];
@@ -126,8 +130,8 @@ export async function runWebhook(args: string[]): Promise<number> {
     if (values["cert-dir"] !== undefined) {
       certificates = certDirSource(values["cert-dir"]);
     } else if (kc !== undefined) {
-      const ref = { namespace, name: values["tls-secret"] };
-      const ensure = async () => (await ensureTlsSecret(kc, ref, dnsNames, ips)).material;
+      const refs = { namespace, serving: values["tls-secret"], ca: values["ca-secret"] };
+      const ensure = async () => (await ensureTlsSecrets(kc, refs, dnsNames, ips)).material;
       certificates = {
         current: await ensure(),
         async refresh() {

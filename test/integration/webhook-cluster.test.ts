@@ -12,7 +12,7 @@ import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse } from "yaml";
-import { ensureTlsSecret } from "../../webhook/cluster/tls-secret.ts";
+import { ensureTlsSecrets } from "../../webhook/cluster/tls-secret.ts";
 import { splitPem } from "../../webhook/tls/certificates.ts";
 import { startControlPlane, type ControlPlane } from "../infra/kube/control-plane.ts";
 import { cli } from "./pid-namespace.ts";
@@ -90,19 +90,38 @@ describe("injector against a real kube-apiserver", function () {
     }
   });
 
-  it("accepts the kustomize manifests and the examples (server-side dry run)", async () => {
+  it("accepts the kustomize manifests, the examples and the network policy (server-side dry run)", async () => {
     const root = new URL("../../manifests/", import.meta.url).pathname;
     await kubectl(["apply", "--dry-run=server", "-k", root]);
     await kubectl(["apply", "--dry-run=server", "-k", `${root}examples`]);
+    await kubectl(["apply", "--dry-run=server", "-k", `${root}network-policy`]);
   });
 
-  it("shares one CA between replicas that start together", async () => {
-    const ref = { namespace: "microenforcer-system", name: "race-tls" };
-    const plans = await Promise.all([1, 2, 3].map(() => ensureTlsSecret(kc, ref, ["microenforcer-injector.microenforcer-system.svc"])));
+  it("shares one CA between replicas that start together, its key in a Secret of its own", async () => {
+    const refs = { namespace: "microenforcer-system", serving: "race-tls", ca: "race-ca" };
+    const plans = await Promise.all([1, 2, 3].map(() => ensureTlsSecrets(kc, refs, ["microenforcer-injector.microenforcer-system.svc"])));
     assert.equal(new Set(plans.map((p) => p.material.caBundle)).size, 1);
-    assert.deepEqual(plans.map((p) => p.change).filter((c) => c !== "").length, 1, "exactly one replica created the Secret");
-    const secret = await getJson(["-n", ref.namespace, "get", "secret", ref.name]);
-    assert.equal(splitPem(Buffer.from(secret.data["ca.crt"], "base64").toString()).length, 1);
+    assert.deepEqual(plans.map((p) => p.change).filter((c) => c !== "").length, 1, "exactly one replica created the Secrets");
+    const serving = await getJson(["-n", refs.namespace, "get", "secret", refs.serving]);
+    const ca = await getJson(["-n", refs.namespace, "get", "secret", refs.ca]);
+    assert.deepEqual(Object.keys(serving.data).sort(), ["ca.crt", "tls.crt", "tls.key"], "no CA key beside the serving key");
+    assert.deepEqual(Object.keys(ca.data).sort(), ["ca.crt", "ca.key"]);
+    assert.equal(splitPem(Buffer.from(serving.data["ca.crt"], "base64").toString()).length, 1);
+    assert.equal(serving.data["ca.crt"], ca.data["ca.crt"]);
+  });
+
+  it("moves a CA key kept beside the serving key (before the split) into its own Secret", async () => {
+    const refs = { namespace: "microenforcer-system", serving: "old-tls", ca: "old-ca" };
+    const first = await ensureTlsSecrets(kc, { namespace: refs.namespace, serving: "scratch-tls", ca: "scratch-ca" }, ["x.svc"]);
+    const m = first.material;
+    const b64 = (t: string) => Buffer.from(t).toString("base64");
+    const old = { apiVersion: "v1", kind: "Secret", type: "kubernetes.io/tls", metadata: { name: refs.serving, namespace: refs.namespace }, data: { "ca.crt": b64(m.caBundle), "ca.key": b64(m.caKey), "tls.crt": b64(m.cert), "tls.key": b64(m.key) } };
+    await kubectl(["create", "-f", "-"], JSON.stringify(old));
+    const plan = await ensureTlsSecrets(kc, refs, ["x.svc"]);
+    assert.equal(plan.material.caKey, m.caKey, "the same CA");
+    const serving = await getJson(["-n", refs.namespace, "get", "secret", refs.serving]);
+    assert.equal(serving.data["ca.key"], undefined);
+    assert.equal((await getJson(["-n", refs.namespace, "get", "secret", refs.ca])).data["ca.key"], b64(m.caKey));
   });
 
   describe("the webhook process in the admission chain", () => {
@@ -196,12 +215,22 @@ describe("injector against a real kube-apiserver", function () {
       assert.match(forged.stderr, /refused: .*container microenforcer \(not the genuine sidecar\): image is "registry\.example\/quiet:1"/);
     });
 
-    it("updates the policy of running pods when their RuntimePolicy changes", async () => {
+    it("updates the policy of running pods when their RuntimePolicy changes, and only those of injected namespaces", async () => {
+      // Looks injected (a status annotation that is not even JSON, a container named like the
+      // sidecar) but lives where nothing is injected: the injector must not write to it.
+      const lookalike = {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "lookalike", namespace: "plain", annotations: { "microenforcer.dev/status": "{", "microenforcer.dev/policy-document": "{}" } },
+        spec: { containers: [{ name: "app", image: "x" }, { name: "microenforcer", image: "x" }] },
+      };
+      await kubectl(["create", "-f", "-"], JSON.stringify(lookalike));
       await kubectl(["apply", "-f", "-"], JSON.stringify(policy("enforce")));
       await eventually("the pod's policy document to change", async () => {
         const annotations = (await getJson(["-n", "apps", "get", "pod", "api"])).metadata.annotations;
         return JSON.parse(annotations["microenforcer.dev/policy-document"]).spec.enforcementMode === "enforce" ? true : undefined;
       });
+      assert.equal((await getJson(["-n", "plain", "get", "pod", "lookalike"])).metadata.annotations["microenforcer.dev/policy-document"], "{}");
     });
 
     it("counts its work in /metrics and stops cleanly on SIGTERM", async () => {

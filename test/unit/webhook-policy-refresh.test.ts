@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { validatePolicy } from "../../policies/load.ts";
-import { policyRefresh } from "../../webhook/policy-refresh.ts";
+import { policyRefresh, refreshable } from "../../webhook/policy-refresh.ts";
 
 const policy = (name: string, spec: object) => validatePolicy({ apiVersion: "microenforcer.dev/v1alpha1", kind: "RuntimePolicy", metadata: { name }, spec }, name);
 const strict = policy("strict", { priority: 100, enforcementMode: "enforce", scope: { namespaceSelector: { matchLabels: { team: "a" } } } });
@@ -33,5 +33,26 @@ describe("webhook/policy-refresh", () => {
       const pod = { metadata: { annotations: { "microenforcer.dev/status": status, "microenforcer.dev/policy": "lax" } } };
       assert.equal(documentOf(policyRefresh(pod, [strict, lax], { team: "a" })).metadata.name, "strict");
     }
+  });
+});
+
+describe("webhook/policy-refresh: which running pods the injector touches", () => {
+  const withSidecar = (namespace: string, labels: Record<string, string> = {}) => ({
+    metadata: { namespace, labels, annotations: { "microenforcer.dev/status": "{" } },
+    spec: { initContainers: [{ name: "microenforcer" }], containers: [{ name: "app" }] },
+  });
+  const enabled = { "microenforcer.dev/injection": "enabled" };
+
+  it("pods with our sidecar in namespaces labelled for injection, or that opted in", () => {
+    assert.equal(refreshable(withSidecar("shop"), enabled, "microenforcer-system"), true);
+    assert.equal(refreshable(withSidecar("tenant"), { "microenforcer.dev/injection": "required" }, "microenforcer-system"), true);
+    assert.equal(refreshable(withSidecar("plain", { "microenforcer.dev/inject": "true" }), {}, "microenforcer-system"), true);
+  });
+
+  it("never pods of other namespaces, system namespaces, the injector's own, or without the sidecar", () => {
+    assert.equal(refreshable(withSidecar("plain"), {}, "microenforcer-system"), false);
+    assert.equal(refreshable(withSidecar("kube-system"), enabled, "microenforcer-system"), false);
+    assert.equal(refreshable(withSidecar("microenforcer-system"), enabled, "microenforcer-system"), false);
+    assert.equal(refreshable({ metadata: { namespace: "shop", annotations: { "microenforcer.dev/status": "{}" } }, spec: { containers: [{ name: "app" }] } }, enabled, "microenforcer-system"), false);
   });
 });

@@ -7,7 +7,7 @@ import { PolicyError, validatePolicy } from "../../policies/load.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
 import type { JsonObject } from "../json.ts";
 import type { InjectorMetrics } from "../metrics.ts";
-import { policyRefresh } from "../policy-refresh.ts";
+import { policyRefresh, refreshable } from "../policy-refresh.ts";
 import { startInformer, type Cache } from "./watch.ts";
 
 export interface ClusterState {
@@ -20,7 +20,7 @@ export interface ClusterState {
 
 const GROUP = { group: "microenforcer.dev", version: "v1alpha1", plural: "runtimepolicies" };
 
-export async function startClusterState(kc: KubeConfig, metrics: InjectorMetrics, log: (message: string) => void): Promise<ClusterState> {
+export async function startClusterState(kc: KubeConfig, injectorNamespace: string, metrics: InjectorMetrics, log: (message: string) => void): Promise<ClusterState> {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   let valid: RuntimePolicy[] = [];
@@ -34,7 +34,17 @@ export async function startClusterState(kc: KubeConfig, metrics: InjectorMetrics
       const page = await core.listPodForAllNamespaces({ limit: 500, _continue: next });
       for (const pod of page.items) {
         const namespace = pod.metadata?.namespace ?? "";
-        const patch = policyRefresh(pod as unknown as JsonObject, valid, namespaces.get(namespace)?.metadata?.labels ?? {});
+        const namespaceLabels = namespaces.get(namespace)?.metadata?.labels ?? {};
+        let patch;
+        try {
+          if (!refreshable(pod as unknown as JsonObject, namespaceLabels, injectorNamespace)) continue;
+          patch = policyRefresh(pod as unknown as JsonObject, valid, namespaceLabels);
+        } catch (err) {
+          // One odd pod must not stop the refresh of every pod listed after it.
+          metrics.policyUpdates.inc({ result: "skipped" });
+          log(`skipping pod ${namespace}/${pod.metadata?.name} in the policy refresh: ${(err as Error).message}`);
+          continue;
+        }
         if (patch.length === 0) continue;
         try {
           await core.patchNamespacedPod({ name: pod.metadata?.name ?? "", namespace, body: patch });

@@ -125,9 +125,13 @@ export function planTls(current: TlsMaterial | undefined, dnsNames: readonly str
     const bundle = [ca.cert, signer, ...valid].filter((pem) => notAfter(pem) > now).join("");
     return { material: { caBundle: bundle, caKey: ca.key, ...issueServing(ca, dnsNames, ipAddresses, now) }, change: "ca-rotated" };
   }
-  const names = dnsNamesOf(current.cert);
+  // No serving certificate yet (its Secret is new): one is issued from the CA there is.
+  const names = current.cert === "" ? [] : dnsNamesOf(current.cert);
   const renew =
-    notAfter(current.cert).getTime() - now.getTime() < 30 * DAY || dnsNames.some((n) => !names.includes(n)) || !signedBy(current.cert, signer);
+    current.cert === "" ||
+    notAfter(current.cert).getTime() - now.getTime() < 30 * DAY ||
+    dnsNames.some((n) => !names.includes(n)) ||
+    !signedBy(current.cert, signer);
   if (renew) {
     const serving = issueServing({ cert: signer, key: current.caKey }, dnsNames, ipAddresses, now);
     return { material: { ...current, caBundle: [signer, ...valid].join(""), ...serving }, change: "serving-renewed" };
