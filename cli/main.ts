@@ -15,8 +15,11 @@ const commands: Record<string, { synopsis: string; load: () => Promise<Run> }> =
   },
   policy: {
     synopsis: `policy validate FILE...
-        check RuntimePolicy documents; exit 1 with one line per error`,
-    load: async () => (await import("../policies/validate-command.ts")).runPolicy,
+        check RuntimePolicy documents; exit 1 with one line per error
+  policy test --policy FILE [--format text|json] RECORDS...
+        what the policy would have found and killed in recorded records; exit 1 if anything would be blocked`,
+    load: async () => async (args) =>
+      args[0] === "test" ? (await import("../microenforcer/replay/policy-test-command.ts")).runPolicyTest(args.slice(1)) : (await import("../policies/validate-command.ts")).runPolicy(args),
   },
   inject: {
     synopsis: `inject -f FILE|- [--policy FILE] [--namespace-labels k=v,...] [options]

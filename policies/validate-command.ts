@@ -1,7 +1,7 @@
 /** `microenforcer policy validate FILE...`: exit 0, or 1 with one line per error. */
 import { loadPolicyFile, PolicyError } from "./load.ts";
 
-const usage = "usage: microenforcer policy validate FILE...\n";
+const usage = "usage: microenforcer policy validate FILE...\n       microenforcer policy test --policy FILE RECORDS...   (policy test --help)\n";
 
 export async function runPolicy(args: string[]): Promise<number> {
   const [sub, ...files] = args;

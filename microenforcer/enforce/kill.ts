@@ -12,11 +12,15 @@ export interface Enforcer {
   kill(pid: number, startTicks: number): KillOutcome;
 }
 
+/** PID 1 of the pod is its infrastructure (pause/catatonit): killing it ends every container. */
+export function mayKill(pid: number): boolean {
+  return pid !== 1;
+}
+
 export function createEnforcer(procRoot = "/proc"): Enforcer {
   return {
     kill(pid, startTicks) {
-      // PID 1 of the pod is its infrastructure (pause/catatonit): killing it ends every container.
-      if (pid === 1) return "denied";
+      if (!mayKill(pid)) return "denied";
       if (readStat(pid, procRoot)?.startTicks !== startTicks) return "gone";
       try {
         process.kill(pid, "SIGKILL");

@@ -103,8 +103,12 @@ describe("OTLP export to a real OpenTelemetry Collector", function () {
       const received = await collector.waitForLogRecords(2, fromPod(pod));
       assert.equal(received.length, 2);
       const [first, second] = received;
-      assert.deepEqual({ ...first, attributes: withoutId(first!.attributes) }, {
+      // When it was seen is the emit time; when it happened is the record's own timestamp.
+      const { observedTimeMs, ...rest } = first!;
+      assert.ok(observedTimeMs !== undefined && Math.abs(observedTimeMs - Date.now()) < 60_000);
+      assert.deepEqual({ ...rest, attributes: withoutId(first!.attributes) }, {
         eventName: "microenforcer.process.exec",
+        timeMs: exec.timestamp,
         body: "exec /usr/bin/curl",
         severityNumber: 9,
         severityText: "INFO",

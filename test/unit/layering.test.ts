@@ -36,6 +36,8 @@ const layers: ReadonlyArray<readonly string[]> = [
   ["emit"],
   // The main-thread stages joined: capture events → tracker → policy → records.
   ["pipeline"],
+  // `policy test`: recorded records read back, their facts rebuilt, replayed through the engine.
+  ["replay"],
   // The program: startWatch and the `watch` command.
   ["watch.ts", "watch-command.ts"],
 ];

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { flattenLogsRequest, type FlatLogRecord, type OtlpLogsRequest } from "../../../microenforcer/replay/otlp-json.ts";
 import { acceptsConnections, freeLoopbackPorts, stopProcess } from "../processes.ts";
 
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
@@ -18,14 +19,8 @@ export async function buildCollector(): Promise<string> {
   return stdout.trim().split("\n").at(-1) ?? "";
 }
 
-export interface CollectedLogRecord {
-  eventName: string | undefined;
-  body: unknown;
-  severityNumber: number | undefined;
-  severityText: string | undefined;
-  attributes: Record<string, unknown>;
-  resource: Record<string, unknown>;
-}
+/** The sidecar's records as the collector exported them (the product's own reader for file exports). */
+export type CollectedLogRecord = FlatLogRecord;
 
 export interface Ports {
   grpc: number;
@@ -36,6 +31,8 @@ export interface Collector {
   ports: Ports;
   /** For OTEL_EXPORTER_OTLP_ENDPOINT. */
   endpoint(protocol: "grpc" | "http/protobuf" | "http/json"): string;
+  /** The file exporter's output (OTLP/JSON, one request per line), as `policy test` reads it. */
+  exportFile: string;
   readLogRecords(): Promise<CollectedLogRecord[]>;
   /**
    * The records matching `where`, once at least `count` of them arrived or the timeout
@@ -83,6 +80,7 @@ export async function startCollector(binary: string, ports?: Ports): Promise<Col
   const readLogRecords = async () => parseFileExporterOutput(await readFile(output, "utf8").catch(() => ""));
   return {
     ports: { grpc, http },
+    exportFile: output,
     endpoint: (protocol) => `http://127.0.0.1:${protocol === "grpc" ? grpc : http}`,
     readLogRecords,
     async waitForLogRecords(count, where = () => true, timeoutMillis = 10000) {
@@ -113,64 +111,8 @@ async function waitForPorts(child: ChildProcess, ports: number[], timeoutMillis:
 
 /** One ExportLogsServiceRequest per line; a last line still being written is skipped. */
 export function parseFileExporterOutput(text: string): CollectedLogRecord[] {
-  const lines = text.split("\n").slice(0, -1);
-  return lines.flatMap((line) => {
-    const request = JSON.parse(line) as OtlpLogsRequest;
-    return (request.resourceLogs ?? []).flatMap((resourceLogs) => {
-      const resource = keyValues(resourceLogs.resource?.attributes);
-      return (resourceLogs.scopeLogs ?? []).flatMap((scopeLogs) =>
-        (scopeLogs.logRecords ?? []).map((record) => ({
-          eventName: record.eventName,
-          body: record.body === undefined ? undefined : anyValue(record.body),
-          severityNumber: record.severityNumber,
-          severityText: record.severityText,
-          attributes: keyValues(record.attributes),
-          resource,
-        })),
-      );
-    });
-  });
-}
-
-interface OtlpAnyValue {
-  stringValue?: string;
-  boolValue?: boolean;
-  intValue?: string | number;
-  doubleValue?: number;
-  arrayValue?: { values?: OtlpAnyValue[] };
-  kvlistValue?: { values?: OtlpKeyValue[] };
-  bytesValue?: string;
-}
-interface OtlpKeyValue {
-  key: string;
-  value?: OtlpAnyValue;
-}
-interface OtlpLogsRequest {
-  resourceLogs?: Array<{
-    resource?: { attributes?: OtlpKeyValue[] };
-    scopeLogs?: Array<{
-      logRecords?: Array<{
-        eventName?: string;
-        severityNumber?: number;
-        severityText?: string;
-        body?: OtlpAnyValue;
-        attributes?: OtlpKeyValue[];
-      }>;
-    }>;
-  }>;
-}
-
-function keyValues(list: OtlpKeyValue[] | undefined): Record<string, unknown> {
-  return Object.fromEntries((list ?? []).map(({ key, value }) => [key, value === undefined ? undefined : anyValue(value)]));
-}
-
-/** OTLP/JSON encodes int64 as strings; numbers are good enough for tests. */
-function anyValue(value: OtlpAnyValue): unknown {
-  if (value.stringValue !== undefined) return value.stringValue;
-  if (value.boolValue !== undefined) return value.boolValue;
-  if (value.intValue !== undefined) return Number(value.intValue);
-  if (value.doubleValue !== undefined) return value.doubleValue;
-  if (value.arrayValue !== undefined) return (value.arrayValue.values ?? []).map(anyValue);
-  if (value.kvlistValue !== undefined) return keyValues(value.kvlistValue.values);
-  return value.bytesValue;
+  return text
+    .split("\n")
+    .slice(0, -1)
+    .flatMap((line) => flattenLogsRequest(JSON.parse(line) as OtlpLogsRequest));
 }
