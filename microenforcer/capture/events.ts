@@ -1,6 +1,7 @@
 /**
- * The capture worker's output contract: what it posts to the main thread, in order. The
- * process tracker and the watch pipeline read these; the worker's loop produces them.
+ * The contract between the capture worker and the main thread: the events the worker posts,
+ * in order (the process tracker and the watch pipeline read them), and the controls it
+ * reads from shared memory at every tick.
  */
 import type { NetworkSample } from "../net/network-sampler.ts";
 import type { ProcSnapshot } from "../proc/reader.ts";
@@ -31,3 +32,12 @@ export type CaptureEvent =
 export type GapReport =
   | { kind: "pid"; count: number; firstPid: number; lastPid: number; since: number; until: number }
   | { kind: "tcp"; count: number; since: number; until: number };
+
+/** Slots of the Int32Array (over a SharedArrayBuffer) the main thread controls the worker with. */
+export const Control = {
+  /** 1: finish the tick, report the last gaps, and end. */
+  stop: 0,
+  /** 1: the policy wants the socket sensor. */
+  network: 1,
+} as const;
+export const controlSlots = 2;

@@ -4,36 +4,23 @@
  * sub-millisecond timing that timers on an event loop do not.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { CaptureLoop, maxEventsPerPost, type CaptureOptions } from "./capture-loop.ts";
-import type { CaptureEvent } from "./events.ts";
+import { CaptureLoop, type CaptureOptions } from "./capture-loop.ts";
+import { Control, type CaptureEvent } from "./events.ts";
+import { messages } from "./messages.ts";
 
-const { options, control } = workerData as { options: CaptureOptions; control: SharedArrayBuffer };
-/** [0]: stop; [1]: network sensor on (see ProcessSensor). */
-const stopFlag = new Int32Array(control);
+const { options, control: buffer } = workerData as { options: CaptureOptions; control: SharedArrayBuffer };
+const control = new Int32Array(buffer);
 const now = (): number => performance.timeOrigin + performance.now();
-/** A network event weighs its observations (at most maxEventsPerPost, see CaptureLoop); any other event one. */
-const weight = (event: CaptureEvent): number => (event.type === "network" ? Math.max(1, event.sample.observations.length) : 1);
-/** In messages of at most maxEventsPerPost by weight, in order. */
 const post = (events: CaptureEvent[]): void => {
-  let message: CaptureEvent[] = [];
-  let load = 0;
-  for (const event of events) {
-    if (message.length > 0 && load + weight(event) > maxEventsPerPost) {
-      parentPort!.postMessage(message);
-      [message, load] = [[], 0];
-    }
-    message.push(event);
-    load += weight(event);
-  }
-  if (message.length > 0) parentPort!.postMessage(message);
+  for (const message of messages(events)) parentPort!.postMessage(message);
 };
 
 const loop = new CaptureLoop(options);
-loop.setNetwork(Atomics.load(stopFlag, 1) === 1);
+loop.setNetwork(Atomics.load(control, Control.network) === 1);
 post(loop.start(now()));
-while (Atomics.load(stopFlag, 0) === 0) {
-  Atomics.wait(stopFlag, 0, 0, loop.nextDelayMs(now()));
-  loop.setNetwork(Atomics.load(stopFlag, 1) === 1);
+while (Atomics.load(control, Control.stop) === 0) {
+  Atomics.wait(control, Control.stop, 0, loop.nextDelayMs(now()));
+  loop.setNetwork(Atomics.load(control, Control.network) === 1);
   post(loop.tick(now()));
 }
 post(loop.finish(now()));

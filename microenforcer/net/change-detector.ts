@@ -8,10 +8,9 @@
  *   `TCP6|UDP6: inuse`: new listeners and UDP sockets (a close and an open within one
  *   poll cancel out; the sampler's backstop read catches those), and which families are
  *   in use at all.
- * The files stay open and are re-read with pread at offset 0, which regenerates them:
- * a few microseconds per poll instead of an open/read/close.
+ * The files stay open and are re-read at offset 0 (OpenProcFile).
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { OpenProcFile } from "../proc/reader.ts";
 
 /** Socket counts of the namespace, and its two TCP open counters (which only grow). */
 export interface SocketCounters {
@@ -94,17 +93,18 @@ export function socketsAppeared(before: SocketCounters | undefined, now: SocketC
   return (Object.keys(now) as Array<keyof SocketCounters>).some((k) => now[k] > before[k]);
 }
 
+const maxFileBytes = 8192;
+
 export class ChangeDetector {
-  /** sockstat, sockstat6 (-1 in a kernel without IPv6), snmp. */
-  private readonly fds: number[] = [];
-  private readonly buf = Buffer.allocUnsafe(8192);
+  /** sockstat, sockstat6 (undefined in a kernel without IPv6), snmp. */
+  private readonly files: Array<OpenProcFile | undefined> = [];
 
   /** Throws when a file cannot be opened (no /proc/net: no network sensor). */
   constructor(procRoot: string) {
     try {
-      this.fds.push(openSync(`${procRoot}/net/sockstat`, "r"));
-      this.fds.push(openOptional(`${procRoot}/net/sockstat6`));
-      this.fds.push(openSync(`${procRoot}/net/snmp`, "r"));
+      this.files.push(new OpenProcFile(`${procRoot}/net/sockstat`, maxFileBytes));
+      this.files.push(openOptional(`${procRoot}/net/sockstat6`));
+      this.files.push(new OpenProcFile(`${procRoot}/net/snmp`, maxFileBytes));
     } catch (err) {
       this.close();
       throw err;
@@ -112,19 +112,19 @@ export class ChangeDetector {
   }
 
   read(): SocketCounters {
-    const [sockstat, sockstat6, snmp] = this.fds.map((fd) => (fd < 0 ? "" : this.buf.toString("latin1", 0, readSync(fd, this.buf, 0, this.buf.length, 0))));
+    const [sockstat, sockstat6, snmp] = this.files.map((file) => file?.read() ?? "");
     return socketCounters(sockstat!, sockstat6!, snmp!);
   }
 
   close(): void {
-    for (const fd of this.fds.splice(0)) if (fd >= 0) closeSync(fd);
+    for (const file of this.files.splice(0)) file?.close();
   }
 }
 
-function openOptional(path: string): number {
+function openOptional(path: string): OpenProcFile | undefined {
   try {
-    return openSync(path, "r");
+    return new OpenProcFile(path, maxFileBytes);
   } catch {
-    return -1;
+    return undefined;
   }
 }

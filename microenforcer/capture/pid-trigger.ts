@@ -1,0 +1,86 @@
+/**
+ * The process trigger: `/proc/sys/kernel/ns_last_pid` is the last PID the namespace handed
+ * out. It is read every tick (one pread of an open file); when it moves, the PIDs in between
+ * are the ones to look at. pspy rescans all of /proc instead, which costs far more per look
+ * and so must look less often.
+ */
+import { OpenProcFile, readProcText } from "../proc/reader.ts";
+
+/** PIDs wrap to this value after reaching pid_max (kernel RESERVED_PIDS). */
+const reservedPids = 300;
+/** More PIDs than this between two ticks across pid_max is not a wrap (see setBack()). */
+const maxWrapPids = 65_536;
+const defaultPidMax = 4_194_304;
+
+/** What ns_last_pid says since the last accepted value. */
+export interface PidChange {
+  current: number;
+  /** Set back by root: look at all of /proc instead (see setBack()). */
+  setBack: boolean;
+  /** The PIDs handed out meanwhile, when not set back. */
+  pids: Iterable<number>;
+}
+
+export class PidTrigger {
+  private readonly file: OpenProcFile;
+  private readonly pidMax: number;
+  private last: number;
+
+  /** Throws when ns_last_pid cannot be read (a kernel built without CONFIG_CHECKPOINT_RESTORE). */
+  constructor(procRoot: string) {
+    this.file = new OpenProcFile(`${procRoot}/sys/kernel/ns_last_pid`, 32);
+    try {
+      this.last = this.read();
+    } catch (err) {
+      this.file.close();
+      throw err;
+    }
+    let pidMax: number;
+    try {
+      pidMax = Number(readProcText(`${procRoot}/sys/kernel/pid_max`).trim()) || defaultPidMax;
+    } catch {
+      pidMax = defaultPidMax;
+    }
+    this.pidMax = pidMax;
+  }
+
+  /** What moved since the last accepted value; undefined when nothing did. */
+  changed(): PidChange | undefined {
+    const current = this.read();
+    if (current === this.last) return undefined;
+    const back = setBack(this.last, current, this.pidMax);
+    return { current, setBack: back, pids: back ? [] : allocatedSince(this.last, current, this.pidMax) };
+  }
+
+  /** The PIDs of `change` have been looked at. */
+  accept(change: PidChange): void {
+    this.last = change.current;
+  }
+
+  close(): void {
+    this.file.close();
+  }
+
+  private read(): number {
+    return Number(this.file.read().trim());
+  }
+}
+
+/**
+ * ns_last_pid went back further than a wrap at pid_max explains: root wrote it (as
+ * checkpoint/restore tools do). Walking "the wrap" would visit millions of PIDs, so the
+ * loop rescans /proc instead; PIDs that lived and died meanwhile are not counted.
+ */
+export function setBack(last: number, current: number, pidMax: number): boolean {
+  return current < last && pidMax - last + Math.max(0, current - reservedPids) > maxWrapPids;
+}
+
+/** PIDs handed out after `last` up to `current`, across a wrap at pid_max. */
+export function* allocatedSince(last: number, current: number, pidMax: number): Generator<number> {
+  if (current > last) {
+    for (let pid = last + 1; pid <= current; pid++) yield pid;
+    return;
+  }
+  for (let pid = last + 1; pid < pidMax; pid++) yield pid;
+  for (let pid = Math.min(reservedPids, current); pid <= current; pid++) yield pid;
+}

@@ -1,0 +1,244 @@
+/**
+ * What the capture worker knows of each process it has seen, and the looks that keep it
+ * current: a process is read when it appears, then looked at again for an exec or its exit
+ * every fastTickMs while young (fork comes before exec), then after half its age so far, at
+ * least every maxCheckIntervalMs, within a budget of looks per second. A child that still
+ * shows its parent's image is held back until it execs (one spawn event, with the new
+ * program), exits, or outlives holdForkMs (a forked worker or subshell, reported as such).
+ *
+ * This is the worker's own state of each PID (fingerprint, hold, next look), not the process
+ * facts the main thread's tracker keeps: the two threads share no memory but the events.
+ */
+import type { Owner } from "../net/inode-owners.ts";
+import { listPids, readExecFingerprint, readProcess, readStat, type ProcSnapshot } from "../proc/reader.ts";
+import { CheckSchedule } from "./check-schedule.ts";
+import type { CaptureEvent, Detection, SpawnImage } from "./events.ts";
+
+export interface WatchTiming {
+  /** Interval between two looks at one process while it is young. */
+  fastTickMs: number;
+  youngMs: number;
+  /** Longest interval between two looks at one process, budget permitting. */
+  maxCheckIntervalMs: number;
+  /** Looks per second across all processes; past it, each process is looked at less often. */
+  checkBudgetPerSecond: number;
+  /** How long a fresh fork that still shows its parent's image is held back, waiting for its exec. */
+  holdForkMs: number;
+}
+
+interface Watched {
+  startTicks: number;
+  fingerprint: string;
+  /** When first seen; -Infinity for processes found by the startup scan (age unknown). */
+  bornAt: number;
+  /** Exit already reported (zombie awaiting its parent's wait()). */
+  exited: boolean;
+  /** Spawn not reported yet: a fresh fork that may be about to exec, for up to holdMs. */
+  held?: { snapshot: ProcSnapshot; detection: Detection; observedAt: number; holdMs: number };
+  /** A changed fingerprint that looked like an exec caught half-way, seen once. */
+  suspect?: string;
+}
+
+/** How long runc's init may take to set up a container before it execs the command. */
+const runtimeInitHoldMs = 1000;
+
+export class ProcessWatch {
+  private readonly watched = new Map<number, Watched>();
+  private readonly schedule = new CheckSchedule();
+  /** Kernel threads found by a scan: not read again by the next ones (a host has a hundred). */
+  private readonly kernelThreads = new Set<number>();
+  private readonly procRoot: string;
+  private readonly timing: WatchTiming;
+  private readonly report: (event: CaptureEvent) => void;
+
+  /** `report` receives spawn, exec and exit events in the order they are found. */
+  constructor(procRoot: string, timing: WatchTiming, report: (event: CaptureEvent) => void) {
+    this.procRoot = procRoot;
+    this.timing = timing;
+    this.report = report;
+  }
+
+  /** When the next look is due (Infinity: none). */
+  nextCheckAt(): number {
+    return this.schedule.peek();
+  }
+
+  /** Processes that may own sockets: every one seen that has not exited. */
+  *live(): Generator<Owner> {
+    for (const [pid, w] of this.watched) if (!w.exited) yield { pid, startTicks: w.startTicks };
+  }
+
+  /**
+   * Reads a PID that appeared (`trigger`, `rescan`) or was there at start (`startup`).
+   * Returns false when no such PID exists (it lived and died before this look).
+   */
+  visit(pid: number, detection: Detection, now: number): boolean {
+    // Roots (PPID 0), orphans adopted by PID 1 and children of unseen parents carry their own
+    // attribution; everyone else inherits it from a parent we already know.
+    const attribution = (ppid: number): boolean => ppid <= 1 || !this.watched.has(ppid);
+    const result = readProcess(pid, { attribution }, this.procRoot);
+    if (result.kind === "gone") return false;
+    if (result.kind === "kernel-thread") this.kernelThreads.add(pid);
+    if (result.kind !== "process") return true;
+    this.kernelThreads.delete(pid);
+    const snapshot = result.snapshot;
+    const previous = this.watched.get(pid);
+    if (previous !== undefined) {
+      if (previous.startTicks === snapshot.startTicks) return true;
+      this.exit(pid, previous, now);
+    }
+    const w: Watched = {
+      startTicks: snapshot.startTicks,
+      fingerprint: snapshot.fingerprint,
+      bornAt: detection === "startup" ? -Infinity : now,
+      exited: false,
+    };
+    this.watched.set(pid, w);
+    // A held parent that forks has either exec'd meanwhile or runs code of its own (a
+    // subshell): find out which, and report it before its child.
+    const parent = this.watched.get(snapshot.ppid);
+    if (parent?.held !== undefined) {
+      this.catchUpExec(snapshot.ppid, parent, now);
+      this.release(parent, "fork-only");
+    }
+    const dead = isDead(snapshot);
+    // Still the parent's argv (its image, or an exec caught between reading argv and exe), or
+    // caught inside execve before argv is set up: wait for the exec to finish.
+    const unfinished = (parent !== undefined && argvOf(snapshot.fingerprint) === argvOf(parent.fingerprint)) || snapshot.args?.length === 0;
+    // An exec session (`kubectl exec`, `podman exec`) enters the namespace as runc's own init,
+    // as root and often still in the runtime's cgroup, and becomes the user's command only
+    // when runc has set the container up: what it is and whose it is is known after that exec.
+    const runtimeInit = snapshot.ppid === 0 && snapshot.comm.startsWith("runc:[");
+    if (detection === "trigger" && !dead && (unfinished || runtimeInit)) {
+      w.held = { snapshot, detection, observedAt: now, holdMs: runtimeInit ? runtimeInitHoldMs : this.timing.holdForkMs };
+    } else {
+      this.report({ type: "spawn", snapshot, detection, observedAt: now, image: "exec" });
+    }
+    if (dead) this.exit(pid, w, now);
+    else this.scheduleCheck(pid, w, now);
+    return true;
+  }
+
+  /** Every PID in /proc: exits of those gone, visits of those not seen yet. */
+  rescan(now: number, detection: Detection): void {
+    const live = new Set(listPids(this.procRoot));
+    for (const [pid, w] of this.watched) {
+      if (!live.has(pid)) this.exit(pid, w, now);
+    }
+    for (const pid of this.kernelThreads) if (!live.has(pid)) this.kernelThreads.delete(pid);
+    for (const pid of live) {
+      if (!this.watched.has(pid) && !this.kernelThreads.has(pid)) this.visit(pid, detection, now);
+    }
+  }
+
+  /** The looks that are due. */
+  runDueChecks(now: number): void {
+    for (let check = this.schedule.popDue(now); check !== undefined; check = this.schedule.popDue(now)) {
+      const w = this.watched.get(check.pid);
+      if (w === undefined || w.startTicks !== check.startTicks || w.exited) continue;
+      this.check(check.pid, w, now);
+      if (this.watched.get(check.pid) === w && !w.exited) this.scheduleCheck(check.pid, w, now);
+    }
+  }
+
+  /** A look at every process not known to have exited (the last one, before stopping). */
+  checkAll(now: number): void {
+    for (const [pid, w] of [...this.watched]) if (!w.exited) this.check(pid, w, now);
+  }
+
+  /** A socket's owner may have exec'd since its last look: report that first, so the connection names the program that made it. */
+  ownerSeen(owner: Owner, now: number): void {
+    const w = this.watched.get(owner.pid);
+    if (w === undefined || w.exited || w.startTicks !== owner.startTicks) return;
+    this.catchUpExec(owner.pid, w, now);
+  }
+
+  private scheduleCheck(pid: number, w: Watched, now: number): void {
+    const { fastTickMs, youngMs, maxCheckIntervalMs, checkBudgetPerSecond } = this.timing;
+    const age = now - w.bornAt;
+    // The budget spreads looks at older processes only: a fresh fork, or a process held
+    // back until its exec, needs its fast looks whatever else the pod holds.
+    const interval =
+      age < youngMs || w.held !== undefined ? fastTickMs : Math.max(fastTickMs, Math.min(age / 2, maxCheckIntervalMs), (this.watched.size / checkBudgetPerSecond) * 1000);
+    this.schedule.push({ at: now + interval, pid, startTicks: w.startTicks });
+  }
+
+  /** One look at a process for an exec or its exit. */
+  private check(pid: number, w: Watched, now: number): void {
+    if (w.held !== undefined && now - w.bornAt > w.held.holdMs) this.release(w, "fork-only");
+    const fingerprint = readExecFingerprint(pid, this.procRoot);
+    if (fingerprint === undefined) this.exit(pid, w, now);
+    else if (fingerprint !== w.fingerprint) this.reread(pid, w, now);
+  }
+
+  /** Rereads the process when its exe or argv changed since the last look. */
+  private catchUpExec(pid: number, w: Watched, now: number): void {
+    const fingerprint = readExecFingerprint(pid, this.procRoot);
+    if (fingerprint !== undefined && fingerprint !== w.fingerprint) this.reread(pid, w, now);
+  }
+
+  /** Reports a held process as last seen, saying what we know of its image. */
+  private release(w: Watched, image: SpawnImage): void {
+    if (w.held === undefined) return;
+    const { snapshot, detection, observedAt } = w.held;
+    this.report({ type: "spawn", snapshot, detection, observedAt, image });
+    delete w.held;
+  }
+
+  /** Something changed in a known PID: an exec, a death, or a new process on a reused PID. */
+  private reread(pid: number, w: Watched, now: number): void {
+    // A root held because it was caught inside execve had an empty environ then: read it now.
+    const unattributed = w.held !== undefined && w.held.snapshot.container === undefined;
+    const result = readProcess(pid, { attribution: (ppid) => unattributed && (ppid <= 1 || !this.watched.has(ppid)) }, this.procRoot);
+    if (result.kind !== "process") {
+      this.exit(pid, w, now);
+      return;
+    }
+    const snapshot = result.snapshot;
+    if (snapshot.startTicks !== w.startTicks) {
+      this.exit(pid, w, now);
+      this.visit(pid, "rescan", now);
+      return;
+    }
+    if (isDead(snapshot)) {
+      this.exit(pid, w, now);
+      return;
+    }
+    // Inside execve: the new image has no argv yet. Look again at the next check.
+    if (snapshot.args?.length === 0) return;
+    // A new exe with the old argv is most likely an exec caught between our two reads:
+    // believe it only when the next look says the same.
+    if (argvOf(snapshot.fingerprint) === argvOf(w.fingerprint) && w.suspect !== snapshot.fingerprint) {
+      w.suspect = snapshot.fingerprint;
+      return;
+    }
+    delete w.suspect;
+    w.fingerprint = snapshot.fingerprint;
+    if (w.held !== undefined) {
+      // The fork we held back has exec'd: one spawn event, with the program it runs now.
+      snapshot.container ??= w.held.snapshot.container;
+      snapshot.containerId ??= w.held.snapshot.containerId;
+      this.report({ type: "spawn", snapshot, detection: w.held.detection, observedAt: now, image: "exec" });
+      delete w.held;
+    } else {
+      this.report({ type: "exec", snapshot, observedAt: now });
+    }
+  }
+
+  private exit(pid: number, w: Watched, now: number): void {
+    this.release(w, "exec-unseen");
+    if (!w.exited) this.report({ type: "exit", pid, startTicks: w.startTicks, observedAt: now });
+    w.exited = true;
+    // A zombie keeps its PID until reaped; forget it only once /proc agrees.
+    if (readStat(pid, this.procRoot)?.startTicks !== w.startTicks) this.watched.delete(pid);
+  }
+}
+
+/** The argv part of a fingerprint (exe link, NUL, raw argv). */
+function argvOf(fingerprint: string): string {
+  return fingerprint.slice(fingerprint.indexOf("\0"));
+}
+
+function isDead(snapshot: ProcSnapshot): boolean {
+  return snapshot.state === "Z" || snapshot.state === "X";
+}

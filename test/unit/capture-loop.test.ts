@@ -1,0 +1,188 @@
+/**
+ * The capture loop over a fake /proc and a clock the test moves: what it reports for
+ * processes that start, fork, exec, exit and reuse PIDs, and what it counts as missed.
+ * (test/integration/process-sensor.test.ts runs it against the real kernel.)
+ */
+import assert from "node:assert/strict";
+import { CaptureLoop, defaultCaptureOptions } from "../../microenforcer/capture/capture-loop.ts";
+import type { CaptureEvent } from "../../microenforcer/capture/events.ts";
+import { messages, networkEvents, maxEventsPerPost } from "../../microenforcer/capture/messages.ts";
+import { allocatedSince, setBack } from "../../microenforcer/capture/pid-trigger.ts";
+import type { NetworkObservation } from "../../microenforcer/net/connection-tracker.ts";
+import { FakeProc } from "./fake-proc.ts";
+
+/** Events as short strings: `spawn 11 curl exec trigger`, `exit 11`, `gap pid 3 (12-14)`. */
+function describe_(events: CaptureEvent[]): string[] {
+  return events.map((e) => {
+    switch (e.type) {
+      case "spawn":
+        return `spawn ${e.snapshot.pid} ${e.snapshot.args?.[0] ?? "?"} ${e.image} ${e.detection}`;
+      case "exec":
+        return `exec ${e.snapshot.pid} ${e.snapshot.args?.[0] ?? "?"}`;
+      case "exit":
+        return `exit ${e.pid}`;
+      case "gap":
+        return e.kind === "pid" ? `gap pid ${e.count} (${e.firstPid}-${e.lastPid})` : `gap tcp ${e.count}`;
+      case "trigger":
+        return `trigger ${e.mode}`;
+      default:
+        return e.type;
+    }
+  });
+}
+
+describe("CaptureLoop over a fake /proc", () => {
+  let proc: FakeProc;
+  let loop: CaptureLoop | undefined;
+  const start = (options: Partial<typeof defaultCaptureOptions> = {}) => {
+    loop = new CaptureLoop({ ...defaultCaptureOptions, ...options, procRoot: proc.root });
+    return loop;
+  };
+  beforeEach(() => {
+    proc = new FakeProc({ lastPid: 10 });
+    proc.add({ pid: 1, ppid: 0, comm: "pause", startTicks: 10, exe: "/pause", args: ["/pause"], container: "pod" }, false);
+    proc.add({ pid: 10, ppid: 0, comm: "sh", startTicks: 100, exe: "/bin/sh", args: ["sh", "-c", "app"], container: "app" }, false);
+  });
+  afterEach(() => {
+    loop?.close();
+    loop = undefined;
+    proc.cleanup();
+  });
+
+  it("reports what runs at start in start order, parents first, and never a kernel thread", () => {
+    proc.add({ pid: 5, ppid: 10, comm: "worker", startTicks: 150, exe: "/bin/worker", args: ["worker"] }, false);
+    proc.add({ pid: 2, ppid: 0, comm: "kthreadd", startTicks: 1, args: [], kernelThread: true }, false);
+    const l = start();
+    assert.deepEqual(describe_(l.start(0)), ["trigger ns_last_pid", "spawn 1 /pause exec startup", "spawn 10 sh exec startup", "spawn 5 worker exec startup"]);
+  });
+
+  it("holds a fork back until it execs, and reports it once, with the program it exec'd", () => {
+    const l = start();
+    l.start(0);
+    proc.fork(10, 11, 200);
+    assert.deepEqual(describe_(l.tick(1)), [], "still its parent's image: held");
+    proc.exec(11, "/usr/bin/curl", ["curl", "-s", "https://example.test/"]);
+    const events = l.tick(1.5);
+    assert.deepEqual(describe_(events), ["spawn 11 curl exec trigger"]);
+    const spawn = events[0] as Extract<CaptureEvent, { type: "spawn" }>;
+    assert.deepEqual(spawn.snapshot.args, ["curl", "-s", "https://example.test/"]);
+    assert.equal(spawn.snapshot.exe?.path, "/usr/bin/curl");
+    assert.equal(spawn.observedAt, 1.5);
+  });
+
+  it("reports a fork that never execs as fork-only once holdForkMs is over, and one that exits held as exec-unseen", () => {
+    const l = start();
+    l.start(0);
+    proc.fork(10, 11, 200);
+    proc.fork(10, 12, 201);
+    assert.deepEqual(describe_(l.tick(1)), []);
+    proc.remove(12);
+    assert.deepEqual(describe_(l.tick(2)), ["spawn 12 sh exec-unseen trigger", "exit 12"]);
+    assert.deepEqual(describe_(l.tick(10)), []);
+    assert.deepEqual(describe_(l.tick(22)), ["spawn 11 sh fork-only trigger"]);
+  });
+
+  it("reports an exec in place of a process it already reported, and its exit", () => {
+    const l = start();
+    l.start(0);
+    proc.exec(10, "/usr/bin/python3", ["python3", "app.py"]);
+    // A process found at start is old: its next look is within maxCheckIntervalMs.
+    assert.deepEqual(describe_(l.tick(50)), []);
+    assert.deepEqual(describe_(l.tick(101)), ["exec 10 python3"]);
+    proc.zombie(10);
+    assert.deepEqual(describe_(l.tick(300)), ["exit 10"]);
+  });
+
+  it("counts PIDs handed out and gone before it looked, and says so in a gap event", () => {
+    const l = start({ gapReportIntervalMs: 1000 });
+    l.start(0);
+    proc.setLastPid(14);
+    assert.deepEqual(describe_(l.tick(1)), []);
+    assert.deepEqual(describe_(l.tick(1000)), ["gap pid 4 (11-14)"]);
+    assert.deepEqual(describe_(l.finish(1500)), [], "counted once");
+  });
+
+  it("tells a new process on a reused PID from the one before", () => {
+    proc.add({ pid: 20, ppid: 1, comm: "old", startTicks: 300, exe: "/bin/old", args: ["old"] }, false);
+    const l = start();
+    l.start(0);
+    proc.remove(20);
+    proc.add({ pid: 20, ppid: 1, comm: "new", startTicks: 900, exe: "/bin/new", args: ["new"] });
+    assert.deepEqual(describe_(l.tick(1)), ["exit 20", "spawn 20 new exec trigger"]);
+  });
+
+  it("scans /proc when ns_last_pid is set back, instead of walking a wrap of millions of PIDs", () => {
+    proc.setLastPid(4_000_000);
+    const l = start();
+    l.start(0);
+    proc.add({ pid: 3, ppid: 1, comm: "restored", startTicks: 400, exe: "/bin/restored", args: ["restored"] });
+    assert.deepEqual(describe_(l.tick(1)), ["spawn 3 restored exec rescan"]);
+  });
+
+  it("falls back to scanning /proc, and says why, without ns_last_pid", () => {
+    proc.cleanup();
+    proc = new FakeProc({ trigger: false });
+    proc.add({ pid: 10, ppid: 0, comm: "sh", startTicks: 100, exe: "/bin/sh", args: ["sh"] }, false);
+    const l = start();
+    const first = l.start(0);
+    assert.equal(first[0]?.type === "trigger" && first[0].mode, "scan");
+    assert.match(first[0]?.type === "trigger" ? (first[0].reason ?? "") : "", /ns_last_pid unavailable/);
+    assert.equal(l.nextDelayMs(0), defaultCaptureOptions.fallbackScanMs);
+    proc.add({ pid: 11, ppid: 10, comm: "ls", startTicks: 200, exe: "/bin/ls", args: ["ls"] }, false);
+    assert.deepEqual(describe_(l.tick(10)), ["spawn 11 ls exec rescan"]);
+  });
+
+  it("at the end, reports every exit not seen yet and the gaps", () => {
+    const l = start();
+    l.start(0);
+    proc.setLastPid(12);
+    l.tick(1);
+    proc.remove(10);
+    assert.deepEqual(describe_(l.finish(2)), ["exit 10", "gap pid 2 (11-12)"]);
+  });
+});
+
+describe("the trigger's PID arithmetic", () => {
+  it("lists the PIDs handed out, across a wrap at pid_max", () => {
+    assert.deepEqual([...allocatedSince(10, 13, 32768)], [11, 12, 13]);
+    assert.deepEqual([...allocatedSince(32766, 301, 32768)], [32767, 300, 301]);
+  });
+
+  it("takes a move back further than a wrap explains for a set-back, not a wrap", () => {
+    assert.equal(setBack(32766, 301, 32768), false);
+    assert.equal(setBack(4_000_000, 100, 4_194_304), true);
+  });
+});
+
+describe("capture messages", () => {
+  const observation: NetworkObservation = {
+    kind: "listen",
+    socket: { transport: "tcp", family: "ipv4", localAddress: "0.0.0.0", localPort: 80, remoteAddress: "0.0.0.0", remotePort: 0, state: "LISTEN", uid: 0, inode: 1, row: "" },
+    attribution: "unknown",
+    detection: "change",
+  };
+
+  it("cuts a large sample into network events of at most maxEventsPerPost observations, problems in the first", () => {
+    const sample = { observations: Array.from({ length: 2 * maxEventsPerPost + 1 }, () => observation), problems: [{ pid: 7, code: "EACCES" }], malformed: 2 };
+    const events = networkEvents(sample, 5);
+    assert.deepEqual(
+      events.map((e) => (e.type === "network" ? [e.sample.observations.length, e.sample.problems.length, e.sample.malformed] : [])),
+      [
+        [maxEventsPerPost, 1, 2],
+        [maxEventsPerPost, 0, 0],
+        [1, 0, 0],
+      ],
+    );
+  });
+
+  it("packs events into messages that weigh at most maxEventsPerPost, in order", () => {
+    const exit = (pid: number): CaptureEvent => ({ type: "exit", pid, startTicks: 1, observedAt: 0 });
+    const network = networkEvents({ observations: Array.from({ length: maxEventsPerPost }, () => observation), problems: [], malformed: 0 }, 0);
+    const packed = messages([exit(1), ...network, exit(2), exit(3)]);
+    assert.deepEqual(
+      packed.map((m) => m.map((e) => e.type)),
+      [["exit"], ["network"], ["exit", "exit"]],
+    );
+    assert.equal(messages(Array.from({ length: maxEventsPerPost + 1 }, (_, i) => exit(i))).length, 2);
+  });
+});
