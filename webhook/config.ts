@@ -1,4 +1,6 @@
 /** What an injector is configured with: the same shape for the webhook and the `inject` CLI. */
+import { RUNTIME_DEFAULT_CAPABILITIES } from "./security.ts";
+
 export type PodSecurityLevel = "privileged" | "baseline" | "restricted";
 
 export interface InjectorConfig {
@@ -12,6 +14,8 @@ export interface InjectorConfig {
   nativeSidecars: boolean;
   /** The admin allows SYS_PTRACE (root sidecar) where the namespace's Pod Security level permits it. */
   allowPtrace: boolean;
+  /** Capabilities the cluster's runtime gives a container that declares none (a root sidecar keeps those the app's root containers hold). */
+  runtimeDefaultCapabilities: readonly string[];
   /** Pods in this namespace are never injected; those running as injectorServiceAccount there are the injector's own. */
   injectorNamespace: string;
   injectorServiceAccount: string;
@@ -28,6 +32,7 @@ export function defaultInjectorConfig(): InjectorConfig {
     otelWithheld: [],
     nativeSidecars: true,
     allowPtrace: false,
+    runtimeDefaultCapabilities: RUNTIME_DEFAULT_CAPABILITIES,
     injectorNamespace: "microenforcer-system",
     injectorServiceAccount: "microenforcer-injector",
     // Fargate sizes a pod by its requests: keep the sidecar's share small, bound its memory.

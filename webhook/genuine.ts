@@ -70,7 +70,7 @@ export interface SidecarExpectation {
 
 /** The sidecar and volumes render would add to this pod, in either form. */
 export function expectedSidecar(spec: JsonObject, expectation: SidecarExpectation, native: boolean): { container: JsonObject; volumes: JsonObject[] } {
-  const security = sidecarSecurity(appSpec(spec), expectation.podSecurityLevel, expectation.config.allowPtrace);
+  const security = sidecarSecurity(appSpec(spec), expectation.podSecurityLevel, expectation.config.allowPtrace, expectation.config.runtimeDefaultCapabilities);
   return { container: sidecarContainer(expectation.config, security.securityContext, native), volumes: sidecarVolumes() };
 }
 

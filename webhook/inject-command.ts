@@ -7,7 +7,8 @@ import { injectYaml, InputError, type InjectMode } from "./inject-yaml.ts";
 import { injectorConfigFrom, injectorOptions, parseLabels, policiesFrom, UsageError } from "./options.ts";
 
 export const injectUsage = `  inject -f FILE|- [--policy FILE] [--namespace-labels k=v,...] [--image IMAGE]
-         [--kube-version 1.30] [--allow-ptrace] [--sidecar-memory 160Mi] [--remove]
+         [--kube-version 1.30] [--allow-ptrace] [--runtime-default-capabilities CHOWN,KILL,...]
+         [--sidecar-memory 160Mi] [--remove]
         print the object with the MicroEnforcer injected into every pod (or removed)
 `;
 

@@ -11,6 +11,7 @@ export const injectorOptions = {
   image: { type: "string" },
   "kube-version": { type: "string" },
   "allow-ptrace": { type: "boolean" },
+  "runtime-default-capabilities": { type: "string" },
   "injector-namespace": { type: "string" },
   "injector-service-account": { type: "string" },
   "sidecar-memory": { type: "string" },
@@ -21,6 +22,7 @@ export interface InjectorOptionValues {
   image?: string;
   "kube-version"?: string;
   "allow-ptrace"?: boolean;
+  "runtime-default-capabilities"?: string;
   "injector-namespace"?: string;
   "injector-service-account"?: string;
   "sidecar-memory"?: string;
@@ -42,6 +44,13 @@ export function injectorConfigFrom(values: InjectorOptionValues, env: NodeJS.Pro
   }
   config.nativeSidecars = nativeSidecarsFor(values["kube-version"]) ?? config.nativeSidecars;
   config.allowPtrace = values["allow-ptrace"] ?? false;
+  const defaults = values["runtime-default-capabilities"];
+  if (defaults !== undefined) {
+    const names = defaults.split(",").map((n) => n.trim().toUpperCase().replace(/^CAP_/, "")).filter((n) => n !== "");
+    const bad = names.find((n) => !/^[A-Z_]+$/.test(n));
+    if (bad !== undefined) throw new UsageError(`--runtime-default-capabilities: '${bad}' is not a capability name (e.g. CHOWN,KILL)`);
+    config.runtimeDefaultCapabilities = names;
+  }
   config.injectorNamespace = values["injector-namespace"] ?? env.POD_NAMESPACE ?? config.injectorNamespace;
   config.injectorServiceAccount = values["injector-service-account"] ?? env.POD_SERVICE_ACCOUNT ?? config.injectorServiceAccount;
   const otel = otelEnvFrom(env);

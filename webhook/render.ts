@@ -36,7 +36,7 @@ export function render(input: RenderInput): Rendered {
   const pod = structuredClone(input.pod);
   const spec = ensureObject(pod, "spec");
   const annotations = ensureObject(ensureObject(pod, "metadata"), "annotations");
-  const security = sidecarSecurity(spec, input.podSecurityLevel, input.config.allowPtrace);
+  const security = sidecarSecurity(spec, input.podSecurityLevel, input.config.allowPtrace, input.config.runtimeDefaultCapabilities);
   const warnings = [...security.warnings];
   const { native } = input;
 

@@ -20,7 +20,7 @@ import { planTls, serviceDnsNames, type KeyPair } from "./tls/certificates.ts";
 export const webhookUsage = `  webhook [--port 8443] [--cert-dir DIR | --self-signed] [--kubeconfig FILE] [--policy FILE]
           [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME] [--ca-secret NAME]
           [--tls-san NAME_OR_IP]... [--image IMAGE] [--kube-version 1.30] [--allow-ptrace]
-          [--sidecar-memory 160Mi]
+          [--runtime-default-capabilities CHOWN,KILL,...] [--sidecar-memory 160Mi]
         the injecting admission webhook (HTTPS, POST /mutate, /healthz, /readyz, /metrics)
 `;
 

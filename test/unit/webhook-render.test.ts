@@ -139,6 +139,44 @@ describe("webhook/security", () => {
     assert.equal(sidecarSecurity(spec({ runAsNonRoot: true }), "privileged", false).securityContext.runAsUser, 65532);
   });
 
+  it("matches a root app with no securityContext: root, group 0, and the runtime's default capabilities kept, in baseline too", () => {
+    for (const level of ["privileged", "baseline"] as const) {
+      const { securityContext, warnings } = sidecarSecurity(spec(), level, false);
+      assert.deepEqual([securityContext.runAsUser, securityContext.runAsGroup, securityContext.capabilities, warnings], [0, 0, undefined, []], level);
+    }
+  });
+
+  it("keeps what the root containers hold: less what all of them drop, plus what they add", () => {
+    const pod: JsonObject = {
+      containers: [
+        { name: "router", securityContext: { capabilities: { add: ["NET_ADMIN"], drop: ["MKNOD", "cap_net_raw"] } } },
+        { name: "cache", securityContext: { runAsUser: 0, capabilities: { drop: ["ALL"], add: ["NET_RAW"] } } },
+        { name: "worker", securityContext: { runAsUser: 1000, capabilities: { add: ["SYS_ADMIN"] } } },
+      ],
+    };
+    assert.deepEqual(sidecarSecurity(pod, "privileged", false).securityContext.capabilities, { drop: ["MKNOD"], add: ["NET_ADMIN"] }, "a non-root container's capabilities never reach its processes");
+    assert.deepEqual(sidecarSecurity({ containers: [{ name: "a", securityContext: { capabilities: { drop: ["ALL"] } } }] }, "privileged", false).securityContext.capabilities, { drop: ["ALL"] });
+  });
+
+  it("adds beyond the runtime's default only where the level allows, and says whom it cannot read", () => {
+    const crio = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE", "KILL"];
+    const pod = (add: string): JsonObject => ({ containers: [{ name: "web", securityContext: { capabilities: { add: [add] } } }] });
+    assert.deepEqual(sidecarSecurity(pod("MKNOD"), "baseline", false, crio).securityContext.capabilities, { add: ["MKNOD"] }, "baseline lets a container add MKNOD");
+    const baseline = sidecarSecurity(pod("NET_RAW"), "baseline", false, crio);
+    assert.equal(baseline.securityContext.capabilities, undefined);
+    assert.match(baseline.warnings.join("\n"), /root in container web, which holds NET_RAW \(beyond what Pod Security level baseline lets the sidecar keep/);
+    const mixed = sidecarSecurity({ containers: [{ name: "web" }, { name: "exporter", securityContext: { runAsUser: 9113, runAsGroup: 9113 } }, { name: "tuner", securityContext: { privileged: true } }] }, "privileged", false);
+    assert.deepEqual(mixed.warnings, [
+      "the sidecar runs as UID 0 (container web) and cannot read the executable, environment or sockets of processes of UID 9113 (container exporter); root in privileged container tuner (the sidecar is never privileged): it records their command lines, users and containers",
+    ]);
+  });
+
+  it("runs a non-root app's sidecar without capabilities, and asks for a GID it cannot know", () => {
+    const { securityContext, warnings } = sidecarSecurity(spec({ runAsUser: 1000 }), "privileged", false);
+    assert.deepEqual([securityContext.runAsUser, securityContext.runAsGroup, securityContext.capabilities], [1000, undefined, { drop: ["ALL"] }]);
+    assert.match(warnings[0]!, /declares runAsUser 1000 but no runAsGroup: its GID comes from its image/);
+  });
+
   it("grants SYS_PTRACE only where the admin and the namespace's level allow it", () => {
     const granted = sidecarSecurity(spec({ runAsUser: 1000 }), "privileged", true).securityContext;
     assert.deepEqual([granted.runAsUser, granted.capabilities], [0, { drop: ["ALL"], add: ["SYS_PTRACE", "DAC_READ_SEARCH"] }]);
