@@ -20,6 +20,7 @@ import { networkRecord } from "../records/network-records.ts";
 import type { SensorRecord } from "../records/record.ts";
 import { malformedTablesRecord } from "../records/sensor-records.ts";
 import { violationRecord } from "../records/violation-records.ts";
+import type { ProcessTable } from "../tracker/process-table.ts";
 import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
 
 export interface MonitorDeps {
@@ -28,6 +29,8 @@ export interface MonitorDeps {
   /** Our own PID: the sidecar's own connections (export, DNS forwarding) are not reported. */
   selfPid: number;
   policy: PolicyHolder;
+  /** The tracker's processes, exited ones for a while: whose sockets these are. */
+  processes: ProcessTable;
   names: () => PeerNames | undefined;
   now: () => number;
 }
@@ -51,10 +54,6 @@ interface Waiting {
 
 export class NetworkMonitor {
   private readonly deps: MonitorDeps;
-  /** Each PID's latest process; an exited one stays ownerWaitMs. */
-  private readonly processes = new Map<number, ProcessInfo>();
-  /** Exited processes → when, oldest first. */
-  private readonly exited = new Map<ProcessInfo, number>();
   private waiting: Waiting[] = [];
   private malformedReported = false;
 
@@ -62,27 +61,16 @@ export class NetworkMonitor {
     this.deps = deps;
   }
 
-  /** Follows the tracker's processes; connections that waited for this one go ahead. */
+  /** A process the tracker reported: connections that waited for it go ahead. */
   onProcess(event: ProcessEvent): MonitorResult {
+    if (event.kind === "exit") return empty();
     const p = event.process;
-    if (event.kind === "exit") {
-      // Kept a while: an owner's exit may be reported before its last connections.
-      const now = this.deps.now();
-      this.exited.set(p, now);
-      for (const [old, at] of this.exited) {
-        if (now - at <= ownerWaitMs) break;
-        this.exited.delete(old);
-        if (this.processes.get(old.pid) === old) this.processes.delete(old.pid);
-      }
-      return empty();
-    }
-    this.processes.set(p.pid, p);
-    return this.retry((w) => w.observation.owner?.pid === p.pid);
+    return this.reconsider((w) => w.observation.owner?.pid === p.pid);
   }
 
   handle(sample: NetworkSample, observedAt: number): MonitorResult {
     const result = empty();
-    for (const { pid, code } of sample.problems) result.problems.push({ problem: { file: "fd", code, uid: this.processes.get(pid)?.euid ?? -1 }, pid });
+    for (const { pid, code } of sample.problems) result.problems.push({ problem: { file: "fd", code, uid: this.deps.processes.latestOf(pid)?.euid ?? -1 }, pid });
     if (sample.malformed > 0 && !this.malformedReported) {
       this.malformedReported = true;
       result.records.push(malformedTablesRecord(sample.malformed));
@@ -96,10 +84,10 @@ export class NetworkMonitor {
 
   /** Gives up waiting where the time is up (or everywhere: `final`), and goes ahead where a name arrived. */
   flush(final = false): MonitorResult {
-    return this.retry(() => true, final);
+    return this.reconsider(() => true, final);
   }
 
-  private retry(which: (w: Waiting) => boolean, final = false): MonitorResult {
+  private reconsider(which: (w: Waiting) => boolean, final = false): MonitorResult {
     const result = empty();
     const retried = this.waiting.filter(which);
     this.waiting = this.waiting.filter((w) => !which(w));
@@ -113,8 +101,8 @@ export class NetworkMonitor {
     const now = final ? Infinity : this.deps.now();
     const owner = o.owner;
     if (owner !== undefined && w.process === undefined) {
-      const p = this.processes.get(owner.pid);
-      if (p !== undefined && p.startTicks === owner.startTicks) w.process = p;
+      const p = this.deps.processes.owner(owner.pid, owner.startTicks);
+      if (p !== undefined) w.process = p;
       else if (now - observedAt < ownerWaitMs) return this.wait(w);
     }
     const name = o.kind === "connection" && o.direction === "outbound" ? this.deps.names()?.lookup(o.socket.remoteAddress, this.deps.now()) : undefined;

@@ -13,6 +13,7 @@ import { processRecord } from "../records/process-records.ts";
 import type { SensorRecord } from "../records/record.ts";
 import { gapRecord, readProblemCause, readProblemRecord, sensorErrorRecord, triggerRecord } from "../records/sensor-records.ts";
 import { violationRecord } from "../records/violation-records.ts";
+import { ProcessTable } from "../tracker/process-table.ts";
 import { ProcessTracker } from "../tracker/process-tracker.ts";
 import { NetworkMonitor, type MonitorResult } from "./network-monitor.ts";
 
@@ -39,10 +40,11 @@ export class WatchPipeline {
   constructor(policy: PolicyHolder, deps: PipelineDeps) {
     this.policy = policy;
     this.clock = deps.clock;
-    this.tracker = new ProcessTracker(deps.selfPid);
+    const processes = new ProcessTable();
+    this.tracker = new ProcessTracker(deps.selfPid, processes);
     this.engine = new PolicyEngine(policy, deps);
     const { clock, selfPid, now, names } = deps;
-    this.network = new NetworkMonitor({ engine: this.engine, clock, selfPid, now, policy, names: () => names?.() });
+    this.network = new NetworkMonitor({ engine: this.engine, clock, selfPid, now, policy, processes, names: () => names?.() });
   }
 
   handle(event: CaptureEvent): SensorRecord[] {

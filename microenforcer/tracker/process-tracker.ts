@@ -10,6 +10,7 @@
 import type { CaptureEvent, Detection, SpawnImage } from "../capture/events.ts";
 import type { ExeTarget } from "../proc/parse.ts";
 import type { ProcSnapshot } from "../proc/reader.ts";
+import { ProcessTable } from "./process-table.ts";
 
 export type ExecOrigin = "container-init" | "child" | "exec-session";
 
@@ -47,14 +48,16 @@ interface ContainerState {
 }
 
 export class ProcessTracker {
-  private readonly processes = new Map<number, ProcessInfo>();
+  private readonly processes: ProcessTable;
   /** The sensor's own tree (pid → startTicks): never reported. */
   private readonly own = new Map<number, number>();
   private readonly containers = new Map<string, ContainerState>();
   private readonly selfPid: number;
 
-  constructor(selfPid: number) {
+  /** `processes`: where the running processes go, and exited ones for a grace period. */
+  constructor(selfPid: number, processes = new ProcessTable()) {
     this.selfPid = selfPid;
+    this.processes = processes;
   }
 
   handle(event: CaptureEvent): ProcessEvent[] {
@@ -126,7 +129,7 @@ export class ProcessTracker {
     } else if (parent?.sessionPid !== undefined) {
       info.sessionPid = parent.sessionPid;
     }
-    this.processes.set(pid, info);
+    this.processes.add(info);
     return [{ kind: "exec", process: info, inPlace: false, observedAt }];
   }
 
@@ -151,7 +154,7 @@ export class ProcessTracker {
     }
     const info = this.processes.get(pid);
     if (info === undefined || info.startTicks !== startTicks) return [];
-    this.processes.delete(pid);
+    this.processes.exit(info, observedAt);
     return [{ kind: "exit", process: info, observedAt }];
   }
 

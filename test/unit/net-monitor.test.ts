@@ -15,6 +15,8 @@ import type { SocketEntry } from "../../microenforcer/proc/socket-table.ts";
 import { PolicyEngine } from "../../microenforcer/policy/engine.ts";
 import { networkSensorNeeded, PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
 import type { SensorRecord } from "../../microenforcer/records/record.ts";
+import { ProcessTable } from "../../microenforcer/tracker/process-table.ts";
+import type { ProcessEvent } from "../../microenforcer/tracker/process-tracker.ts";
 import { defaultPolicy, parsePolicies } from "../../policies/load.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
 import { processInfo } from "./process-fixture.ts";
@@ -50,6 +52,7 @@ function setup(policy: RuntimePolicy = defaultPolicy(), lookup?: (address: strin
   let now = 1_000;
   const kills: number[] = [];
   const inForce = new PolicyHolder(policy);
+  const processes = new ProcessTable();
   const engine = new PolicyEngine(inForce, {
     facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0 },
     enforcer: {
@@ -66,12 +69,19 @@ function setup(policy: RuntimePolicy = defaultPolicy(), lookup?: (address: strin
     clock,
     selfPid: 7,
     policy: inForce,
+    processes,
     names: () => (lookup === undefined ? undefined : { lookup }),
     now: () => now,
   });
-  monitor.onProcess({ kind: "exec", process: curl, inPlace: false, observedAt: 900 });
+  /** A process event, as the pipeline passes it on: the tracker's table first, then the monitor. */
+  const seen = (event: ProcessEvent) => {
+    if (event.kind === "exit") processes.exit(event.process, event.observedAt);
+    else processes.add(event.process);
+    return monitor.onProcess(event);
+  };
+  seen({ kind: "exec", process: curl, inPlace: false, observedAt: 900 });
   const sample = (...observations: NetworkObservation[]) => ({ observations, problems: [], malformed: 0 });
-  return { monitor, kills, sample, advance: (ms: number) => (now += ms) };
+  return { monitor, seen, kills, sample, advance: (ms: number) => (now += ms) };
 }
 
 const names = (records: SensorRecord[]): string[] => records.map((r) => r.eventName.replace("microenforcer.", ""));
@@ -129,11 +139,11 @@ describe("NetworkMonitor and network records", () => {
   });
 
   it("holds a connection until its owner's exec record, and gives up after a while with the PID alone", () => {
-    const { monitor, sample, advance } = setup();
+    const { monitor, seen, sample, advance } = setup();
     const early = outbound({ owner: { pid: 300, startTicks: 600 } });
     assert.deepEqual(monitor.handle(sample(early), 1_000).records, []);
     const child = { ...curl, pid: 300, startTicks: 600 };
-    assert.deepEqual(names(monitor.onProcess({ kind: "exec", process: child, inPlace: false, observedAt: 1_001 }).records), ["network.connection"]);
+    assert.deepEqual(names(seen({ kind: "exec", process: child, inPlace: false, observedAt: 1_001 }).records), ["network.connection"]);
     const orphan = outbound({ owner: { pid: 301, startTicks: 601 } });
     monitor.handle(sample(orphan), 1_000);
     assert.deepEqual(monitor.flush().records, []);
@@ -145,8 +155,8 @@ describe("NetworkMonitor and network records", () => {
   });
 
   it("keeps an exited owner long enough for its last connections", () => {
-    const { monitor, sample } = setup();
-    monitor.onProcess({ kind: "exit", process: curl, observedAt: 1_000 });
+    const { monitor, seen, sample } = setup();
+    seen({ kind: "exit", process: curl, observedAt: 1_000 });
     assert.equal(monitor.handle(sample(outbound()), 1_000).records[0]?.attributes["process.executable.path"], "/usr/bin/curl");
   });
 

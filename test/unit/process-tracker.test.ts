@@ -1,0 +1,146 @@
+/**
+ * ProcessTracker, the pure state machine from capture events to process facts (container,
+ * origin, exec sessions), and the process table it fills.
+ */
+import assert from "node:assert/strict";
+import type { CaptureEvent } from "../../microenforcer/capture/events.ts";
+import type { ProcSnapshot } from "../../microenforcer/proc/reader.ts";
+import { ProcessTable } from "../../microenforcer/tracker/process-table.ts";
+import { ProcessTracker, type ProcessEvent } from "../../microenforcer/tracker/process-tracker.ts";
+import { processInfo } from "./process-fixture.ts";
+
+const selfPid = 50;
+
+function snapshot(over: Partial<ProcSnapshot> & Pick<ProcSnapshot, "pid" | "ppid" | "startTicks">): ProcSnapshot {
+  const exe = over.exe ?? { path: "/bin/sh", deleted: false, memfd: false };
+  return { comm: exe.path.split("/").pop()!, state: "S", uid: 1000, euid: 1000, exe, args: [exe.path], problems: [], fingerprint: "", ...over };
+}
+
+const spawn = (s: ProcSnapshot, at = 0): CaptureEvent => ({ type: "spawn", snapshot: s, detection: "trigger", observedAt: at, image: "exec" });
+const exit = (pid: number, startTicks: number, at = 0): CaptureEvent => ({ type: "exit", pid, startTicks, observedAt: at });
+
+/** `exec 12 exec-session session=12 app`, `exit 12`. */
+function summary(events: ProcessEvent[]): string[] {
+  return events.map((e) =>
+    e.kind === "exit"
+      ? `exit ${e.process.pid}`
+      : `exec ${e.process.pid} ${e.process.origin}${e.process.sessionPid === undefined ? "" : ` session=${e.process.sessionPid}`} ${e.process.container.name ?? e.process.container.id ?? "?"}${e.inPlace ? " in-place" : ""}`,
+  );
+}
+
+describe("ProcessTracker", () => {
+  let tracker: ProcessTracker;
+  const feed = (...events: CaptureEvent[]): string[] => events.flatMap((e) => summary(tracker.handle(e)));
+  beforeEach(() => (tracker = new ProcessTracker(selfPid)));
+
+  it("takes a container's first PPID-0 process for its init, and a later one while the init lives for an exec session", () => {
+    assert.deepEqual(
+      feed(
+        spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })),
+        spawn(snapshot({ pid: 20, ppid: 0, startTicks: 110, container: "db" })),
+        spawn(snapshot({ pid: 30, ppid: 0, startTicks: 200, container: "app" })),
+        spawn(snapshot({ pid: 31, ppid: 30, startTicks: 201 })),
+        spawn(snapshot({ pid: 32, ppid: 31, startTicks: 202 })),
+        spawn(snapshot({ pid: 11, ppid: 10, startTicks: 300 })),
+      ),
+      ["exec 10 container-init app", "exec 20 container-init db", "exec 30 exec-session session=30 app", "exec 31 child session=30 app", "exec 32 child session=30 app", "exec 11 child app"],
+    );
+    assert.equal(tracker.containerStartTicks({ name: "app" }), 100);
+  });
+
+  it("takes a PPID-0 process after its container's init exited for the container's new init", () => {
+    assert.deepEqual(
+      feed(spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })), exit(10, 100), spawn(snapshot({ pid: 40, ppid: 0, startTicks: 500, container: "app" }))),
+      ["exec 10 container-init app", "exit 10", "exec 40 container-init app"],
+    );
+    assert.equal(tracker.containerStartTicks({ name: "app" }), 500);
+  });
+
+  it("gives a child its parent's container unless its own environment names one, and falls back to the cgroup's id", () => {
+    assert.deepEqual(
+      feed(
+        spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, containerId: "c0ffee" })),
+        spawn(snapshot({ pid: 11, ppid: 10, startTicks: 101 })),
+        spawn(snapshot({ pid: 12, ppid: 10, startTicks: 102, container: "sidekick" })),
+      ),
+      ["exec 10 container-init c0ffee", "exec 11 child c0ffee", "exec 12 child sidekick"],
+    );
+  });
+
+  it("never reports the sensor's own process tree", () => {
+    assert.deepEqual(
+      feed(
+        spawn(snapshot({ pid: selfPid, ppid: 1, startTicks: 90 })),
+        spawn(snapshot({ pid: 51, ppid: selfPid, startTicks: 95 })),
+        spawn(snapshot({ pid: 52, ppid: 51, startTicks: 96 })),
+        exit(52, 96),
+        exit(selfPid, 90),
+      ),
+      [],
+    );
+    assert.equal(tracker.size, 0);
+  });
+
+  it("reports an exec in place with the new program, and ignores events of an earlier process on the same PID", () => {
+    feed(spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })));
+    const python = { path: "/usr/bin/python3", deleted: false, memfd: false };
+    const [inPlace] = tracker.handle({ type: "exec", snapshot: snapshot({ pid: 10, ppid: 0, startTicks: 100, exe: python, args: ["python3", "-c", "x"] }), observedAt: 5 });
+    assert.equal(inPlace?.kind === "exec" && inPlace.inPlace, true);
+    assert.equal(inPlace?.process.exe?.path, "/usr/bin/python3");
+    assert.deepEqual(inPlace?.process.args, ["python3", "-c", "x"]);
+    assert.equal(inPlace?.process.origin, "container-init", "keeps what it was started as");
+    assert.deepEqual(tracker.handle({ type: "exec", snapshot: snapshot({ pid: 10, ppid: 0, startTicks: 99 }), observedAt: 6 }), []);
+    assert.deepEqual(feed(exit(10, 99)), []);
+    assert.deepEqual(feed(exit(10, 100)), ["exit 10"]);
+  });
+
+  it("does not take a process younger than a child for its parent (its PID was reused)", () => {
+    assert.deepEqual(
+      feed(
+        spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })),
+        spawn(snapshot({ pid: 30, ppid: 0, startTicks: 200, container: "app" })),
+        // PID 30 is reused by a process started after 31, whose parent it cannot be.
+        exit(30, 200),
+        spawn(snapshot({ pid: 30, ppid: 10, startTicks: 400 })),
+        spawn(snapshot({ pid: 31, ppid: 30, startTicks: 300 })),
+      ),
+      ["exec 10 container-init app", "exec 30 exec-session session=30 app", "exit 30", "exec 30 child app", "exec 31 child ?"],
+    );
+  });
+
+  it("says how a process was found and what is known of its image", () => {
+    const [event] = tracker.handle({ type: "spawn", snapshot: snapshot({ pid: 10, ppid: 1, startTicks: 100 }), detection: "startup", observedAt: 0, image: "fork-only" });
+    assert.equal(event?.process.detection, "startup");
+    assert.equal(event?.process.image, "fork-only");
+  });
+});
+
+describe("ProcessTable", () => {
+  it("finds an exited process by its identity for the grace period, and a running one by its PID only while it runs", () => {
+    const table = new ProcessTable(2000);
+    const curl = processInfo({ pid: 212, startTicks: 500 });
+    table.add(curl);
+    assert.equal(table.get(212), curl);
+    table.exit(curl, 1_000);
+    assert.equal(table.get(212), undefined);
+    assert.equal(table.owner(212, 500), curl);
+    assert.equal(table.owner(212, 501), undefined);
+    const other = processInfo({ pid: 300, startTicks: 700 });
+    table.add(other);
+    table.exit(other, 3_001);
+    assert.equal(table.owner(212, 500), undefined, "forgotten once another exit comes after the grace period");
+    assert.equal(table.latestOf(300), other);
+  });
+
+  it("keeps a new process on a PID when the previous one on it is forgotten", () => {
+    const table = new ProcessTable(2000);
+    const old = processInfo({ pid: 212, startTicks: 500 });
+    table.add(old);
+    table.exit(old, 0);
+    const reused = processInfo({ pid: 212, startTicks: 900 });
+    table.add(reused);
+    table.exit(processInfo({ pid: 5 }), 5_000);
+    assert.equal(table.owner(212, 900), reused);
+    assert.equal(table.size, 1);
+  });
+});
