@@ -4,7 +4,7 @@
  * once when the process trigger saw new PIDs), reads the socket tables when a socket may
  * have appeared, a row still waits for its owner or its accept, or the backstop is due,
  * finds the owners of new sockets, and hands the rows each read added and removed to the
- * ConnectionTracker.
+ * ConnectionReporter.
  *
  * Cost control: a TCP table read walks the kernel's whole connection hash (~2 ms even in
  * an empty namespace) and costs ~15 ms more with 10 000 sockets, so, by the CPU time reads take,
@@ -16,11 +16,11 @@
  *
  * Blind spot, accounted for: a TCP connection opened and gone (reset, or its TIME_WAIT
  * row replaced) between two reads leaves no row to see. The kernel's ActiveOpens +
- * PassiveOpens count every one, so opens since the first read that the tracker neither
+ * PassiveOpens count every one, so opens since the first read that the reporter neither
  * reported nor still waits on are reported as a TCP gap.
  */
 import { ChangeDetector, socketsAppeared, type SocketCounters } from "./change-detector.ts";
-import { ConnectionTracker, defaultTrackerOptions, type NetworkDetection, type NetworkObservation, type TrackerOptions } from "./connection-tracker.ts";
+import { ConnectionReporter, defaultReporterOptions, type NetworkDetection, type NetworkObservation, type ReporterOptions } from "./connection-reporter.ts";
 import { InodeOwners, type FdProblem, type Owner } from "./inode-owners.ts";
 import { parseSocketTable, type SocketEntry, type Transport } from "../proc/socket-table.ts";
 import { readProcText } from "../proc/reader.ts";
@@ -37,7 +37,7 @@ export interface SamplerOptions {
   backstopShare: number;
   /** Reads triggered by changes may use at most this share of a core. */
   maxReadShare: number;
-  tracker: TrackerOptions;
+  reporter: ReporterOptions;
 }
 
 export const defaultSamplerOptions: SamplerOptions = {
@@ -48,7 +48,7 @@ export const defaultSamplerOptions: SamplerOptions = {
   backstopMs: 5000,
   backstopShare: 0.0025,
   maxReadShare: 0.2,
-  tracker: defaultTrackerOptions,
+  reporter: defaultReporterOptions,
 };
 
 export interface NetworkSample {
@@ -73,7 +73,7 @@ export class NetworkSampler {
   private readonly options: SamplerOptions;
   private readonly detector: ChangeDetector;
   private readonly owners: InodeOwners;
-  private readonly tracker: ConnectionTracker;
+  private readonly reporter: ConnectionReporter;
   private counters: SocketCounters | undefined;
   /** Counters at the last read: a family whose count moved since is read even when 0 now. */
   private countersAtRead: SocketCounters | undefined;
@@ -99,7 +99,7 @@ export class NetworkSampler {
     this.options = options;
     this.detector = new ChangeDetector(options.procRoot);
     this.owners = new InodeOwners(options.procRoot);
-    this.tracker = new ConnectionTracker(options.tracker);
+    this.reporter = new ConnectionReporter(options.reporter);
   }
 
   /**
@@ -132,11 +132,11 @@ export class NetworkSampler {
     }
     this.counters = counters;
     const full = now - this.lastFullRead >= Math.max(this.options.backstopMs, this.lastFullReadMs / this.options.backstopShare);
-    if (!this.appeared && !full && !this.tracker.hasPending) return undefined;
+    if (!this.appeared && !full && !this.reporter.hasPending) return undefined;
     // Spacing: a read of T ms is followed by at least T (1 - share) / share ms without one.
     const spacing = (this.lastReadMs * (1 - this.options.maxReadShare)) / this.options.maxReadShare;
     if (this.started && now - this.lastRead < spacing) return undefined;
-    const detection: NetworkDetection = !this.started ? "startup" : this.appeared || this.tracker.hasPending ? "change" : "backstop";
+    const detection: NetworkDetection = !this.started ? "startup" : this.appeared || this.reporter.hasPending ? "change" : "backstop";
     this.started = true;
     this.appeared = false;
     return this.read(now, live, detection, full || detection === "startup", counters);
@@ -153,7 +153,7 @@ export class NetworkSampler {
    */
   takeTcpGap(): number {
     if (this.opensAtStart === undefined || this.countersAtRead === undefined) return 0;
-    const unseen = this.countersAtRead.opens - this.opensAtStart - this.tcpSeen - this.tracker.pendingTcpConnections;
+    const unseen = this.countersAtRead.opens - this.opensAtStart - this.tcpSeen - this.reporter.pendingTcpConnections;
     const fresh = Math.max(0, unseen - this.tcpGapReported);
     this.tcpGapReported += fresh;
     return fresh;
@@ -193,9 +193,9 @@ export class NetworkSampler {
     const inodes = new Set<number>();
     for (const s of entries) if (s.inode !== 0) inodes.add(s.inode);
     this.owners.forget(removed.filter((s) => s.inode !== 0 && !inodes.has(s.inode)).map((s) => s.inode));
-    const wanted = new Set([...added.filter((s) => s.inode !== 0).map((s) => s.inode), ...this.tracker.waitingInodes]);
+    const wanted = new Set([...added.filter((s) => s.inode !== 0).map((s) => s.inode), ...this.reporter.waitingInodes]);
     if (wanted.size > 0) this.owners.resolve(wanted, live(), (inode) => inodes.has(inode));
-    const observations = this.tracker.update({ added, removed, owner: (inode) => this.owners.owner(inode), detection, now, final });
+    const observations = this.reporter.update({ added, removed, owner: (inode) => this.owners.owner(inode), detection, now, final });
     for (const o of observations) if (o.kind === "connection" && o.socket.transport === "tcp" && o.detection !== "startup") this.tcpSeen++;
     // Read after the tables: every open counted in the base had its row there to be read.
     this.opensAtStart ??= this.detector.read().opens;

@@ -9,7 +9,7 @@
  * again with the name.
  */
 import type { RuntimePolicy } from "../../policies/schema.ts";
-import type { NetworkObservation } from "../net/connection-tracker.ts";
+import type { NetworkObservation } from "../net/connection-reporter.ts";
 import type { PeerName, PeerNames } from "../net/dns-names.ts";
 import type { NetworkSample } from "../net/network-sampler.ts";
 import type { EngineResult, PolicyEngine } from "../policy/engine.ts";

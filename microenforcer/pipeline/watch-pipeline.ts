@@ -57,7 +57,7 @@ export class WatchPipeline {
         return [gapRecord(event)];
       case "spawn":
       case "exec":
-        return [...this.problems(event.snapshot.problems.map((problem) => ({ problem, pid: event.snapshot.pid }))), ...this.processRecords(event)];
+        return [...this.oncePerCause(event.snapshot.problems.map((problem) => ({ problem, pid: event.snapshot.pid }))), ...this.processRecords(event)];
       case "exit":
         return this.processRecords(event);
       case "network":
@@ -91,14 +91,15 @@ export class WatchPipeline {
   }
 
   private engineRecords(result: EngineResult): SensorRecord[] {
-    return [...this.problems(result.problems), ...result.violations.map((v) => violationRecord(v, this.policy.current, this.clock))];
+    return [...this.oncePerCause(result.problems), ...result.violations.map((v) => violationRecord(v, this.policy.current, this.clock))];
   }
 
   private monitorRecords(result: MonitorResult): SensorRecord[] {
-    return [...this.problems(result.problems), ...result.records];
+    return [...this.oncePerCause(result.problems), ...result.records];
   }
 
-  private problems(problems: Array<{ problem: ReadProblem; pid: number }>): SensorRecord[] {
+  /** What the sensor may not read, as a status record the first time each cause (file, errno, uid) comes up. */
+  private oncePerCause(problems: Array<{ problem: ReadProblem; pid: number }>): SensorRecord[] {
     const records: SensorRecord[] = [];
     for (const { problem, pid } of problems) {
       const cause = readProblemCause(problem);

@@ -79,7 +79,7 @@ export class PolicyEngine {
     if (controls === undefined) return result;
     const findings: Finding[] = [...checkContainerExec(controls, p), ...checkExecutables(controls, p), ...checkFilelessExec(controls, p)];
     if (controls.drift !== undefined && p.exe !== undefined && !p.exe.deleted && !p.exe.memfd && containerStartTicks !== undefined) {
-      const changed = this.read(result, p, "root", () => this.deps.facts.exeChangedMs(p.pid, p.exe!.path));
+      const changed = this.readFact(result, p, "root", () => this.deps.facts.exeChangedMs(p.pid, p.exe!.path));
       findings.push(...checkDrift(controls, p, changed, creationTimeMs(this.deps.clock, containerStartTicks)));
     }
     this.interpreters.delete(key(p));
@@ -87,7 +87,7 @@ export class PolicyEngine {
       this.interpreters.set(key(p), p);
       findings.push(...this.reverseShell(result, p));
     }
-    this.act(result, p, findings, observedAt);
+    this.enforceFindings(result, p, findings, observedAt);
     return result;
   }
 
@@ -96,7 +96,7 @@ export class PolicyEngine {
     const controls = this.policy.current.spec.controls;
     const result: EngineResult = { violations: [], problems: [] };
     if (controls === undefined) return result;
-    this.act(result, p, [...checkOutbound(controls, c), ...checkListen(controls, c), ...this.portScans.observe(controls, key(p), c, observedAt)], observedAt);
+    this.enforceFindings(result, p, [...checkOutbound(controls, c), ...checkListen(controls, c), ...this.portScans.observe(controls, key(p), c, observedAt)], observedAt);
     return result;
   }
 
@@ -131,7 +131,7 @@ export class PolicyEngine {
   /** Looks again at live interpreters' stdio. */
   recheck(): EngineResult {
     const result: EngineResult = { violations: [], problems: [] };
-    for (const p of this.interpreters.values()) this.act(result, p, this.reverseShell(result, p), this.deps.now());
+    for (const p of this.interpreters.values()) this.enforceFindings(result, p, this.reverseShell(result, p), this.deps.now());
     return result;
   }
 
@@ -142,10 +142,11 @@ export class PolicyEngine {
   private reverseShell(result: EngineResult, p: ProcessInfo): Finding[] {
     const controls = this.policy.current.spec.controls;
     if (controls === undefined) return [];
-    return checkReverseShell(controls, p, this.read(result, p, "fd", () => this.deps.facts.stdio(p.pid)));
+    return checkReverseShell(controls, p, this.readFact(result, p, "fd", () => this.deps.facts.stdio(p.pid)));
   }
 
-  private read<T>(result: EngineResult, p: ProcessInfo, file: ReadProblem["file"], read: () => T): T | undefined {
+  /** A fact from /proc, or undefined when it may not be read (a problem, unless the process is gone). */
+  private readFact<T>(result: EngineResult, p: ProcessInfo, file: ReadProblem["file"], read: () => T): T | undefined {
     try {
       return read();
     } catch (err) {
@@ -155,7 +156,8 @@ export class PolicyEngine {
     }
   }
 
-  private act(result: EngineResult, p: ProcessInfo, findings: Finding[], observedAt: number): void {
+  /** Each finding new for this process is a violation: killed in enforce mode where the control blocks (one kill per process), else an alert. */
+  private enforceFindings(result: EngineResult, p: ProcessInfo, findings: Finding[], observedAt: number): void {
     const enforce = this.policy.current.spec.enforcementMode === "enforce";
     let killed: Action | undefined;
     for (const finding of findings) {

@@ -5,7 +5,7 @@
  */
 import { BlockList, isIPv6 } from "node:net";
 import picomatch from "picomatch";
-import type { NetworkObservation } from "../net/connection-tracker.ts";
+import type { NetworkObservation } from "../net/connection-reporter.ts";
 import type { PeerName } from "../net/dns-names.ts";
 import type { Controls, Finding } from "./process-controls.ts";
 

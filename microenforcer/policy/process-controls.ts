@@ -6,7 +6,7 @@
 import picomatch from "picomatch";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import type { StdioSockets } from "../proc/process-facts.ts";
-import type { ProcessInfo } from "../tracker/process-tracker.ts";
+import { containerLabel, executableName, type ProcessInfo } from "../tracker/process-tracker.ts";
 
 export type ControlName = "containerExec" | "executables" | "reverseShell" | "filelessExec" | "drift" | "network" | "portScan";
 
@@ -35,10 +35,6 @@ export function matchesExecutable(pattern: string, path: string | undefined, nam
   return !pattern.includes("/") && matcher(name);
 }
 
-function executableName(p: ProcessInfo): string {
-  return p.exe?.path.split("/").pop() ?? p.comm;
-}
-
 /** `kubectl exec` sessions, unless their command is allowed. */
 export function checkContainerExec(controls: Controls, p: ProcessInfo): Finding[] {
   const rule = controls.containerExec;
@@ -53,7 +49,7 @@ export function checkContainerExec(controls: Controls, p: ProcessInfo): Finding[
     {
       control: "containerExec",
       rule: allowed.length === 0 ? "no exec sessions allowed" : `allowedCommands: ${allowed.join(", ")}`,
-      reason: `exec session into container ${p.container.name ?? p.container.id ?? "?"} runs ${p.exe?.path ?? p.comm}`,
+      reason: `exec session into container ${containerLabel(p.container)} runs ${p.exe?.path ?? p.comm}`,
       block: rule.block,
     },
   ];

@@ -3,10 +3,10 @@
  * semantic conventions; the owning process is named with the same attributes as its exec
  * record.
  */
-import { networkType, type NetworkObservation } from "../net/connection-tracker.ts";
+import { networkType, type NetworkObservation } from "../net/connection-reporter.ts";
 import type { PeerName } from "../net/dns-names.ts";
 import type { BootClock } from "../proc/boot-clock.ts";
-import type { ProcessInfo } from "../tracker/process-tracker.ts";
+import { containerLabel, type ProcessInfo } from "../tracker/process-tracker.ts";
 import { processAttributes, type Forensics } from "./process-records.ts";
 import { Attr, type Attributes } from "./attributes.ts";
 import { EventNames, type SensorRecord } from "./record.ts";
@@ -31,7 +31,7 @@ const endpoint = (address: string, port: number): string => (address.includes(":
 
 function describeOwner(e: NetworkEvent): string {
   const p = e.process;
-  if (p !== undefined) return `by ${p.exe?.path ?? p.comm} (pid ${p.pid}) in container ${p.container.name ?? p.container.id?.slice(0, 12) ?? "?"}`;
+  if (p !== undefined) return `by ${p.exe?.path ?? p.comm} (pid ${p.pid}) in container ${containerLabel(p.container)}`;
   if (e.observation.owner !== undefined) return `by pid ${e.observation.owner.pid}`;
   return e.observation.attribution === "closed" ? "(closed by its owner before the sensor looked: unattributed)" : "(no process the sensor can read holds it: unattributed)";
 }

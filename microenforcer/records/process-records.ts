@@ -5,20 +5,12 @@
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import { joinCommandLine } from "../proc/parse.ts";
-import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
+import { containerLabel, executableName, type ProcessEvent, type ProcessInfo } from "../tracker/process-tracker.ts";
 import { Attr, type Attributes } from "./attributes.ts";
 import { EventNames, type SensorRecord } from "./record.ts";
 import { createRedactor, type Redactor } from "./redact.ts";
 
 export type Forensics = RuntimePolicySpec["forensics"];
-
-function executableName(p: ProcessInfo): string {
-  return p.exe !== undefined && !p.exe.memfd ? (p.exe.path.split("/").pop() ?? p.comm) : p.comm;
-}
-
-function containerLabel(p: ProcessInfo): string {
-  return p.container.name ?? (p.container.id !== undefined ? p.container.id.slice(0, 12) : "?");
-}
 
 /** One redactor per policy: its patterns compiled once, its results cached per argv. */
 const redactors = new WeakMap<Forensics, Redactor>();
@@ -37,7 +29,8 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
   const a: Attributes = {
     [Attr.processPid]: p.pid,
     [Attr.processParentPid]: p.ppid,
-    [Attr.processExecutableName]: executableName(p),
+    // A memfd has no file name (`/memfd:NAME` is the program's choice): named by its task name.
+    [Attr.processExecutableName]: p.exe?.memfd ? p.comm : executableName(p),
     [Attr.processUserId]: p.euid,
     [Attr.processRealUserId]: p.uid,
     [Attr.processCreationTime]: new Date(creationTimeMs(clock, p.startTicks)).toISOString(),
@@ -64,7 +57,7 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
   const p = event.process;
   const attributes = processAttributes(p, clock, forensics);
   const what = p.exe?.path ?? p.comm;
-  const where = `in container ${containerLabel(p)}`;
+  const where = `in container ${containerLabel(p.container)}`;
   if (event.kind === "exit") {
     attributes[Attr.processExitTime] = new Date(event.observedAt).toISOString();
     return {

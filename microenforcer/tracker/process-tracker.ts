@@ -39,6 +39,16 @@ export interface ProcessInfo {
   image: SpawnImage;
 }
 
+/** The executable's base name, else (unreadable) the kernel's task name. */
+export function executableName(p: ProcessInfo): string {
+  return p.exe?.path.split("/").pop() ?? p.comm;
+}
+
+/** The container as people name it: its name, else its id shortened as `docker ps` and `crictl ps` show it. */
+export function containerLabel(container: ContainerRef): string {
+  return container.name ?? container.id?.slice(0, 12) ?? "?";
+}
+
 export type ProcessEvent =
   | { kind: "exec"; process: ProcessInfo; inPlace: boolean; observedAt: number }
   | { kind: "exit"; process: ProcessInfo; observedAt: number };

@@ -5,8 +5,8 @@
  * bootstrap patched in), the stored pod run by podman, a `kubectl exec`-style session into
  * it, and the records of that session in the real OpenTelemetry Collector.
  *
- * Which container the session ran in is not asserted here: the sidecar gets it wrong for
- * runc's exec sessions (exec-session-runc.blocked.ts asserts it and fails until fixed).
+ * Which container the session ran in, and that a policy can block it, is asserted in
+ * exec-session-runc.test.ts.
  */
 import assert from "node:assert/strict";
 import type { PlayedPod, Pod } from "../infra/podman/pod.ts";

@@ -8,7 +8,7 @@ import { CaptureLoop, defaultCaptureOptions } from "../../microenforcer/capture/
 import type { CaptureEvent } from "../../microenforcer/capture/events.ts";
 import { messages, networkEvents, maxEventsPerPost } from "../../microenforcer/capture/messages.ts";
 import { allocatedSince, setBack } from "../../microenforcer/capture/pid-trigger.ts";
-import type { NetworkObservation } from "../../microenforcer/net/connection-tracker.ts";
+import type { NetworkObservation } from "../../microenforcer/net/connection-reporter.ts";
 import { FakeProc } from "./fake-proc.ts";
 
 /** Events as short strings: `spawn 11 curl exec trigger`, `exit 11`, `gap pid 3 (12-14)`. */

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { socketCounters, socketsAppeared } from "../../microenforcer/net/change-detector.ts";
-import type { NetworkObservation } from "../../microenforcer/net/connection-tracker.ts";
+import type { NetworkObservation } from "../../microenforcer/net/connection-reporter.ts";
 import type { PeerName } from "../../microenforcer/net/dns-names.ts";
 import { InodeOwners } from "../../microenforcer/net/inode-owners.ts";
 import { NetworkMonitor } from "../../microenforcer/pipeline/network-monitor.ts";

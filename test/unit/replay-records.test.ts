@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { NetworkObservation } from "../../microenforcer/net/connection-tracker.ts";
+import type { NetworkObservation } from "../../microenforcer/net/connection-reporter.ts";
 import { connectionFacts } from "../../microenforcer/policy/network-controls.ts";
 import type { SocketEntry } from "../../microenforcer/proc/socket-table.ts";
 import { networkRecord } from "../../microenforcer/records/network-records.ts";

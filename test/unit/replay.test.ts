@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { NetworkObservation } from "../../microenforcer/net/connection-tracker.ts";
+import type { NetworkObservation } from "../../microenforcer/net/connection-reporter.ts";
 import { networkRecord } from "../../microenforcer/records/network-records.ts";
 import { processRecord } from "../../microenforcer/records/process-records.ts";
 import type { SensorRecord } from "../../microenforcer/records/record.ts";

@@ -29,7 +29,7 @@ export interface NetworkObservation {
   detection: NetworkDetection;
 }
 
-export interface TrackerOptions {
+export interface ReporterOptions {
   /** How long a socket whose owner is not found yet (a process not seen yet) waits before it is reported unattributed. */
   ownerGraceMs: number;
   /** How long an inbound connection waits for its accept(). */
@@ -40,7 +40,7 @@ export interface TrackerOptions {
   listenerMemoryMs: number;
 }
 
-export const defaultTrackerOptions: TrackerOptions = { ownerGraceMs: 250, acceptGraceMs: 1000, flowIdleMs: 120_000, listenerMemoryMs: 60_000 };
+export const defaultReporterOptions: ReporterOptions = { ownerGraceMs: 250, acceptGraceMs: 1000, flowIdleMs: 120_000, listenerMemoryMs: 60_000 };
 
 export interface TableDiff {
   added: SocketEntry[];
@@ -108,8 +108,8 @@ class Presence {
   }
 }
 
-export class ConnectionTracker {
-  private readonly options: TrackerOptions;
+export class ConnectionReporter {
+  private readonly options: ReporterOptions;
   private readonly reported = new Set<string>();
   private readonly reportedTuples = new Set<string>();
   private readonly present = new Presence();
@@ -124,7 +124,7 @@ export class ConnectionTracker {
   /** Rows that opened a flow, so that their removal closes it. */
   private readonly flowOf = new Map<SocketEntry, string>();
 
-  constructor(options: TrackerOptions = defaultTrackerOptions) {
+  constructor(options: ReporterOptions = defaultReporterOptions) {
     this.options = options;
   }
 

@@ -1,6 +1,6 @@
 /** What the network sensor reports from table diffs: pure decisions, no kernel. */
 import assert from "node:assert/strict";
-import { classify, ConnectionTracker, defaultTrackerOptions, isListener, networkType, type NetworkObservation } from "../../microenforcer/net/connection-tracker.ts";
+import { classify, ConnectionReporter, defaultReporterOptions, isListener, networkType, type NetworkObservation } from "../../microenforcer/net/connection-reporter.ts";
 import type { Owner } from "../../microenforcer/net/inode-owners.ts";
 import type { SocketEntry, Transport } from "../../microenforcer/proc/socket-table.ts";
 
@@ -29,19 +29,19 @@ const alice: Owner = { pid: 10, startTicks: 100 };
 const bob: Owner = { pid: 20, startTicks: 200 };
 
 class Harness {
-  readonly tracker = new ConnectionTracker();
+  readonly reporter = new ConnectionReporter();
   readonly owners = new Map<number, Owner>();
   now = 1000;
   step(added: SocketEntry[], removed: SocketEntry[] = [], advanceMs = 5): NetworkObservation[] {
     this.now += advanceMs;
-    return this.tracker.update({ added, removed, owner: (inode) => this.owners.get(inode), detection: "change", now: this.now });
+    return this.reporter.update({ added, removed, owner: (inode) => this.owners.get(inode), detection: "change", now: this.now });
   }
 }
 
 const brief = (o: NetworkObservation): string =>
   `${o.kind}${o.direction ? `/${o.direction}` : ""} ${o.socket.transport} ${o.socket.localPort}->${o.socket.remotePort} ${o.attribution}${o.owner ? ` pid ${o.owner.pid}` : ""}`;
 
-describe("ConnectionTracker", () => {
+describe("ConnectionReporter", () => {
   it("reports a listener, both ends of a loopback connection with their directions, once each", () => {
     const h = new Harness();
     h.owners.set(1, bob).set(2, alice).set(3, bob);
@@ -86,7 +86,7 @@ describe("ConnectionTracker", () => {
     const h = new Harness();
     const orphan = sock("tcp", "127.0.0.1:40003", "127.0.0.1:9", "ESTABLISHED", 8);
     assert.deepEqual(h.step([orphan]), []);
-    assert.deepEqual(h.step([], [], defaultTrackerOptions.ownerGraceMs).map(brief), ["connection/outbound tcp 40003->9 unknown"]);
+    assert.deepEqual(h.step([], [], defaultReporterOptions.ownerGraceMs).map(brief), ["connection/outbound tcp 40003->9 unknown"]);
     const brief2 = sock("tcp", "127.0.0.1:40004", "127.0.0.1:9", "ESTABLISHED", 9);
     h.step([brief2]);
     assert.deepEqual(h.step([], [brief2]).map(brief), ["connection/outbound tcp 40004->9 unknown"]);
@@ -99,9 +99,9 @@ describe("ConnectionTracker", () => {
     const queued = sock("tcp", "127.0.0.1:8080", "127.0.0.1:40020", "ESTABLISHED", 0);
     const ownerless = sock("tcp", "127.0.0.1:40021", "127.0.0.1:9", "ESTABLISHED", 5);
     assert.deepEqual(h.step([queued, ownerless]), []);
-    const out = h.tracker.update({ added: [], removed: [], owner: () => undefined, detection: "change", now: h.now + 1, final: true });
+    const out = h.reporter.update({ added: [], removed: [], owner: () => undefined, detection: "change", now: h.now + 1, final: true });
     assert.deepEqual(out.map(brief), ["connection/inbound tcp 8080->40020 unknown", "connection/outbound tcp 40021->9 unknown"]);
-    assert.equal(h.tracker.hasPending, false);
+    assert.equal(h.reporter.hasPending, false);
   });
 
   it("reports UDP once per process and peer flow, again after the flow went idle", () => {
@@ -117,7 +117,7 @@ describe("ConnectionTracker", () => {
     h.step([], [q4]);
     h.owners.set(5, alice);
     const later = sock("udp", "127.0.0.1:50005", "10.96.0.10:53", "ESTABLISHED", 5);
-    assert.equal(h.step([later], [], defaultTrackerOptions.flowIdleMs + 1).length, 1);
+    assert.equal(h.step([later], [], defaultReporterOptions.flowIdleMs + 1).length, 1);
   });
 
   it("treats a bound UDP socket without a peer as a listener", () => {
@@ -158,10 +158,10 @@ describe("ConnectionTracker", () => {
     const queued = sock("tcp", "127.0.0.1:8080", "127.0.0.1:40002", "ESTABLISHED", 0);
     const udp = sock("udp", "127.0.0.1:5000", "10.0.0.1:53", "ESTABLISHED", 3);
     assert.deepEqual(h.step([listener, unowned, queued, udp]), []);
-    assert.equal(h.tracker.pendingTcpConnections, 2);
+    assert.equal(h.reporter.pendingTcpConnections, 2);
     // The owner turns up: one left, waiting for its accept.
     h.owners.set(2, alice);
     assert.deepEqual(h.step([]).map(brief), ["connection/outbound tcp 40000->443 process pid 10"]);
-    assert.equal(h.tracker.pendingTcpConnections, 1);
+    assert.equal(h.reporter.pendingTcpConnections, 1);
   });
 });
