@@ -1,6 +1,6 @@
 /** `microenforcer watch`: argument parsing and lifecycle around startWatch. */
 import { parseArgs } from "node:util";
-import { defaultPolicy, parsePolicies, PolicyError, readPolicyText } from "../policies/load.ts";
+import { defaultPolicy, parsePolicies, readPolicyText } from "../policies/load.ts";
 import { watchPolicyFile } from "../policies/policy-file-watcher.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import { createEmitter } from "./emit/emitter.ts";
@@ -12,6 +12,7 @@ import { buildResource } from "./emit/resource.ts";
 import { defaultExporter, EXPORTERS, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV } from "./sidecar-contract.ts";
 import { version } from "./version.ts";
 import { startWatch } from "./watch.ts";
+import { InputError } from "../policies/input-error.ts";
 
 const formats = ["json", "pretty"] as const;
 
@@ -57,7 +58,7 @@ export async function runWatch(args: string[]): Promise<number> {
       policy = parsePolicies(policyText, options.policyFile)[0]!;
     }
   } catch (err) {
-    if (!(err instanceof PolicyError)) throw err;
+    if (!(err instanceof InputError)) throw err;
     process.stderr.write(`microenforcer watch: invalid policy:\n${err.problems.map((p) => `  ${p}`).join("\n")}\n`);
     return 1;
   }

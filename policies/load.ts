@@ -6,17 +6,8 @@ import { readFileSync } from "node:fs";
 import type { TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { parseAllDocuments } from "yaml";
+import { InputError } from "./input-error.ts";
 import { RuntimePolicyDocument, type RuntimePolicy } from "./schema.ts";
-
-export class PolicyError extends Error {
-  readonly problems: string[];
-
-  constructor(problems: string[]) {
-    super(problems.join("\n"));
-    this.problems = problems;
-    this.name = "PolicyError";
-  }
-}
 
 /** What the sidecar runs with when no policy is given: every forensics switch on, audit. */
 export function defaultPolicy(): RuntimePolicy {
@@ -47,14 +38,14 @@ function expected(schema: TSchema, message: string): string {
 /** Validates one parsed document; returns the policy with defaults applied. */
 export function validatePolicy(document: unknown, source: string): RuntimePolicy {
   if (typeof document !== "object" || document === null || Array.isArray(document)) {
-    throw new PolicyError([`${source}: expected a RuntimePolicy object, found ${describe(document)}`]);
+    throw new InputError([`${source}: expected a RuntimePolicy object, found ${describe(document)}`]);
   }
   const policy = withDefaults(document);
   const problems = [...Value.Errors(RuntimePolicyDocument, policy)].map(
     (e) => `${source}: ${e.path || "/"}: ${expected(e.schema, e.message)}, found ${describe(e.value)}`,
   );
   problems.push(...selectorProblems(policy, source));
-  if (problems.length > 0) throw new PolicyError(problems);
+  if (problems.length > 0) throw new InputError(problems);
   return policy;
 }
 
@@ -95,12 +86,12 @@ export function parsePolicies(text: string, file: string): RuntimePolicy[] {
     try {
       policies.push(validatePolicy(value, source));
     } catch (err) {
-      if (!(err instanceof PolicyError)) throw err;
+      if (!(err instanceof InputError)) throw err;
       problems.push(...err.problems);
     }
   });
-  if (problems.length > 0) throw new PolicyError(problems);
-  if (policies.length === 0) throw new PolicyError([`${file}: no RuntimePolicy document found`]);
+  if (problems.length > 0) throw new InputError(problems);
+  if (policies.length === 0) throw new InputError([`${file}: no RuntimePolicy document found`]);
   return policies;
 }
 
@@ -108,7 +99,7 @@ export function readPolicyText(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (err) {
-    throw new PolicyError([`${file}: cannot read policy file: ${(err as Error).message}`]);
+    throw new InputError([`${file}: cannot read policy file: ${(err as Error).message}`]);
   }
 }
 

@@ -6,8 +6,9 @@
  */
 import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { dirname } from "node:path";
-import { parsePolicies, PolicyError } from "./load.ts";
+import { parsePolicies } from "./load.ts";
 import type { RuntimePolicy } from "./schema.ts";
+import { InputError } from "./input-error.ts";
 
 export interface PolicyFileEvents {
   onPolicy(policy: RuntimePolicy): void;
@@ -37,7 +38,7 @@ export function watchPolicyFile(file: string, initialText: string, events: Polic
     try {
       events.onPolicy(parsePolicies(text, file)[0]!);
     } catch (err) {
-      if (!(err instanceof PolicyError)) throw err;
+      if (!(err instanceof InputError)) throw err;
       report(err.problems);
     }
   };

@@ -1,5 +1,6 @@
 /** `microenforcer policy validate FILE...`: exit 0, or 1 with one line per error. */
-import { loadPolicyFile, PolicyError } from "./load.ts";
+import { loadPolicyFile } from "./load.ts";
+import { InputError } from "./input-error.ts";
 
 const usage = "usage: microenforcer policy validate FILE...\n       microenforcer policy test --policy FILE RECORDS...   (policy test --help)\n";
 
@@ -15,7 +16,7 @@ export async function runPolicy(args: string[]): Promise<number> {
       const policies = loadPolicyFile(file);
       process.stdout.write(`${file}: ${policies.map((p) => `${p.metadata.name} (${p.spec.enforcementMode})`).join(", ")} valid\n`);
     } catch (err) {
-      if (!(err instanceof PolicyError)) throw err;
+      if (!(err instanceof InputError)) throw err;
       failed = true;
       process.stderr.write(`${err.problems.join("\n")}\n`);
     }

@@ -1,10 +1,10 @@
 /** `microenforcer inject`: print the injected object, like `istioctl kube-inject`. */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { PolicyError } from "../policies/load.ts";
 import type { InjectContext } from "./inject.ts";
-import { injectYaml, InputError, type InjectMode } from "./inject-yaml.ts";
+import { injectYaml, type InjectMode } from "./inject-yaml.ts";
 import { injectorConfigFrom, injectorOptions, parseLabels, policiesFrom, UsageError } from "./options.ts";
+import { InputError } from "../policies/input-error.ts";
 
 export const injectUsage = `  inject -f FILE|- [--policy FILE] [--namespace-labels k=v,...] [--image IMAGE]
          [--kube-version 1.30] [--allow-ptrace] [--runtime-default-capabilities CHOWN,KILL,...]
@@ -18,7 +18,7 @@ export interface InjectRequest {
   context: InjectContext;
 }
 
-/** Arguments → what to inject with; throws UsageError, or PolicyError for a bad --policy file. */
+/** Arguments → what to inject with; throws UsageError, or InputError for a bad --policy file. */
 export function parseInjectArgs(args: string[], env: NodeJS.ProcessEnv): InjectRequest {
   const { values } = parseArgs({
     args,
@@ -58,7 +58,7 @@ export async function runInject(args: string[]): Promise<number> {
     process.stdout.write(result.output);
     return 0;
   } catch (err) {
-    if (err instanceof InputError || err instanceof PolicyError) {
+    if (err instanceof InputError) {
       process.stderr.write(`microenforcer inject: cannot inject:\n${err.problems.map((p) => `  ${p}`).join("\n")}\n`);
       return 1;
     }

@@ -9,6 +9,7 @@ import { injectPod, type InjectContext } from "./inject.ts";
 import type { JsonObject } from "./json.ts";
 import { removeInjection } from "./remove.ts";
 import { mapPods, type PodSite } from "./workloads.ts";
+import { InputError } from "../policies/input-error.ts";
 
 export type InjectMode = "inject" | "remove";
 
@@ -18,16 +19,6 @@ export interface YamlResult {
   patches: { pod: string; patch: Operation[] }[];
   /** What happened to each pod and what its owner should know, one line each. */
   messages: string[];
-}
-
-export class InputError extends Error {
-  readonly problems: string[];
-
-  constructor(problems: string[]) {
-    super(problems.join("\n"));
-    this.problems = problems;
-    this.name = "InputError";
-  }
 }
 
 const where = (site: PodSite) => `${site.kind}/${site.name}`;

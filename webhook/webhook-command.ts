@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { PolicyError } from "../policies/load.ts";
 import type { AdmissionDeps } from "./admission.ts";
 import { keepCaBundle } from "./cluster/ca-bundle.ts";
 import { startClusterState } from "./cluster/cluster-state.ts";
@@ -16,6 +15,7 @@ import { createMetrics } from "./metrics.ts";
 import { injectorConfigFrom, injectorOptions, policiesFrom, UsageError } from "./options.ts";
 import { createAdmissionServer, replaceCertificate } from "./server.ts";
 import { planTls, serviceDnsNames, type KeyPair } from "./tls/certificates.ts";
+import { InputError } from "../policies/input-error.ts";
 
 export const webhookUsage = `  webhook [--port 8443] [--cert-dir DIR | --self-signed] [--kubeconfig FILE] [--policy FILE]
           [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME] [--ca-secret NAME]
@@ -192,7 +192,7 @@ export async function runWebhook(args: string[]): Promise<number> {
     log(`stopped on ${signal}`);
     return 0;
   } catch (err) {
-    if (err instanceof PolicyError) {
+    if (err instanceof InputError) {
       process.stderr.write(`microenforcer webhook: invalid policy:\n${err.problems.map((p) => `  ${p}`).join("\n")}\n`);
       return 1;
     }

@@ -7,11 +7,12 @@ import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { parseArgs } from "node:util";
-import { loadPolicyFile, PolicyError } from "../../policies/load.ts";
+import { loadPolicyFile } from "../../policies/load.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
 import { readRecordLine } from "./recorded.ts";
 import { PolicyReplay } from "./replay.ts";
 import { blockedFindings, formatJson, formatText, type Skipped } from "./replay-report.ts";
+import { InputError } from "../../policies/input-error.ts";
 
 const usage = `usage: microenforcer policy test --policy FILE [--format text|json] RECORDS...
   RECORDS: files of \`watch --format json\` stdout (e.g. kubectl logs ... -c microenforcer)
@@ -43,7 +44,7 @@ export async function runPolicyTest(args: string[]): Promise<number> {
   try {
     policy = loadPolicyFile(values.policy)[0]!;
   } catch (err) {
-    if (!(err instanceof PolicyError)) throw err;
+    if (!(err instanceof InputError)) throw err;
     process.stderr.write(`microenforcer policy test: invalid policy:\n${err.problems.map((p) => `  ${p}`).join("\n")}\n`);
     return 2;
   }

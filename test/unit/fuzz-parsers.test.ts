@@ -19,7 +19,8 @@ import {
   splitCmdline,
 } from "../../microenforcer/proc/parse.ts";
 import { decodeAddress, parseSocketTable, socketInode, type SocketEntry } from "../../microenforcer/proc/socket-table.ts";
-import { parsePolicies, PolicyError, validatePolicy } from "../../policies/load.ts";
+import { parsePolicies, validatePolicy } from "../../policies/load.ts";
+import { InputError } from "../../policies/input-error.ts";
 
 const RUNS = { numRuns: 2000 };
 const bytes = fc.uint8Array({ maxLength: 512 });
@@ -183,26 +184,26 @@ describe("fuzz: socket tables", () => {
 describe("fuzz: the policy loader", () => {
   const POLICY = "apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: p}\nspec:\n  enforcementMode: enforce\n  forensics: {processActivity: true}\n  controls:\n    executables: {blocked: [/usr/bin/nc]}\n    network: {blockedOutbound: [{cidr: 10.0.0.0/8}, {port: 3333}]}\n";
 
-  /** Its only failure is a PolicyError listing bounded problems, each naming the file. */
+  /** Its only failure is an InputError listing bounded problems, each naming the file. */
   function loadsOrExplains(load: () => unknown, size: number): void {
     try {
       load();
     } catch (error) {
-      assert.ok(error instanceof PolicyError, String(error));
+      assert.ok(error instanceof InputError, String(error));
       assert.ok(error.problems.length > 0);
       assert.ok(error.problems.length <= size + 10, `${error.problems.length} problems for ${size} bytes`);
       for (const problem of error.problems) assert.ok(problem.startsWith("f.yaml") && problem.length < 600, problem);
     }
   }
 
-  it("parsePolicies: random bytes and damaged policies are loaded or refused with a PolicyError", () => {
+  it("parsePolicies: random bytes and damaged policies are loaded or refused with an InputError", () => {
     fc.assert(
       fc.property(fc.oneof(text, mutated(POLICY)), (input) => loadsOrExplains(() => parsePolicies(input, "f.yaml"), input.length)),
       RUNS,
     );
   });
 
-  it("validatePolicy: any JSON value is validated or refused with a PolicyError", () => {
+  it("validatePolicy: any JSON value is validated or refused with an InputError", () => {
     const document = fc.record({
       apiVersion: fc.oneof(fc.constant("microenforcer.dev/v1alpha1"), fc.jsonValue()),
       kind: fc.oneof(fc.constant("RuntimePolicy"), fc.jsonValue()),

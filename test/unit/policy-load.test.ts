@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { crdPath, renderCrdYaml, toStructural } from "../../policies/crd.ts";
-import { defaultPolicy, loadPolicyFile, parsePolicies, PolicyError } from "../../policies/load.ts";
+import { defaultPolicy, loadPolicyFile, parsePolicies } from "../../policies/load.ts";
+import { InputError } from "../../policies/input-error.ts";
 
 const examples = new URL("../../policies/examples/", import.meta.url);
 
@@ -9,7 +10,7 @@ function problemsOf(text: string): string[] {
   try {
     parsePolicies(text, "p.yaml");
   } catch (err) {
-    if (err instanceof PolicyError) return err.problems;
+    if (err instanceof InputError) return err.problems;
     throw err;
   }
   return [];

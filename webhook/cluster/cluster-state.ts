@@ -3,12 +3,13 @@
  * informers, and the refresh of running pods' policies whenever either changes.
  */
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Namespace } from "@kubernetes/client-node";
-import { PolicyError, validatePolicy } from "../../policies/load.ts";
+import { validatePolicy } from "../../policies/load.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
 import type { JsonObject } from "../json.ts";
 import type { InjectorMetrics } from "../metrics.ts";
 import { policyRefresh, refreshable } from "../policy-refresh.ts";
 import { startInformer, type Cache } from "./watch.ts";
+import { InputError } from "../../policies/input-error.ts";
 
 export interface ClusterState {
   policies(): readonly RuntimePolicy[];
@@ -83,7 +84,7 @@ export async function startClusterState(kc: KubeConfig, injectorNamespace: strin
       try {
         return [validatePolicy(object, `RuntimePolicy ${name}`)];
       } catch (err) {
-        if (!(err instanceof PolicyError)) throw err;
+        if (!(err instanceof InputError)) throw err;
         const key = `${name}@${object.metadata?.resourceVersion}`;
         if (!reported.has(key)) log(`ignoring invalid ${err.problems.join("; ")}`);
         reported.add(key);
