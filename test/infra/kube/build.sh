@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd from the Go modules pinned in go.mod/go.sum and
-# prints the directory holding the three binaries. Idempotent: binaries for the pinned
+# Builds kube-apiserver, kubectl, etcd and a node's kubelet, kube-controller-manager and
+# kube-scheduler from the Go modules pinned in go.mod/go.sum and
+# prints the directory holding the binaries. Idempotent: binaries for the pinned
 # versions are reused as they are; Go's own build and module caches (left at their
 # defaults) make a rebuild on a warm machine cheap.
 #
 # go.mod requires k8s.io/kubernetes and replaces every k8s.io staging module (the lines
 # k8s.io/kubernetes's own go.mod pins at v0.0.0 and points at ./staging) with its published
 # v0.Y.Z. etcd is go.etcd.io/etcd/server/v3 at the version that Kubernetes release pins,
-# so one module graph serves all three: it matches upstream's go.mod for every shared
+# so one module graph serves them all: it matches upstream's go.mod for every shared
 # dependency. To move to another release run ./update-go-mod.sh vX.Y.Z.
 set -euo pipefail
 
@@ -47,5 +48,11 @@ build() { # build NAME PACKAGE
 build etcd go.etcd.io/etcd/server/v3
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build kubectl k8s.io/kubernetes/cmd/kubectl
+# The rest are for a real node (../node/): the kubelet and the two controllers that turn
+# Deployments, Jobs and `kubectl run` into scheduled Pods. Linking each takes most of its
+# time: the packages are mostly those the apiserver already compiled.
+build kubelet k8s.io/kubernetes/cmd/kubelet
+build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
 
 echo "$out"

@@ -1,9 +1,14 @@
 /**
  * Test helper: a real Kubernetes control plane on loopback — etcd and kube-apiserver built
- * by build.sh, with the envtest set of flags. There is no kubelet, scheduler or controller
- * manager: Pods stay Pending, namespaces stay Terminating after a delete, and nothing
- * creates ServiceAccounts (the ServiceAccount admission plugin is off for that reason).
- * The admission chain is complete, so MutatingWebhookConfigurations are called for real.
+ * by build.sh, with the envtest set of flags, and with `controllers: true` also
+ * kube-controller-manager and kube-scheduler. Without them Pods stay Pending and namespaces
+ * stay Terminating after a delete. Nothing needs ServiceAccounts to exist before their
+ * Pods: the ServiceAccount admission plugin is off (see below). The admission chain is
+ * complete, so MutatingWebhookConfigurations are called for real.
+ *
+ * Nodes (../node/) join with a client certificate from issueCertificate(): the Node
+ * authorizer gives a kubelet what its node needs, and the apiserver calls kubelets (exec,
+ * logs) with its own client certificate, checking theirs against `caFile`.
  *
  * Webhooks: the apiserver dials `clientConfig.url` (e.g. https://127.0.0.1:PORT/mutate)
  * directly and trusts exactly the `caBundle` of the webhook configuration, so no apiserver
@@ -16,13 +21,12 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { freeLoopbackPorts, stopProcess } from "../processes.ts";
+import { freeLoopbackPorts, startProcess, stopProcess, waitUntil } from "../processes.ts";
 
 const run = promisify(execFile);
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
@@ -40,6 +44,8 @@ export interface ControlPlaneOptions {
   apiserverArgs?: string[];
   /** How long to wait for /readyz; default 60 s (a loaded 2-core machine is slow). */
   timeoutMillis?: number;
+  /** Also run kube-controller-manager and kube-scheduler: Deployments, Jobs, `kubectl run`. */
+  controllers?: boolean;
 }
 
 export interface KubectlResult {
@@ -62,9 +68,9 @@ export interface ControlPlane {
   caFile: string;
   kubectlPath: string;
   dir: string;
-  logs: { etcd: string; apiserver: string };
+  logs: { etcd: string; apiserver: string; controllerManager?: string; scheduler?: string };
   /** Wall-clock milliseconds of each start-up step. */
-  startup: { certificates: number; etcd: number; apiserver: number };
+  startup: { certificates: number; etcd: number; apiserver: number; controllers?: number };
   /** Runs kubectl against this control plane; never throws on a non-zero exit. */
   kubectl(args: string[], options?: { input?: string; timeoutMillis?: number }): Promise<KubectlResult>;
   /** A certificate signed by `caFile`: serving (default) or client (clientAuth). */
@@ -79,7 +85,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const binDir = options.binDir ?? (await buildKube());
   const timeoutMillis = options.timeoutMillis ?? 60000;
   const dir = await mkdtemp(join(tmpdir(), "kube-"));
-  const logs = { etcd: join(dir, "etcd.log"), apiserver: join(dir, "kube-apiserver.log") };
+  const logs: ControlPlane["logs"] = { etcd: join(dir, "etcd.log"), apiserver: join(dir, "kube-apiserver.log") };
   const children: ChildProcess[] = [];
   // A test run that dies without calling stop() must not leave servers behind.
   const killAll = () => children.forEach((child) => child.kill("SIGKILL"));
@@ -94,9 +100,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     let mark = Date.now();
     const certs = new CertificateAuthority(join(dir, "pki"));
     await certs.init();
-    const [serving, admin] = await Promise.all([
+    const [serving, admin, kubeletClient] = await Promise.all([
       certs.issue("apiserver", { dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"], ipAddresses: ["127.0.0.1"] }),
       certs.issue("admin", { clientAuth: true, organization: "system:masters" }),
+      // What the apiserver shows kubelets (exec, logs); kubelets ask the apiserver whether
+      // this user may, and system:masters may.
+      certs.issue("apiserver-kubelet-client", { clientAuth: true, organization: "system:masters" }),
     ]);
     // The apiserver signs ServiceAccount tokens with the private key and verifies them with
     // the public one (it does not read public keys out of a PKCS#8 private key file).
@@ -152,11 +161,18 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         `--service-account-signing-key-file=${serviceAccountKey}`,
         // Only configuration (ClusterIPs are allocated from it): never send traffic there.
         "--service-cluster-ip-range=10.0.0.0/24",
-        "--authorization-mode=RBAC",
+        // Node: a kubelet (user system:node:NAME) may read and write what its node runs.
+        "--authorization-mode=Node,RBAC",
+        `--kubelet-client-certificate=${kubeletClient.certFile}`,
+        `--kubelet-client-key=${kubeletClient.keyFile}`,
+        `--kubelet-certificate-authority=${certs.caFile}`,
+        // Nodes here have no resolvable hostname: call them at the address they register.
+        "--kubelet-preferred-address-types=InternalIP",
         "--allow-privileged=true",
-        // Nothing creates the default ServiceAccount without a controller manager, and
-        // this plugin would reject every Pod until it exists. MutatingAdmissionWebhook and
-        // the other default plugins stay on.
+        // This plugin rejects every Pod of a namespace until its default ServiceAccount
+        // exists: without a controller manager it never does, and with one a Pod created
+        // right after its namespace races it. Pods then run without a token, which nothing
+        // here needs. MutatingAdmissionWebhook and the other default plugins stay on.
         "--disable-admission-plugins=ServiceAccount",
         ...(options.apiserverArgs ?? []),
       ]),
@@ -169,6 +185,34 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     const kubeconfigPath = join(dir, "kubeconfig");
     await writeFile(kubeconfigPath, kubeconfig(server, ca, tlsClient.cert, tlsClient.key), { mode: 0o600 });
+    let controllers: number | undefined;
+    if (options.controllers === true) {
+      mark = Date.now();
+      logs.controllerManager = join(dir, "kube-controller-manager.log");
+      logs.scheduler = join(dir, "kube-scheduler.log");
+      const [managerPort, schedulerPort] = await freeLoopbackPorts(2);
+      // Both run as admin (the kubeconfig is also what they check callers of /healthz
+      // with); one instance each, so no leader election.
+      const common = (port: number) => [
+        `--kubeconfig=${kubeconfigPath}`,
+        `--authentication-kubeconfig=${kubeconfigPath}`,
+        `--authorization-kubeconfig=${kubeconfigPath}`,
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        `--secure-port=${port}`,
+      ];
+      const manager = await startProcess(join(binDir, "kube-controller-manager"), logs.controllerManager, common(managerPort!));
+      children.push(manager);
+      const scheduler = await startProcess(join(binDir, "kube-scheduler"), logs.scheduler, common(schedulerPort!));
+      children.push(scheduler);
+      // Self-signed serving certificates: only whether they answer matters here.
+      const healthy = (port: number) => async () => (await httpsGet(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false }).catch(() => ({ status: 0 }))).status === 200;
+      await Promise.all([
+        waitUntil(manager, logs.controllerManager, timeoutMillis, "kube-controller-manager /healthz", healthy(managerPort!)),
+        waitUntil(scheduler, logs.scheduler, timeoutMillis, "kube-scheduler /healthz", healthy(schedulerPort!)),
+      ]);
+      controllers = Date.now() - mark;
+    }
     const kubectlPath = join(binDir, "kubectl");
     return {
       server,
@@ -177,7 +221,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubectlPath,
       dir,
       logs,
-      startup: { certificates, etcd, apiserver },
+      startup: { certificates, etcd, apiserver, ...(controllers === undefined ? {} : { controllers }) },
       kubectl: (args, kubectlOptions) =>
         // KUBECACHEDIR: keep the discovery cache of every throw-away cluster out of ~/.kube.
         runKubectl(kubectlPath, args, { KUBECONFIG: kubeconfigPath, KUBECACHEDIR: join(dir, "kubectl-cache") }, kubectlOptions),
@@ -234,7 +278,8 @@ async function openssl(cwd: string, args: string[]): Promise<void> {
   await run("openssl", args, { cwd });
 }
 
-function kubeconfig(server: string, ca: Buffer, cert: Buffer, key: Buffer): string {
+/** A kubeconfig for one client certificate (the admin's, a kubelet's). */
+export function kubeconfig(server: string, ca: Buffer, cert: Buffer, key: Buffer): string {
   // JSON is YAML, and kubectl reads either.
   return JSON.stringify({
     apiVersion: "v1",
@@ -246,33 +291,7 @@ function kubeconfig(server: string, ca: Buffer, cert: Buffer, key: Buffer): stri
   });
 }
 
-/** Starts `binary` with stdout and stderr appended to `logFile`. */
-async function startProcess(binary: string, logFile: string, args: string[]): Promise<ChildProcess> {
-  const log = await open(logFile, "a");
-  const child = spawn(binary, args, { stdio: ["ignore", log.fd, log.fd] });
-  try {
-    await once(child, "spawn"); // rejects with the spawn error (e.g. ENOENT)
-  } finally {
-    await log.close(); // the child has its own copy of the descriptor by now
-  }
-  child.on("error", () => {}); // later errors only come from kill() on a dead process
-  return child;
-}
-
-async function waitUntil(child: ChildProcess, logFile: string, timeoutMillis: number, what: string, ready: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMillis;
-  while (!(await ready())) {
-    const exited = child.exitCode !== null || child.signalCode !== null;
-    if (exited || Date.now() > deadline) {
-      const tail = (await readFile(logFile, "utf8").catch(() => "")).split("\n").slice(-40).join("\n");
-      const why = exited ? `the process exited (${child.exitCode ?? child.signalCode})` : `not ready after ${timeoutMillis} ms`;
-      throw new Error(`${what}: ${why}; last lines of its log:\n${tail}`);
-    }
-    await sleep(100);
-  }
-}
-
-function httpsGet(url: string, tls: { ca: Buffer; cert: Buffer; key: Buffer }): Promise<{ status: number; body: string }> {
+function httpsGet(url: string, tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean }): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { ...tls, timeout: 5000 }, (response) => {
       let body = "";

@@ -21,11 +21,14 @@ module microenforcer.dev/test/infra/kube
 
 go 1.26.0
 
-// The three binaries build.sh builds; tidy keeps what they need.
+// The binaries build.sh builds; tidy keeps what they need.
 tool (
 	go.etcd.io/etcd/server/v3
 	k8s.io/kubernetes/cmd/kube-apiserver
+	k8s.io/kubernetes/cmd/kube-controller-manager
+	k8s.io/kubernetes/cmd/kube-scheduler
 	k8s.io/kubernetes/cmd/kubectl
+	k8s.io/kubernetes/cmd/kubelet
 )
 
 require (

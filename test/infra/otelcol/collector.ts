@@ -1,6 +1,7 @@
 /**
  * Test helper around the real OpenTelemetry Collector built by build.sh: OTLP gRPC and
- * HTTP receivers on loopback, a file exporter writing OTLP JSON lines we read back.
+ * HTTP receivers on loopback (or on another local address, e.g. where a test node's pods
+ * reach this machine), a file exporter writing OTLP JSON lines we read back.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -48,7 +49,8 @@ export async function freePorts(): Promise<Ports> {
   return { grpc: grpc!, http: http! };
 }
 
-export async function startCollector(binary: string, ports?: Ports): Promise<Collector> {
+/** `host`: the local address to listen on; ports are picked free on loopback, which is usually enough. */
+export async function startCollector(binary: string, ports?: Ports, host = "127.0.0.1"): Promise<Collector> {
   const { grpc, http } = ports ?? (await freePorts());
   const dir = await mkdtemp(join(tmpdir(), "otelcol-"));
   const output = join(dir, "logs.jsonl");
@@ -57,7 +59,7 @@ export async function startCollector(binary: string, ports?: Ports): Promise<Col
   await writeFile(
     config,
     JSON.stringify({
-      receivers: { otlp: { protocols: { grpc: { endpoint: `127.0.0.1:${grpc}` }, http: { endpoint: `127.0.0.1:${http}` } } } },
+      receivers: { otlp: { protocols: { grpc: { endpoint: `${host}:${grpc}` }, http: { endpoint: `${host}:${http}` } } } },
       exporters: { file: { path: output, format: "json", flush_interval: "100ms" }, debug: { verbosity: "basic" } },
       service: {
         telemetry: { metrics: { level: "none" } },
@@ -70,7 +72,7 @@ export async function startCollector(binary: string, ports?: Ports): Promise<Col
   let stderr = "";
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-20000)));
   try {
-    await waitForPorts(child, [grpc, http], 30000);
+    await waitForPorts(child, host, [grpc, http], 30000);
   } catch (error) {
     child.kill("SIGKILL");
     await rm(dir, { recursive: true, force: true });
@@ -81,7 +83,7 @@ export async function startCollector(binary: string, ports?: Ports): Promise<Col
   return {
     ports: { grpc, http },
     exportFile: output,
-    endpoint: (protocol) => `http://127.0.0.1:${protocol === "grpc" ? grpc : http}`,
+    endpoint: (protocol) => `http://${host}:${protocol === "grpc" ? grpc : http}`,
     readLogRecords,
     async waitForLogRecords(count, where = () => true, timeoutMillis = 10000) {
       const deadline = Date.now() + timeoutMillis;
@@ -98,12 +100,12 @@ export async function startCollector(binary: string, ports?: Ports): Promise<Col
   };
 }
 
-async function waitForPorts(child: ChildProcess, ports: number[], timeoutMillis: number): Promise<void> {
+async function waitForPorts(child: ChildProcess, host: string, ports: number[], timeoutMillis: number): Promise<void> {
   const deadline = Date.now() + timeoutMillis;
   for (const port of ports) {
-    while (!(await acceptsConnections(port))) {
+    while (!(await acceptsConnections(port, host))) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`collector exited (${child.exitCode ?? child.signalCode})`);
-      if (Date.now() > deadline) throw new Error(`collector not listening on 127.0.0.1:${port} after ${timeoutMillis} ms`);
+      if (Date.now() > deadline) throw new Error(`collector not listening on ${host}:${port} after ${timeoutMillis} ms`);
       await sleep(50);
     }
   }

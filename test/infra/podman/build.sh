@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the e2e container images into root podman's image store and prints their names,
-# one `ROLE IMAGE` line each (`microenforcer ...`, `app ...`). Every image is tagged with a
-# hash of what goes into it, so a machine builds each version once and an existing tag is
-# reused as is; podman's layer cache makes a rebuild after a source change cheap (npm ci
-# runs again only when package.json or the lockfile change).
+# Builds the e2e container images into root podman's image store, saves each as a
+# docker-archive under test/infra/build/images/ (what the test node's containerd imports),
+# and prints one `ROLE IMAGE ARCHIVE` line each (`microenforcer ...`, `app ...`,
+# `pause ...`). Every image is tagged with a hash of what goes into it, so a machine builds
+# each version once and an existing tag is reused as is; podman's layer cache makes a
+# rebuild after a source change cheap (npm ci runs again only when package.json or the
+# lockfile change).
 #
 # No registry is reachable, so the base image is made here from files this machine has:
 #  - base, also tagged localhost/node:24-bookworm-slim, which is what the project's
@@ -16,6 +18,8 @@
 #  - app: busybox-static, the https-server test program, and a copy of busybox installed
 #    as /opt/miner/xmrig — the "blocked executable" of the enforce scenario; run through
 #    the symlink /opt/miner/sleep it is busybox's sleep applet, so it lives until killed.
+#  - pause: the pod sandbox image of the test node (registry.k8s.io/pause is out of reach):
+#    Debian's static catatonit in pause mode, as podman's own infra containers run it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,8 +31,9 @@ node_binary="$root/node_modules/node/bin/node"
 busybox=/bin/busybox
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 npm_dir="$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)"
-for needed in "$node_binary" "$busybox" "$ca_bundle" "$npm_dir/package.json"; do
-  [[ -e "$needed" ]] || { echo "build.sh: $needed is missing (npm ci, and apt-get install busybox-static ca-certificates)" >&2; exit 1; }
+catatonit=/usr/bin/catatonit
+for needed in "$node_binary" "$busybox" "$ca_bundle" "$npm_dir/package.json" "$catatonit"; do
+  [[ -e "$needed" ]] || { echo "build.sh: $needed is missing (npm ci, and apt-get install busybox-static ca-certificates catatonit)" >&2; exit 1; }
 done
 
 # Two test runs may start at once: one builds, the other waits and reuses.
@@ -109,15 +114,42 @@ if ! podman image exists "$app_image"; then
   import_rootfs "$rootfs" "$app_image" '["/bin/sh"]'
 fi
 
+pause_image="localhost/microenforcer-e2e-pause:$(hash_of "$self" "$catatonit")"
+if ! podman image exists "$pause_image"; then
+  rootfs="$work/pause"
+  mkdir -p "$rootfs"
+  cp "$catatonit" "$rootfs/catatonit"
+  import_rootfs "$rootfs" "$pause_image" '["/catatonit", "-P"]'
+fi
+
 # Older versions of these images go (other localhost/microenforcer tags stay), unless a
 # container, another test run's, still uses one.
 for image in $(podman images --noheading --format '{{.Repository}}:{{.Tag}}'); do
   case "$image" in
-    "$base_image" | "$microenforcer_image" | "$app_image") ;;
-    localhost/microenforcer-e2e-node:* | localhost/microenforcer:e2e-* | localhost/microenforcer-e2e-app:*)
+    "$base_image" | "$microenforcer_image" | "$app_image" | "$pause_image") ;;
+    localhost/microenforcer-e2e-node:* | localhost/microenforcer:e2e-* | localhost/microenforcer-e2e-app:* | localhost/microenforcer-e2e-pause:*)
       podman rmi "$image" >/dev/null 2>&1 || true ;;
   esac
 done
 
-echo "microenforcer $microenforcer_image"
-echo "app $app_image"
+# The archives, named after their image (so also by hash); older ones go.
+archives="$root/test/infra/build/images"
+mkdir -p "$archives"
+archive_of() { echo "$archives/$(tr '/:' '__' <<<"$1").tar"; }
+for image in "$microenforcer_image" "$app_image" "$pause_image"; do
+  archive="$(archive_of "$image")"
+  if [[ ! -e "$archive" ]]; then
+    podman save --quiet --format docker-archive -o "$archive.tmp" "$image"
+    mv "$archive.tmp" "$archive"
+  fi
+done
+for archive in "$archives"/*.tar; do
+  case "$archive" in
+    "$(archive_of "$microenforcer_image")" | "$(archive_of "$app_image")" | "$(archive_of "$pause_image")") ;;
+    *) rm -f "$archive" ;;
+  esac
+done
+
+echo "microenforcer $microenforcer_image $(archive_of "$microenforcer_image")"
+echo "app $app_image $(archive_of "$app_image")"
+echo "pause $pause_image $(archive_of "$pause_image")"

@@ -8,20 +8,34 @@ import { promisify } from "node:util";
 
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
 const CONTAINERS_CONF = new URL("./containers.conf", import.meta.url).pathname;
+const ARCHIVES_LOCK = new URL("../build/podman-images.lock", import.meta.url).pathname;
 
 export interface Images {
   /** The project's Dockerfile built on the locally made Node 24 base: injector and sidecar. */
   microenforcer: string;
   /** busybox, https-server and the /opt/miner/xmrig stand-in. */
   app: string;
+  /** A test node's pod sandbox (catatonit). */
+  pause: string;
+  /** The three as docker-archive files, for a node's containerd to import. */
+  archives: string[];
+  /** build.sh holds this file locked while it replaces archives: read them under a shared lock. */
+  archivesLock: string;
 }
 
 /** Builds (or reuses) the images; the first build takes about a minute, later calls a second. */
 export async function buildImages(): Promise<Images> {
   const { stdout } = await promisify(execFile)(BUILD_SCRIPT, { maxBuffer: 16 * 1024 * 1024 });
-  const images = Object.fromEntries(stdout.trim().split("\n").map((line) => line.split(" ")));
-  if (images.microenforcer === undefined || images.app === undefined) throw new Error(`build.sh printed no image names:\n${stdout}`);
-  return { microenforcer: images.microenforcer, app: images.app };
+  const lines = new Map(stdout.trim().split("\n").map((line) => [line.split(" ")[0], line.split(" ").slice(1)] as const));
+  const [microenforcer, app, pause] = ["microenforcer", "app", "pause"].map((role) => lines.get(role));
+  if (microenforcer?.length !== 2 || app?.length !== 2 || pause?.length !== 2) throw new Error(`build.sh printed no \`ROLE IMAGE ARCHIVE\` lines:\n${stdout}`);
+  return {
+    microenforcer: microenforcer[0]!,
+    app: app[0]!,
+    pause: pause[0]!,
+    archives: [microenforcer[1]!, app[1]!, pause[1]!],
+    archivesLock: ARCHIVES_LOCK,
+  };
 }
 
 export interface PodmanResult {
