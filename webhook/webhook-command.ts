@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { AdmissionDeps } from "./admission.ts";
 import { keepCaBundle } from "./cluster/ca-bundle.ts";
+import { keepSidecarIdentity } from "./cluster/sidecar-identity.ts";
 import { startClusterState } from "./cluster/cluster-state.ts";
 import { clusterRunsNativeSidecars, loadKubeConfig, ownImage } from "./cluster/kube.ts";
 import { ensureTlsSecrets } from "./cluster/tls-secret.ts";
@@ -158,6 +159,7 @@ export async function runWebhook(args: string[]): Promise<number> {
       metrics,
     };
     const server = createAdmissionServer({ key: certificates.current.key, cert: certificates.current.cert, admission: deps, isReady: () => ready, log });
+    const identityWatch = kc === undefined ? undefined : await keepSidecarIdentity(kc, namespace, config.image, log);
     const caBundle = certificates.current.caBundle;
     const caWatch = kc !== undefined && caBundle !== undefined ? await keepCaBundle(kc, values["webhook-config"], () => certificates.current.caBundle ?? "", log) : undefined;
     const refresher = setInterval(
@@ -188,6 +190,7 @@ export async function runWebhook(args: string[]): Promise<number> {
     clearInterval(refresher);
     await server.close();
     await caWatch?.stop();
+    await identityWatch?.stop();
     await state?.stop();
     log(`stopped on ${signal}`);
     return 0;

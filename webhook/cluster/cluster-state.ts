@@ -66,16 +66,20 @@ export async function startClusterState(kc: KubeConfig, injectorNamespace: strin
     }, 500);
   };
 
-  const policies: Cache<KubernetesObject> = await startInformer(
+  // The informer reports the policies it lists while it starts, before it is assigned here:
+  // those early events are picked up by the validPolicies() call after the start.
+  const started: { policies?: Cache<KubernetesObject> } = {};
+  const policies: Cache<KubernetesObject> = (started.policies = await startInformer(
     kc,
     `/apis/${GROUP.group}/${GROUP.version}/${GROUP.plural}`,
     () => custom.listClusterCustomObject(GROUP) as Promise<KubernetesListObject<KubernetesObject>>,
     () => {
+      if (started.policies === undefined) return;
       valid = validPolicies();
       scheduleRefresh();
     },
     log,
-  );
+  ));
   const namespaces: Cache<V1Namespace> = await startInformer(kc, "/api/v1/namespaces", () => core.listNamespace(), scheduleRefresh, log);
 
   function validPolicies(): RuntimePolicy[] {
