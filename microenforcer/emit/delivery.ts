@@ -4,21 +4,21 @@
  * Records wait in a bounded memory queue and leave in batches, one export at a time so
  * they arrive in emit order. When an export fails, or the queue is full because the
  * backend falls behind, everything in memory moves to the backlog (the disk spool, see
- * backlog.ts) and every later record follows it there until the backlog is drained: the
+ * spool/backlog.ts) and every later record follows it there until the backlog is drained: the
  * backlog's front is always the oldest record. The batch in flight at that moment is
  * written first, so it is always the batch at the backlog's read position, and its outcome
  * acknowledges it or leaves it to be read again. Failed exports are retried with backoff
  * and jitter; what the backend refuses for good, or what the backlog cannot take at its
  * cap, is counted by cause and event kind and reported in a status record once the
- * backend answers again.
+ * backend answers again (loss-accounting.ts).
  */
 import type { LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord } from "@opentelemetry/sdk-logs";
+import { isLossReport, type LossReason } from "../records/loss-records.ts";
 import type { SensorRecord } from "../records/record.ts";
 import type { Backlog, Position } from "../spool/backlog.ts";
 import { retryDelay, type RetryPolicy } from "./backoff.ts";
 import type { SendOutcome } from "./export-outcome.ts";
-import { isLossReport, type LossReason } from "../records/loss-records.ts";
-import { LossLedger } from "./loss-ledger.ts";
+import { LossAccounting } from "./loss-accounting.ts";
 import type { LossStore } from "./loss-store.ts";
 import type { BatchOptions } from "./otlp-config.ts";
 import type { OtlpTransport } from "./otlp-transport.ts";
@@ -59,17 +59,14 @@ interface Batch {
   corrupt?: number;
 }
 
-/** Loss reports at most this often while losses go on; each loss is in exactly one report. */
-const REPORT_INTERVAL_MILLIS = 10_000;
-
 export class Delivery implements LogRecordProcessor {
   readonly #options: DeliveryOptions;
   readonly #backlog: Backlog;
   readonly #now: () => number;
   readonly #random: () => number;
-  readonly #ledger = new LossLedger();
-  readonly #counts = { exported: 0, dropped: 0, rejected: 0 };
-  readonly #warned = new Set<string>();
+  readonly #losses: LossAccounting;
+  #exported = 0;
+  #retryWarned = false;
   #queue: ReadableLogRecord[] = [];
   #inFlight: Batch | undefined;
   #delayTimer: NodeJS.Timeout | undefined;
@@ -77,7 +74,6 @@ export class Delivery implements LogRecordProcessor {
   #failures = 0;
   /** Halved while the backend says a batch is too large, doubled back on success. */
   #batchLimit: number;
-  #lastReport = Number.NEGATIVE_INFINITY;
   #flushWaiters: Array<() => void> = [];
   #closing: Promise<void> | undefined;
   #closed = false;
@@ -88,18 +84,17 @@ export class Delivery implements LogRecordProcessor {
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#batchLimit = options.batch.maxExportBatchSize;
-    // Losses a previous run counted but was killed before reporting.
-    if (this.#ledger.restore(options.lossStore?.load()) > 0) this.#persistLosses();
+    this.#losses = new LossAccounting({ report: options.report, warn: options.warn, store: options.lossStore, now: this.#now });
     if (!this.#backlog.isEmpty()) this.#pump(); // left by the previous run
   }
 
   /** Losses found before this delivery started (damaged lines of a previous run's spool). */
   recordLoss(reason: LossReason, count: number, detail: string): void {
-    this.#lose(reason, undefined, count, detail);
+    this.#losses.lose(reason, undefined, count, detail);
   }
 
   onEmit(record: ReadWriteLogRecord): void {
-    if (this.#closed) return this.#lose("memory_full", record.eventName, 1, "emitted after shutdown");
+    if (this.#closed) return this.#losses.lose("memory_full", record.eventName, 1, "emitted after shutdown");
     if (!this.#backlog.isEmpty()) {
       this.#toBacklog(record);
       return this.#pump();
@@ -134,7 +129,7 @@ export class Delivery implements LogRecordProcessor {
 
   stats(): DeliveryStats {
     const inFlight = this.#inFlight !== undefined && this.#inFlight.end === undefined ? this.#inFlight.records.length : 0;
-    return { ...this.#counts, pending: this.#queue.length + inFlight + this.#backlog.size };
+    return { exported: this.#exported, dropped: this.#losses.dropped, rejected: this.#losses.rejected, pending: this.#queue.length + inFlight + this.#backlog.size };
   }
 
   async #shutdown(): Promise<void> {
@@ -142,9 +137,7 @@ export class Delivery implements LogRecordProcessor {
     await Promise.race([this.forceFlush(), new Promise((resolve) => (timer = setTimeout(resolve, this.#options.shutdownTimeoutMillis)))]);
     clearTimeout(timer);
     // Unreported losses travel with the records, to be reported by the next start.
-    for (const record of this.#ledger.take()) this.#options.report(record);
-    this.#persistLosses();
-    this.#options.lossStore?.flush();
+    this.#losses.flush();
     this.#closed = true;
     clearTimeout(this.#delayTimer);
     this.#cancelRetry();
@@ -163,7 +156,7 @@ export class Delivery implements LogRecordProcessor {
 
   #toBacklog(record: ReadableLogRecord): void {
     const refusal = this.#backlog.append(record, isLossReport(record.attributes));
-    if (refusal !== undefined) this.#lose(refusal.reason, record.eventName, 1, refusal.detail);
+    if (refusal !== undefined) this.#losses.lose(refusal.reason, record.eventName, 1, refusal.detail);
   }
 
   /**
@@ -224,8 +217,8 @@ export class Delivery implements LogRecordProcessor {
     this.#inFlight = undefined;
     switch (outcome.kind) {
       case "delivered":
-        this.#counts.exported += batch.records.length - outcome.rejected;
-        this.#lose("rejected", undefined, outcome.rejected, outcome.message ?? "partial success");
+        this.#exported += batch.records.length - outcome.rejected;
+        this.#losses.lose("rejected", undefined, outcome.rejected, outcome.message ?? "partial success");
         this.#batchLimit = Math.min(this.#options.batch.maxExportBatchSize, this.#batchLimit * 2);
         this.#done(batch);
         this.#backendAnswered();
@@ -257,7 +250,8 @@ export class Delivery implements LogRecordProcessor {
 
   #retryLater(reason: string, afterMillis?: number): void {
     this.#failures++;
-    this.#warnOnce("retry", `OTLP export failed (${reason}); records wait in the backlog and are retried with backoff. Later failures are not printed.`);
+    if (!this.#retryWarned) this.#options.warn(`OTLP export failed (${reason}); records wait in the backlog and are retried with backoff. Later failures are not printed.`);
+    this.#retryWarned = true;
     const delay = retryDelay(this.#failures, this.#random(), this.#options.retry, afterMillis);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
@@ -267,44 +261,21 @@ export class Delivery implements LogRecordProcessor {
   }
 
   #reject(batch: Batch, reason: string): void {
-    for (const record of batch.records) this.#lose("rejected", record.eventName, 1, reason);
+    for (const record of batch.records) this.#losses.lose("rejected", record.eventName, 1, reason);
     this.#done(batch);
   }
 
   /** The batch is dealt with: acknowledged in the backlog, its damaged lines counted. */
   #done(batch: Batch): void {
     if (batch.end === undefined) return;
-    this.#lose("corrupt", undefined, batch.corrupt ?? 0, "checksum or JSON mismatch");
+    this.#losses.lose("corrupt", undefined, batch.corrupt ?? 0, "checksum or JSON mismatch");
     this.#backlog.ack(batch.end);
   }
 
-  /** The backend is reachable: the time to say what was lost. */
+  /** The backend is reachable: failures start over, and it is the time to say what was lost. */
   #backendAnswered(): void {
     this.#failures = 0;
-    const now = this.#now();
-    if (this.#ledger.isEmpty || now - this.#lastReport < REPORT_INTERVAL_MILLIS) return;
-    this.#lastReport = now;
-    for (const record of this.#ledger.take()) this.#options.report(record);
-    this.#persistLosses();
-  }
-
-  #persistLosses(): void {
-    this.#options.lossStore?.save(() => this.#ledger.state());
-  }
-
-  #lose(reason: LossReason, eventName: string | undefined, count: number, detail: string): void {
-    if (count <= 0) return;
-    if (reason === "rejected") this.#counts.rejected += count;
-    else this.#counts.dropped += count;
-    this.#ledger.add(reason, eventName, count, this.#now(), detail);
-    this.#persistLosses();
-    this.#warnOnce(reason, `${count} record(s) lost (${reason}: ${detail}); a microenforcer.sensor.status record will say how many of which kind. Later losses are not printed.`);
-  }
-
-  #warnOnce(kind: string, message: string): void {
-    if (this.#warned.has(kind)) return;
-    this.#warned.add(kind);
-    this.#options.warn(message);
+    this.#losses.backendAnswered();
   }
 
   #resolveFlushes(): void {

@@ -9,6 +9,10 @@
 import { crc32 } from "node:zlib";
 
 export const CURSOR_FILE = "cursor";
+/** Segment files are read this much at a time. */
+export const READ_CHUNK = 256 << 10;
+/** Lines end with it (JSON escapes every other newline). */
+export const NEWLINE = 0x0a;
 const SEGMENT = /^(\d{16})\.seg$/;
 
 export function segmentName(segment: number): string {

@@ -1,7 +1,7 @@
 /**
  * The disk spool: an append-only, size-capped queue of records in segment files on the
  * sidecar's emptyDir, that survives the sidecar's restarts (layout: segments.ts, lines:
- * line-codec.ts).
+ * line-codec.ts, what a crash left: recovery.ts).
  *
  * Durability: appends are plain write(2)s, so a record is in the kernel's page cache before
  * `append` returns and survives the sidecar being killed (SIGKILL, OOM kill) — the case a
@@ -9,7 +9,7 @@
  * usually take the pod's emptyDir with them; so the hot path never fsyncs. The active
  * segment is fdatasync'ed in the background at most once a second and when it is sealed,
  * bounding such a loss to about a second of spooled records. A line torn by a crash is
- * cut off at the next start and counted.
+ * cut off at the next start (recovery.ts) and counted.
  *
  * All file I/O here is synchronous except those syncs: writes and reads hit the page cache
  * and cost microseconds, and ordering stays trivial.
@@ -21,13 +21,11 @@ import {
   closeSync,
   constants,
   fdatasync,
-  fstatSync,
   fsync,
   ftruncateSync,
   mkdirSync,
   open,
   openSync,
-  readdirSync,
   readSync,
   unlinkSync,
   writeSync,
@@ -35,7 +33,8 @@ import {
 import { join } from "node:path";
 import type { Backlog, BacklogRead, Position, Refusal } from "./backlog.ts";
 import { decodeHeader, decodeRecord, encodeHeader, encodeRecord, type SegmentHeader } from "./line-codec.ts";
-import { CURSOR_FILE, decodeCursor, encodeCursor, parseSegmentName, recoveryPlan, segmentName } from "./segments.ts";
+import { recover } from "./recovery.ts";
+import { CURSOR_FILE, decodeCursor, encodeCursor, NEWLINE, READ_CHUNK, segmentName } from "./segments.ts";
 
 export interface SpoolOptions {
   dir: string;
@@ -54,8 +53,6 @@ export function segmentBytesFor(maxBytes: number): number {
 }
 
 const SYNC_INTERVAL_MILLIS = 1000;
-const READ_CHUNK = 256 << 10;
-const NEWLINE = 0x0a;
 
 interface Segment {
   readonly number: number;
@@ -97,22 +94,13 @@ export class Spool implements Backlog {
     mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
     this.#cursorFd = openSync(join(this.#dir, CURSOR_FILE), constants.O_RDWR | constants.O_CREAT, 0o600);
     const cursorBytes = Buffer.alloc(64);
-    const cursor = decodeCursor(cursorBytes.subarray(0, readSync(this.#cursorFd, cursorBytes, 0, 64, 0)));
-    const numbers = readdirSync(this.#dir).flatMap((name) => parseSegmentName(name) ?? []);
-    const plan = recoveryPlan(numbers, cursor);
-    for (const number of plan.remove) unlinkSync(this.#path(number));
-    let torn = 0;
-    for (const number of plan.keep) {
-      const repaired = this.#repairTail(number);
-      if (repaired.torn) torn++;
-      if (repaired.size !== undefined) this.#segments.push({ number, size: repaired.size });
-    }
-    this.#nextSegment = plan.nextSegment;
-    const start = this.#segments.find((s) => s.number === plan.start.segment);
-    this.#cursor = { segment: plan.start.segment, offset: Math.min(plan.start.offset, start?.size ?? 0), index: 0 };
-    this.#tailIndex = this.#segments.reduce((count, segment) => count + this.#countRecords(segment), 0);
+    const recovery = recover(this.#dir, decodeCursor(cursorBytes.subarray(0, readSync(this.#cursorFd, cursorBytes, 0, 64, 0))));
+    this.#segments.push(...recovery.segments);
+    this.#nextSegment = recovery.nextSegment;
+    this.#cursor = { ...recovery.start, index: 0 };
+    this.#tailIndex = recovery.records;
     this.#bytes = this.#segments.reduce((sum, segment) => sum + segment.size, 0);
-    this.recovered = { records: this.#tailIndex, torn };
+    this.recovered = { records: recovery.records, torn: recovery.torn };
     this.#writeCursor();
     this.#syncTimer = setInterval(() => this.#syncWriter(), SYNC_INTERVAL_MILLIS).unref();
   }
@@ -305,53 +293,5 @@ export class Spool implements Backlog {
     } finally {
       closeSync(fd);
     }
-  }
-
-  /** Records after the cursor in a recovered segment: its lines, less the header. */
-  #countRecords(segment: Segment): number {
-    const from = segment.number === this.#cursor.segment ? this.#cursor.offset : 0;
-    const fd = openSync(this.#path(segment.number), constants.O_RDONLY);
-    try {
-      const buffer = Buffer.allocUnsafe(READ_CHUNK);
-      let lines = 0;
-      for (let at = from; at < segment.size; ) {
-        const got = readSync(fd, buffer, 0, Math.min(READ_CHUNK, segment.size - at), at);
-        if (got === 0) break;
-        for (let i = buffer.indexOf(NEWLINE); i >= 0 && i < got; i = buffer.indexOf(NEWLINE, i + 1)) lines++;
-        at += got;
-      }
-      return from === 0 ? Math.max(0, lines - 1) : lines;
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  /**
-   * Cuts a torn last line off a recovered segment (a crash mid-write). `size` is what is
-   * kept; undefined when not even the header survived, and the segment is removed.
-   */
-  #repairTail(number: number): { size: number | undefined; torn: boolean } {
-    const path = this.#path(number);
-    const fd = openSync(path, constants.O_RDWR);
-    let size: number;
-    try {
-      size = fstatSync(fd).size;
-      const buffer = Buffer.allocUnsafe(READ_CHUNK);
-      for (let end = size; end > 0; ) {
-        const start = Math.max(0, end - READ_CHUNK);
-        const got = readSync(fd, buffer, 0, end - start, start);
-        const newline = buffer.subarray(0, got).lastIndexOf(NEWLINE);
-        if (newline >= 0) {
-          const keep = start + newline + 1;
-          if (keep < size) ftruncateSync(fd, keep);
-          return { size: keep, torn: keep < size };
-        }
-        end = start;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    unlinkSync(path);
-    return { size: undefined, torn: size > 0 };
   }
 }
