@@ -62,6 +62,15 @@ export const RuntimePolicySpec = Type.Object(
         processActivity: Type.Boolean({ default: true }),
         fullCommandArguments: Type.Boolean({ default: true }),
         networkActivity: Type.Boolean({ default: true }),
+        /**
+         * Complete mode: the preload library reports each exec of a dynamically linked program
+         * from inside the process, before main (and waits for the verdict in enforce mode).
+         * Takes effect in pods the injector delivered the library to.
+         */
+        preload: Type.Boolean({
+          default: true,
+          description: "Complete mode: every exec of a dynamically linked program reported by the preload library before main, and blocked there in enforce mode",
+        }),
         /** Secrets are always redacted from command lines by built-in rules; these patterns add to them. */
         redaction: Type.Optional(
           Type.Object(
@@ -78,6 +87,16 @@ export const RuntimePolicySpec = Type.Object(
             strict,
           ),
         ),
+      },
+      { ...strict, default: {} },
+    ),
+    verdict: Type.Object(
+      {
+        timeoutMs: Type.Integer({ minimum: 1, maximum: 10000, default: 250, description: "How long a program waits before main for the sidecar's verdict (enforce mode, preload on)" }),
+        failure: Type.Union([Type.Literal("allow"), Type.Literal("deny")], {
+          default: "allow",
+          description: "What a program does when no verdict comes in time (sidecar gone, slow or refusing): allow runs it, deny stops it before main",
+        }),
       },
       { ...strict, default: {} },
     ),
@@ -117,6 +136,8 @@ export const RuntimePolicySpec = Type.Object(
           ),
           reverseShell: Type.Optional(Block),
           filelessExec: Type.Optional(Block),
+          /** A program that should have loaded the preload library and did not (LD_PRELOAD removed, reports diverted). */
+          preloadEvasion: Type.Optional(Block),
           drift: Type.Optional(Block),
           network: Type.Optional(
             Type.Object(

@@ -27,7 +27,12 @@ describe("RuntimePolicy loading", () => {
 
   it("applies defaults in one place: every forensics switch on, audit, priority 0", () => {
     const [p] = parsePolicies(`${header}spec: {}\n`, "p.yaml");
-    assert.deepEqual(p!.spec, { enforcementMode: "audit", priority: 0, forensics: { processActivity: true, fullCommandArguments: true, networkActivity: true } });
+    assert.deepEqual(p!.spec, {
+      enforcementMode: "audit",
+      priority: 0,
+      forensics: { processActivity: true, fullCommandArguments: true, networkActivity: true, preload: true },
+      verdict: { timeoutMs: 250, failure: "allow" },
+    });
     assert.deepEqual(defaultPolicy().spec.forensics, p!.spec.forensics);
     const [blocking] = parsePolicies(`${header}spec: {controls: {reverseShell: {}, portScan: {}}}\n`, "p.yaml");
     assert.deepEqual(blocking!.spec.controls, { reverseShell: { block: true }, portScan: { detect: true, distinctPorts: 20, windowSeconds: 10 } });
