@@ -9,9 +9,14 @@ type Run = (args: string[]) => Promise<number>;
  */
 const commands: Record<string, { synopsis: string; load: () => Promise<Run> }> = {
   watch: {
-    synopsis: `watch [--policy FILE] [--exporter stdout|otlp|both] [--format json|pretty] [--spool-dir DIR]
+    synopsis: `watch [--policy FILE] [--exporter stdout|otlp|both] [--format json|pretty] [--spool-dir DIR] [--exec-socket PATH]
         run the MicroEnforcer over the PID namespace it is in (the sidecar's command)`,
     load: async () => (await import("../microenforcer/watch-command.ts")).runWatch,
+  },
+  preload: {
+    synopsis: `preload install --dir DIR [--policy FILE]
+        put the preload library (complete mode) into DIR, the injector's init container`,
+    load: async () => (await import("../microenforcer/preload-command.ts")).runPreload,
   },
   policy: {
     synopsis: `policy validate FILE...

@@ -8,6 +8,17 @@
 /** Set on every app container to its name; the sensor reads it from /proc/PID/environ. */
 export const CONTAINER_ENV = "MICROENFORCER_CONTAINER";
 
+/**
+ * Complete mode: where the preload library lives in every container (an emptyDir the
+ * injector's init container fills, mounted read-only in app containers), the socket it
+ * reports to and the variable naming that socket (the library reads it; so does the
+ * sidecar, as `watch --exec-socket`, and from /proc/PID/environ to tell why a report is missing).
+ */
+export const PRELOAD_MOUNT_PATH = "/var/lib/microenforcer/preload";
+export const PRELOAD_LIBRARY_FILE = "libmicroenforcer-exec.so";
+export const EXEC_SOCKET_FILE = "exec.sock";
+export const EXEC_SOCKET_ENV = "MICROENFORCER_EXEC_SOCKET";
+
 /** The sidecar's spool directory (its emptyDir); `watch --spool-dir` overrides it. */
 export const SPOOL_DIR_ENV = "MICROENFORCER_SPOOL_DIR";
 /** Bytes of records the spool may hold (default DEFAULT_SPOOL_MAX_BYTES, spool/spool.ts). */

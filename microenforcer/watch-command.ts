@@ -9,7 +9,7 @@ import { PolicyHolder } from "./policy/policy-holder.ts";
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool/spool.ts";
 import { policyRejectedRecord } from "./records/sensor-records.ts";
 import { buildResource } from "./emit/resource.ts";
-import { defaultExporter, EXPORTERS, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV } from "./sidecar-contract.ts";
+import { defaultExporter, EXEC_SOCKET_ENV, EXPORTERS, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV } from "./sidecar-contract.ts";
 import { version } from "./version.ts";
 import { startWatch } from "./watch.ts";
 import { InputError } from "../policies/input-error.ts";
@@ -33,6 +33,7 @@ export async function runWatch(args: string[]): Promise<number> {
         exporter: { type: "string" },
         format: { type: "string" },
         "spool-dir": { type: "string" },
+        "exec-socket": { type: "string" },
       },
       strict: true,
     });
@@ -43,6 +44,8 @@ export async function runWatch(args: string[]): Promise<number> {
       format: oneOf("format", values.format ?? (process.stdout.isTTY ? "pretty" : "json"), formats),
       // The injector mounts an emptyDir here; OTLP records wait in it while the backend is away.
       spoolDir: values["spool-dir"] || process.env[SPOOL_DIR_ENV] || undefined,
+      // Complete mode: where the preload library in the app containers reports each exec.
+      execSocket: values["exec-socket"] || process.env[EXEC_SOCKET_ENV] || undefined,
     };
   } catch (err) {
     process.stderr.write(`microenforcer watch: ${(err as Error).message}\n`);
@@ -77,7 +80,7 @@ export async function runWatch(args: string[]): Promise<number> {
   }
 
   const inForce = new PolicyHolder(policy);
-  const watch = startWatch({ policy: inForce, sink: emitter });
+  const watch = startWatch({ policy: inForce, sink: emitter, ...(options.execSocket !== undefined && { execSocket: options.execSocket }) });
   const policyWatcher =
     options.policyFile === undefined
       ? undefined

@@ -3,17 +3,24 @@
  * allows, and the policy's controls → violations and enforcement → emitter. The sidecar
  * and `microenforcer watch` are this one program.
  */
+import { dirname, join } from "node:path";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import { defaultCaptureOptions, type CaptureOptions } from "./capture/capture-loop.ts";
+import { ExecReportServer, writeLibraryMode } from "./capture/exec-report-server.ts";
+import { libraryMachine, libraryMode } from "./capture/preload-library.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
-import { createEnforcer } from "./enforce/kill.ts";
+import { createEnforcer, type Enforcer } from "./enforce/kill.ts";
 import { DnsService } from "./net/dns-service.ts";
 import { WatchPipeline } from "./pipeline/watch-pipeline.ts";
 import { networkSensorNeeded, type PolicyHolder } from "./policy/policy-holder.ts";
 import { readBootClock } from "./proc/boot-clock.ts";
+import { readPreloadFacts } from "./proc/preload-facts.ts";
 import { readExeChangeTime, readStdioSockets } from "./proc/process-facts.ts";
+import { execFingerprint } from "./proc/reader.ts";
 import type { SensorRecord } from "./records/record.ts";
-import { forwarderRecord, policyStatusRecord } from "./records/sensor-records.ts";
+import { forwarderRecord, policyStatusRecord, preloadModeRecord, preloadProblemRecord, preloadSocketRecord } from "./records/sensor-records.ts";
+import { EXEC_SOCKET_ENV, PRELOAD_LIBRARY_FILE } from "./sidecar-contract.ts";
+import type { PreloadSetup } from "./tracker/preload-status.ts";
 
 export interface RecordSink {
   emit(record: SensorRecord): void;
@@ -25,6 +32,11 @@ export interface WatchOptions {
   sink: RecordSink;
   capture?: Partial<CaptureOptions>;
   selfPid?: number;
+  /**
+   * Complete mode: the unix socket the preload library reports to (MICROENFORCER_EXEC_SOCKET
+   * of the app containers), in the directory that holds the library and its mode file.
+   */
+  execSocket?: string;
 }
 
 export interface Watch {
@@ -38,7 +50,10 @@ export function startWatch(options: WatchOptions): Watch {
   const capture = { ...defaultCaptureOptions, ...options.capture };
   const procRoot = capture.procRoot;
   const dns = new DnsService();
-  const { policy, sink } = options;
+  const { policy, sink, execSocket } = options;
+  const enforcer = createEnforcer(procRoot);
+  const setup: PreloadSetup | undefined =
+    execSocket === undefined ? undefined : { socket: execSocket, library: join(dirname(execSocket), PRELOAD_LIBRARY_FILE), machine: libraryMachine() };
   const pipeline = new WatchPipeline(policy, {
     clock: readBootClock(procRoot),
     selfPid: options.selfPid ?? process.pid,
@@ -46,9 +61,10 @@ export function startWatch(options: WatchOptions): Watch {
       stdio: (pid) => readStdioSockets(pid, procRoot),
       exeChangedMs: (pid, path) => readExeChangeTime(pid, path, procRoot),
     },
-    enforcer: createEnforcer(procRoot),
+    enforcer,
     now: () => performance.timeOrigin + performance.now(),
     names: () => dns.names(),
+    ...(setup !== undefined && { preload: { setup, readFacts: (pid: number, fingerprint: string) => readPreloadFacts(pid, fingerprint, EXEC_SOCKET_ENV, procRoot) } }),
   });
   const emitAll = (records: SensorRecord[]): void => {
     for (const record of records) sink.emit(record);
@@ -69,14 +85,65 @@ export function startWatch(options: WatchOptions): Watch {
     dnsApplied = dnsApplied.then(() => applyDns(next));
     sink.emit(policyStatusRecord(next, "policy reloaded:"));
   });
+  const reports = setup === undefined ? undefined : startReports(setup.socket, policy, pipeline, sensor, enforcer, procRoot, sink);
   const recheck = setInterval(() => emitAll(pipeline.recheck()), recheckIntervalMs);
   return {
     async stop() {
       clearInterval(recheck);
+      await reports?.close();
       await sensor.stop();
       emitAll(pipeline.recheck(true));
       await dnsApplied;
       await dns.stop();
     },
   };
+}
+
+/**
+ * Complete mode's socket: the mode file kept in step with the policy, reports through the
+ * pipeline, verdicts back, and the reporters adopted by the capture loop. A denied program
+ * that did not stop itself (its wait timed out meanwhile) is killed once it hangs up.
+ */
+function startReports(
+  socket: string,
+  policy: PolicyHolder,
+  pipeline: WatchPipeline,
+  sensor: ProcessSensor,
+  enforcer: Enforcer,
+  procRoot: string,
+  sink: RecordSink,
+): { close(): Promise<void> } {
+  const apply = (next: RuntimePolicy): void => {
+    sensor.setPreload(next.spec.forensics.preload);
+    try {
+      writeLibraryMode(socket, libraryMode(next));
+    } catch (err) {
+      sink.emit(preloadModeRecord(socket, (err as Error).message));
+    }
+  };
+  apply(policy.current);
+  policy.subscribe(apply);
+  const server = new ExecReportServer({
+    socketPath: socket,
+    procRoot,
+    onReport: (report, verification) => {
+      const result = pipeline.handleReport(report, verification);
+      // The verdict goes out first (the program waits for it); the records right after.
+      queueMicrotask(() => {
+        for (const record of result.records) sink.emit(record);
+      });
+      const { denied } = result;
+      sensor.adopt(report.pid, report.startTicks, execFingerprint(report.exeLink, report.rawArgs.toString("latin1")));
+      return { verdict: result.verdict, ...(denied !== undefined && { whenClosed: () => enforcer.kill(denied.pid, denied.startTicks) }) };
+    },
+    onProblem: (problem) => sink.emit(preloadProblemRecord(problem)),
+  });
+  server.ready().then(
+    () => {
+      pipeline.startReports(Date.now());
+      sink.emit(preloadSocketRecord(socket));
+    },
+    (err: Error) => sink.emit(preloadSocketRecord(socket, err.message)),
+  );
+  return { close: () => server.close() };
 }

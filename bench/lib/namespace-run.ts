@@ -18,6 +18,8 @@ export interface RunSpec {
   classes: string[];
   watcher: string[];
   forkstat: boolean;
+  /** NAME=VALUE pairs for the workload's environment only (no spaces in them). */
+  workloadEnv?: string[];
 }
 
 export interface RunFiles {
@@ -42,7 +44,8 @@ export async function runInNamespace(spec: RunSpec): Promise<RunFiles> {
   // --kill-child: if we die or time out, PID 1 dies and the kernel kills the whole namespace.
   const args = ["--pid", "--fork", "--mount-proc", "--kill-child", "sh", nsRunScript, spec.dir, String(spec.idleSeconds)];
   args.push(spec.launcher, spec.probe, spec.classes.join(" "), "--", ...spec.watcher);
-  const child = spawn("unshare", args, { stdio: ["ignore", "inherit", "inherit"] });
+  const env = { ...process.env, WORKLOAD_ENV: (spec.workloadEnv ?? []).join(" ") };
+  const child = spawn("unshare", args, { stdio: ["ignore", "inherit", "inherit"], env });
   const timeout = setTimeout(() => child.kill("SIGKILL"), (spec.idleSeconds + 120) * 1000);
   const [code, signal] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
   clearTimeout(timeout);

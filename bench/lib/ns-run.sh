@@ -3,6 +3,7 @@
 # watcher under test sees the workload and nothing else of the machine.
 #
 # usage: ns-run.sh OUT_DIR IDLE_SECONDS LAUNCHER PROBE "CLASS..." -- WATCHER_ARGV...
+# $WORKLOAD_ENV: NAME=VALUE words added to the workload's environment only (not the watcher's).
 #
 # Starts the watcher, waits for its "microenforcer.sensor.trigger" status line, samples its
 # /proc/PID/stat over an idle period and over the workload, then stops it with SIGINT.
@@ -49,9 +50,9 @@ sample idle-end
 cat "/proc/$watcher/status" >"$out/status-idle.txt"
 
 sample load-start
-# $classes is a space-separated list of class specs: split on purpose.
+# $WORKLOAD_ENV and $classes are space-separated lists: split on purpose.
 # shellcheck disable=SC2086
-PROBE_LOG="$out/probes.log" "$launcher" "$probe" $classes
+env ${WORKLOAD_ENV:-} PROBE_LOG="$out/probes.log" "$launcher" "$probe" $classes
 sleep 0.5 # the watcher's last looks at the workload
 sample load-end
 cat "/proc/$watcher/status" >"$out/status-load.txt"

@@ -24,6 +24,8 @@ export interface CaptureOptions extends WatchTiming {
   tickMs: number;
   /** Trigger poll interval after activeWindowMs without a new PID: waking costs CPU even when idle. */
   idleTickMs: number;
+  /** The same while the preload library reports execs: a report makes the loop active again. */
+  preloadIdleTickMs: number;
   activeWindowMs: number;
   rescanIntervalMs: number;
   gapReportIntervalMs: number;
@@ -37,6 +39,7 @@ export const defaultCaptureOptions: CaptureOptions = {
   procRoot: "/proc",
   tickMs: 1,
   idleTickMs: 10,
+  preloadIdleTickMs: 50,
   activeWindowMs: 2000,
   fastTickMs: 0.25,
   youngMs: 20,
@@ -57,6 +60,7 @@ export class CaptureLoop {
   private readonly gaps = new GapCounter();
   private lastActivity = 0;
   private lastRescan = 0;
+  private preload = false;
   private events: CaptureEvent[] = [];
 
   constructor(options: CaptureOptions) {
@@ -77,13 +81,29 @@ export class CaptureLoop {
   /** Delay until the next tick should run. */
   nextDelayMs(now: number): number {
     if (this.trigger === undefined) return this.options.fallbackScanMs;
-    const base = now - this.lastActivity < this.options.activeWindowMs ? this.options.tickMs : this.options.idleTickMs;
+    const idle = this.preload ? this.options.preloadIdleTickMs : this.options.idleTickMs;
+    const base = now - this.lastActivity < this.options.activeWindowMs ? this.options.tickMs : idle;
     return Math.max(this.options.fastTickMs, Math.min(base, this.processes.nextCheckAt() - now, this.network.nextDueAt() - now));
   }
 
   /** Turns the network sensor on or off (the policy wants network records or controls). */
   setNetwork(on: boolean): void {
     this.events.push(...this.network.set(on));
+  }
+
+  /** Whether the preload library reports execs: then the loop may sleep longer while idle. */
+  setPreload(on: boolean): void {
+    this.preload = on;
+  }
+
+  /**
+   * A process the preload library reported and the main thread recorded: watched from now
+   * on (no second spawn); gone already, its exit is reported and it is no gap.
+   */
+  adopt(pid: number, startTicks: number, fingerprint: string, now: number): void {
+    // Reports come when programs start: look at /proc often again.
+    this.lastActivity = now;
+    if (!this.processes.adopt(pid, startTicks, fingerprint, now)) this.gaps.reported(pid);
   }
 
   /** The first look: every process already running, reported as `startup`. */

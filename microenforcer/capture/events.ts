@@ -6,7 +6,8 @@
 import type { NetworkSample } from "../net/network-sampler.ts";
 import type { ProcSnapshot } from "../proc/reader.ts";
 
-export type Detection = "trigger" | "rescan" | "startup";
+/** How a process was found: by the /proc poller (trigger, rescan, startup) or by the preload library's report. */
+export type Detection = "trigger" | "rescan" | "startup" | "preload";
 export type SpawnImage = "exec" | "fork-only" | "exec-unseen";
 
 export type CaptureEvent =
@@ -39,5 +40,7 @@ export const Control = {
   stop: 0,
   /** 1: the policy wants the socket sensor. */
   network: 1,
+  /** 1: the preload library reports execs (the loop may sleep longer while idle). */
+  preload: 2,
 } as const;
-export const controlSlots = 2;
+export const controlSlots = 3;

@@ -36,7 +36,9 @@ export type ReportProblemKind = "forged" | "rate-limited" | "malformed";
 
 export interface ReportProblem {
   kind: ReportProblemKind;
-  /** One sentence about the first such report. */
+  /** Reports dropped: 1 for the first of a kind in a window, then how many more the window had. */
+  count: number;
+  /** One sentence about the first such report of the window. */
   detail: string;
 }
 
@@ -62,13 +64,17 @@ export class ExecReportServer {
   private readonly counts = new Map<string, number>();
   private windowStart = Date.now();
   private readonly listening: Promise<void>;
+  /** Problems of the current window: the first is said at once, the rest counted. */
+  private readonly problems = new Map<ReportProblemKind, { more: number; detail: string }>();
+  private readonly problemTimer: NodeJS.Timeout;
 
   constructor(options: ReportServerOptions) {
     this.options = options;
-    removeStaleSocket(options.socketPath);
     this.server = createServer({ allowHalfOpen: true }, (socket) => this.connection(socket));
     this.server.maxConnections = 1024;
+    this.problemTimer = setInterval(() => this.flushProblems(), rateWindowMs).unref();
     this.listening = new Promise((resolve, reject) => {
+      removeStaleSocket(options.socketPath);
       this.server.once("error", reject);
       this.server.listen({ path: options.socketPath, backlog: 1024 }, () => {
         this.server.off("error", reject);
@@ -85,7 +91,24 @@ export class ExecReportServer {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.problemTimer);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.flushProblems();
+  }
+
+  private problem(kind: ReportProblemKind, detail: string): void {
+    const seen = this.problems.get(kind);
+    if (seen !== undefined) {
+      seen.more++;
+      return;
+    }
+    this.problems.set(kind, { more: 0, detail });
+    this.options.onProblem({ kind, count: 1, detail });
+  }
+
+  private flushProblems(): void {
+    for (const [kind, { more, detail }] of this.problems) if (more > 0) this.options.onProblem({ kind, count: more, detail });
+    this.problems.clear();
   }
 
   private connection(socket: Socket): void {
@@ -118,17 +141,17 @@ export class ExecReportServer {
   private receive(frame: Buffer): (ReportOutcome & { wait: boolean }) | undefined {
     const parsed = parseReport(frame);
     if (!parsed.ok) {
-      this.options.onProblem({ kind: "malformed", detail: `malformed exec report dropped: ${parsed.problem}` });
+      this.problem("malformed", `malformed exec report dropped: ${parsed.problem}`);
       return undefined;
     }
     const report = parsed.report;
     const check = verify(report, this.options.procRoot);
     if (check.forged !== undefined) {
-      this.options.onProblem({ kind: "forged", detail: `forged exec report dropped: pid ${report.pid} start ${report.startTicks} (${check.forged})` });
+      this.problem("forged", `forged exec report dropped: pid ${report.pid} start ${report.startTicks} (${check.forged})`);
       return undefined;
     }
     if (!this.withinRate(report)) {
-      this.options.onProblem({ kind: "rate-limited", detail: `exec reports of pid ${report.pid} dropped: more than ${this.maxPerProcess} in ${rateWindowMs / 1000} s` });
+      this.problem("rate-limited", `exec reports of pid ${report.pid} dropped: more than ${this.maxPerProcess} in ${rateWindowMs / 1000} s`);
       return undefined;
     }
     return { ...this.options.onReport(report, check.verification), wait: report.wait };

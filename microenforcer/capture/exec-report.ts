@@ -3,7 +3,7 @@
  * (wire format version 1, documented in preload/README.md; the writer is
  * preload/exec-report.c). Pure: parsing and encoding only.
  */
-import { execFingerprint, type ProcSnapshot } from "../proc/reader.ts";
+import { execFingerprint, type ExeIdentity, type ProcSnapshot } from "../proc/reader.ts";
 import { parseExeLink, splitCmdline } from "../proc/parse.ts";
 
 export const reportMagic = "MEXR";
@@ -14,17 +14,6 @@ export const maxReportBytes = reportHeaderBytes + 4095 + 4095 + 8192 + 253 + 64;
 
 const flags = { wait: 1, exeStat: 2, exeTruncated: 4, cwdUnknown: 8, cmdlineTruncated: 16 } as const;
 
-/** The executable's identity, from statx of /proc/self/exe inside the process. */
-export interface ExeIdentity {
-  /** `major:minor`, as `stat -c %Hd:%Ld` prints it. */
-  device: string;
-  inode: number;
-  /** Status change time, ms since the epoch (nanoseconds kept as a fraction). */
-  ctimeMs: number;
-  /** File type and permission bits (setuid included). */
-  mode: number;
-}
-
 export interface ExecReport {
   /** The sender waits for a verdict (enforce mode). */
   wait: boolean;
@@ -34,6 +23,7 @@ export interface ExecReport {
   comm: string;
   uid: { real: number; effective: number; saved: number };
   gid: { real: number; effective: number; saved: number };
+  /** From statx of /proc/self/exe inside the process: holds even once the file is unlinked. */
   exe?: ExeIdentity;
   /** Target of /proc/self/exe, decoded as Node decodes readlink (so fingerprints compare). */
   exeLink: string;
@@ -125,7 +115,7 @@ export function encodeReport(r: ExecReport): Buffer {
     const seconds = Math.floor(r.exe.ctimeMs / 1000);
     header.writeBigInt64LE(BigInt(seconds), 72);
     header.writeUInt32LE(Math.round((r.exe.ctimeMs - seconds * 1000) * 1e6), 80);
-    header.writeUInt32LE(r.exe.mode, 84);
+    header.writeUInt32LE(r.exe.mode ?? 0, 84);
   }
   strings.slice(0, 4).forEach((s, i) => header.writeUInt16LE(s.length, 88 + 2 * i));
   return Buffer.concat([header, ...strings]);
@@ -157,5 +147,7 @@ export function reportSnapshot(r: ExecReport): ProcSnapshot {
   };
   if (r.exeLink !== "") snapshot.exe = parseExeLink(r.exeLink);
   if (r.container !== undefined) snapshot.container = r.container;
+  if (r.exe !== undefined) snapshot.exeFile = r.exe;
+  if (r.cwd !== undefined) snapshot.cwd = r.cwd;
   return snapshot;
 }

@@ -5,11 +5,18 @@
  */
 import type { CaptureEvent } from "./events.ts";
 
+/** PIDs remembered per window (each a few bytes): beyond, the count stays as it is. */
+const maxRemembered = 65_536;
+
 export class GapCounter {
   private count = 0;
   private firstPid = 0;
   private lastPid = 0;
   private since = 0;
+  /** This window's missed PIDs: a report for one of them takes it out of the gap. */
+  private readonly missedPids = new Set<number>();
+  /** PIDs the preload library reported, gone before the trigger got to them: not a gap when it does. */
+  private readonly reportedGone = new Set<number>();
 
   /** Counting starts now. */
   start(now: number): void {
@@ -18,9 +25,18 @@ export class GapCounter {
 
   /** A PID handed out and gone before the sensor read it. */
   missed(pid: number): void {
+    // Reported by the preload library: seen, only not by this loop.
+    if (this.reportedGone.delete(pid)) return;
+    if (this.missedPids.size < maxRemembered) this.missedPids.add(pid);
     if (this.count === 0) this.firstPid = pid;
     this.lastPid = pid;
     this.count++;
+  }
+
+  /** The preload library reported a process that was gone before this loop read it. */
+  reported(pid: number): void {
+    if (this.missedPids.delete(pid)) this.count--;
+    else if (this.reportedGone.size < maxRemembered) this.reportedGone.add(pid);
   }
 
   due(now: number, intervalMs: number): boolean {
@@ -34,6 +50,8 @@ export class GapCounter {
     if (count > 0) events.push({ type: "gap", kind: "pid", count, firstPid, lastPid, since, until: now });
     if (tcp > 0) events.push({ type: "gap", kind: "tcp", count: tcp, since, until: now });
     [this.count, this.firstPid, this.lastPid, this.since] = [0, 0, 0, now];
+    this.missedPids.clear();
+    this.reportedGone.clear();
     return events;
   }
 }

@@ -1,5 +1,5 @@
 /** Main-thread handle on the capture worker: start it, receive its event batches, stop it. */
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import type { CaptureOptions } from "./capture-loop.ts";
 import { Control, controlSlots, type CaptureEvent } from "./events.ts";
 
@@ -10,10 +10,14 @@ export class ProcessSensor {
   private readonly worker: Worker;
   private readonly control = new Int32Array(new SharedArrayBuffer(controlSlots * Int32Array.BYTES_PER_ELEMENT));
   private readonly exited: Promise<void>;
+  /** Reported processes for the loop to adopt, read synchronously between its ticks. */
+  private readonly reports: MessagePort;
 
   constructor(options: CaptureOptions, onEvents: (events: CaptureEvent[]) => void, network = false) {
     this.setNetwork(network);
-    this.worker = new Worker(workerUrl, { workerData: { options, control: this.control.buffer } });
+    const channel = new MessageChannel();
+    this.reports = channel.port1;
+    this.worker = new Worker(workerUrl, { workerData: { options, control: this.control.buffer, reports: channel.port2 }, transferList: [channel.port2] });
     this.worker.on("message", onEvents);
     this.exited = new Promise((resolve) => {
       this.worker.on("error", (err) => onEvents([{ type: "error", message: `capture worker failed: ${err.message}` }]));
@@ -26,10 +30,24 @@ export class ProcessSensor {
     Atomics.store(this.control, Control.network, on ? 1 : 0);
   }
 
+  /** The loop picks it up at its next tick. */
+  setPreload(on: boolean): void {
+    Atomics.store(this.control, Control.preload, on ? 1 : 0);
+  }
+
+  /**
+   * A process the preload library reported: the loop looks after it from its next tick
+   * (not sooner: waking it per report would cost a tick per exec for nothing).
+   */
+  adopt(pid: number, startTicks: number, fingerprint: string): void {
+    this.reports.postMessage([pid, startTicks, fingerprint]);
+  }
+
   /** Asks the loop to finish its tick, report its last gap count, and end. */
   async stop(): Promise<void> {
     Atomics.store(this.control, Control.stop, 1);
     Atomics.notify(this.control, Control.stop);
     await this.exited;
+    this.reports.close();
   }
 }

@@ -141,6 +141,40 @@ export class ProcessWatch {
     }
   }
 
+  /**
+   * The preload library reported (pid, startTicks) running the image `fingerprint`, and the
+   * main thread recorded it: look after it from now on (its next exec, its exit) without
+   * reporting its spawn again. Returns false when it is gone already (its exit is reported).
+   */
+  adopt(pid: number, startTicks: number, fingerprint: string, now: number): boolean {
+    const w = this.watched.get(pid);
+    if (w?.startTicks === startTicks) {
+      // Held back waiting for its exec: the report says what it runs. Otherwise this watch
+      // reported what it saw last, and the main thread drops it if the report had it first.
+      if (w.held !== undefined) {
+        delete w.held;
+        delete w.suspect;
+        w.fingerprint = fingerprint;
+      }
+      return true;
+    }
+    if (w !== undefined && w.startTicks > startTicks) {
+      this.report({ type: "exit", pid, startTicks, observedAt: now });
+      return false;
+    }
+    if (w !== undefined) this.exit(pid, w, now);
+    const stat = readStat(pid, this.procRoot);
+    if (stat?.startTicks !== startTicks) {
+      this.report({ type: "exit", pid, startTicks, observedAt: now });
+      return false;
+    }
+    const adopted: Watched = { startTicks, fingerprint, bornAt: now, exited: false };
+    this.watched.set(pid, adopted);
+    if (stat.state === "Z" || stat.state === "X") this.exit(pid, adopted, now);
+    else this.scheduleCheck(pid, adopted, now);
+    return true;
+  }
+
   /** A look at every process not known to have exited (the last one, before stopping). */
   checkAll(now: number): void {
     for (const [pid, w] of [...this.watched]) if (!w.exited) this.check(pid, w, now);

@@ -3,12 +3,12 @@
  * main thread is with policy decisions and export. Sleeps with Atomics.wait, which gives
  * sub-millisecond timing that timers on an event loop do not.
  */
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import { CaptureLoop, type CaptureOptions } from "./capture-loop.ts";
 import { Control, type CaptureEvent } from "./events.ts";
 import { messages } from "./messages.ts";
 
-const { options, control: buffer } = workerData as { options: CaptureOptions; control: SharedArrayBuffer };
+const { options, control: buffer, reports } = workerData as { options: CaptureOptions; control: SharedArrayBuffer; reports: MessagePort };
 const control = new Int32Array(buffer);
 const now = (): number => performance.timeOrigin + performance.now();
 const post = (events: CaptureEvent[]): void => {
@@ -18,10 +18,20 @@ const post = (events: CaptureEvent[]): void => {
 const loop = new CaptureLoop(options);
 loop.setNetwork(Atomics.load(control, Control.network) === 1);
 post(loop.start(now()));
+/** Processes the preload library reported, which the main thread recorded (see ProcessSensor.adopt). */
+const adoptReported = (): void => {
+  for (let m = receiveMessageOnPort(reports); m !== undefined; m = receiveMessageOnPort(reports)) {
+    const [pid, startTicks, fingerprint] = m.message as [number, number, string];
+    loop.adopt(pid, startTicks, fingerprint, now());
+  }
+};
 while (Atomics.load(control, Control.stop) === 0) {
   Atomics.wait(control, Control.stop, 0, loop.nextDelayMs(now()));
   loop.setNetwork(Atomics.load(control, Control.network) === 1);
+  loop.setPreload(Atomics.load(control, Control.preload) === 1);
+  adoptReported();
   post(loop.tick(now()));
 }
+adoptReported();
 post(loop.finish(now()));
 loop.close();

@@ -1,20 +1,27 @@
 /**
  * The main thread's stages for each capture event: the process tracker's facts, the
- * policy's controls (violations and enforcement), and the records the policy allows.
+ * policy's controls (violations and enforcement), and the records the policy allows. In
+ * complete mode the preload library's reports go through the same stages (complete-mode.ts
+ * joins the two sensors' views of each exec).
  */
 import type { CaptureEvent } from "../capture/events.ts";
+import { reportSnapshot, type ExecReport, type Verdict } from "../capture/exec-report.ts";
+import type { Verification } from "../capture/exec-report-server.ts";
 import type { Enforcer } from "../enforce/kill.ts";
 import type { PeerNames } from "../net/dns-names.ts";
-import { PolicyEngine, type EngineResult, type FactSource } from "../policy/engine.ts";
+import { PolicyEngine, type EngineResult, type FactSource, type VerdictResult } from "../policy/engine.ts";
 import type { PolicyHolder } from "../policy/policy-holder.ts";
 import type { BootClock } from "../proc/boot-clock.ts";
+import type { PreloadFacts } from "../proc/preload-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { processRecord } from "../records/process-records.ts";
 import type { SensorRecord } from "../records/record.ts";
 import { gapRecord, readProblemCause, readProblemRecord, sensorErrorRecord, triggerRecord } from "../records/sensor-records.ts";
 import { violationRecord } from "../records/violation-records.ts";
 import { ProcessTable } from "../tracker/process-table.ts";
-import { ProcessTracker } from "../tracker/process-tracker.ts";
+import type { PreloadSetup, PreloadStatus } from "../tracker/preload-status.ts";
+import { ProcessTracker, type ProcessEvent } from "../tracker/process-tracker.ts";
+import { CompleteMode, type StageResult } from "./complete-mode.ts";
 import { NetworkMonitor, type MonitorResult } from "./network-monitor.ts";
 
 export interface PipelineDeps {
@@ -26,6 +33,16 @@ export interface PipelineDeps {
   now: () => number;
   /** Where connections' peer names come from (spec.dns). */
   names?: () => PeerNames | undefined;
+  /** Complete mode: the preload library's setup in the app containers, and the /proc facts that explain a missing report. */
+  preload?: { setup: PreloadSetup; readFacts: (pid: number, fingerprint: string) => PreloadFacts };
+}
+
+/** What handling a preload report gives: records, and the verdict for a program waiting before main. */
+export interface ReportResult {
+  records: SensorRecord[];
+  verdict: Verdict;
+  /** The verdict is a deny: the process to stop if it does not stop itself. */
+  denied?: { pid: number; startTicks: number };
 }
 
 /** Decides, per capture event, which records to emit and what to enforce. */
@@ -36,13 +53,27 @@ export class WatchPipeline {
   private readonly reportedCauses = new Set<string>();
   private readonly clock: BootClock;
   private readonly policy: PolicyHolder;
+  private readonly now: () => number;
+  private readonly complete: CompleteMode | undefined;
 
   constructor(policy: PolicyHolder, deps: PipelineDeps) {
     this.policy = policy;
     this.clock = deps.clock;
+    this.now = deps.now;
     const processes = new ProcessTable();
     this.tracker = new ProcessTracker(deps.selfPid, processes);
     this.engine = new PolicyEngine(policy, deps);
+    if (deps.preload !== undefined) {
+      const { setup, readFacts } = deps.preload;
+      this.complete = new CompleteMode({
+        setup,
+        readFacts,
+        clock: deps.clock,
+        policy,
+        now: deps.now,
+        controls: (event, waiting, preload) => this.controls(event, waiting, preload),
+      });
+    }
     const { clock, selfPid, now, names } = deps;
     this.network = new NetworkMonitor({ engine: this.engine, clock, selfPid, now, policy, processes, names: () => names?.() });
   }
@@ -56,8 +87,12 @@ export class WatchPipeline {
       case "gap":
         return [gapRecord(event)];
       case "spawn":
-      case "exec":
-        return [...this.oncePerCause(event.snapshot.problems.map((problem) => ({ problem, pid: event.snapshot.pid }))), ...this.processRecords(event)];
+      case "exec": {
+        const problems = this.oncePerCause(event.snapshot.problems.map((problem) => ({ problem, pid: event.snapshot.pid })));
+        // The preload library reported this very exec first: it is recorded already.
+        if (this.complete?.repeatsReport(event.snapshot)) return problems;
+        return [...problems, ...this.processRecords(event)];
+      }
       case "exit":
         return this.processRecords(event);
       case "network":
@@ -71,23 +106,76 @@ export class WatchPipeline {
    */
   recheck(final = false): SensorRecord[] {
     const interpreters = this.engine.watchingInterpreters ? this.engineRecords(this.engine.recheck()) : [];
-    return [...interpreters, ...this.monitorRecords(this.network.flush(final))];
+    const overdue = this.complete === undefined ? [] : this.stageRecords(this.complete.expire(final));
+    return [...interpreters, ...overdue, ...this.monitorRecords(this.network.flush(final))];
+  }
+
+  /** Complete mode: the report socket listens from `at` on, so processes started since report. */
+  startReports(at: number): void {
+    this.complete?.start(at);
+  }
+
+  /**
+   * An exec the preload library reported from inside the process. `waiting` reports (enforce
+   * mode) get the verdict of the same controls the poller's events go through.
+   */
+  handleReport(report: ExecReport, verification: Verification): ReportResult {
+    if (this.complete === undefined || !this.policy.current.spec.forensics.preload) return { records: [], verdict: { allow: true } };
+    const snapshot = reportSnapshot(report);
+    const preload: PreloadStatus = { status: verification === "live" ? "reported" : "unverified" };
+    const merged = this.complete.reported(snapshot, preload, report.wait);
+    const result = merged.result;
+    if (merged.kind === "new") {
+      for (const processEvent of this.tracker.report(snapshot, this.now())) mergeStage(result, this.eventStage(processEvent, snapshot.fingerprint, { preload, waiting: report.wait }));
+    } else if (merged.kind === "repeat" && merged.current) {
+      // Recorded already (by the poller, before the report was due): the controls again,
+      // with what only the process knew (its executable's ctime decides drift), for the verdict.
+      const p = this.tracker.refresh(snapshot);
+      if (p !== undefined) mergeStage(result, this.violationStage(this.engine.onExec(p, this.now(), this.tracker.containerStartTicks(p.container), report.wait)));
+    } else if (merged.kind === "merged" && merged.current) {
+      this.tracker.refresh(snapshot);
+    }
+    const records = this.stageRecords(result);
+    const deny = result.deny;
+    if (deny === undefined) return { records, verdict: { allow: true } };
+    return { records, verdict: { allow: false, reason: `${deny.control}: ${deny.reason}` }, denied: { pid: report.pid, startTicks: report.startTicks } };
   }
 
   private processRecords(event: CaptureEvent): SensorRecord[] {
-    const records: SensorRecord[] = [];
-    for (const processEvent of this.tracker.handle(event)) {
-      const p = processEvent.process;
+    const fingerprint = event.type === "spawn" || event.type === "exec" ? event.snapshot.fingerprint : undefined;
+    return this.tracker.handle(event).flatMap((processEvent) => this.stageRecords(this.eventStage(processEvent, fingerprint)));
+  }
+
+  /** One process event through the controls and the records (complete mode may hold both), and the network monitor. */
+  private eventStage(processEvent: ProcessEvent, fingerprint: string | undefined, report?: { preload: PreloadStatus; waiting: boolean }): StageResult {
+    let result: StageResult;
+    if (this.complete !== undefined) result = this.complete.records(processEvent, fingerprint, report);
+    else {
       // Controls first: enforcement must not wait for record building.
-      const violations =
-        processEvent.kind === "exec"
-          ? this.engineRecords(this.engine.onExec(p, processEvent.observedAt, this.tracker.containerStartTicks(p.container)))
-          : (this.engine.onExit(p), []);
+      result = this.controls(processEvent, false);
       const record = processRecord(processEvent, this.clock, this.policy.current.spec.forensics);
-      if (record !== undefined) records.push(record);
-      records.push(...violations, ...this.monitorRecords(this.network.onProcess(processEvent)));
+      if (record !== undefined) result.records.unshift(record);
     }
-    return records;
+    const monitor = this.network.onProcess(processEvent);
+    return mergeStage(result, { records: monitor.records, problems: monitor.problems });
+  }
+
+  /** The controls of a process event, their violations as records. */
+  private controls(processEvent: ProcessEvent, waiting: boolean, preload?: PreloadStatus): StageResult {
+    const p = processEvent.process;
+    if (processEvent.kind === "exec") return this.violationStage(this.engine.onExec(p, processEvent.observedAt, this.tracker.containerStartTicks(p.container), waiting, preload));
+    this.engine.onExit(p);
+    return { records: [], problems: [] };
+  }
+
+  private violationStage(result: VerdictResult): StageResult {
+    const stage: StageResult = { records: result.violations.map((v) => violationRecord(v, this.policy.current, this.clock)), problems: result.problems };
+    if (result.deny !== undefined) stage.deny = result.deny;
+    return stage;
+  }
+
+  private stageRecords(result: StageResult): SensorRecord[] {
+    return [...this.oncePerCause(result.problems), ...result.records];
   }
 
   private engineRecords(result: EngineResult): SensorRecord[] {
@@ -109,4 +197,11 @@ export class WatchPipeline {
     }
     return records;
   }
+}
+
+function mergeStage(into: StageResult, from: StageResult): StageResult {
+  into.records.push(...from.records);
+  into.problems.push(...from.problems);
+  if (from.deny !== undefined) into.deny ??= from.deny;
+  return into;
 }

@@ -8,6 +8,7 @@ import type { Enforcer, KillOutcome } from "../enforce/kill.ts";
 import type { StdioSockets } from "../proc/process-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
+import type { PreloadStatus } from "../tracker/preload-status.ts";
 import type { ProcessInfo } from "../tracker/process-tracker.ts";
 import { checkListen, checkOutbound, PortScanDetector, type ConnectionFacts } from "./network-controls.ts";
 import type { PolicyHolder } from "./policy-holder.ts";
@@ -16,6 +17,7 @@ import {
   checkDrift,
   checkExecutables,
   checkFilelessExec,
+  checkPreloadEvasion,
   checkReverseShell,
   isInterpreter,
   type Finding,
@@ -37,7 +39,8 @@ export interface EngineDeps {
   now: () => number;
 }
 
-export type Action = "alert" | KillOutcome;
+/** `blocked`: the preload library stopped the program before main on the sidecar's verdict. */
+export type Action = "alert" | "blocked" | KillOutcome;
 
 /** A finding, and what was done about it. */
 export interface Violation {
@@ -53,6 +56,11 @@ export interface Violation {
 export interface EngineResult {
   violations: Violation[];
   problems: Array<{ problem: ReadProblem; pid: number }>;
+}
+
+/** onExec for a program waiting before main for the verdict: deny when a blocking control matched. */
+export interface VerdictResult extends EngineResult {
+  deny?: Finding;
 }
 
 const key = (p: ProcessInfo): string => `${p.pid}:${p.startTicks}`;
@@ -72,14 +80,22 @@ export class PolicyEngine {
     this.deps = deps;
   }
 
-  /** A process started or exec'd; containerStartTicks is its container init's start. */
-  onExec(p: ProcessInfo, observedAt: number, containerStartTicks: number | undefined): EngineResult {
+  /**
+   * A process started or exec'd; containerStartTicks is its container init's start.
+   * `waiting`: the preload library holds the program before main for the verdict, so a
+   * blocking finding in enforce mode is answered with deny (`blocked`) instead of a kill.
+   * `preload`: whether the library reported this exec (complete mode).
+   */
+  onExec(p: ProcessInfo, observedAt: number, containerStartTicks: number | undefined, waiting = false, preload?: PreloadStatus): VerdictResult {
     const controls = this.policy.current.spec.controls;
-    const result: EngineResult = { violations: [], problems: [] };
+    const result: VerdictResult = { violations: [], problems: [] };
     if (controls === undefined) return result;
     const findings: Finding[] = [...checkContainerExec(controls, p), ...checkExecutables(controls, p), ...checkFilelessExec(controls, p)];
-    if (controls.drift !== undefined && p.exe !== undefined && !p.exe.deleted && !p.exe.memfd && containerStartTicks !== undefined) {
-      const changed = this.readFact(result, p, "root", () => this.deps.facts.exeChangedMs(p.pid, p.exe!.path));
+    if (preload !== undefined) findings.push(...checkPreloadEvasion(controls, p, preload));
+    if (controls.drift !== undefined && p.exe !== undefined && !p.exe.memfd && containerStartTicks !== undefined) {
+      // The process's own statx of its executable (preload report) holds even once the file
+      // is deleted; otherwise the file is looked up again, if it is still there.
+      const changed = p.exeFile?.ctimeMs ?? (p.exe.deleted ? undefined : this.readFact(result, p, "root", () => this.deps.facts.exeChangedMs(p.pid, p.exe!.path)));
       findings.push(...checkDrift(controls, p, changed, creationTimeMs(this.deps.clock, containerStartTicks)));
     }
     this.interpreters.delete(key(p));
@@ -87,7 +103,7 @@ export class PolicyEngine {
       this.interpreters.set(key(p), p);
       findings.push(...this.reverseShell(result, p));
     }
-    this.enforceFindings(result, p, findings, observedAt);
+    this.enforceFindings(result, p, findings, observedAt, waiting);
     return result;
   }
 
@@ -156,11 +172,17 @@ export class PolicyEngine {
     }
   }
 
-  /** Each finding new for this process is a violation: killed in enforce mode where the control blocks (one kill per process), else an alert. */
-  private enforceFindings(result: EngineResult, p: ProcessInfo, findings: Finding[], observedAt: number): void {
+  /**
+   * Each finding new for this process is a violation: killed in enforce mode where the control
+   * blocks (one kill per process), else an alert. A program `waiting` before main for the
+   * verdict is not killed but denied (`blocked`), whether or not the finding was new.
+   */
+  private enforceFindings(result: VerdictResult, p: ProcessInfo, findings: Finding[], observedAt: number, waiting = false): void {
     const enforce = this.policy.current.spec.enforcementMode === "enforce";
     let killed: Action | undefined;
     for (const finding of findings) {
+      // A program still waiting is denied whether or not this finding was reported before.
+      if (enforce && finding.block && waiting) result.deny ??= finding;
       const k = `${key(p)}:${finding.control}:${finding.rule}`;
       if (this.reported.has(k)) continue;
       this.reported.add(k);
@@ -168,7 +190,7 @@ export class PolicyEngine {
       let latency: number | undefined;
       if (enforce && finding.block) {
         // One kill per process, however many controls it broke.
-        killed ??= this.deps.enforcer.kill(p.pid, p.startTicks);
+        killed ??= waiting ? "blocked" : this.deps.enforcer.kill(p.pid, p.startTicks);
         action = killed;
         latency = this.deps.now() - observedAt;
       }

@@ -6,9 +6,10 @@
 import picomatch from "picomatch";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import type { StdioSockets } from "../proc/process-facts.ts";
+import type { PreloadStatus } from "../tracker/preload-status.ts";
 import { containerLabel, executableName, type ProcessInfo } from "../tracker/process-tracker.ts";
 
-export type ControlName = "containerExec" | "executables" | "reverseShell" | "filelessExec" | "drift" | "network" | "portScan";
+export type ControlName = "containerExec" | "executables" | "reverseShell" | "filelessExec" | "drift" | "preloadEvasion" | "network" | "portScan";
 
 export interface Finding {
   control: ControlName;
@@ -122,6 +123,24 @@ export function checkDrift(controls: Controls, p: ProcessInfo, exeChangedMs: num
       control: "drift",
       rule: "executable changed after container start",
       reason: `${p.exe.path} was created or changed ${after} s after its container started`,
+      block: rule.block,
+    },
+  ];
+}
+
+/**
+ * A program that should have loaded the preload library and did not: its environment
+ * dropped LD_PRELOAD or diverted the socket, or no report came although all looked right.
+ * Static and setuid programs are not findings here: the loader never preloads them.
+ */
+export function checkPreloadEvasion(controls: Controls, p: ProcessInfo, preload: PreloadStatus): Finding[] {
+  const rule = controls.preloadEvasion;
+  if (rule === undefined || preload.status !== "absent" || !preload.evasion) return [];
+  return [
+    {
+      control: "preloadEvasion",
+      rule: preload.reason,
+      reason: `${p.exe?.path ?? p.comm} ran without the preload library (${preload.reason})`,
       block: rule.block,
     },
   ];

@@ -25,6 +25,17 @@ export interface ReadProblem {
   uid: number;
 }
 
+/** The executable's identity and change time, as fstat of the process's own exe link gives them. */
+export interface ExeIdentity {
+  /** `major:minor`, as `stat -c %Hd:%Ld` prints it. */
+  device: string;
+  inode: number;
+  /** Status change time, ms since the epoch (nanoseconds kept as a fraction). */
+  ctimeMs: number;
+  /** File type and permission bits (setuid included), when known. */
+  mode?: number;
+}
+
 export interface ProcSnapshot {
   pid: number;
   ppid: number;
@@ -41,6 +52,9 @@ export interface ProcSnapshot {
   container?: string;
   /** Container id from the cgroup path, when the cgroup was read. */
   containerId?: string;
+  /** Only from the process itself (the preload library's report). */
+  exeFile?: ExeIdentity;
+  cwd?: string;
   problems: ReadProblem[];
   /** Raw exe link and argv bytes: what readExecFingerprint compares against. */
   fingerprint: string;

@@ -24,6 +24,16 @@ export const Attr = {
   processExeMemfd: "microenforcer.process.exe_memfd",
   processForkOnly: "microenforcer.process.fork_only",
   processExecUnseen: "microenforcer.process.exec_unseen",
+  /** The process's working directory at exec (reported by the preload library). */
+  processWorkingDirectory: "process.working_directory",
+  /** The executable's identity and ctime, from fstat of the process's own exe link (preload library). */
+  processExecutableDevice: "microenforcer.process.executable.device",
+  processExecutableInode: "microenforcer.process.executable.inode",
+  processExecutableChanged: "microenforcer.process.executable.changed",
+  /** Complete mode: `reported`, `unverified` (the reporter was gone before it could be checked) or `absent`. */
+  processPreload: "microenforcer.process.preload",
+  processPreloadReason: "microenforcer.process.preload.reason",
+  processPreloadEvasion: "microenforcer.process.preload.evasion",
   execOrigin: "microenforcer.exec.origin",
   execSessionPid: "microenforcer.exec.session_pid",
   execInPlace: "microenforcer.exec.in_place",
@@ -72,6 +82,10 @@ export const Attr = {
   lossUntil: "microenforcer.loss.until",
   lossDetail: "microenforcer.loss.detail",
   spoolDir: "microenforcer.spool.dir",
+  // Complete mode's report socket.
+  preloadSocket: "microenforcer.preload.socket",
+  preloadProblem: "microenforcer.preload.problem",
+  preloadDropped: "microenforcer.preload.dropped",
   spoolRecovered: "microenforcer.spool.recovered",
   recordId: "microenforcer.record.id",
 } as const;

@@ -5,6 +5,7 @@
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import { joinCommandLine } from "../proc/parse.ts";
+import type { PreloadStatus } from "../tracker/preload-status.ts";
 import { containerLabel, executableName, type ProcessEvent, type ProcessInfo } from "../tracker/process-tracker.ts";
 import { Attr, type Attributes } from "./attributes.ts";
 import { EventNames, type SensorRecord } from "./record.ts";
@@ -38,6 +39,12 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
     [Attr.execOrigin]: p.origin,
   };
   if (p.exe !== undefined) a[Attr.processExecutablePath] = p.exe.path;
+  if (p.exeFile !== undefined) {
+    a[Attr.processExecutableDevice] = p.exeFile.device;
+    a[Attr.processExecutableInode] = p.exeFile.inode;
+    a[Attr.processExecutableChanged] = new Date(p.exeFile.ctimeMs).toISOString();
+  }
+  if (p.cwd !== undefined) a[Attr.processWorkingDirectory] = p.cwd;
   if (p.exe?.deleted) a[Attr.processExeDeleted] = true;
   if (p.exe?.memfd) a[Attr.processExeMemfd] = true;
   if (forensics.fullCommandArguments && p.args !== undefined && p.args.length > 0) {
@@ -52,7 +59,11 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
   return a;
 }
 
-export function processRecord(event: ProcessEvent, clock: BootClock, forensics: Forensics): SensorRecord | undefined {
+/**
+ * `preload`: in complete mode, whether the preload library reported this exec (an exec
+ * record's own fact; absent outside complete mode).
+ */
+export function processRecord(event: ProcessEvent, clock: BootClock, forensics: Forensics, preload?: PreloadStatus): SensorRecord | undefined {
   if (!forensics.processActivity) return undefined;
   const p = event.process;
   const attributes = processAttributes(p, clock, forensics);
@@ -69,15 +80,22 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
       observedTimestamp: event.observedAt,
     };
   }
-  attributes[Attr.sensorDetection] = p.detection;
+  const reported = preload !== undefined && preload.status !== "absent";
+  attributes[Attr.sensorDetection] = reported ? "preload" : p.detection;
+  if (preload !== undefined) attributes[Attr.processPreload] = preload.status;
+  if (preload?.status === "absent") {
+    attributes[Attr.processPreloadReason] = preload.reason;
+    if (preload.evasion) attributes[Attr.processPreloadEvasion] = true;
+  }
   if (event.inPlace) attributes[Attr.execInPlace] = true;
   if (p.image === "fork-only") attributes[Attr.processForkOnly] = true;
   if (p.image === "exec-unseen") attributes[Attr.processExecUnseen] = true;
   const origin = p.origin === "child" ? "" : ` (${p.origin})`;
+  const evasion = preload?.status === "absent" && preload.evasion;
   return {
     eventName: EventNames.processExec,
-    severity: "INFO",
-    body: `exec ${what} (pid ${p.pid}) ${where}${origin}`,
+    severity: evasion ? "WARN" : "INFO",
+    body: `exec ${what} (pid ${p.pid}) ${where}${origin}${evasion ? ` without the preload library (${preload.reason})` : ""}`,
     attributes,
     // A new process happened when it was created; an exec in place when we saw it.
     timestamp: event.inPlace ? event.observedAt : creationTimeMs(clock, p.startTicks),

@@ -1,5 +1,6 @@
 /** Records in which the sensor speaks about itself: its blind spots, its health, the policy it runs. */
 import type { GapReport } from "../capture/events.ts";
+import type { ReportProblem } from "../capture/exec-report-server.ts";
 import type { ForwarderOutcome } from "../net/dns-service.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
@@ -109,4 +110,22 @@ export function spoolUnusableRecord(problem: string, dir: string): SensorRecord 
 
 export function spoolRecoveredRecord(records: number): SensorRecord {
   return statusRecord("INFO", `${records} record(s) spooled by a previous run are delivered first`, { [Attr.spoolRecovered]: records });
+}
+
+/** Complete mode: the report socket listens (`error` undefined), or could not (complete mode off). */
+export function preloadSocketRecord(socket: string, error?: string): SensorRecord {
+  return error === undefined
+    ? statusRecord("INFO", `complete mode: preload reports on ${socket}`, { [Attr.preloadSocket]: socket })
+    : statusRecord("ERROR", `complete mode off: cannot listen on ${socket}: ${error}`, { [Attr.preloadSocket]: socket });
+}
+
+/** The library's mode file could not be written: programs then run in audit mode (no verdict awaited). */
+export function preloadModeRecord(socket: string, error: string): SensorRecord {
+  return statusRecord("ERROR", `cannot write the preload library's mode beside ${socket}: ${error}; programs run in audit mode`, { [Attr.preloadSocket]: socket });
+}
+
+/** Reports dropped (forged, over the rate limit, malformed): the first of a kind at once, then how many more. */
+export function preloadProblemRecord(problem: ReportProblem): SensorRecord {
+  const body = problem.count === 1 ? problem.detail : `${problem.count} more exec reports dropped as ${problem.kind} (the first: ${problem.detail})`;
+  return statusRecord("WARN", body, { [Attr.preloadProblem]: problem.kind, [Attr.preloadDropped]: problem.count });
 }

@@ -9,6 +9,7 @@ import type { ControlName } from "../policy/process-controls.ts";
 import type { BootClock } from "../proc/boot-clock.ts";
 import { Attr } from "../records/attributes.ts";
 import { EventNames } from "../records/record.ts";
+import { absent, type AbsenceReason, type PreloadStatus } from "../tracker/preload-status.ts";
 import type { ExecOrigin, ProcessInfo } from "../tracker/process-tracker.ts";
 
 /**
@@ -34,7 +35,7 @@ function oneOf<T extends string>(v: unknown, values: readonly T[]): T | undefine
 }
 
 const origins = ["container-init", "child", "exec-session"] as const satisfies readonly ExecOrigin[];
-const detections = ["trigger", "rescan", "startup"] as const satisfies readonly Detection[];
+const detections = ["trigger", "rescan", "startup", "preload"] as const satisfies readonly Detection[];
 
 /** The process a record names (exec, exit, network and violation records), when it names one in full. */
 export function recordedProcess(a: Attributes): ProcessInfo | undefined {
@@ -67,7 +68,31 @@ export function recordedProcess(a: Attributes): ProcessInfo | undefined {
   if (containerId !== undefined) p.container.id = containerId;
   const session = int(a[Attr.execSessionPid]);
   if (session !== undefined) p.sessionPid = session;
+  const device = str(a[Attr.processExecutableDevice]);
+  const inode = int(a[Attr.processExecutableInode]);
+  const changed = Date.parse(str(a[Attr.processExecutableChanged]) ?? "");
+  if (device !== undefined && inode !== undefined && !Number.isNaN(changed)) p.exeFile = { device, inode, ctimeMs: changed };
+  const cwd = str(a[Attr.processWorkingDirectory]);
+  if (cwd !== undefined) p.cwd = cwd;
   return p;
+}
+
+const reasons = ["static", "other-architecture", "secure-execution", "environment-without-preload", "socket-changed", "not-reported", "unknown"] as const satisfies readonly AbsenceReason[];
+
+/** Whether the preload library reported an exec record's program (complete mode), as the record says. */
+export function recordedPreload(a: Attributes): PreloadStatus | undefined {
+  switch (a[Attr.processPreload]) {
+    case "reported":
+      return { status: "reported" };
+    case "unverified":
+      return { status: "unverified" };
+    case "absent": {
+      const reason = oneOf(a[Attr.processPreloadReason], reasons);
+      return reason === undefined ? undefined : absent(reason);
+    }
+    default:
+      return undefined;
+  }
 }
 
 /** What the network controls decide on, from a connection or listen record. */

@@ -27,6 +27,7 @@ export function blockedFindings(result: ReplayResult): number {
 const actionWords: Record<Action, string> = {
   alert: "alert only",
   killed: "would be killed",
+  blocked: "would be stopped before main (complete mode)",
   gone: "unattributed, blocked with nothing left to kill",
   denied: "PID 1, never killed",
 };

@@ -12,7 +12,7 @@ import type { ControlName } from "../policy/process-controls.ts";
 import { joinCommandLine } from "../proc/parse.ts";
 import { Attr } from "../records/attributes.ts";
 import { EventNames } from "../records/record.ts";
-import { NOT_RECORDED, recordedClock, recordedConnection, recordedProcess } from "./recorded-facts.ts";
+import { NOT_RECORDED, recordedClock, recordedConnection, recordedPreload, recordedProcess } from "./recorded-facts.ts";
 import type { RecordedRecord } from "./recorded.ts";
 
 export interface Example {
@@ -114,7 +114,7 @@ export class PolicyReplay {
         if (p === undefined) return;
         if (p.origin === "exec-session" && p.args === undefined) this.sessionsWithoutArgs++;
         // Container start ticks unknown: drift is not replayed (NOT_RECORDED).
-        this.collect(engine.onExec(p, record.observedMs, undefined).violations, label);
+        this.collect(engine.onExec(p, record.observedMs, undefined, false, recordedPreload(a)).violations, label);
         return;
       case EventNames.processExit:
         c.exit++;

@@ -9,7 +9,7 @@
  */
 import type { CaptureEvent, Detection, SpawnImage } from "../capture/events.ts";
 import type { ExeTarget } from "../proc/parse.ts";
-import type { ProcSnapshot } from "../proc/reader.ts";
+import type { ExeIdentity, ProcSnapshot } from "../proc/reader.ts";
 import { ProcessTable } from "./process-table.ts";
 
 export type ExecOrigin = "container-init" | "child" | "exec-session";
@@ -28,6 +28,9 @@ export interface ProcessInfo {
   comm: string;
   exe?: ExeTarget;
   args?: string[];
+  /** Known only from the process itself (the preload library's report). */
+  exeFile?: ExeIdentity;
+  cwd?: string;
   uid: number;
   euid: number;
   container: ContainerRef;
@@ -83,6 +86,27 @@ export class ProcessTracker {
     }
   }
 
+  /**
+   * An exec the preload library reported from inside the process: a new process, or a new
+   * image of a known one. The caller has already dropped reports of images it has seen.
+   */
+  report(snapshot: ProcSnapshot, observedAt: number): ProcessEvent[] {
+    return this.known(snapshot) ? this.exec(snapshot, observedAt) : this.spawn(snapshot, "preload", "exec", observedAt);
+  }
+
+  /** Facts only the process itself knows (cwd, the executable's identity), for the image it runs now. */
+  refresh(snapshot: ProcSnapshot): ProcessInfo | undefined {
+    if (!this.known(snapshot)) return undefined;
+    const info = this.processes.get(snapshot.pid)!;
+    if (snapshot.exeFile !== undefined) info.exeFile = snapshot.exeFile;
+    if (snapshot.cwd !== undefined) info.cwd = snapshot.cwd;
+    return info;
+  }
+
+  private known(snapshot: ProcSnapshot): boolean {
+    return this.processes.get(snapshot.pid)?.startTicks === snapshot.startTicks;
+  }
+
   get size(): number {
     return this.processes.size;
   }
@@ -99,6 +123,8 @@ export class ProcessTracker {
   }
 
   private spawn(snapshot: ProcSnapshot, detection: Detection, image: SpawnImage, observedAt: number): ProcessEvent[] {
+    // The other sensor found it first: what this one saw is an image of a known process.
+    if (this.known(snapshot)) return image === "exec" ? this.exec(snapshot, observedAt) : [];
     const { pid, ppid, startTicks } = snapshot;
     const ownParent = this.own.get(ppid);
     if (pid === this.selfPid || (ownParent !== undefined && ownParent <= startTicks)) {
@@ -126,6 +152,8 @@ export class ProcessTracker {
     };
     if (snapshot.exe !== undefined) info.exe = snapshot.exe;
     if (snapshot.args !== undefined) info.args = snapshot.args;
+    if (snapshot.exeFile !== undefined) info.exeFile = snapshot.exeFile;
+    if (snapshot.cwd !== undefined) info.cwd = snapshot.cwd;
     if (ppid === 0) {
       const state = this.containerState(container);
       const init = state.init && this.processes.get(state.init.pid);
@@ -154,6 +182,10 @@ export class ProcessTracker {
     else delete info.exe;
     if (snapshot.args !== undefined) info.args = snapshot.args;
     else delete info.args;
+    if (snapshot.exeFile !== undefined) info.exeFile = snapshot.exeFile;
+    else delete info.exeFile;
+    if (snapshot.cwd !== undefined) info.cwd = snapshot.cwd;
+    else delete info.cwd;
     return [{ kind: "exec", process: info, inPlace: true, observedAt }];
   }
 

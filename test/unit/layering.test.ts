@@ -39,7 +39,7 @@ const layers: ReadonlyArray<readonly string[]> = [
   // `policy test`: recorded records read back, their facts rebuilt, replayed through the engine.
   ["replay"],
   // The program: startWatch and the `watch` command.
-  ["watch.ts", "watch-command.ts"],
+  ["watch.ts", "watch-command.ts", "preload-command.ts"],
 ];
 
 function layerOf(file: string): number {

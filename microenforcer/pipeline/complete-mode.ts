@@ -1,0 +1,269 @@
+/**
+ * Complete mode on the main thread: the /proc poller and the preload library's reports
+ * describe the same execs, and each exec is recorded once, with its controls run once.
+ *
+ * Both sensors name an exec by (pid, start time, fingerprint) — the exe link and raw argv,
+ * read by the poller from /proc/PID and by the library from /proc/self. Whichever comes
+ * first makes the process event; the other only adds to it:
+ * - a report first: controls and record at once (`microenforcer.sensor.detection:
+ *   preload`); the poller's later sight of the same image is dropped before the tracker;
+ * - the poller first, for a program that should report: its controls and record wait for
+ *   the report, up to graceMs. With the report, they run with what only the process knew
+ *   (its executable's ctime decides drift) and, in enforce mode, answer the waiting
+ *   program (deny stops it before main). Without, the record goes out marked `absent` and
+ *   the controls run as the poller alone would have them (a kill in enforce mode);
+ * - the poller first, where /proc already tells no report can come (a static binary, an
+ *   environment without LD_PRELOAD, ...): at once, marked absent with the reason;
+ * - the poller saw only a fork that died (`exec_unseen`) or a zombie: that record waits too,
+ *   and a report for the same process replaces it with the program it ran.
+ * Records about a process that wait keep their order (its exit comes after its exec).
+ */
+import type { Finding } from "../policy/process-controls.ts";
+import type { PolicyHolder } from "../policy/policy-holder.ts";
+import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
+import type { PreloadFacts } from "../proc/preload-facts.ts";
+import type { ProcSnapshot, ReadProblem } from "../proc/reader.ts";
+import { processRecord } from "../records/process-records.ts";
+import type { SensorRecord } from "../records/record.ts";
+import { absenceReason, absent, type PreloadSetup, type PreloadStatus } from "../tracker/preload-status.ts";
+import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
+
+/** Records of one step, /proc problems met on the way, and the verdict for a program that waits. */
+export interface StageResult {
+  records: SensorRecord[];
+  problems: Array<{ problem: ReadProblem; pid: number }>;
+  deny?: Finding;
+}
+
+export interface CompleteModeDeps {
+  setup: PreloadSetup;
+  clock: BootClock;
+  policy: PolicyHolder;
+  /** /proc's facts about a process while it runs the image `fingerprint` (nothing once it moved on). */
+  readFacts: (pid: number, fingerprint: string) => PreloadFacts;
+  /**
+   * The controls of a process event; `waiting`: the program waits before main for the
+   * verdict; `preload`: whether the library reported it (an evasion is a finding).
+   */
+  controls: (event: ProcessEvent, waiting: boolean, preload: PreloadStatus | undefined) => StageResult;
+  now: () => number;
+  /** How long a poller event waits for a report that is due. */
+  graceMs?: number;
+}
+
+/** Whose sight of an exec image came first. */
+type Sight = "reported" | "polled";
+
+/** A poller exec event waiting for its report. */
+interface Held {
+  kind: "held";
+  fingerprint: string;
+  /** The event with a copy of the process as it was then (the live one moves on). */
+  event: ProcessEvent;
+  until: number;
+  /** The facts that would have said "not reported" were read in full. */
+  factsComplete: boolean;
+  /** The poller did not see which program ran (a fork that died, a zombie): a report replaces it. */
+  replaceable: boolean;
+  /** reported: with the report's status; settled: decided without one (overdue, or /proc told); replaced by a report's program. */
+  outcome?: { kind: "reported"; preload: PreloadStatus; waiting: boolean } | { kind: "settled"; preload?: PreloadStatus } | { kind: "replaced" };
+}
+
+/** An exit waiting behind a held exec of the same process. */
+interface HeldExit {
+  kind: "exit";
+  event: ProcessEvent;
+}
+
+interface Known {
+  images: Map<string, Sight>;
+  /** The image the process runs now, as far as either sensor knows. */
+  current?: string;
+  /** Set when the process exited: the entry stays graceMs for reports still in flight. */
+  exitedAt?: number;
+}
+
+const defaultGraceMs = 500;
+/** Processes remembered at most (each a few hundred bytes); the oldest are forgotten first. */
+const maxKnown = 65_536;
+
+const keyOf = (pid: number, startTicks: number): string => `${pid}:${startTicks}`;
+
+function empty(): StageResult {
+  return { records: [], problems: [] };
+}
+
+function merge(into: StageResult, from: StageResult): StageResult {
+  into.records.push(...from.records);
+  into.problems.push(...from.problems);
+  if (from.deny !== undefined) into.deny ??= from.deny;
+  return into;
+}
+
+export class CompleteMode {
+  private readonly deps: CompleteModeDeps;
+  private readonly known = new Map<string, Known>();
+  private readonly queues = new Map<string, Array<Held | HeldExit>>();
+  /** Processes created before the report socket listened were not started under its watch. */
+  private since = Infinity;
+
+  constructor(deps: CompleteModeDeps) {
+    this.deps = deps;
+  }
+
+  /** From now on, new processes are expected to report (the socket listens). */
+  start(at: number): void {
+    this.since = at;
+  }
+
+  private get on(): boolean {
+    return this.deps.policy.current.spec.forensics.preload && this.since !== Infinity;
+  }
+
+  /** Before the tracker: whether a poller snapshot only repeats an exec the library reported. */
+  repeatsReport(snapshot: ProcSnapshot): boolean {
+    return this.known.get(keyOf(snapshot.pid, snapshot.startTicks))?.images.get(snapshot.fingerprint) === "reported";
+  }
+
+  /**
+   * A report, before the tracker: `new` when no sensor has this exec yet (the caller feeds
+   * the tracker, then `records` with the report); `merged` when it completes a poller event
+   * that waited for it (its controls and records are in `result`, with the verdict);
+   * `repeat` when it adds nothing to record. `current`: the report describes the image the
+   * process runs now (the caller may add its facts).
+   */
+  reported(snapshot: ProcSnapshot, preload: PreloadStatus, waiting: boolean): { kind: "new" | "merged" | "repeat"; current: boolean; result: StageResult } {
+    const key = keyOf(snapshot.pid, snapshot.startTicks);
+    const known = this.entry(key);
+    const sight = known.images.get(snapshot.fingerprint);
+    known.images.set(snapshot.fingerprint, "reported");
+    const queue = this.queues.get(key) ?? [];
+    const open = (h: Held | HeldExit): h is Held => h.kind === "held" && h.outcome === undefined;
+    const held = queue.find((h): h is Held => open(h) && h.fingerprint === snapshot.fingerprint);
+    if (held !== undefined) {
+      held.outcome = { kind: "reported", preload, waiting };
+      const p = held.event.process;
+      if (snapshot.exeFile !== undefined) p.exeFile = snapshot.exeFile;
+      if (snapshot.cwd !== undefined) p.cwd = snapshot.cwd;
+      return { kind: "merged", current: known.current === snapshot.fingerprint, result: this.drain(key) };
+    }
+    const unseen = sight === undefined ? queue.find((h): h is Held => open(h) && h.replaceable) : undefined;
+    if (unseen !== undefined) unseen.outcome = { kind: "replaced" };
+    const result = unseen === undefined ? empty() : this.drain(key);
+    if (sight !== undefined) return { kind: "repeat", current: known.current === snapshot.fingerprint, result };
+    known.current = snapshot.fingerprint;
+    return { kind: "new", current: true, result };
+  }
+
+  /**
+   * The controls and records of a process event from the tracker: at once, or once the
+   * report due for it came or is overdue. `fingerprint`: the exec image the event shows;
+   * `report`: the report it came from, when it came from one.
+   */
+  records(event: ProcessEvent, fingerprint: string | undefined, report?: { preload: PreloadStatus; waiting: boolean }): StageResult {
+    const p = event.process;
+    const key = keyOf(p.pid, p.startTicks);
+    const queue = this.queues.get(key);
+    if (event.kind === "exit") {
+      const known = this.known.get(key);
+      if (known !== undefined) known.exitedAt = this.deps.now();
+      if (queue === undefined) return this.run(event, false, undefined);
+      queue.push({ kind: "exit", event });
+      return empty();
+    }
+    if (!this.on) return this.run(event, false, undefined);
+    if (report !== undefined) return this.run(event, report.waiting, report.preload);
+    if (fingerprint !== undefined) {
+      const known = this.entry(key);
+      known.images.set(fingerprint, "polled");
+      known.current = fingerprint;
+    }
+    const replaceable = p.image === "exec-unseen" || (p.exe === undefined && (p.args ?? []).length === 0);
+    if (fingerprint === undefined || (!replaceable && !this.expectsReport(p))) return this.now(key, event, undefined);
+    const facts = replaceable ? {} : this.deps.readFacts(p.pid, fingerprint);
+    const reason = replaceable ? undefined : absenceReason(facts, { uid: p.uid, euid: p.euid, ...(p.exe !== undefined && { exePath: p.exe.path }) }, this.deps.setup);
+    if (reason !== undefined) return this.now(key, event, absent(reason));
+    const held: Held = {
+      kind: "held",
+      fingerprint,
+      event: { ...event, process: { ...p, container: { ...p.container } } },
+      until: this.deps.now() + (this.deps.graceMs ?? defaultGraceMs),
+      factsComplete: facts.environ !== undefined && facts.linking !== undefined,
+      replaceable,
+    };
+    if (queue === undefined) this.queues.set(key, [held]);
+    else queue.push(held);
+    return empty();
+  }
+
+  /** What waited for a report now overdue (everything, when `final`); forgets exited processes. */
+  expire(final = false): StageResult {
+    const now = this.deps.now();
+    const result = empty();
+    for (const [key, queue] of this.queues) {
+      for (const h of queue) {
+        if (h.kind !== "held" || h.outcome !== undefined || (!final && h.until > now)) continue;
+        h.outcome = h.replaceable ? { kind: "settled" } : { kind: "settled", preload: absent(h.factsComplete ? "not-reported" : "unknown") };
+      }
+      merge(result, this.drain(key));
+    }
+    const grace = this.deps.graceMs ?? defaultGraceMs;
+    for (const [key, known] of this.known) if (known.exitedAt !== undefined && now - known.exitedAt > grace && !this.queues.has(key)) this.known.delete(key);
+    return result;
+  }
+
+  /** A report is due: an exec of a program this namespace started under the library's watch. */
+  private expectsReport(p: ProcessInfo): boolean {
+    return p.image === "exec" && p.detection !== "startup" && creationTimeMs(this.deps.clock, p.startTicks) >= this.since;
+  }
+
+  /** Controls and record of an event at once, unless events of the same process wait: then behind them. */
+  private now(key: string, event: ProcessEvent, preload: PreloadStatus | undefined): StageResult {
+    const queue = this.queues.get(key);
+    if (queue === undefined) return this.run(event, false, preload);
+    queue.push({ kind: "held", fingerprint: "", event, until: 0, factsComplete: true, replaceable: false, outcome: { kind: "settled", ...(preload !== undefined && { preload }) } });
+    return empty();
+  }
+
+  /** The controls of an event, then its record (with the report's status, or why none came). */
+  private run(event: ProcessEvent, waiting: boolean, preload: PreloadStatus | undefined): StageResult {
+    const result = this.deps.controls(event, waiting, preload);
+    const record = processRecord(event, this.deps.clock, this.deps.policy.current.spec.forensics, preload);
+    if (record !== undefined) result.records.unshift(record);
+    return result;
+  }
+
+  /** Settles the front of a process's queue up to the first event still waiting for its report. */
+  private drain(key: string): StageResult {
+    const queue = this.queues.get(key);
+    const result = empty();
+    if (queue === undefined) return result;
+    let replaced = false;
+    while (queue.length > 0) {
+      const h = queue[0]!;
+      if (h.kind === "exit") {
+        // A replaced fork's exit comes again with the reported program's (the poller adopts it).
+        if (!replaced) merge(result, this.run(h.event, false, undefined));
+      } else if (h.outcome === undefined) {
+        break;
+      } else if (h.outcome.kind === "replaced") {
+        replaced = true;
+      } else {
+        merge(result, this.run(h.event, h.outcome.kind === "reported" && h.outcome.waiting, h.outcome.preload));
+      }
+      queue.shift();
+    }
+    if (queue.length === 0) this.queues.delete(key);
+    return result;
+  }
+
+  private entry(key: string): Known {
+    let known = this.known.get(key);
+    if (known === undefined) {
+      if (this.known.size >= maxKnown) this.known.delete(this.known.keys().next().value!);
+      known = { images: new Map() };
+      this.known.set(key, known);
+    }
+    return known;
+  }
+}

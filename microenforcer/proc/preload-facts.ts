@@ -1,0 +1,59 @@
+/**
+ * What /proc says about a process the preload library did not report: how its program is
+ * loaded, whether the loader ran it in secure-execution mode, and whether the environment it
+ * started with still named the library and the socket. Read as soon as the process is seen,
+ * since a short-lived one is gone by the time its report would be overdue.
+ */
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { elfLinking, type ElfLinking } from "./elf.ts";
+import { environValue } from "./parse.ts";
+import { readExecFingerprint, readProcBytes, readStat } from "./reader.ts";
+
+export interface PreloadFacts {
+  /** Undefined when the executable could not be read (gone, or not permitted). */
+  linking?: ElfLinking;
+  /** The executable has the setuid or setgid bit: the loader then ignores LD_PRELOAD. */
+  setid?: boolean;
+  /** The two variables as the process's environment had them at exec; undefined when unreadable. */
+  environ?: { ldPreload?: string; socket?: string };
+}
+
+const headBytes = 4096;
+
+function optional<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined; // gone, or EACCES: the record then says the reason is unknown
+  }
+}
+
+/**
+ * `fingerprint`: the exec image the facts are wanted for. A process that has exec'd since
+ * shows another image's executable and environment: then nothing is returned.
+ */
+export function readPreloadFacts(pid: number, fingerprint: string, socketEnv: string, procRoot = "/proc"): PreloadFacts {
+  const exe = `${procRoot}/${pid}/exe`;
+  const facts: PreloadFacts = {};
+  const linking = optional(() => {
+    const fd = openSync(exe, "r");
+    try {
+      const head = Buffer.alloc(headBytes);
+      return elfLinking(head.subarray(0, readSync(fd, head, 0, headBytes, 0)));
+    } finally {
+      closeSync(fd);
+    }
+  });
+  if (linking !== undefined) facts.linking = linking;
+  const mode = optional(() => statSync(exe).mode);
+  if (mode !== undefined) facts.setid = (mode & 0o6000) !== 0;
+  const environ = optional(() => readProcBytes(`${procRoot}/${pid}/environ`));
+  // A zombie's environ reads empty too: only a live process's empty environment is one.
+  const live = (): boolean => !["Z", "X", undefined].includes(readStat(pid, procRoot)?.state);
+  if (environ !== undefined && (environ.length > 0 || live())) {
+    const ldPreload = environValue(environ, "LD_PRELOAD");
+    const socket = environValue(environ, socketEnv);
+    facts.environ = { ...(ldPreload !== undefined && { ldPreload }), ...(socket !== undefined && { socket }) };
+  }
+  return readExecFingerprint(pid, procRoot) === fingerprint ? facts : {};
+}

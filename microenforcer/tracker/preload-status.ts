@@ -1,0 +1,61 @@
+/**
+ * Whether the preload library reported an exec, and when it did not, why — the two sensors
+ * checking each other. Pure: the facts come from proc/preload-facts.ts.
+ */
+import { isDynamicLoader } from "../proc/elf.ts";
+import type { PreloadFacts } from "../proc/preload-facts.ts";
+
+export type AbsenceReason =
+  /** No dynamic loader runs (static or static-pie): nothing loads LD_PRELOAD. */
+  | "static"
+  /** A program for another architecture or word size (a 32-bit x86 program): its loader cannot load the library. */
+  | "other-architecture"
+  /** setuid/setgid program or changed UIDs: the loader ignores LD_PRELOAD (secure-execution mode). */
+  | "secure-execution"
+  /** The environment the program started with does not name the library (`env -u LD_PRELOAD`, `env -i`). */
+  | "environment-without-preload"
+  /** It names the library but not the sidecar's socket: reports went elsewhere, or nowhere. */
+  | "socket-changed"
+  /** Everything said a report would come, and none did. */
+  | "not-reported"
+  /** Gone (or unreadable) before the sensor could tell, and no report came. */
+  | "unknown";
+
+export type PreloadStatus =
+  /** Reported, and the reporter was checked against /proc while it ran. */
+  | { status: "reported" }
+  /** Reported by a process already gone when the sidecar looked: plausible, not proven. */
+  | { status: "unverified" }
+  /** evasion: the program was expected to load the library and did not (LD_PRELOAD removed, reports diverted). */
+  | { status: "absent"; reason: AbsenceReason; evasion: boolean };
+
+/** What the injector put in every app container's environment, and the library's architecture. */
+export interface PreloadSetup {
+  library: string;
+  socket: string;
+  /** ELF e_machine of the library (64-bit). */
+  machine: number;
+}
+
+const evasions: ReadonlySet<AbsenceReason> = new Set(["environment-without-preload", "socket-changed", "not-reported"]);
+
+export function absent(reason: AbsenceReason): PreloadStatus {
+  return { status: "absent", reason, evasion: evasions.has(reason) };
+}
+
+/**
+ * Why no report will come, when /proc already tells; undefined when one is due and worth
+ * waiting for. `identity`: the process's UIDs and executable as the poller saw them.
+ */
+export function absenceReason(facts: PreloadFacts, identity: { uid: number; euid: number; exePath?: string }, setup: PreloadSetup): AbsenceReason | undefined {
+  // ld.so run as a program shows no PT_INTERP, yet it loads LD_PRELOAD like any loader.
+  const loader = identity.exePath !== undefined && isDynamicLoader(identity.exePath);
+  if (facts.linking?.kind === "static" && !loader) return "static";
+  if (facts.linking?.kind === "dynamic" && (facts.linking.machine !== setup.machine || !facts.linking.wide)) return "other-architecture";
+  if (facts.setid === true || identity.uid !== identity.euid) return "secure-execution";
+  if (facts.environ === undefined) return undefined;
+  // Both loaders split LD_PRELOAD on colons and white space.
+  if (!(facts.environ.ldPreload ?? "").split(/[:\s]+/).includes(setup.library)) return "environment-without-preload";
+  if (facts.environ.socket !== setup.socket) return "socket-changed";
+  return undefined;
+}

@@ -1,0 +1,168 @@
+/**
+ * Complete mode with the real CLI, the real preload library and real programs in fresh PID
+ * namespaces: every exec of a dynamically linked program recorded once (sub-ms ones and an
+ * intruder's discovery burst included), the programs that escape the library recorded as
+ * absent with the reason, forged reports dropped, and enforce mode stopping a program
+ * before main — or letting it run when the sidecar is gone.
+ */
+import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encodeReport } from "../../microenforcer/capture/exec-report.ts";
+import { buildPreloadPrograms, type PreloadPrograms } from "../infra/preload-programs.ts";
+import { cli, execs, runInPidNamespace, type JsonRecord, type NamespaceRun, type RunOptions } from "./pid-namespace.ts";
+
+const attr = (r: JsonRecord, key: string): unknown => r.attributes[key];
+const args = (r: JsonRecord): string => ((attr(r, "process.command_args") as string[] | undefined) ?? []).join(" ");
+const violations = (run: NamespaceRun): JsonRecord[] => run.records.filter((r) => r.eventName === "microenforcer.policy.violation");
+
+describe("complete mode: the preload library and the sensor in a real PID namespace", function () {
+  this.timeout(60_000);
+  let dir: string;
+  let programs: PreloadPrograms;
+
+  before(function () {
+    if (process.getuid?.() !== 0) throw new Error("the integration tier needs root (unshare --pid)");
+    dir = mkdtempSync(join(tmpdir(), "complete-mode-"));
+    chmodSync(dir, 0o755);
+    programs = buildPreloadPrograms(dir);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * A workload run with the library installed the way the injector's init container does it,
+   * the sensor listening on its socket and the workload's environment set as the injector sets it.
+   */
+  async function run(workload: string, spec = "", options: RunOptions = {}): Promise<NamespaceRun> {
+    const lib = mkdtempSync(join(dir, "lib-"));
+    chmodSync(lib, 0o755);
+    const policy = join(lib, "policy.yaml");
+    writeFileSync(
+      policy,
+      `apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: complete}\nspec:\n  forensics: {networkActivity: false}\n${spec}`,
+    );
+    const install = spawnSync(process.execPath, [cli, "preload", "install", "--dir", lib, "--policy", policy], { encoding: "utf8" });
+    assert.equal(install.status, 0, install.stderr);
+    const socket = join(lib, "exec.sock");
+    return runInPidNamespace(`export LD_PRELOAD=${lib}/libmicroenforcer-exec.so MICROENFORCER_EXEC_SOCKET=${socket}\n${workload}`, {
+      ...options,
+      watchArgs: ["--policy", policy, "--exec-socket", socket, ...(options.watchArgs ?? [])],
+    });
+  }
+
+  const burst = ["id", "whoami", "uname -a", "hostname", "cat /etc/passwd", "ls -la /", "env", "ps"];
+
+  it("records an intruder's discovery burst in full, each command once, from the library's reports", async () => {
+    const result = await run(`for round in 1 2 3; do sh -c '${burst.join("; ")}' > /dev/null 2>&1; done`);
+    for (const command of burst) {
+      const records = execs(result).filter((r) => args(r) === command);
+      assert.equal(records.length, 3, `${command}: ${records.length} records`);
+      for (const r of records) {
+        assert.equal(attr(r, "microenforcer.sensor.detection"), "preload", command);
+        assert.match(String(attr(r, "microenforcer.process.preload")), /^(reported|unverified)$/);
+      }
+    }
+    const pids = execs(result).map((r) => `${attr(r, "process.pid")} ${args(r)}`);
+    assert.equal(new Set(pids).size, pids.length, "no exec recorded twice");
+  });
+
+  it("records every sub-millisecond program, with the executable's identity and cwd the process reported", async () => {
+    const result = await run(`cd /tmp; for i in $(seq 1 60); do /bin/true short-$i; done`);
+    for (let i = 1; i <= 60; i++) {
+      const records = execs(result).filter((r) => args(r) === `/bin/true short-${i}`);
+      assert.equal(records.length, 1, `short-${i}`);
+      assert.equal(attr(records[0]!, "process.working_directory"), "/tmp");
+      assert.match(String(attr(records[0]!, "microenforcer.process.executable.inode")), /^\d+$/);
+      assert.match(String(attr(records[0]!, "microenforcer.process.executable.changed")), /^\d{4}-/);
+    }
+    const gaps = result.records.filter((r) => r.eventName === "microenforcer.sensor.gap" && attr(r, "microenforcer.gap.kind") === "pid");
+    const missed = gaps.reduce((n, g) => n + Number(attr(g, "microenforcer.gap.count")), 0);
+    assert.ok(missed <= 5, `${missed} PIDs in gap records although the library reported every program`);
+  });
+
+  it("records glibc and musl programs, and one with its own LD_PRELOAD beside the library", async () => {
+    const result = await run(
+      `${programs.glibc} $WORK/m1; ${programs.musl} $WORK/m2
+       LD_PRELOAD="${programs.otherPreload}:$LD_PRELOAD" OTHER_PRELOAD_MARK=$WORK/other ${programs.glibc} $WORK/m3 own-preload
+       cat $WORK/other`,
+    );
+    for (const [program, marker] of [[programs.glibc, "m1"], [programs.musl, "m2"], [programs.glibc, "m3 own-preload"]] as const) {
+      const records = execs(result).filter((r) => args(r).startsWith(program) && args(r).endsWith(marker));
+      assert.equal(records.length, 1, `${program} ${marker}`);
+      assert.equal(attr(records[0]!, "microenforcer.sensor.detection"), "preload");
+    }
+    assert.match(result.workloadLog, /^other$/m, "the program's own library ran too");
+  });
+
+  it("records a static binary as absent (static), and `env -u LD_PRELOAD` as absent and flagged", async () => {
+    const result = await run(`${programs.static} $WORK/s 150; env -u LD_PRELOAD sleep 0.15`);
+    const stat = execs(result).find((r) => args(r).startsWith(programs.static));
+    assert.ok(stat, "the static program is recorded by the poller");
+    assert.equal(attr(stat, "microenforcer.process.preload"), "absent");
+    assert.equal(attr(stat, "microenforcer.process.preload.reason"), "static");
+    assert.equal(attr(stat, "microenforcer.process.preload.evasion"), undefined, "a static binary is no evasion");
+    assert.equal(stat.severityText, "INFO");
+    const sleep = execs(result).find((r) => args(r) === "sleep 0.15");
+    assert.ok(sleep);
+    assert.equal(attr(sleep, "microenforcer.process.preload"), "absent");
+    assert.equal(attr(sleep, "microenforcer.process.preload.reason"), "environment-without-preload");
+    assert.equal(attr(sleep, "microenforcer.process.preload.evasion"), true);
+    assert.equal(sleep.severityText, "WARN");
+    const env = execs(result).find((r) => args(r) === "env -u LD_PRELOAD sleep 0.15");
+    if (env !== undefined) assert.notEqual(attr(env, "microenforcer.process.preload"), "absent", "env itself ran with the library");
+  });
+
+  it("drops a forged report and says so, and records nothing for it", async () => {
+    // Claims to be the namespace's PID 1 started later than it did, running a harmless name.
+    const forged = join(dir, "forged.bin");
+    writeFileSync(
+      forged,
+      encodeReport({
+        wait: false, pid: 1, ppid: 0, startTicks: 1e9, comm: "innocent", uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
+        exeLink: "/usr/bin/innocent", rawArgs: Buffer.from("innocent\0"), truncated: { exe: false, cmdline: false },
+      }),
+    );
+    const result = await run(
+      `python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(open(sys.argv[2],"rb").read()); s.close()' "$MICROENFORCER_EXEC_SOCKET" ${forged}; sleep 0.1`,
+    );
+    const statuses = result.records.filter((r) => r.eventName === "microenforcer.sensor.status" && attr(r, "microenforcer.preload.problem") === "forged");
+    assert.equal(statuses.length, 1, result.records.map((r) => r.body).join("\n"));
+    assert.match(statuses[0]!.body, /forged exec report dropped: pid 1 /);
+    assert.deepEqual(execs(result).filter((r) => args(r).includes("innocent")), []);
+  });
+
+  it("enforce: blocks a program before main — its marker never appears — and records the block", async () => {
+    const result = await run(
+      `for i in 1 2 3; do ${programs.glibc} $WORK/blocked-$i; echo "rc=$?"; done; ls $WORK`,
+      `  enforcementMode: enforce\n  controls:\n    executables: {blocked: ["**/marker-glibc"]}\n`,
+    );
+    assert.equal(result.workloadLog.match(/rc=126/g)?.length, 3, result.workloadLog);
+    assert.doesNotMatch(result.workloadLog, /blocked-\d/, "main never ran");
+    assert.match(result.workloadLog, /blocked before it ran: executables: .*marker-glibc is a blocked executable/);
+    const blocked = violations(result).filter((r) => attr(r, "microenforcer.action") === "blocked");
+    assert.equal(blocked.length, 3, violations(result).map((r) => r.body).join("\n"));
+    assert.ok(blocked.every((r) => r.severityText === "ERROR"));
+  });
+
+  it("enforce: drift is decided before main from the executable's ctime the process reported", async () => {
+    const result = await run(
+      `sleep 1.1; cp /bin/true $WORK/dropped; $WORK/dropped; echo "rc=$?"; rm $WORK/dropped`,
+      `  enforcementMode: enforce\n  controls:\n    drift: {block: true}\n`,
+    );
+    assert.match(result.workloadLog, /rc=126/);
+    const drift = violations(result).filter((r) => attr(r, "microenforcer.control") === "drift");
+    assert.equal(drift.length, 1);
+    assert.equal(attr(drift[0]!, "microenforcer.action"), "blocked");
+  });
+
+  it("enforce: fails open when the sidecar is gone (the policy's default), closed when it says deny", async () => {
+    const open = await run(`kill -9 $SENSOR; sleep 0.1; ${programs.glibc} $WORK/open; echo "rc=$?"; ls $WORK`, `  enforcementMode: enforce\n`);
+    assert.match(open.workloadLog, /rc=0/);
+    assert.match(open.workloadLog, /^open$/m, "main ran");
+    const closed = await run(`kill -9 $SENSOR; sleep 0.1; ${programs.glibc} $WORK/closed; echo "rc=$?"`, `  enforcementMode: enforce\n  verdict: {failure: deny}\n`);
+    assert.match(closed.workloadLog, /rc=126/);
+    assert.match(closed.workloadLog, /no verdict from the microenforcer sidecar \(policy failure choice: deny\)/);
+  });
+});

@@ -1,0 +1,249 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { CompleteMode } from "../../microenforcer/pipeline/complete-mode.ts";
+import { PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
+import { violationRecord } from "../../microenforcer/records/violation-records.ts";
+import { reportSnapshot, type ExecReport } from "../../microenforcer/capture/exec-report.ts";
+import { PolicyEngine } from "../../microenforcer/policy/engine.ts";
+import { elfLinking, elfMachines, isDynamicLoader } from "../../microenforcer/proc/elf.ts";
+import type { PreloadFacts } from "../../microenforcer/proc/preload-facts.ts";
+import { execFingerprint, type ProcSnapshot } from "../../microenforcer/proc/reader.ts";
+import type { SensorRecord } from "../../microenforcer/records/record.ts";
+import { absenceReason, type PreloadSetup, type PreloadStatus } from "../../microenforcer/tracker/preload-status.ts";
+import { ProcessTracker, type ProcessEvent } from "../../microenforcer/tracker/process-tracker.ts";
+import { parsePolicies } from "../../policies/load.ts";
+
+const setup: PreloadSetup = { library: "/var/lib/microenforcer/preload/libmicroenforcer-exec.so", socket: "/var/lib/microenforcer/preload/exec.sock", machine: elfMachines.x86_64 };
+const goodEnv = { ldPreload: `/opt/own.so:${setup.library}`, socket: setup.socket };
+const dynamic = { kind: "dynamic", interpreter: "/lib64/ld-linux-x86-64.so.2", machine: elfMachines.x86_64, wide: true } as const;
+
+describe("ELF linking", () => {
+  it("finds the loader of a real dynamic program, and none in a static one", () => {
+    const sh = elfLinking(readFileSync("/bin/sh").subarray(0, 4096));
+    assert.equal(sh.kind, "dynamic");
+    if (sh.kind === "dynamic") {
+      assert.match(sh.interpreter, /^\/lib.*\/ld-linux-[\w-]+\.so\.\d$/);
+      assert.equal(sh.machine, process.arch === "arm64" ? elfMachines.aarch64 : elfMachines.x86_64);
+    }
+    assert.equal(elfLinking(readFileSync("/bin/busybox").subarray(0, 4096)).kind, "static", "Debian's busybox-static");
+  });
+
+  it("says unknown for what is not an ELF file, or is cut before its program headers", () => {
+    assert.equal(elfLinking(Buffer.from("#!/bin/sh\necho hi\n".padEnd(80))).kind, "unknown");
+    assert.equal(elfLinking(readFileSync("/bin/sh").subarray(0, 100)).kind, "unknown");
+    assert.equal(elfLinking(Buffer.alloc(0)).kind, "unknown");
+  });
+
+  it("knows the dynamic loaders by name", () => {
+    for (const name of ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/ld-musl-x86_64.so.1", "/usr/lib/ld-linux.so.2"]) assert.ok(isDynamicLoader(name), name);
+    for (const name of ["/bin/ld", "/usr/lib/libld.so", "/bin/sh"]) assert.ok(!isDynamicLoader(name), name);
+  });
+});
+
+describe("why the preload library did not report", () => {
+  const root = { uid: 0, euid: 0, exePath: "/usr/bin/true" };
+
+  it("waits for a report when everything says one is coming", () => {
+    assert.equal(absenceReason({ linking: dynamic, setid: false, environ: goodEnv }, root, setup), undefined);
+  });
+
+  it("names what /proc tells: static, another architecture, secure execution, the environment", () => {
+    const cases: Array<[PreloadFacts, { uid: number; euid: number; exePath?: string }, string]> = [
+      [{ linking: { kind: "static", machine: 62, wide: true }, environ: goodEnv }, root, "static"],
+      [{ linking: { ...dynamic, machine: 3, wide: false }, environ: goodEnv }, root, "other-architecture"],
+      [{ linking: dynamic, setid: true, environ: goodEnv }, root, "secure-execution"],
+      [{ linking: dynamic, environ: goodEnv }, { uid: 1000, euid: 0 }, "secure-execution"],
+      [{ linking: dynamic, environ: { socket: setup.socket } }, root, "environment-without-preload"],
+      [{ linking: dynamic, environ: { ldPreload: "/opt/own.so", socket: setup.socket } }, root, "environment-without-preload"],
+      [{ linking: dynamic, environ: { ldPreload: setup.library } }, root, "socket-changed"],
+      [{ linking: dynamic, environ: { ldPreload: setup.library, socket: "/tmp/fake.sock" } }, root, "socket-changed"],
+    ];
+    for (const [facts, identity, reason] of cases) assert.equal(absenceReason(facts, identity, setup), reason, JSON.stringify(facts));
+  });
+
+  it("takes ld.so run as a program for a loader, not a static binary", () => {
+    const facts: PreloadFacts = { linking: { kind: "static", machine: 62, wide: true }, environ: goodEnv };
+    assert.equal(absenceReason(facts, { ...root, exePath: "/lib64/ld-linux-x86-64.so.2" }, setup), undefined);
+  });
+
+  it("waits when the facts could not be read (gone, or not permitted)", () => {
+    assert.equal(absenceReason({}, root, setup), undefined);
+  });
+});
+
+/** A pipeline in miniature: tracker, engine and complete mode, as watch.ts wires them. */
+function rig(controls = "", mode = "audit") {
+  let now = 1_000_000;
+  const kills: number[] = [];
+  const policy = new PolicyHolder(parsePolicies(
+    `apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: p}\nspec:\n  enforcementMode: ${mode}\n${controls ? `  controls: ${controls}\n` : ""}`,
+    "p.yaml",
+  )[0]!);
+  const clock = { bootMs: 0, ticksPerSecond: 100 };
+  const engine = new PolicyEngine(policy, {
+    facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0 },
+    enforcer: { kill: (pid) => (kills.push(pid), "killed") },
+    clock,
+    now: () => now,
+  });
+  const tracker = new ProcessTracker(999);
+  let facts: PreloadFacts = { linking: dynamic, setid: false, environ: goodEnv };
+  const complete = new CompleteMode({
+    setup,
+    clock,
+    policy,
+    readFacts: () => facts,
+    now: () => now,
+    graceMs: 500,
+    controls: (event: ProcessEvent, waiting: boolean, preload: PreloadStatus | undefined) => {
+      if (event.kind === "exit") return (engine.onExit(event.process), { records: [], problems: [] });
+      const result = engine.onExec(event.process, event.observedAt, tracker.containerStartTicks(event.process.container), waiting, preload);
+      return { records: result.violations.map((v) => violationRecord(v, policy.current, clock)), problems: result.problems, ...(result.deny && { deny: result.deny }) };
+    },
+  });
+  complete.start(0);
+  const out: SensorRecord[] = [];
+  const polled = (snapshot: ProcSnapshot, image: "exec" | "exec-unseen" = "exec"): void => {
+    if (complete.repeatsReport(snapshot)) return;
+    for (const e of tracker.handle({ type: "spawn", snapshot, detection: "trigger", observedAt: now, image })) out.push(...complete.records(e, snapshot.fingerprint).records);
+  };
+  const exited = (pid: number, startTicks: number): void => {
+    for (const e of tracker.handle({ type: "exit", pid, startTicks, observedAt: now })) out.push(...complete.records(e, undefined).records);
+  };
+  const reported = (report: ExecReport) => {
+    const snapshot = reportSnapshot(report);
+    const preload = { status: "reported" } as const;
+    const merged = complete.reported(snapshot, preload, report.wait);
+    const result = merged.result;
+    if (merged.kind === "new") {
+      for (const e of tracker.report(snapshot, now)) {
+        const r = complete.records(e, snapshot.fingerprint, { preload, waiting: report.wait });
+        result.records.push(...r.records);
+        result.deny ??= r.deny;
+      }
+    }
+    out.push(...result.records);
+    return result.deny;
+  };
+  return {
+    out,
+    kills,
+    polled,
+    exited,
+    reported,
+    tick: (ms: number) => {
+      now += ms;
+      out.push(...complete.expire().records);
+    },
+    setFacts: (f: PreloadFacts) => (facts = f),
+    finish: () => out.push(...complete.expire(true).records),
+  };
+}
+
+function report(pid: number, argv: string[], over: Partial<ExecReport> = {}): ExecReport {
+  return {
+    wait: false, pid, ppid: 1, startTicks: pid * 10, comm: argv[0]!, uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
+    exeLink: `/usr/bin/${argv[0]}`, rawArgs: Buffer.from(`${argv.join("\0")}\0`), cwd: "/srv", truncated: { exe: false, cmdline: false },
+    exe: { device: "8:1", inode: 1234, ctimeMs: 5, mode: 0o100755 }, ...over,
+  };
+}
+
+function snapshot(pid: number, argv: string[], over: Partial<ProcSnapshot> = {}): ProcSnapshot {
+  return {
+    pid, ppid: 1, comm: argv[0]!, state: "R", startTicks: pid * 10, uid: 0, euid: 0, exe: { path: `/usr/bin/${argv[0]}`, deleted: false, memfd: false }, args: argv,
+    problems: [], fingerprint: execFingerprint(`/usr/bin/${argv[0]}`, `${argv.join("\0")}\0`), ...over,
+  };
+}
+
+const execRecords = (out: SensorRecord[]) => out.filter((r) => r.eventName === "microenforcer.process.exec");
+const summary = (r: SensorRecord) => [
+  r.attributes["process.pid"],
+  r.attributes["process.command_line"],
+  r.attributes["microenforcer.sensor.detection"],
+  r.attributes["microenforcer.process.preload"],
+  r.attributes["microenforcer.process.preload.reason"],
+];
+
+describe("complete mode: one record per exec from two sensors", () => {
+  it("a report first: recorded at once; the poller's later sight of the same exec is dropped", () => {
+    const t = rig();
+    t.reported(report(10, ["ls", "-la"]));
+    t.polled(snapshot(10, ["ls", "-la"]));
+    t.finish();
+    assert.deepEqual(execRecords(t.out).map(summary), [[10, "ls -la", "preload", "reported", undefined]]);
+    assert.equal(execRecords(t.out)[0]!.attributes["process.working_directory"], "/srv");
+  });
+
+  it("the poller first: the record waits for the report and goes out once, with the report's facts", () => {
+    const t = rig();
+    t.polled(snapshot(11, ["id"]));
+    t.tick(100);
+    assert.deepEqual(execRecords(t.out), [], "held while the report is due");
+    t.reported(report(11, ["id"]));
+    t.finish();
+    assert.deepEqual(execRecords(t.out).map(summary), [[11, "id", "preload", "reported", undefined]]);
+    assert.equal(execRecords(t.out)[0]!.attributes["microenforcer.process.executable.inode"], 1234);
+  });
+
+  it("no report within the grace: absent, not reported, flagged — and its exit comes after it", () => {
+    const t = rig();
+    t.polled(snapshot(12, ["curl", "x"]));
+    t.exited(12, 120);
+    t.tick(600);
+    assert.deepEqual(execRecords(t.out).map(summary), [[12, "curl x", "trigger", "absent", "not-reported"]]);
+    assert.equal(execRecords(t.out)[0]!.severity, "WARN");
+    assert.deepEqual(t.out.map((r) => r.eventName.split(".").pop()), ["exec", "exit"]);
+  });
+
+  it("what /proc already tells goes out at once: a static binary (not flagged), an environment without the library (flagged)", () => {
+    const t = rig();
+    t.setFacts({ linking: { kind: "static", machine: 62, wide: true }, environ: goodEnv });
+    t.polled(snapshot(13, ["busybox", "true"]));
+    t.setFacts({ linking: dynamic, environ: {} });
+    t.polled(snapshot(14, ["sleep", "1"]));
+    assert.deepEqual(execRecords(t.out).map(summary), [
+      [13, "busybox true", "trigger", "absent", "static"],
+      [14, "sleep 1", "trigger", "absent", "environment-without-preload"],
+    ]);
+    assert.deepEqual(execRecords(t.out).map((r) => [r.severity, r.attributes["microenforcer.process.preload.evasion"]]), [["INFO", undefined], ["WARN", true]]);
+  });
+
+  it("a fork the poller saw die replaces itself with the program the library reported, with one exit", () => {
+    const t = rig();
+    t.polled(snapshot(15, ["sh", "-c", "x"], { comm: "sh" }), "exec-unseen");
+    t.exited(15, 150);
+    t.reported(report(15, ["true"]));
+    t.exited(15, 150);
+    t.finish();
+    assert.deepEqual(execRecords(t.out).map(summary), [[15, "true", "preload", "reported", undefined]]);
+    assert.equal(t.out.filter((r) => r.eventName === "microenforcer.process.exit").length, 1);
+  });
+
+  it("enforce: a held poller event kills nothing; the waiting program is denied and the violation says blocked", () => {
+    const t = rig("{executables: {blocked: ['**/nc']}}", "enforce");
+    t.polled(snapshot(16, ["nc", "-l"]));
+    assert.deepEqual(t.kills, [], "the poller leaves the program to the library's verdict");
+    const deny = t.reported(report(16, ["nc", "-l"], { wait: true }));
+    assert.equal(deny?.control, "executables");
+    const violation = t.out.find((r) => r.eventName === "microenforcer.policy.violation");
+    assert.equal(violation?.attributes["microenforcer.action"], "blocked");
+    assert.deepEqual(t.kills, []);
+  });
+
+  it("enforce: without a report, the held program is killed once the grace is over, and the evasion is a finding", () => {
+    const t = rig("{executables: {blocked: ['**/nc']}, preloadEvasion: {block: true}}", "enforce");
+    t.polled(snapshot(17, ["nc", "-l"]));
+    t.tick(600);
+    assert.deepEqual(t.kills, [17]);
+    const controls = t.out.filter((r) => r.eventName === "microenforcer.policy.violation").map((r) => [r.attributes["microenforcer.control"], r.attributes["microenforcer.rule"]]);
+    assert.deepEqual(controls, [["executables", "**/nc"], ["preloadEvasion", "not-reported"]]);
+  });
+
+  it("a report of a reused PID is a new process, never merged with the old one", () => {
+    const t = rig();
+    t.reported(report(18, ["ls"]));
+    t.reported(report(18, ["ls"], { startTicks: 999 }));
+    t.finish();
+    assert.equal(execRecords(t.out).length, 2);
+  });
+});
