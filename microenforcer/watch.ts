@@ -1,7 +1,11 @@
 /**
- * The MicroEnforcer runtime: capture worker → process tracker → records the policy
- * allows, and the policy's controls → violations and enforcement → emitter. The sidecar
- * and `microenforcer watch` are this one program.
+ * The MicroEnforcer runtime, and the top of the sidecar's layers: the capture worker
+ * (capture/, reading /proc through proc/ and net/) posts events; on the main thread the
+ * pipeline (pipeline/) turns each into process facts (tracker/), runs the policy's controls
+ * and enforcement (policy/, enforce/) and builds the records the policy allows (records/),
+ * which the sink (emit/, spooling through spool/) sends on. The policy is held in one
+ * PolicyHolder; what must act on a reload subscribes here. The sidecar and `microenforcer
+ * watch` are this one program. test/unit/layering.test.ts holds the layers' order.
  */
 import { dirname, join } from "node:path";
 import type { RuntimePolicy } from "../policies/schema.ts";

@@ -18,9 +18,10 @@ const layers: ReadonlyArray<readonly string[]> = [
   // /proc parsers and synchronous readers: processes, socket tables, the boot clock.
   ["proc"],
   // The socket sensor the capture worker runs (change detector, inode owners, connection
-  // reports, sampler), and peer names (DNS forwarder, caches).
+  // reporter, sampler), and peer names (DNS forwarder, caches, the service run by policy).
   ["net"],
-  // The capture worker: PID trigger, process watch, check schedule, the event contract.
+  // The capture worker: PID trigger, process watch, check schedule, socket-sensor host, gap
+  // counter, the event and message contract with the main thread; the exec-report server.
   ["capture"],
   // Process facts on the main thread: container, origin, exec sessions; the process table.
   ["tracker"],
@@ -30,7 +31,7 @@ const layers: ReadonlyArray<readonly string[]> = [
   ["policy"],
   // The backlog where records wait for the backend: on disk, or in memory. A leaf.
   ["spool"],
-  // Attribute keys and every record builder.
+  // Attribute keys and every record builder (and command-line redaction).
   ["records"],
   // OpenTelemetry emitter, OTLP delivery, stdout.
   ["emit"],
