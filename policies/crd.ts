@@ -1,7 +1,8 @@
 /**
  * The RuntimePolicy CustomResourceDefinition, generated from the TypeBox schema so the
  * API server validates exactly what `policy validate` and the sidecar accept.
- * `npm run generate:crd` writes it into manifests/; a test fails when they drift.
+ * `npm run generate:crd` writes it into manifests/ and into the Helm chart (which installs
+ * it when `crds.install` is on); a test fails when they drift.
  */
 import { stringify } from "yaml";
 import { RuntimePolicySpec } from "./schema.ts";
@@ -80,7 +81,7 @@ export function runtimePolicyCrd(): JsonSchema {
   };
 }
 
-export const crdPath = "manifests/crd/runtimepolicies.microenforcer.dev.yaml";
+export const crdPaths = ["manifests/crd/runtimepolicies.microenforcer.dev.yaml", "charts/microenforcer/files/runtimepolicies.microenforcer.dev.yaml"];
 
 export function renderCrdYaml(): string {
   return `# Generated from policies/schema.ts by \`npm run generate:crd\`. Do not edit.\n${stringify(runtimePolicyCrd(), { lineWidth: 0 })}`;
@@ -88,8 +89,10 @@ export function renderCrdYaml(): string {
 
 if (import.meta.main) {
   const { writeFileSync, mkdirSync } = await import("node:fs");
-  const target = new URL(`../${crdPath}`, import.meta.url);
-  mkdirSync(new URL(".", target), { recursive: true });
-  writeFileSync(target, renderCrdYaml());
-  process.stdout.write(`wrote ${crdPath}\n`);
+  for (const path of crdPaths) {
+    const target = new URL(`../${path}`, import.meta.url);
+    mkdirSync(new URL(".", target), { recursive: true });
+    writeFileSync(target, renderCrdYaml());
+    process.stdout.write(`wrote ${path}\n`);
+  }
 }

@@ -8,7 +8,7 @@ import { InputError } from "../policies/input-error.ts";
 
 export const injectUsage = `  inject -f FILE|- [--policy FILE] [--namespace-labels k=v,...] [--image IMAGE]
          [--kube-version 1.30] [--allow-ptrace] [--runtime-default-capabilities CHOWN,KILL,...]
-         [--sidecar-memory 160Mi] [--remove]
+         [--sidecar-memory 160Mi] [--sidecar-cpu 500m] [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m] [--remove]
         print the object with the MicroEnforcer injected into every pod (or removed)
 `;
 

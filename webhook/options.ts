@@ -15,6 +15,9 @@ export const injectorOptions = {
   "injector-namespace": { type: "string" },
   "injector-service-account": { type: "string" },
   "sidecar-memory": { type: "string" },
+  "sidecar-memory-request": { type: "string" },
+  "sidecar-cpu": { type: "string" },
+  "sidecar-cpu-request": { type: "string" },
 } as const;
 
 export interface InjectorOptionValues {
@@ -26,6 +29,9 @@ export interface InjectorOptionValues {
   "injector-namespace"?: string;
   "injector-service-account"?: string;
   "sidecar-memory"?: string;
+  "sidecar-memory-request"?: string;
+  "sidecar-cpu"?: string;
+  "sidecar-cpu-request"?: string;
 }
 
 /** `--kube-version 1.28` → whether native sidecars are used; undefined when not given. */
@@ -56,15 +62,44 @@ export function injectorConfigFrom(values: InjectorOptionValues, env: NodeJS.Pro
   const otel = otelEnvFrom(env);
   config.otelEnv = otel.sidecar;
   config.otelWithheld = otel.withheld;
-  const memory = values["sidecar-memory"];
-  if (memory !== undefined) {
-    const bytes = memoryBytes(memory);
-    if (bytes === undefined || bytes < 64 * 2 ** 20) throw new UsageError(`--sidecar-memory must be a memory quantity of at least 64Mi (e.g. 256Mi), not '${memory}'`);
-    // The limit; the request stays small (Fargate sizes pods by requests) unless above it.
-    config.resources.limits.memory = memory;
-    if (bytes < memoryBytes(config.resources.requests.memory!)!) config.resources.requests.memory = memory;
-  }
+  setSidecarResources(config, values);
   return config;
+}
+
+/** A Kubernetes CPU quantity ("500m", "1", "0.5") in millicores; undefined when unreadable. */
+export function cpuMillis(quantity: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(m)?$/.exec(quantity.trim());
+  return match === null ? undefined : Number(match[1]) * (match[2] === "m" ? 1 : 1000);
+}
+
+const sidecarQuantities = {
+  memory: { parse: memoryBytes, what: "a memory quantity", example: "256Mi", minLimit: 64 * 2 ** 20, minText: "64Mi" },
+  cpu: { parse: cpuMillis, what: "a CPU quantity", example: "500m", minLimit: 1, minText: "1m" },
+} as const;
+
+/**
+ * --sidecar-memory / --sidecar-cpu set the limit, and lower the request when it would be
+ * above it (the request stays small otherwise: Fargate sizes pods by requests);
+ * --sidecar-memory-request / --sidecar-cpu-request set the request, never above the limit.
+ */
+function setSidecarResources(config: InjectorConfig, values: InjectorOptionValues): void {
+  const { requests, limits } = config.resources;
+  for (const [resource, q] of Object.entries(sidecarQuantities)) {
+    const limit = values[`sidecar-${resource}` as "sidecar-memory" | "sidecar-cpu"];
+    if (limit !== undefined) {
+      const amount = q.parse(limit);
+      if (amount === undefined || amount < q.minLimit) throw new UsageError(`--sidecar-${resource} must be ${q.what} of at least ${q.minText} (e.g. ${q.example}), not '${limit}'`);
+      limits[resource] = limit;
+      if (amount < q.parse(requests[resource]!)!) requests[resource] = limit;
+    }
+    const request = values[`sidecar-${resource}-request` as "sidecar-memory-request" | "sidecar-cpu-request"];
+    if (request !== undefined) {
+      const amount = q.parse(request);
+      if (amount === undefined) throw new UsageError(`--sidecar-${resource}-request must be ${q.what}, not '${request}'`);
+      if (amount > q.parse(limits[resource]!)!) throw new UsageError(`--sidecar-${resource}-request ${request} is above the ${resource} limit ${limits[resource]!}`);
+      requests[resource] = request;
+    }
+  }
 }
 
 /** `k=v,k2=v2` → labels; an entry without `=` or with an empty key is an error. */

@@ -21,7 +21,8 @@ import { InputError } from "../policies/input-error.ts";
 export const webhookUsage = `  webhook [--port 8443] [--cert-dir DIR | --self-signed] [--kubeconfig FILE] [--policy FILE]
           [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME] [--ca-secret NAME]
           [--tls-san NAME_OR_IP]... [--image IMAGE] [--kube-version 1.30] [--allow-ptrace]
-          [--runtime-default-capabilities CHOWN,KILL,...] [--sidecar-memory 160Mi]
+          [--runtime-default-capabilities CHOWN,KILL,...] [--sidecar-memory 160Mi] [--sidecar-cpu 500m]
+          [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m]
         the injecting admission webhook (HTTPS, POST /mutate, /healthz, /readyz, /metrics)
 `;
 

@@ -30,6 +30,8 @@ export interface InjectorOptions {
   /** OTEL_* variables the injector hands to every sidecar (the Deployment's envFrom). */
   otelEnv: Record<string, string>;
   failClosed?: boolean;
+  /** The injector container's args; default: manifests/base/deployment.yaml's. */
+  args?: string[];
 }
 
 export interface Injector {
@@ -56,7 +58,7 @@ export async function startInjector(cp: ControlPlane, options: InjectorOptions):
     "--volume", `${secrets}:/var/run/secrets/kubernetes.io/serviceaccount:ro`,
     options.image,
     // Later flags win: loopback instead of the Service, and the sidecar image built here.
-    ...deploymentArgs(),
+    ...(options.args ?? deploymentArgs()),
     "--host", "127.0.0.1", "--port", String(options.port), "--tls-san", "127.0.0.1", "--shutdown-delay", "0", "--image", options.image,
     ...(options.failClosed === true ? ["--fail-closed"] : []),
   ]);

@@ -43,6 +43,14 @@ describe("microenforcer inject (CLI)", () => {
     assert.match(stdout, /- name: NODE_OPTIONS\n\s+value: --max-old-space-size=102 --max-semi-space-size=2\n/);
   });
 
+  it("sets every sidecar request and limit as the Helm chart's sidecar.resources passes them", () => {
+    const { code, stdout, stderr } = inject(["-f", fixture("plain-pod.yaml"), "--sidecar-cpu-request", "50m", "--sidecar-memory-request", "96Mi", "--sidecar-cpu", "1", "--sidecar-memory", "320Mi"]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /limits:\n\s+cpu: "1"\n\s+memory: 320Mi\n/);
+    assert.match(stdout, /requests:\n\s+cpu: 50m\n\s+memory: 96Mi\n/);
+    assert.match(stdout, /--max-old-space-size=128 /);
+  });
+
   it("removes the injection with --remove", () => {
     const { code, stdout, stderr } = inject(["-f", fixture("plain-pod.injected.yaml"), "--remove"]);
     assert.equal(code, 0, stderr);
@@ -68,7 +76,8 @@ describe("microenforcer inject (CLI)", () => {
   });
 
   it("exits 2 on usage errors", () => {
-    const usage = [[], ["-f", "x", "--bogus"], ["-f", "x", "--namespace-labels", "novalue"], ["-f", "x", "--kube-version", "latest"], ["-f", "x", "--sidecar-memory", "lots"], ["-f", "x", "--sidecar-memory", "32Mi"]];
+    const usage = [[], ["-f", "x", "--bogus"], ["-f", "x", "--namespace-labels", "novalue"], ["-f", "x", "--kube-version", "latest"], ["-f", "x", "--sidecar-memory", "lots"], ["-f", "x", "--sidecar-memory", "32Mi"],
+      ["-f", "x", "--sidecar-cpu", "lots"], ["-f", "x", "--sidecar-cpu-request", "600m"], ["-f", "x", "--sidecar-memory-request", "1Gi"]];
     for (const args of usage) {
       const { code, stderr } = inject(args);
       assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
-import { crdPath, renderCrdYaml, toStructural } from "../../policies/crd.ts";
+import { crdPaths, renderCrdYaml, toStructural } from "../../policies/crd.ts";
 import { defaultPolicy, loadPolicyFile, parsePolicies } from "../../policies/load.ts";
 import { InputError } from "../../policies/input-error.ts";
 
@@ -67,9 +67,11 @@ describe("RuntimePolicy loading", () => {
 });
 
 describe("RuntimePolicy CRD", () => {
-  it("is generated from the schema (run `npm run generate:crd` after changing policies/schema.ts)", () => {
-    assert.equal(readFileSync(new URL(`../../${crdPath}`, import.meta.url), "utf8"), renderCrdYaml());
-  });
+  for (const path of crdPaths) {
+    it(`is generated from the schema into ${path} (run \`npm run generate:crd\` after changing policies/schema.ts)`, () => {
+      assert.equal(readFileSync(new URL(`../../${path}`, import.meta.url), "utf8"), renderCrdYaml());
+    });
+  }
 
   it("turns unions of constants into enums, records into additionalProperties, and drops additionalProperties: false", () => {
     assert.deepEqual(toStructural({ anyOf: [{ const: "a", type: "string" }, { const: "b", type: "string" }], default: "a" }), {
