@@ -122,17 +122,8 @@ if ! podman image exists "$pause_image"; then
   import_rootfs "$rootfs" "$pause_image" '["/catatonit", "-P"]'
 fi
 
-# Older versions of these images go (other localhost/microenforcer tags stay), unless a
-# container, another test run's, still uses one.
-for image in $(podman images --noheading --format '{{.Repository}}:{{.Tag}}'); do
-  case "$image" in
-    "$base_image" | "$microenforcer_image" | "$app_image" | "$pause_image") ;;
-    localhost/microenforcer-e2e-node:* | localhost/microenforcer:e2e-* | localhost/microenforcer-e2e-app:* | localhost/microenforcer-e2e-pause:*)
-      podman rmi "$image" >/dev/null 2>&1 || true ;;
-  esac
-done
-
-# The archives, named after their image (so also by hash); older ones go.
+# Each image as a docker-archive named after it (so also by hash); using a version touches
+# its archive.
 archives="$root/test/infra/build/images"
 mkdir -p "$archives"
 archive_of() { echo "$archives/$(tr '/:' '__' <<<"$1").tar"; }
@@ -142,11 +133,23 @@ for image in "$microenforcer_image" "$app_image" "$pause_image"; do
     podman save --quiet --format docker-archive -o "$archive.tmp" "$image"
     mv "$archive.tmp" "$archive"
   fi
+  touch "$archive"
 done
-for archive in "$archives"/*.tar; do
-  case "$archive" in
-    "$(archive_of "$microenforcer_image")" | "$(archive_of "$app_image")" | "$(archive_of "$pause_image")") ;;
-    *) rm -f "$archive" ;;
+
+# Old versions go: of each image the $keep most recently used stay, because worktrees
+# with other sources share this machine's store, and removing the images a test run is
+# using fails it. Images go with their archives (other localhost/microenforcer tags stay),
+# unless a container still uses one; base images whenever no kept image is built on them.
+keep=4
+for prefix in localhost_microenforcer_e2e- localhost_microenforcer-e2e-app_ localhost_microenforcer-e2e-pause_; do
+  ls -t "$archives/$prefix"*.tar | tail -n +$((keep + 1)) | xargs -r rm -f
+done
+for image in $(podman images --noheading --format '{{.Repository}}:{{.Tag}}'); do
+  case "$image" in
+    localhost/microenforcer:e2e-* | localhost/microenforcer-e2e-app:* | localhost/microenforcer-e2e-pause:*)
+      [[ -e "$(archive_of "$image")" ]] || podman rmi "$image" >/dev/null 2>&1 || true ;;
+    localhost/microenforcer-e2e-node:*)
+      [[ "$image" == "$base_image" ]] || podman rmi "$image" >/dev/null 2>&1 || true ;;
   esac
 done
 
