@@ -39,6 +39,38 @@ export const DOWNWARD_API: ReadonlyArray<{ env: string; fieldPath: string; resou
   { env: "NODE_NAME", fieldPath: "spec.nodeName", resourceKey: "k8s.node.name" },
 ];
 
+/**
+ * What the injector knows of the pod at admission and the sidecar cannot see, as one JSON
+ * document in the sidecar's own environment (immutable once the pod exists; the pod's owner
+ * cannot edit it): resource attributes (its workload, chosen pod labels, cluster, cloud) and
+ * the image each container was admitted with.
+ */
+export const WORKLOAD_ENV = "MICROENFORCER_WORKLOAD";
+
+export interface Workload {
+  /** Resource attributes: k8s.deployment.name, k8s.pod.label.<key>, k8s.cluster.name, cloud.region, ... */
+  resource: Record<string, string>;
+  /** Container name → the image reference its spec names. */
+  containerImages: Record<string, string>;
+}
+
+const stringRecord = (value: unknown): value is Record<string, string> =>
+  typeof value === "object" && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === "string");
+
+/** The variable's document; an absent one is empty, a malformed one an error to report (never half-read). */
+export function parseWorkload(text: string | undefined): Workload {
+  if (text === undefined || text === "") return { resource: {}, containerImages: {} };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${WORKLOAD_ENV} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const { resource, containerImages } = (value ?? {}) as Partial<Workload>;
+  if (!stringRecord(resource) || !stringRecord(containerImages)) throw new Error(`${WORKLOAD_ENV} must hold {"resource": {...}, "containerImages": {...}} of strings`);
+  return { resource, containerImages };
+}
+
 export const EXPORTERS = ["stdout", "otlp", "both"] as const;
 export type ExporterChoice = (typeof EXPORTERS)[number];
 

@@ -7,9 +7,9 @@ import { createEmitter } from "./emit/emitter.ts";
 import { positiveInteger } from "./emit/otlp-config.ts";
 import { PolicyHolder } from "./policy/policy-holder.ts";
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool/spool.ts";
-import { policyRejectedRecord } from "./records/sensor-records.ts";
+import { policyRejectedRecord, workloadUnreadableRecord } from "./records/sensor-records.ts";
 import { buildResource } from "./emit/resource.ts";
-import { defaultExporter, EXEC_SOCKET_ENV, EXPORTERS, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV } from "./sidecar-contract.ts";
+import { defaultExporter, EXEC_SOCKET_ENV, EXPORTERS, parseWorkload, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV, WORKLOAD_ENV, type Workload } from "./sidecar-contract.ts";
 import { version } from "./version.ts";
 import { startWatch } from "./watch.ts";
 import { InputError } from "../policies/input-error.ts";
@@ -66,12 +66,21 @@ export async function runWatch(args: string[]): Promise<number> {
     return 1;
   }
 
+  // Written by the injector only; unreadable, it costs attributes, never the sensor.
+  let workload: Workload = { resource: {}, containerImages: {} };
+  let workloadProblem: string | undefined;
+  try {
+    workload = parseWorkload(process.env[WORKLOAD_ENV]);
+  } catch (err) {
+    workloadProblem = (err as Error).message;
+  }
+
   let emitter;
   try {
     emitter = createEmitter({
       exporter: options.exporter,
       format: options.format,
-      resource: buildResource(process.env, version),
+      resource: buildResource(process.env, version, workload.resource),
       spool: options.spoolDir === undefined ? undefined : { dir: options.spoolDir, maxBytes: positiveInteger(process.env, SPOOL_MAX_BYTES_ENV, DEFAULT_SPOOL_MAX_BYTES) },
     });
   } catch (err) {
@@ -79,8 +88,9 @@ export async function runWatch(args: string[]): Promise<number> {
     return 2;
   }
 
+  if (workloadProblem !== undefined) emitter.emit(workloadUnreadableRecord(workloadProblem));
   const inForce = new PolicyHolder(policy);
-  const watch = startWatch({ policy: inForce, sink: emitter, ...(options.execSocket !== undefined && { execSocket: options.execSocket }) });
+  const watch = startWatch({ policy: inForce, sink: emitter, containerImages: workload.containerImages, ...(options.execSocket !== undefined && { execSocket: options.execSocket }) });
   const policyWatcher =
     options.policyFile === undefined
       ? undefined

@@ -41,6 +41,8 @@ export interface WatchOptions {
    * of the app containers), in the directory that holds the library and its mode file.
    */
   execSocket?: string;
+  /** Container name → the image it was admitted with (the injector's workload variable). */
+  containerImages?: Readonly<Record<string, string>>;
 }
 
 export interface Watch {
@@ -68,6 +70,7 @@ export function startWatch(options: WatchOptions): Watch {
     enforcer,
     now: () => performance.timeOrigin + performance.now(),
     names: () => dns.names(),
+    containerImages: options.containerImages ?? {},
     ...(setup !== undefined && { preload: { setup, readFacts: (pid: number, fingerprint: string) => readPreloadFacts(pid, fingerprint, EXEC_SOCKET_ENV, procRoot) } }),
   });
   const emitAll = (records: SensorRecord[]): void => {

@@ -20,6 +20,8 @@ export interface InjectorConfig {
   injectorNamespace: string;
   injectorServiceAccount: string;
   resources: { requests: Record<string, string>; limits: Record<string, string> };
+  /** For every record's resource (workload.ts): the admin's cluster and cloud attributes, and which pod labels to copy. */
+  workload: { resource: Record<string, string>; podLabels: readonly string[] };
 }
 
 export const DEFAULT_IMAGE = "microenforcer:0.1.0";
@@ -37,6 +39,7 @@ export function defaultInjectorConfig(): InjectorConfig {
     injectorServiceAccount: "microenforcer-injector",
     // Fargate sizes a pod by its requests: keep the sidecar's share small, bound its memory.
     resources: { requests: { cpu: "20m", memory: "64Mi" }, limits: { cpu: "500m", memory: "160Mi" } },
+    workload: { resource: {}, podLabels: [] },
   };
 }
 

@@ -8,7 +8,7 @@ import type { InjectorConfig, PodSecurityLevel } from "./config.ts";
 import { arrayAt, isObject, objectAt, stringAt, type JsonObject } from "./json.ts";
 import { POLICY_VOLUME, SIDECAR_NAME, SPOOL_VOLUME } from "./keys.ts";
 import { sidecarSecurity } from "./security.ts";
-import { sidecarContainer, sidecarVolumes } from "./sidecar.ts";
+import { sidecarContainer, sidecarVolumes, withoutWorkloadEnv } from "./sidecar.ts";
 
 export type Presence = { sidecar: "absent" } | { sidecar: "genuine"; native: boolean } | { sidecar: "forged"; detail: string };
 
@@ -89,7 +89,7 @@ export function inspectSidecar(pod: JsonObject, expectation: SidecarExpectation)
   const native = inInit.length === 1;
   const expected = expectedSidecar(spec, expectation, native);
   const where = `container ${SIDECAR_NAME} (not the genuine sidecar)`;
-  const containerDiff = difference(native ? inInit[0] : inMain[0], expected.container);
+  const containerDiff = difference(withoutWorkloadEnv((native ? inInit[0] : inMain[0])!), expected.container);
   if (containerDiff !== undefined) return forged(`the pod already has ${where}: ${containerDiff}`);
   for (const volume of expected.volumes) {
     const found = named(volumes, volume.name as string);

@@ -8,7 +8,9 @@ import { InputError } from "../policies/input-error.ts";
 
 export const injectUsage = `  inject -f FILE|- [--policy FILE] [--namespace-labels k=v,...] [--image IMAGE]
          [--kube-version 1.30] [--allow-ptrace] [--runtime-default-capabilities CHOWN,KILL,...]
-         [--sidecar-memory 160Mi] [--sidecar-cpu 500m] [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m] [--remove]
+         [--sidecar-memory 160Mi] [--sidecar-cpu 500m] [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m]
+         [--pod-labels app,team,...] [--cluster-name NAME] [--cloud-provider aws] [--cloud-platform aws_eks]
+         [--cloud-region REGION] [--cloud-account-id ID] [--remove]
         print the object with the MicroEnforcer injected into every pod (or removed)
 `;
 

@@ -8,14 +8,16 @@ import { attributeContainers } from "./attribution.ts";
 import type { InjectorConfig } from "./config.ts";
 import { decide, type Decision } from "./decide.ts";
 import { inspectSidecar } from "./genuine.ts";
-import { arrayAt, ensureObject, objectAt, stringAt, stringMapAt, type JsonObject } from "./json.ts";
+import { arrayAt, ensureObject, isObject, objectAt, stringAt, stringMapAt, type JsonObject } from "./json.ts";
 import { CONTAINER_ENV } from "../microenforcer/sidecar-contract.ts";
-import { POLICY_ANNOTATION, STATUS_ANNOTATION } from "./keys.ts";
+import { POLICY_ANNOTATION, SIDECAR_NAME, STATUS_ANNOTATION } from "./keys.ts";
 import { policyRefresh } from "./policy-refresh.ts";
 import { selectPolicy, type PolicyChoice } from "./policy-select.ts";
 import { render, type Rendered } from "./render.ts";
 import { podSecurityLevel } from "./security.ts";
+import { setWorkloadEnv } from "./sidecar.ts";
 import { parseStatus } from "./status.ts";
+import { podWorkload } from "./workload.ts";
 
 export interface InjectContext {
   config: InjectorConfig;
@@ -37,13 +39,18 @@ export interface PodOutcome {
 /**
  * An injected pod seen again (reinvocation after a later webhook added containers, or a
  * copy of an injected pod): every container attributed, the policy document the one the
- * pod should run — never one the pod brought along.
+ * pod should run and the sidecar's workload variable the pod's as it is now — never what
+ * the pod brought along.
  */
-function touchUp(input: JsonObject, policies: readonly RuntimePolicy[], namespaceLabels: Record<string, string>): { pod: JsonObject; patch: Operation[]; warnings: string[] } {
+function touchUp(input: JsonObject, context: InjectContext): { pod: JsonObject; patch: Operation[]; warnings: string[] } {
   const pod = structuredClone(input);
   ensureObject(pod, "metadata");
-  jsonpatch.applyPatch(pod, policyRefresh(pod, policies, namespaceLabels), false, true);
+  jsonpatch.applyPatch(pod, policyRefresh(pod, context.policies, context.namespaceLabels ?? {}), false, true);
   const spec = objectAt(pod, "spec") ?? {};
+  const workload = podWorkload(pod, context.config);
+  for (const sidecar of ["initContainers", "containers"].flatMap((key) => arrayAt(spec, key)).filter(isObject)) {
+    if (stringAt(sidecar, "name") === SIDECAR_NAME) setWorkloadEnv(sidecar, workload);
+  }
   const attributions = ["initContainers", "containers"].map((key) => attributeContainers(arrayAt(spec, key)));
   recordAttribution(pod, attributions.flatMap((a) => a.set));
   return { pod, patch: jsonpatch.compare(input, pod), warnings: attributions.flatMap((a) => a.warnings) };
@@ -77,7 +84,7 @@ export function injectPod(pod: JsonObject, namespace: string | undefined, contex
     ours,
   });
   if (decision.action === "skip" && decision.reason === "already-injected") {
-    const touched = touchUp(pod, context.policies, namespaceLabels ?? {});
+    const touched = touchUp(pod, context);
     return { decision, touchUp: touched, warnings: [...decision.warnings, ...touched.warnings] };
   }
   if (decision.action !== "inject") return { decision, warnings: decision.warnings };

@@ -18,6 +18,12 @@ export const injectorOptions = {
   "sidecar-memory-request": { type: "string" },
   "sidecar-cpu": { type: "string" },
   "sidecar-cpu-request": { type: "string" },
+  "pod-labels": { type: "string" },
+  "cluster-name": { type: "string" },
+  "cloud-provider": { type: "string" },
+  "cloud-platform": { type: "string" },
+  "cloud-region": { type: "string" },
+  "cloud-account-id": { type: "string" },
 } as const;
 
 export interface InjectorOptionValues {
@@ -32,6 +38,12 @@ export interface InjectorOptionValues {
   "sidecar-memory-request"?: string;
   "sidecar-cpu"?: string;
   "sidecar-cpu-request"?: string;
+  "pod-labels"?: string;
+  "cluster-name"?: string;
+  "cloud-provider"?: string;
+  "cloud-platform"?: string;
+  "cloud-region"?: string;
+  "cloud-account-id"?: string;
 }
 
 /** `--kube-version 1.28` → whether native sidecars are used; undefined when not given. */
@@ -63,7 +75,32 @@ export function injectorConfigFrom(values: InjectorOptionValues, env: NodeJS.Pro
   config.otelEnv = otel.sidecar;
   config.otelWithheld = otel.withheld;
   setSidecarResources(config, values);
+  config.workload = workloadSettings(values);
   return config;
+}
+
+/** Resource attributes every sidecar gets from the injector's flags (OTel k8s and cloud semantic conventions). */
+const WORKLOAD_FLAGS = {
+  "cluster-name": "k8s.cluster.name",
+  "cloud-provider": "cloud.provider",
+  "cloud-platform": "cloud.platform",
+  "cloud-region": "cloud.region",
+  "cloud-account-id": "cloud.account.id",
+} as const;
+
+/** A label key as Kubernetes allows it: an optional DNS prefix and `/`, then a name of up to 63 characters. */
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+function workloadSettings(values: InjectorOptionValues): InjectorConfig["workload"] {
+  const resource: Record<string, string> = {};
+  for (const [flag, key] of Object.entries(WORKLOAD_FLAGS)) {
+    const value = values[flag as keyof typeof WORKLOAD_FLAGS]?.trim();
+    if (value !== undefined && value !== "") resource[key] = value;
+  }
+  const podLabels = (values["pod-labels"] ?? "").split(",").map((k) => k.trim()).filter((k) => k !== "");
+  const bad = podLabels.find((k) => !LABEL_KEY.test(k));
+  if (bad !== undefined) throw new UsageError(`--pod-labels: '${bad}' is not a label key (e.g. app,app.kubernetes.io/name)`);
+  return { resource, podLabels };
 }
 
 /** A Kubernetes CPU quantity ("500m", "1", "0.5") in millicores; undefined when unreadable. */

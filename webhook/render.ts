@@ -14,6 +14,7 @@ import { policyDocument } from "./policy-select.ts";
 import { sidecarSecurity } from "./security.ts";
 import { sidecarContainer, sidecarVolumes } from "./sidecar.ts";
 import type { InjectionStatus } from "./status.ts";
+import { podWorkload } from "./workload.ts";
 
 export interface RenderInput {
   pod: JsonObject;
@@ -70,7 +71,7 @@ export function render(input: RenderInput): Rendered {
   // The sidecar is added by one explicit operation: diffing a list with an element inserted
   // first would rewrite every element after it.
   const patch = jsonpatch.compare(input.pod, pod);
-  const sidecar = sidecarContainer(input.config, security.securityContext, native);
+  const sidecar = sidecarContainer(input.config, security.securityContext, native, podWorkload(input.pod, input.config));
   const list = native ? "initContainers" : "containers";
   if (!Array.isArray(spec[list])) {
     spec[list] = [sidecar];

@@ -1,6 +1,6 @@
 /** The injected container, its volumes and its environment: the sidecar contract of DESIGN.md. */
 import type { InjectorConfig } from "./config.ts";
-import type { JsonObject } from "./json.ts";
+import { arrayAt, stringAt, type JsonObject } from "./json.ts";
 import {
   defaultExporter,
   DOWNWARD_API,
@@ -9,13 +9,19 @@ import {
   SPOOL_DIR_ENV,
   SPOOL_MOUNT_PATH,
   SPOOL_SIZE_LIMIT,
+  WORKLOAD_ENV,
+  type Workload,
 } from "../microenforcer/sidecar-contract.ts";
 import { POLICY_DOCUMENT_ANNOTATION, POLICY_VOLUME, SIDECAR_NAME, SPOOL_VOLUME } from "./keys.ts";
 import { sidecarNodeOptions } from "./sidecar-heap.ts";
 
 const fieldRef = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
 
-export function sidecarContainer(config: InjectorConfig, securityContext: JsonObject, native: boolean): JsonObject {
+/**
+ * The sidecar; `workload` is what it cannot see of the pod (workload.ts), absent where only
+ * the sidecar's shape matters (genuine.ts compares it without that variable).
+ */
+export function sidecarContainer(config: InjectorConfig, securityContext: JsonObject, native: boolean, workload?: Workload): JsonObject {
   const container: JsonObject = {
     name: SIDECAR_NAME,
     image: config.image,
@@ -26,6 +32,7 @@ export function sidecarContainer(config: InjectorConfig, securityContext: JsonOb
       { name: SPOOL_DIR_ENV, value: SPOOL_MOUNT_PATH },
       { name: "NODE_OPTIONS", value: sidecarNodeOptions(config.resources.limits.memory) },
       ...Object.entries(config.otelEnv).map(([name, value]) => ({ name, value })),
+      ...(workload === undefined ? [] : [workloadEnv(workload)]),
     ],
     resources: structuredClone(config.resources),
     securityContext,
@@ -47,4 +54,19 @@ export function sidecarVolumes(): JsonObject[] {
     },
     { name: SPOOL_VOLUME, emptyDir: { sizeLimit: SPOOL_SIZE_LIMIT } },
   ];
+}
+
+/** The sidecar's workload variable: always last in its env, rewritten whenever the pod is seen again. */
+function workloadEnv(workload: Workload): JsonObject {
+  return { name: WORKLOAD_ENV, value: JSON.stringify(workload) };
+}
+
+/** A sidecar as genuine.ts compares it: its workload variable is the injector's to rewrite, not evidence. */
+export function withoutWorkloadEnv(container: JsonObject): JsonObject {
+  return { ...container, env: arrayAt(container, "env").filter((e) => stringAt(e, "name") !== WORKLOAD_ENV) };
+}
+
+/** Rewrites a genuine sidecar's workload variable for the pod as it is now (containers added by later webhooks, a copied pod). */
+export function setWorkloadEnv(container: JsonObject, workload: Workload): void {
+  container.env = [...arrayAt(withoutWorkloadEnv(container), "env"), workloadEnv(workload)];
 }

@@ -22,7 +22,8 @@ export const webhookUsage = `  webhook [--port 8443] [--cert-dir DIR | --self-si
           [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME] [--ca-secret NAME]
           [--tls-san NAME_OR_IP]... [--image IMAGE] [--kube-version 1.30] [--allow-ptrace]
           [--runtime-default-capabilities CHOWN,KILL,...] [--sidecar-memory 160Mi] [--sidecar-cpu 500m]
-          [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m]
+          [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m] [--pod-labels app,team,...]
+          [--cluster-name NAME] [--cloud-provider aws] [--cloud-platform aws_eks] [--cloud-region REGION] [--cloud-account-id ID]
         the injecting admission webhook (HTTPS, POST /mutate, /healthz, /readyz, /metrics)
 `;
 

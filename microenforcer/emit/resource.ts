@@ -3,10 +3,12 @@ import { DOWNWARD_API } from "../sidecar-contract.ts";
 
 /**
  * The resource every record carries. Later sources win: our defaults, then the
- * downward API, then the user's explicit OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
- * (the SDK's own precedence). Empty or absent variables add nothing.
+ * downward API, then what the injector knew of the pod (its workload, labels, cluster and
+ * cloud: sidecar-contract.ts, WORKLOAD_ENV), then the admin's explicit
+ * OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME (the SDK's own precedence). Empty or absent
+ * variables add nothing.
  */
-export function buildResource(env: NodeJS.ProcessEnv, version: string): Resource {
+export function buildResource(env: NodeJS.ProcessEnv, version: string, workload: Readonly<Record<string, string>> = {}): Resource {
   const attributes: Record<string, string> = {
     "service.name": "microenforcer",
     "service.version": version,
@@ -15,7 +17,7 @@ export function buildResource(env: NodeJS.ProcessEnv, version: string): Resource
     const value = env[variable];
     if (value) attributes[resourceKey] = value;
   }
-  Object.assign(attributes, parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES));
+  Object.assign(attributes, workload, parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES));
   if (env.OTEL_SERVICE_NAME) attributes["service.name"] = env.OTEL_SERVICE_NAME;
   return resourceFromAttributes(attributes);
 }

@@ -33,6 +33,8 @@ export interface PipelineDeps {
   now: () => number;
   /** Where connections' peer names come from (spec.dns). */
   names?: () => PeerNames | undefined;
+  /** Container name → the image it was admitted with. */
+  containerImages?: Readonly<Record<string, string>>;
   /** Complete mode: the preload library's setup in the app containers, and the /proc facts that explain a missing report. */
   preload?: { setup: PreloadSetup; readFacts: (pid: number, fingerprint: string) => PreloadFacts };
 }
@@ -61,7 +63,7 @@ export class WatchPipeline {
     this.clock = deps.clock;
     this.now = deps.now;
     const processes = new ProcessTable();
-    this.tracker = new ProcessTracker(deps.selfPid, processes);
+    this.tracker = new ProcessTracker(deps.selfPid, processes, deps.containerImages);
     this.engine = new PolicyEngine(policy, deps);
     if (deps.preload !== undefined) {
       const { setup, readFacts } = deps.preload;

@@ -42,6 +42,9 @@ export const Attr = {
   // Its container (OTel k8s and container semconv).
   k8sContainerName: "k8s.container.name",
   containerId: "container.id",
+  containerImageName: "container.image.name",
+  containerImageTags: "container.image.tags",
+  containerImageRepoDigests: "container.image.repo_digests",
   // Sockets (OTel network and server semconv).
   networkTransport: "network.transport",
   networkType: "network.type",

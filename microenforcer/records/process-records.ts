@@ -7,6 +7,7 @@ import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import { joinCommandLine } from "../proc/parse.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
 import { containerLabel, executableName, type ProcessEvent, type ProcessInfo } from "../tracker/process-tracker.ts";
+import { imageAttributes } from "./container-image.ts";
 import { Attr, type Attributes } from "./attributes.ts";
 import { EventNames, type SensorRecord } from "./record.ts";
 import { createRedactor, type Redactor } from "./redact.ts";
@@ -55,6 +56,7 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
   }
   if (p.container.name !== undefined) a[Attr.k8sContainerName] = p.container.name;
   if (p.container.id !== undefined) a[Attr.containerId] = p.container.id;
+  if (p.container.image !== undefined) Object.assign(a, imageAttributes(p.container.image));
   if (p.sessionPid !== undefined) a[Attr.execSessionPid] = p.sessionPid;
   return a;
 }

@@ -104,6 +104,11 @@ export function policyRejectedRecord(inForce: RuntimePolicy, problems: readonly 
 }
 
 /** The spool directory could not be used: records wait in memory only. */
+/** The injector's workload variable could not be read: records go without what it would add. */
+export function workloadUnreadableRecord(problem: string): SensorRecord {
+  return statusRecord("WARN", `${problem}: records carry no workload, pod label, cluster or image attributes`);
+}
+
 export function spoolUnusableRecord(problem: string, dir: string): SensorRecord {
   return statusRecord("WARN", problem, { [Attr.spoolDir]: dir });
 }

@@ -19,6 +19,8 @@ export interface ContainerRef {
   name?: string;
   /** From the cgroup path. */
   id?: string;
+  /** The image reference the container was admitted with, by its name (from the injector). */
+  image?: string;
 }
 
 export interface ProcessInfo {
@@ -66,11 +68,13 @@ export class ProcessTracker {
   private readonly own = new Map<number, number>();
   private readonly containers = new Map<string, ContainerState>();
   private readonly selfPid: number;
+  private readonly containerImages: Readonly<Record<string, string>>;
 
   /** `processes`: where the running processes go, and exited ones for a grace period. */
-  constructor(selfPid: number, processes = new ProcessTable()) {
+  constructor(selfPid: number, processes = new ProcessTable(), containerImages: Readonly<Record<string, string>> = {}) {
     this.selfPid = selfPid;
     this.processes = processes;
+    this.containerImages = containerImages;
   }
 
   handle(event: CaptureEvent): ProcessEvent[] {
@@ -137,6 +141,9 @@ export class ProcessTracker {
     const id = snapshot.containerId ?? parent?.container.id;
     if (name !== undefined) container.name = name;
     if (id !== undefined) container.id = id;
+    // Own keys only: a container may be named like an Object.prototype member.
+    const containerImage = name !== undefined && Object.hasOwn(this.containerImages, name) ? this.containerImages[name] : undefined;
+    if (containerImage !== undefined) container.image = containerImage;
 
     const info: ProcessInfo = {
       pid,

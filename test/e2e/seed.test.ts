@@ -36,7 +36,11 @@ describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", func
   it("mutates a pod created through the API", async () => {
     // The webhooks fail open: a mutated pod proves the apiserver reached the injector over
     // TLS, trusting the caBundle the injector patched in.
-    stored = await env.createPod(testNginx(namespace, env.images.app));
+    // Owned as a Deployment's pods are (no controller runs here to own it for real).
+    const pod = testNginx(namespace, env.images.app) as { metadata: { labels?: Record<string, string>; ownerReferences?: object[] } };
+    pod.metadata.labels = { ...pod.metadata.labels, "pod-template-hash": "5d8f7c9b6d" };
+    pod.metadata.ownerReferences = [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "test-nginx-5d8f7c9b6d", uid: "5b1f1c4e-1b0e-4f4e-9d1c-6a3f0c2d7e11", controller: true }];
+    stored = await env.createPod(pod);
     const sidecar = stored.spec.initContainers?.find((c) => c.name === SIDECAR);
     assert.ok(sidecar, "the sidecar was injected");
     assert.equal(sidecar.restartPolicy, "Always", "a native sidecar on this Kubernetes version");
@@ -69,6 +73,11 @@ describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", func
       assert.equal(exec.resource["k8s.pod.name"], stored.metadata.name);
       assert.equal(exec.resource["k8s.namespace.name"], namespace);
       assert.equal(exec.resource["k8s.node.name"], env.nodeName);
+      // What the injector knew at admission: the workload, and the container's image.
+      assert.equal(exec.resource["k8s.replicaset.name"], "test-nginx-5d8f7c9b6d");
+      assert.equal(exec.resource["k8s.deployment.name"], "test-nginx");
+      const image = String(stored.spec.containers.find((c) => c.name === exec.attributes["k8s.container.name"])?.image);
+      assert.equal(exec.attributes["container.image.name"], image.replace(/:[^:/]+$/, ""));
     });
 
     it("records the client's connection with the peer's address and port", async () => {

@@ -174,18 +174,20 @@ describe("Helm chart", function () {
     assert.deepEqual(off.filter((o) => o.kind.startsWith("ValidatingAdmissionPolicy")), []);
   });
 
-  it("the sidecar's resources and the image reach the injector's flags and pod", async () => {
+  it("the sidecar's resources, the workload metadata and the image reach the injector's flags and pod", async () => {
     const digest = `sha256:${"ab".repeat(32)}`;
     const list = await template(helms["helm 4"], {
       image: { repository: "registry.example/sec/microenforcer", digest, pullSecrets: [{ name: "regcred" }] },
       sidecar: { resources: { requests: { cpu: "50m", memory: "96Mi" }, limits: { cpu: "1", memory: "320Mi" } }, allowPtrace: true, runtimeDefaultCapabilities: ["CHOWN", "KILL"] },
       injector: { replicas: 3, priorityClassName: "system-cluster-critical", pdb: { enabled: false } },
+      workload: { clusterName: "prod-eu", cloud: { provider: "aws", region: "eu-west-1" }, podLabels: ["app", "app.kubernetes.io/version"] },
     });
     const pod = podSpec(list) as Pod["spec"] & { priorityClassName?: string; imagePullSecrets?: unknown; containers: Array<{ image?: string }> };
     assert.equal(pod.containers[0]!.image, `registry.example/sec/microenforcer@${digest}`);
     assert.deepEqual(pod.imagePullSecrets, [{ name: "regcred" }]);
     assert.equal(pod.priorityClassName, "system-cluster-critical");
-    assert.deepEqual(pod.containers[0]!.args.slice(6), ["--sidecar-cpu-request", "50m", "--sidecar-memory-request", "96Mi", "--sidecar-cpu", "1", "--sidecar-memory", "320Mi", "--allow-ptrace", "--runtime-default-capabilities", "CHOWN,KILL"]);
+    assert.deepEqual(pod.containers[0]!.args.slice(6), ["--sidecar-cpu-request", "50m", "--sidecar-memory-request", "96Mi", "--sidecar-cpu", "1", "--sidecar-memory", "320Mi", "--allow-ptrace",
+      "--cloud-provider", "aws", "--cloud-region", "eu-west-1", "--cluster-name", "prod-eu", "--pod-labels", "app,app.kubernetes.io/version", "--runtime-default-capabilities", "CHOWN,KILL"]);
     assert.ok(!list.some((o) => o.kind === "PodDisruptionBudget"));
   });
 });

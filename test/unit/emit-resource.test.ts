@@ -33,6 +33,14 @@ describe("emit/resource", () => {
     assert.equal(attributes["k8s.pod.name"], "override");
   });
 
+  it("adds what the injector knew of the pod over the downward API, and under the admin's OTEL_RESOURCE_ATTRIBUTES", () => {
+    const workload = { "k8s.deployment.name": "api", "k8s.cluster.name": "from-injector", "k8s.pod.name": "not-the-downward-api's" };
+    const attributes = buildResource({ POD_NAME: "api-7f9c", OTEL_RESOURCE_ATTRIBUTES: "k8s.cluster.name=prod-eu" }, "1", workload).attributes;
+    assert.equal(attributes["k8s.deployment.name"], "api");
+    assert.equal(attributes["k8s.cluster.name"], "prod-eu");
+    assert.equal(attributes["k8s.pod.name"], "not-the-downward-api's");
+  });
+
   it("lets OTEL_SERVICE_NAME win over service.name in OTEL_RESOURCE_ATTRIBUTES", () => {
     assert.equal(buildResource({ OTEL_RESOURCE_ATTRIBUTES: "service.name=a" }, "1").attributes["service.name"], "a");
     assert.equal(buildResource({ OTEL_RESOURCE_ATTRIBUTES: "service.name=a", OTEL_SERVICE_NAME: "b" }, "1").attributes["service.name"], "b");

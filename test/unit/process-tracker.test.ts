@@ -48,6 +48,16 @@ describe("ProcessTracker", () => {
     assert.equal(tracker.containerStartTicks({ name: "app" }), 100);
   });
 
+  it("gives a process the image its container was admitted with, by the container's name (own keys only)", () => {
+    const withImages = new ProcessTracker(selfPid, new ProcessTable(), { app: "registry.example/shop/api:1.4.2" });
+    const [app] = withImages.handle(spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })));
+    const [child] = withImages.handle(spawn(snapshot({ pid: 11, ppid: 10, startTicks: 101 })));
+    const [odd] = withImages.handle(spawn(snapshot({ pid: 20, ppid: 0, startTicks: 100, container: "constructor" })));
+    assert.equal(app?.process.container.image, "registry.example/shop/api:1.4.2");
+    assert.equal(child?.process.container.image, "registry.example/shop/api:1.4.2");
+    assert.equal(odd?.process.container.image, undefined);
+  });
+
   it("takes a PPID-0 process after its container's init exited for the container's new init", () => {
     assert.deepEqual(
       feed(spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })), exit(10, 100), spawn(snapshot({ pid: 40, ppid: 0, startTicks: 500, container: "app" }))),

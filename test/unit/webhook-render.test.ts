@@ -69,6 +69,7 @@ describe("webhook/render", () => {
         ["MICROENFORCER_SPOOL_DIR", "/var/lib/microenforcer/spool"],
         ["NODE_OPTIONS", "--max-old-space-size=64 --max-semi-space-size=2"],
         ["OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"],
+        ["MICROENFORCER_WORKLOAD", '{"resource":{},"containerImages":{"web":"nginx"}}'],
       ],
     );
     const annotations = (pod.metadata as JsonObject).annotations as Record<string, string>;

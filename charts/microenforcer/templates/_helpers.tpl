@@ -54,6 +54,16 @@ app.kubernetes.io/name: microenforcer-injector
 {{- if .Values.sidecar.allowPtrace -}}
 {{- $args = append $args "--allow-ptrace" -}}
 {{- end -}}
+{{- with .Values.workload -}}
+{{- range $flag, $value := dict "--cluster-name" .clusterName "--cloud-provider" .cloud.provider "--cloud-platform" .cloud.platform "--cloud-region" .cloud.region "--cloud-account-id" .cloud.accountId -}}
+{{- if $value -}}
+{{- $args = concat $args (list $flag $value) -}}
+{{- end -}}
+{{- end -}}
+{{- with .podLabels -}}
+{{- $args = concat $args (list "--pod-labels" (join "," .)) -}}
+{{- end -}}
+{{- end -}}
 {{- with .Values.sidecar.runtimeDefaultCapabilities -}}
 {{- $args = concat $args (list "--runtime-default-capabilities" (join "," .)) -}}
 {{- end -}}
