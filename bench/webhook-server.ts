@@ -18,7 +18,7 @@ const server =
         key,
         cert,
         isReady: () => true,
-        admission: { config: defaultInjectorConfig(), policies: () => [], namespaceLabels: async () => ({ "microenforcer.dev/injection": "enabled" }), failClosed: false, metrics: createMetrics() },
+        admission: { config: defaultInjectorConfig(), policies: () => [], namespaceLabels: async () => ({ "microenforcer.dev/injection": "enabled" }), clusterDns: () => undefined, failClosed: false, metrics: createMetrics() },
       })
     : Fastify({ https: { key, cert }, bodyLimit: 3 * 1024 * 1024 }).post("/mutate", async (request) => {
         const uid = (request.body as { request?: { uid?: string } }).request?.uid;

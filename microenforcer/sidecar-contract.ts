@@ -4,6 +4,7 @@
  * injector imports this module; nothing here imports either side, so every layer of the
  * sidecar may read it (DESIGN.md, "Contracts").
  */
+import { isIPv6 } from "node:net";
 
 /** Set on every app container to its name; the sensor reads it from /proc/PID/environ. */
 export const CONTAINER_ENV = "MICROENFORCER_CONTAINER";
@@ -77,4 +78,41 @@ export type ExporterChoice = (typeof EXPORTERS)[number];
 /** OTLP too when the standard endpoint variables say where to; stdout always (Fargate's log router reads it). */
 export function defaultExporter(env: Readonly<Record<string, string | undefined>>): "both" | "stdout" {
   return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT ? "both" : "stdout";
+}
+
+/**
+ * The DNS forwarder: the injector points the pod's resolver at it (dnsConfig), and the
+ * sidecar serves the resolver when it asks there. A resolver asks port 53 of each
+ * nameserver (resolv.conf has no ports).
+ */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** `1.2.3.4`, `1.2.3.4:53`, `::1`, `[::1]:53` → host and port; undefined when malformed. */
+export function parseEndpoint(text: string, defaultPort = 53): Endpoint | undefined {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  const [host, port] = bracketed ? [bracketed[1]!, bracketed[2]] : isIPv6(text) ? [text, undefined] : text.split(":");
+  const portNumber = port === undefined ? defaultPort : Number(port);
+  if (host === undefined || host === "" || !Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) return undefined;
+  return { host, port: portNumber };
+}
+
+/** The nameserver that makes a resolver ask the forwarder on `listen`: undefined unless it listens on port 53 of the pod's loopback (or everywhere). */
+export function forwarderNameserver(listen: Endpoint): string | undefined {
+  if (listen.port !== 53) return undefined;
+  if (listen.host === "0.0.0.0" || listen.host === "::") return "127.0.0.1";
+  return listen.host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(listen.host) ? listen.host : undefined;
+}
+
+/**
+ * Whether a resolver with these nameservers asks the forwarder listening on `listen`:
+ * port 53 (resolv.conf has no ports), on its address or, for a wildcard, on loopback.
+ */
+export function resolverAsks(nameservers: readonly string[], listen: Endpoint): boolean {
+  if (listen.port !== 53) return false;
+  // A socket on :: takes IPv4 too (dual stack); one on 0.0.0.0 only IPv4.
+  const wildcard = (ns: string) => (listen.host === "::" && ns === "::1") || ((listen.host === "::" || listen.host === "0.0.0.0") && ns.startsWith("127."));
+  return nameservers.some((ns) => ns === listen.host || wildcard(ns));
 }

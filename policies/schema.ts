@@ -17,6 +17,9 @@ FormatRegistry.Set("regex", (value) => {
 
 const strict = { additionalProperties: false } as const;
 
+/** Where the DNS forwarder listens unless the policy says otherwise: where a resolver asks (port 53). */
+export const DEFAULT_FORWARDER_LISTEN = "127.0.0.1:53";
+
 const LabelSelector = Type.Object(
   {
     matchLabels: Type.Optional(Type.Record(Type.String(), Type.String())),
@@ -104,14 +107,17 @@ export const RuntimePolicySpec = Type.Object(
       Type.Object(
         {
           /**
-           * Opt-in: a DNS forwarder in the sidecar that records which name each address was
-           * resolved from. The pod's DNS then goes through the sidecar (see README).
+           * A DNS forwarder in the sidecar that records which name each address was resolved
+           * from; the injector points the pod's resolver at it. The pod's DNS then goes
+           * through the sidecar (see README). Default: see forwarderEnabled.
            */
           forwarder: Type.Optional(
             Type.Object(
               {
-                enabled: Type.Boolean({ default: false }),
-                listen: Type.String({ default: "127.0.0.1:53", description: "ADDRESS[:PORT] the forwarder listens on (UDP and TCP)" }),
+                enabled: Type.Optional(
+                  Type.Boolean({ description: "Default: on when the policy records network activity or a blockedOutbound rule matches domains" }),
+                ),
+                listen: Type.String({ default: DEFAULT_FORWARDER_LISTEN, description: "ADDRESS[:PORT] the forwarder listens on (UDP and TCP)" }),
                 upstream: Type.Optional(
                   Type.Array(Type.String({ minLength: 1 }), { description: "ADDRESS[:PORT] of the servers asked; default: the sidecar's resolv.conf nameservers" }),
                 ),
@@ -189,3 +195,17 @@ export const RuntimePolicyDocument = Type.Object({
 
 export type RuntimePolicySpec = Static<typeof RuntimePolicySpec>;
 export type RuntimePolicy = Static<typeof RuntimePolicyDocument>;
+
+/**
+ * Whether the policy wants connections named by the DNS forwarder: `dns.forwarder.enabled`
+ * when set, else whenever connections are recorded or a rule matches domains (names out of
+ * the box, as the built-in default policy has them).
+ */
+export function forwarderEnabled(spec: RuntimePolicySpec): boolean {
+  return spec.dns?.forwarder?.enabled ?? (spec.forensics.networkActivity || (spec.controls?.network?.blockedOutbound ?? []).some((rule) => rule.domain !== undefined));
+}
+
+/** ADDRESS[:PORT] the forwarder listens on under this policy. */
+export function forwarderListen(spec: RuntimePolicySpec): string {
+  return spec.dns?.forwarder?.listen ?? DEFAULT_FORWARDER_LISTEN;
+}

@@ -9,6 +9,7 @@ import { SKIP_REASONS, UNEXPECTED_SKIPS, type SkipReason } from "./decide.ts";
 import { injectPod } from "./inject.ts";
 import { isObject, nestedDeeperThan, objectAt, stringAt, type JsonObject } from "./json.ts";
 import type { InjectorMetrics } from "./metrics.ts";
+import type { ClusterDns } from "./pod-dns.ts";
 
 export interface AdmissionDeps {
   config: InjectorConfig;
@@ -16,6 +17,8 @@ export interface AdmissionDeps {
   policies: () => readonly RuntimePolicy[];
   /** The namespace's labels; undefined without cluster access. Throws when it cannot tell. */
   namespaceLabels: (namespace: string) => Promise<Record<string, string> | undefined>;
+  /** The cluster's DNS service and domain right now; undefined when unknown. */
+  clusterDns: () => ClusterDns | undefined;
   failClosed: boolean;
   metrics: InjectorMetrics;
 }
@@ -93,7 +96,7 @@ export async function admit(body: unknown, deps: AdmissionDeps): Promise<Admissi
     try {
       const namespaceLabels = namespace === undefined ? undefined : await deps.namespaceLabels(namespace);
       // dryRun needs nothing special: answering has no side effects beyond these counters.
-      const outcome = injectPod(pod, namespace, { config: deps.config, policies: deps.policies(), namespaceLabels });
+      const outcome = injectPod(pod, namespace, { config: deps.config, policies: deps.policies(), namespaceLabels, clusterDns: deps.clusterDns() });
       const { decision } = outcome;
       const warnings = outcome.warnings.map((w) => WARNING_PREFIX + w);
       if (decision.action === "refuse") {

@@ -1,4 +1,5 @@
 /** What an injector is configured with: the same shape for the webhook and the `inject` CLI. */
+import { DEFAULT_CLUSTER_DOMAIN, type ClusterDns } from "./pod-dns.ts";
 import { RUNTIME_DEFAULT_CAPABILITIES } from "./security.ts";
 
 export type PodSecurityLevel = "privileged" | "baseline" | "restricted";
@@ -22,6 +23,9 @@ export interface InjectorConfig {
   resources: { requests: Record<string, string>; limits: Record<string, string> };
   /** For every record's resource (workload.ts): the admin's cluster and cloud attributes, and which pod labels to copy. */
   workload: { resource: Record<string, string>; podLabels: readonly string[] };
+  /** The cluster DNS addresses given by flag (else the kube-dns Service's), and the cluster domain. */
+  clusterDnsServers: string[] | undefined;
+  clusterDomain: string;
 }
 
 export const DEFAULT_IMAGE = "microenforcer:0.1.0";
@@ -40,6 +44,8 @@ export function defaultInjectorConfig(): InjectorConfig {
     // Fargate sizes a pod by its requests: keep the sidecar's share small, bound its memory.
     resources: { requests: { cpu: "20m", memory: "64Mi" }, limits: { cpu: "500m", memory: "160Mi" } },
     workload: { resource: {}, podLabels: [] },
+    clusterDnsServers: undefined,
+    clusterDomain: DEFAULT_CLUSTER_DOMAIN,
   };
 }
 
@@ -71,4 +77,10 @@ export function supportsNativeSidecars(major: number, minor: number): boolean {
 export function parseKubeVersion(text: string): { major: number; minor: number } | undefined {
   const match = /^v?(\d+)\.(\d+)/.exec(text.trim());
   return match === null ? undefined : { major: Number(match[1]), minor: Number(match[2]) };
+}
+
+/** The cluster DNS pods are pointed at: the flag's addresses, else those found in the cluster; undefined when neither. */
+export function clusterDnsOf(config: InjectorConfig, discovered: readonly string[] | undefined): ClusterDns | undefined {
+  const nameservers = config.clusterDnsServers ?? discovered;
+  return nameservers === undefined || nameservers.length === 0 ? undefined : { nameservers: [...nameservers], domain: config.clusterDomain };
 }

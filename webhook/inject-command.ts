@@ -1,6 +1,7 @@
 /** `microenforcer inject`: print the injected object, like `istioctl kube-inject`. */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { clusterDnsOf } from "./config.ts";
 import type { InjectContext } from "./inject.ts";
 import { injectYaml, type InjectMode } from "./inject-yaml.ts";
 import { injectorConfigFrom, injectorOptions, parseLabels, policiesFrom, UsageError } from "./options.ts";
@@ -10,7 +11,8 @@ export const injectUsage = `  inject -f FILE|- [--policy FILE] [--namespace-labe
          [--kube-version 1.30] [--allow-ptrace] [--runtime-default-capabilities CHOWN,KILL,...]
          [--sidecar-memory 160Mi] [--sidecar-cpu 500m] [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m]
          [--pod-labels app,team,...] [--cluster-name NAME] [--cloud-provider aws] [--cloud-platform aws_eks]
-         [--cloud-region REGION] [--cloud-account-id ID] [--remove]
+         [--cloud-region REGION] [--cloud-account-id ID]
+         [--cluster-dns IP[,IP]] [--cluster-domain cluster.local] [--remove]
         print the object with the MicroEnforcer injected into every pod (or removed)
 `;
 
@@ -29,13 +31,15 @@ export function parseInjectArgs(args: string[], env: NodeJS.ProcessEnv): InjectR
   });
   if (values.filename === undefined) throw new UsageError("-f FILE is required (- reads standard input)");
   const labels = values["namespace-labels"];
+  const config = injectorConfigFrom(values, env);
   return {
     file: values.filename,
     mode: values.remove === true ? "remove" : "inject",
     context: {
-      config: injectorConfigFrom(values, env),
+      config,
       policies: policiesFrom(values.policy),
       namespaceLabels: labels === undefined ? undefined : parseLabels(labels),
+      clusterDns: clusterDnsOf(config, undefined),
     },
   };
 }

@@ -11,6 +11,7 @@ import { inspectSidecar } from "./genuine.ts";
 import { arrayAt, ensureObject, isObject, objectAt, stringAt, stringMapAt, type JsonObject } from "./json.ts";
 import { CONTAINER_ENV } from "../microenforcer/sidecar-contract.ts";
 import { POLICY_ANNOTATION, SIDECAR_NAME, STATUS_ANNOTATION } from "./keys.ts";
+import type { ClusterDns } from "./pod-dns.ts";
 import { policyRefresh } from "./policy-refresh.ts";
 import { selectPolicy, type PolicyChoice } from "./policy-select.ts";
 import { render, type Rendered } from "./render.ts";
@@ -25,6 +26,8 @@ export interface InjectContext {
   policies: readonly RuntimePolicy[];
   /** undefined without cluster access: the pod is then taken as in scope. */
   namespaceLabels: Record<string, string> | undefined;
+  /** The cluster's DNS service and domain (--cluster-dns, or the kube-dns Service); undefined when unknown. */
+  clusterDns: ClusterDns | undefined;
 }
 
 export interface PodOutcome {
@@ -94,6 +97,6 @@ export function injectPod(pod: JsonObject, namespace: string | undefined, contex
     namespaceLabels: namespaceLabels ?? {},
     requested: stringMapAt(metadata, "annotations")[POLICY_ANNOTATION],
   });
-  const rendered = render({ pod, config, policy: choice.policy, podSecurityLevel: level, native: decision.native });
+  const rendered = render({ pod, config, policy: choice.policy, podSecurityLevel: level, native: decision.native, namespace, clusterDns: context.clusterDns });
   return { decision, choice, rendered, warnings: [...decision.warnings, ...choice.warnings, ...rendered.warnings] };
 }

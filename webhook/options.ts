@@ -1,4 +1,5 @@
 /** Command-line options shared by `microenforcer inject` and `microenforcer webhook`. */
+import { isIP } from "node:net";
 import { loadPolicyFile } from "../policies/load.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import { defaultInjectorConfig, otelEnvFrom, parseKubeVersion, supportsNativeSidecars, type InjectorConfig } from "./config.ts";
@@ -24,6 +25,8 @@ export const injectorOptions = {
   "cloud-platform": { type: "string" },
   "cloud-region": { type: "string" },
   "cloud-account-id": { type: "string" },
+  "cluster-dns": { type: "string" },
+  "cluster-domain": { type: "string" },
 } as const;
 
 export interface InjectorOptionValues {
@@ -44,6 +47,8 @@ export interface InjectorOptionValues {
   "cloud-platform"?: string;
   "cloud-region"?: string;
   "cloud-account-id"?: string;
+  "cluster-dns"?: string;
+  "cluster-domain"?: string;
 }
 
 /** `--kube-version 1.28` → whether native sidecars are used; undefined when not given. */
@@ -76,6 +81,7 @@ export function injectorConfigFrom(values: InjectorOptionValues, env: NodeJS.Pro
   config.otelWithheld = otel.withheld;
   setSidecarResources(config, values);
   config.workload = workloadSettings(values);
+  setClusterDns(config, values);
   return config;
 }
 
@@ -136,6 +142,23 @@ function setSidecarResources(config: InjectorConfig, values: InjectorOptionValue
       if (amount > q.parse(limits[resource]!)!) throw new UsageError(`--sidecar-${resource}-request ${request} is above the ${resource} limit ${limits[resource]!}`);
       requests[resource] = request;
     }
+  }
+}
+
+/** --cluster-dns and --cluster-domain: where pods' resolvers go after the sidecar's DNS forwarder. */
+function setClusterDns(config: InjectorConfig, values: InjectorOptionValues): void {
+  const clusterDns = values["cluster-dns"];
+  if (clusterDns !== undefined) {
+    const addresses = clusterDns.split(",").map((a) => a.trim()).filter((a) => a !== "");
+    const bad = addresses.find((a) => isIP(a) === 0);
+    if (addresses.length === 0 || bad !== undefined) throw new UsageError(`--cluster-dns must be IP addresses (e.g. 10.96.0.10), not '${bad ?? clusterDns}'`);
+    config.clusterDnsServers = addresses;
+  }
+  const domain = values["cluster-domain"];
+  if (domain !== undefined) {
+    const trimmed = domain.replace(/\.$/, "");
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(trimmed)) throw new UsageError(`--cluster-domain must be a DNS domain (e.g. cluster.local), not '${domain}'`);
+    config.clusterDomain = trimmed;
   }
 }
 

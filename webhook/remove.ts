@@ -4,6 +4,7 @@
  */
 import { arrayAt, isObject, objectAt, stringAt, type JsonObject } from "./json.ts";
 import { STATUS_ANNOTATION } from "./keys.ts";
+import { restorePodDns } from "./pod-dns.ts";
 import { parseStatus } from "./status.ts";
 
 function without(list: unknown, names: readonly string[]): unknown[] {
@@ -37,6 +38,7 @@ export function removeInjection(input: JsonObject): JsonObject | undefined {
   }
   if (status.shareProcessNamespace === null) delete spec.shareProcessNamespace;
   else spec.shareProcessNamespace = status.shareProcessNamespace;
+  if (status.dns !== undefined) restorePodDns(spec, status.dns);
   for (const key of [...status.annotations, STATUS_ANNOTATION]) delete annotations[key];
   if (Object.keys(annotations).length === 0) delete metadata.annotations;
   if (Object.keys(metadata).length === 0) delete pod.metadata; // a pod template that had none

@@ -10,6 +10,7 @@ import { CONTAINER_ENV } from "../microenforcer/sidecar-contract.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import { ensureArray, ensureObject, type JsonObject } from "./json.ts";
 import { POLICY_ANNOTATION, POLICY_DOCUMENT_ANNOTATION, SIDECAR_NAME, STATUS_ANNOTATION } from "./keys.ts";
+import { applyPodDns, podDns, type ClusterDns } from "./pod-dns.ts";
 import { policyDocument } from "./policy-select.ts";
 import { sidecarSecurity } from "./security.ts";
 import { sidecarContainer, sidecarVolumes } from "./sidecar.ts";
@@ -23,6 +24,9 @@ export interface RenderInput {
   podSecurityLevel: PodSecurityLevel;
   /** Native sidecar (first init container, restartPolicy Always) or classic last container. */
   native: boolean;
+  /** The pod's namespace and the cluster's DNS: where the pod's resolver goes when the policy wants DNS names. */
+  namespace: string | undefined;
+  clusterDns: ClusterDns | undefined;
 }
 
 export interface Rendered {
@@ -47,6 +51,10 @@ export function render(input: RenderInput): Rendered {
   const volumes = sidecarVolumes();
   ensureArray(spec, "volumes").push(...volumes);
 
+  const dns = podDns({ spec, namespace: input.namespace, policy: input.policy.spec, clusterDns: input.clusterDns, sidecarBindsLowPorts: security.bindsLowPorts });
+  warnings.push(...dns.warnings);
+  const dnsBefore = dns.change === undefined ? undefined : applyPodDns(spec, dns.change);
+
   const shareProcessNamespace = typeof spec.shareProcessNamespace === "boolean" ? spec.shareProcessNamespace : null;
   if (shareProcessNamespace === false) warnings.push("shareProcessNamespace was false; set to true so the sidecar can see the app's processes");
   spec.shareProcessNamespace = true;
@@ -65,6 +73,7 @@ export function render(input: RenderInput): Rendered {
     env: attributed.length > 0 ? { [CONTAINER_ENV]: attributed } : {},
     annotations: addedAnnotations,
     shareProcessNamespace,
+    ...(dnsBefore === undefined ? {} : { dns: dnsBefore }),
   };
   annotations[STATUS_ANNOTATION] = JSON.stringify(status);
 

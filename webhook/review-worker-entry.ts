@@ -9,6 +9,7 @@ import { admit, type AdmissionAnswer } from "./admission.ts";
 import type { InjectorConfig } from "./config.ts";
 import { jsonValuesMoreThan } from "./json.ts";
 import { createMetrics } from "./metrics.ts";
+import type { ClusterDns } from "./pod-dns.ts";
 import type { WorkerReply, WorkerRequest } from "./review-worker.ts";
 
 /**
@@ -32,7 +33,7 @@ function namespaceLabels(namespace: string): Promise<Record<string, string> | un
   });
 }
 
-async function review(id: number, body: Uint8Array, policies: readonly RuntimePolicy[]): Promise<void> {
+async function review(id: number, body: Uint8Array, policies: readonly RuntimePolicy[], clusterDns: ClusterDns | undefined): Promise<void> {
   const metrics = createMetrics();
   let answer: AdmissionAnswer;
   if (jsonValuesMoreThan(body, MAX_REVIEW_VALUES)) {
@@ -51,7 +52,7 @@ async function review(id: number, body: Uint8Array, policies: readonly RuntimePo
   if (typeof parsed === "symbol" || parsed === undefined) {
     answer = { statusCode: 400, body: { error: parsed === undefined ? "empty body: expected an AdmissionReview" : "body is not valid JSON: expected an AdmissionReview" } };
   } else {
-    answer = await admit(parsed, { config, failClosed, policies: () => policies, namespaceLabels, metrics });
+    answer = await admit(parsed, { config, failClosed, policies: () => policies, namespaceLabels, clusterDns: () => clusterDns, metrics });
   }
   port.postMessage({ type: "answer", id, answer, metrics: metrics.snapshot() } satisfies WorkerReply);
 }
@@ -65,6 +66,6 @@ port.on("message", (message: WorkerRequest) => {
   // One review at a time: two maximal ones parsed side by side would double the heap they need.
   const { id } = message;
   queue = queue
-    .then(() => review(id, message.body, message.policies))
+    .then(() => review(id, message.body, message.policies, message.clusterDns))
     .catch((err: unknown) => port.postMessage({ type: "failed", id, error: (err as Error).message } satisfies WorkerReply));
 });

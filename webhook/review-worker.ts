@@ -8,9 +8,10 @@ import { Worker } from "node:worker_threads";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import type { AdmissionAnswer, AdmissionDeps } from "./admission.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
+import type { ClusterDns } from "./pod-dns.ts";
 
 export type WorkerRequest =
-  | { type: "review"; id: number; body: Uint8Array; policies: readonly RuntimePolicy[] }
+  | { type: "review"; id: number; body: Uint8Array; policies: readonly RuntimePolicy[]; clusterDns: ClusterDns | undefined }
   | { type: "labels"; ask: number; labels?: Record<string, string> | undefined; error?: string };
 
 export type WorkerReply =
@@ -41,7 +42,7 @@ export class ReviewWorker {
       // Handed over, not copied, when the body owns its memory (large bodies do); a slice
       // of a pooled buffer is copied first. Either way none of it stays on this thread.
       const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? new Uint8Array(body.buffer) : new Uint8Array(body);
-      worker.postMessage({ type: "review", id, body: owned, policies: this.deps.policies() } satisfies WorkerRequest, [owned.buffer as ArrayBuffer]);
+      worker.postMessage({ type: "review", id, body: owned, policies: this.deps.policies(), clusterDns: this.deps.clusterDns() } satisfies WorkerRequest, [owned.buffer as ArrayBuffer]);
     });
   }
 

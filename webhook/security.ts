@@ -34,6 +34,8 @@ const ADDABLE: Readonly<Record<PodSecurityLevel, ReadonlySet<string> | undefined
 
 export interface SidecarSecurity {
   securityContext: JsonObject;
+  /** It may listen below 1024 without the unprivileged-port sysctl: root holding NET_BIND_SERVICE (a non-root process loses its capabilities at exec: the CRI sets no ambient ones). */
+  bindsLowPorts: boolean;
   warnings: string[];
 }
 
@@ -110,7 +112,7 @@ export function sidecarSecurity(spec: JsonObject, level: PodSecurityLevel, allow
   if (allowPtrace) {
     if (level === "privileged" && !nonRootRequired) {
       // Added capabilities are only effective for root; DAC_READ_SEARCH opens other UIDs' environ.
-      return { securityContext: { ...base, runAsUser: 0, capabilities: { drop: ["ALL"], add: ["SYS_PTRACE", "DAC_READ_SEARCH"] } }, warnings };
+      return { securityContext: { ...base, runAsUser: 0, capabilities: { drop: ["ALL"], add: ["SYS_PTRACE", "DAC_READ_SEARCH"] } }, bindsLowPorts: false, warnings };
     }
     const why = level === "privileged" ? "the pod requires runAsNonRoot" : `the namespace enforces Pod Security level ${level}`;
     warnings.push(`SYS_PTRACE not granted (${why}); the sidecar sees only processes of its own UID in full`);
@@ -147,7 +149,7 @@ export function sidecarSecurity(spec: JsonObject, level: PodSecurityLevel, allow
   if (blind.length > 0) {
     warnings.push(`the sidecar runs as UID ${uid}${main?.uid === uid || uid === 0 ? ` (container ${main?.name ?? "?"})` : ""} and cannot read the executable, environment or sockets of processes of ${blind.join("; ")}: it records their command lines, users and containers`);
   }
-  return { securityContext: context, warnings };
+  return { securityContext: context, bindsLowPorts: uid === 0 && kept.includes("NET_BIND_SERVICE"), warnings };
 }
 
 /** The capabilities a root sidecar keeps: what the app's root containers hold, as far as the level allows. */

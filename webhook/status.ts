@@ -3,6 +3,7 @@
  * second pass sees the pod is done and removal puts back the pod as it was.
  */
 import { isObject } from "./json.ts";
+import type { DnsBefore } from "./pod-dns.ts";
 
 export interface InjectionStatus {
   initContainers: string[];
@@ -13,9 +14,21 @@ export interface InjectionStatus {
   annotations: string[];
   /** shareProcessNamespace before injection; null when the pod did not set it. */
   shareProcessNamespace: boolean | null;
+  /** Present when the pod's resolver was pointed at the DNS forwarder: its DNS settings before. */
+  dns?: DnsBefore;
 }
 
 const isStringList = (value: unknown): value is string[] => Array.isArray(value) && value.every((v) => typeof v === "string");
+
+function isDnsBefore(value: unknown): value is DnsBefore {
+  return (
+    isObject(value) &&
+    (value.dnsPolicy === null || typeof value.dnsPolicy === "string") &&
+    (value.dnsConfig === null || isObject(value.dnsConfig)) &&
+    typeof value.sysctl === "boolean" &&
+    typeof value.securityContext === "boolean"
+  );
+}
 
 /** Reads a status annotation; throws a message naming what is wrong with it. */
 export function parseStatus(text: string): InjectionStatus {
@@ -33,7 +46,8 @@ export function parseStatus(text: string): InjectionStatus {
     isStringList(value.annotations) &&
     isObject(value.env) &&
     Object.values(value.env).every(isStringList) &&
-    (value.shareProcessNamespace === null || typeof value.shareProcessNamespace === "boolean");
+    (value.shareProcessNamespace === null || typeof value.shareProcessNamespace === "boolean") &&
+    (value.dns === undefined || isDnsBefore(value.dns));
   if (!ok) throw new Error("the microenforcer.dev/status annotation is not one the injector wrote");
   return value as unknown as InjectionStatus;
 }

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { AdmissionDeps } from "./admission.ts";
+import { clusterDnsOf } from "./config.ts";
 import { keepCaBundle } from "./cluster/ca-bundle.ts";
 import { keepSidecarIdentity } from "./cluster/sidecar-identity.ts";
 import { startClusterState } from "./cluster/cluster-state.ts";
@@ -24,6 +25,7 @@ export const webhookUsage = `  webhook [--port 8443] [--cert-dir DIR | --self-si
           [--runtime-default-capabilities CHOWN,KILL,...] [--sidecar-memory 160Mi] [--sidecar-cpu 500m]
           [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m] [--pod-labels app,team,...]
           [--cluster-name NAME] [--cloud-provider aws] [--cloud-platform aws_eks] [--cloud-region REGION] [--cloud-account-id ID]
+          [--cluster-dns IP[,IP]] [--cluster-domain cluster.local]
         the injecting admission webhook (HTTPS, POST /mutate, /healthz, /readyz, /metrics)
 `;
 
@@ -157,6 +159,7 @@ export async function runWebhook(args: string[]): Promise<number> {
       config,
       policies: () => filePolicies ?? state?.policies() ?? [],
       namespaceLabels: async (ns) => state?.namespaceLabels(ns),
+      clusterDns: () => clusterDnsOf(config, state?.clusterDnsServers()),
       failClosed: values["fail-closed"] === true,
       metrics,
     };

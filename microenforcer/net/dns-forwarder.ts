@@ -10,13 +10,10 @@
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { isIPv6, createConnection, createServer, type Server, type Socket } from "node:net";
+import type { Endpoint } from "../sidecar-contract.ts";
 import { encode, RECURSION_AVAILABLE, RECURSION_DESIRED } from "dns-packet";
 import { decodeMessage, type DnsAnswerCache } from "./dns-names.ts";
 
-export interface Endpoint {
-  host: string;
-  port: number;
-}
 
 export interface ForwarderConfig {
   listen: Endpoint;
@@ -25,19 +22,15 @@ export interface ForwarderConfig {
   timeoutMs: number;
 }
 
-/** `1.2.3.4`, `1.2.3.4:53`, `::1`, `[::1]:53` → host and port; undefined when malformed. */
-export function parseEndpoint(text: string, defaultPort = 53): Endpoint | undefined {
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  const [host, port] = bracketed ? [bracketed[1]!, bracketed[2]] : isIPv6(text) ? [text, undefined] : text.split(":");
-  const portNumber = port === undefined ? defaultPort : Number(port);
-  if (host === undefined || host === "" || !Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) return undefined;
-  return { host, port: portNumber };
+/** The nameserver addresses of a resolv.conf, in order (a resolver asks each on port 53). */
+export function resolvConfNameservers(text: string): string[] {
+  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]!);
 }
 
 /** The nameservers of a resolv.conf, except the forwarder itself. */
 export function resolvConfServers(text: string, self: Endpoint): Endpoint[] {
-  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)]
-    .map((m) => ({ host: m[1]!, port: 53 }))
+  return resolvConfNameservers(text)
+    .map((host) => ({ host, port: 53 }))
     .filter((e) => !(e.host === self.host && e.port === self.port));
 }
 
@@ -54,7 +47,7 @@ export function servfail(query: Buffer): Buffer | undefined {
 const maxInFlight = 512;
 
 export class DnsForwarder {
-  private readonly config: ForwarderConfig;
+  private config: ForwarderConfig;
   private readonly cache: DnsAnswerCache;
   private udp?: UdpSocket;
   private tcp?: Server;
@@ -93,6 +86,11 @@ export class DnsForwarder {
       throw err;
     }
     this.tcp = tcp;
+  }
+
+  /** Queries from now on go to these servers; those in flight finish with the old ones. */
+  setUpstream(upstream: Endpoint[]): void {
+    this.config = { ...this.config, upstream };
   }
 
   async stop(): Promise<void> {

@@ -60,6 +60,8 @@ export const Attr = {
   dnsSource: "microenforcer.dns.source",
   dnsListen: "microenforcer.dns.listen",
   dnsUpstream: "microenforcer.dns.upstream",
+  dnsNames: "microenforcer.dns.names",
+  dnsNameservers: "microenforcer.dns.nameservers",
   // How the sensor found it, and what it says about itself.
   sensorDetection: "microenforcer.sensor.detection",
   sensorTrigger: "microenforcer.sensor.trigger",

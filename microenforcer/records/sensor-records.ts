@@ -61,10 +61,18 @@ export function readProblemCause(problem: ReadProblem): string {
 export function forwarderRecord(outcome: ForwarderOutcome): SensorRecord {
   switch (outcome.kind) {
     case "listening":
-      return statusRecord("INFO", `DNS forwarder listening on ${outcome.listen} (UDP and TCP), upstream ${outcome.upstream.join(", ")}`, {
-        [Attr.dnsListen]: outcome.listen,
-        [Attr.dnsUpstream]: outcome.upstream,
-      });
+      return statusRecord(
+        "INFO",
+        `DNS forwarder listening on ${outcome.listen} (UDP and TCP), upstream ${outcome.upstream.join(", ")}; ${outcome.names ? "connections are named from its answers" : "names off by policy: a transparent relay for the pod's resolver"}`,
+        { [Attr.dnsListen]: outcome.listen, [Attr.dnsUpstream]: outcome.upstream, [Attr.dnsNames]: outcome.names },
+      );
+    case "not-asked":
+      // Evidence too: a pod created with its own dnsPolicy or dnsConfig keeps its lookups from the sidecar.
+      return statusRecord(
+        "WARN",
+        `DNS forwarder not started: the pod's resolver (${outcome.resolvConf}: ${outcome.nameservers.length > 0 ? `nameserver ${outcome.nameservers.join(", ")}` : "no nameserver"}) does not ask ${outcome.listen}, so connections carry no names`,
+        { [Attr.dnsListen]: outcome.listen, [Attr.dnsNameservers]: outcome.nameservers },
+      );
     case "refused":
       return statusRecord("ERROR", `DNS forwarder not started: ${outcome.problem}`);
     case "listen-failed":

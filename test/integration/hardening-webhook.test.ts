@@ -85,6 +85,7 @@ describe("admission server hardening (fuzzing, load, slow clients, TLS versions)
     config: defaultInjectorConfig(),
     policies: () => [],
     namespaceLabels: async () => ({ "microenforcer.dev/injection": "enabled" }),
+    clusterDns: () => undefined,
     failClosed: false,
     metrics: createMetrics(),
   };

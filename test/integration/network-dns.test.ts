@@ -18,9 +18,9 @@ const manyAddresses = 120;
 /**
  * dnsmasq on 127.0.0.2:53 answers for svc.test (NXDOMAIN for unknown names, PTR records
  * for its hosts); the namespace's resolv.conf (bind-mounted in its own mount namespace)
- * points at `nameserver`. Every address is on the namespace's own loopback.
+ * points at `nameservers` in order. Every address is on the namespace's own loopback.
  */
-const setup = (nameserver: string): string => `
+const setup = (...nameservers: string[]): string => `
   ip -6 addr add fd00::10/128 dev lo || exit 95
   # getent ahostsv4 (AI_ADDRCONFIG) asks for A records only where a non-loopback IPv4 address exists.
   ip addr add 192.0.2.1/32 dev lo || exit 95
@@ -28,7 +28,7 @@ const setup = (nameserver: string): string => `
   /usr/sbin/dnsmasq --conf-file=/dev/null --keep-in-foreground --no-resolv --no-hosts --user=root --pid-file=$WORK/dnsmasq.pid \\
     --listen-address=127.0.0.2 --bind-interfaces --port=53 --local=/svc.test/ \\
     --host-record=api.svc.test,127.0.0.10,fd00::10 --addn-hosts=$WORK/many.hosts 2> $WORK/dnsmasq.log &
-  printf 'nameserver ${nameserver}\\noptions timeout:1 attempts:2\\n' > $WORK/resolv.conf
+  printf '${nameservers.map((n) => `nameserver ${n}\\n`).join("")}options timeout:1 attempts:2\\n' > $WORK/resolv.conf
   mount --bind $WORK/resolv.conf /etc/resolv.conf || exit 94
 `;
 
@@ -119,5 +119,64 @@ describe("DNS forwarder against a real DNS server", function () {
     assert.equal(attr(r, "server.address"), "api.svc.test");
     assert.equal(attr(r, "microenforcer.dns.source"), "reverse");
     assert.equal(attr(r, "process.pid"), t!.pid);
+    // Names were wanted (network activity is recorded), but this resolver does not ask the forwarder: said, not hidden.
+    const statuses = run.records.filter((s) => s.eventName === "microenforcer.sensor.status").map((s) => `${s.severityText} ${s.body}`);
+    assert.ok(
+      statuses.includes("WARN DNS forwarder not started: the pod's resolver (/etc/resolv.conf: nameserver 127.0.0.2) does not ask 127.0.0.1:53, so connections carry no names"),
+      statuses.join("\n"),
+    );
+  });
+
+  it("names out of the box as the injector sets pods up, and stays the resolver's relay when a policy turns names off", async () => {
+    // The built-in default policy (no spec.dns) and a resolv.conf as the injector renders it: the forwarder first, the cluster DNS after it.
+    const policy = join(dir, "names.json");
+    writeFileSync(policy, JSON.stringify({ apiVersion: "microenforcer.dev/v1alpha1", kind: "RuntimePolicy", metadata: { name: "default-forensics" } }));
+    const off = JSON.stringify({ apiVersion: "microenforcer.dev/v1alpha1", kind: "RuntimePolicy", metadata: { name: "names-off" }, spec: { dns: { forwarder: { enabled: false } } } });
+    const lookup = (label: string) => `s=$(date +%s%N); a=$(getent ahostsv4 api.svc.test | awk 'NR==1{print $1}'); echo "${label}=$a $(( ($(date +%s%N) - s) / 1000000 ))ms"`;
+    const run = await runInPidNamespace(
+      `n=0; until grep -q 'DNS forwarder listening' $WORK/records.jsonl 2>/dev/null || [ $n -gt 300 ]; do n=$((n+1)); sleep 0.02; done
+       ${lookup("named")}
+       ${py} listen tcp 127.0.0.10 8088 $WORK/l &
+       until [ -s $WORK/l ]; do sleep 0.01; done
+       ${py} connect tcp api.svc.test 8088 0.3
+       printf '%s' ${shellQuote(off)} > ${policy}.new && mv ${policy}.new ${policy}
+       n=0; until grep -q 'names off by policy' $WORK/records.jsonl 2>/dev/null || [ $n -gt 300 ]; do n=$((n+1)); sleep 0.02; done
+       ${lookup("relayed")}
+       ${py} connect tcp api.svc.test 8088 0.3
+       touch $WORK/l.stop; wait`,
+      { network: true, beforeSensor: setup("127.0.0.1", "127.0.0.2"), watchArgs: ["--policy", policy] },
+    );
+    const log = run.workloadLog;
+    const statuses = run.records.filter((r) => r.eventName === "microenforcer.sensor.status").map((r) => `${r.severityText} ${r.body}`);
+    assert.ok(statuses.includes("INFO DNS forwarder listening on 127.0.0.1:53 (UDP and TCP), upstream 127.0.0.2:53; connections are named from its answers"), statuses.join("\n"));
+    assert.ok(
+      statuses.includes("INFO DNS forwarder listening on 127.0.0.1:53 (UDP and TCP), upstream 127.0.0.2:53; names off by policy: a transparent relay for the pod's resolver"),
+      statuses.join("\n"),
+    );
+    // Both lookups answered at once, the second by the relay: no resolver timeout (1 s) on the way.
+    for (const label of ["named", "relayed"]) {
+      const [, address, ms] = new RegExp(`^${label}=(\\S*) (\\d+)ms$`, "m").exec(log) ?? [];
+      assert.equal(address, "127.0.0.10", log);
+      assert.ok(Number(ms) < 900, `${label} lookup took ${ms} ms`);
+    }
+    const [first, second] = truths(log);
+    const named = byEvent(run, "connection").find((c) => attr(c, "network.local.port") === first!.lport && attr(c, "network.peer.port") === 8088);
+    const unnamed = byEvent(run, "connection").find((c) => attr(c, "network.local.port") === second!.lport && attr(c, "network.peer.port") === 8088);
+    assert.equal(named && attr(named, "server.address"), "api.svc.test");
+    assert.ok(unnamed, log);
+    assert.equal(attr(unnamed, "server.address"), undefined, "names off: the relay names nothing");
+  });
+
+  it("costs a resolver nothing when the forwarder is not running: loopback refuses at once and the next nameserver answers", async () => {
+    const policy = join(dir, "off.yaml");
+    writeFileSync(policy, `apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: off}\nspec:\n  dns: {forwarder: {enabled: false}}\n`);
+    const run = await runInPidNamespace(
+      `n=0; until getent hosts api.svc.test > /dev/null; do n=$((n+1)); [ $n -gt 100 ] && exit 93; sleep 0.05; done
+       s=$(date +%s%N); getent ahostsv4 api.svc.test > /dev/null; echo "ms=$(( ($(date +%s%N) - s) / 1000000 ))"`,
+      { network: true, beforeSensor: setup("127.0.0.1", "127.0.0.2"), watchArgs: ["--policy", policy] },
+    );
+    const ms = Number(/^ms=(\d+)$/m.exec(run.workloadLog)?.[1]);
+    assert.ok(ms < 500, `the lookup took ${ms} ms with nothing on 127.0.0.1:53 (${run.workloadLog})`);
+    assert.equal(run.records.filter((r) => r.eventName === "microenforcer.sensor.status" && r.body.startsWith("DNS forwarder")).length, 0, "a policy without names starts no forwarder");
   });
 });

@@ -40,6 +40,7 @@ describe("admission server: review lanes, sizes and bounds", function () {
     config: defaultInjectorConfig(),
     policies: () => [],
     namespaceLabels: async () => ({ "microenforcer.dev/injection": "enabled" }),
+    clusterDns: () => undefined,
     failClosed: false,
     metrics,
   };

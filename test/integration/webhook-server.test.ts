@@ -63,6 +63,7 @@ describe("admission server over HTTPS", function () {
     config: defaultInjectorConfig(),
     policies: () => [],
     namespaceLabels: (ns) => labels(ns),
+    clusterDns: () => undefined,
     failClosed: false,
     metrics: createMetrics(),
   };

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { decode, encode, RECURSION_DESIRED, type Packet } from "dns-packet";
-import { DnsForwarder, parseEndpoint, resolvConfServers, servfail } from "../../microenforcer/net/dns-forwarder.ts";
+import { DnsForwarder, resolvConfServers, servfail } from "../../microenforcer/net/dns-forwarder.ts";
+import { forwarderNameserver, parseEndpoint, resolverAsks } from "../../microenforcer/sidecar-contract.ts";
 import { DnsAnswerCache } from "../../microenforcer/net/dns-names.ts";
 
 const SERVFAIL = 2;
@@ -30,6 +31,21 @@ describe("DNS forwarder", () => {
       { host: "10.96.0.10", port: 53 },
       { host: "fd00::53", port: 53 },
     ]);
+  });
+
+  it("tells whether a resolver asks the forwarder (port 53: resolv.conf has no ports), and which nameserver makes it", () => {
+    const at = (text: string) => parseEndpoint(text)!;
+    assert.equal(resolverAsks(["127.0.0.1", "10.96.0.10"], at("127.0.0.1:53")), true);
+    assert.equal(resolverAsks(["10.96.0.10"], at("127.0.0.1:53")), false, "dnsPolicy Default, or a pod left alone");
+    assert.equal(resolverAsks(["127.0.0.1"], at("127.0.0.1:5353")), false, "a resolver never asks port 5353");
+    assert.equal(resolverAsks(["127.0.0.1"], at("0.0.0.0:53")), true);
+    assert.equal(resolverAsks(["::1"], at("0.0.0.0:53")), false, "an IPv4 socket does not take ::1");
+    assert.equal(resolverAsks(["::1"], at("[::]:53")), true);
+    assert.equal(forwarderNameserver(at("127.0.0.1:53")), "127.0.0.1");
+    assert.equal(forwarderNameserver(at("0.0.0.0:53")), "127.0.0.1");
+    assert.equal(forwarderNameserver(at("[::1]:53")), "::1");
+    assert.equal(forwarderNameserver(at("127.0.0.1:5353")), undefined);
+    assert.equal(forwarderNameserver(at("10.1.2.3:53")), undefined, "not the pod's loopback: the injector cannot know the pod's address");
   });
 
   it("answers SERVFAIL to a query, with its id and question, and nothing to garbage", () => {

@@ -13,7 +13,7 @@ import { render } from "../../webhook/render.ts";
 const config = defaultInjectorConfig();
 const expectation = { config, podSecurityLevel: "privileged" as const };
 const app = (): JsonObject => ({ metadata: { name: "web" }, spec: { containers: [{ name: "web", image: "nginx", securityContext: { runAsUser: 1000 } }] } });
-const injected = (native = true): any => render({ pod: app(), config, policy: defaultPolicy(), podSecurityLevel: "privileged", native }).pod; // eslint-disable-line @typescript-eslint/no-explicit-any
+const injected = (native = true): any => render({ pod: app(), config, policy: defaultPolicy(), podSecurityLevel: "privileged", native, namespace: "shop", clusterDns: { nameservers: ["10.96.0.10"], domain: "cluster.local" } }).pod; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** What the apiserver's defaulting adds to the sidecar and its volumes before a later webhook sees them. */
 function withApiDefaults(pod: any): any { // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -21,6 +21,8 @@ function renderPod(pod: JsonObject = basePod(), options: { native?: boolean; lev
     policy: defaultPolicy(),
     podSecurityLevel: options.level ?? "privileged",
     native: options.native ?? true,
+    namespace: "shop",
+    clusterDns: undefined,
   });
 }
 
@@ -127,6 +129,7 @@ describe("webhook/security", () => {
         runAsNonRoot: true,
         capabilities: { drop: ["ALL"] },
       },
+      bindsLowPorts: false,
       warnings: [],
     });
     assert.equal(sidecarSecurity(spec(undefined, { runAsUser: 101 }), "baseline", false).securityContext.runAsUser, 101);
@@ -145,6 +148,13 @@ describe("webhook/security", () => {
       const { securityContext, warnings } = sidecarSecurity(spec(), level, false);
       assert.deepEqual([securityContext.runAsUser, securityContext.runAsGroup, securityContext.capabilities, warnings], [0, 0, undefined, []], level);
     }
+  });
+
+  it("says whether it may listen below 1024 on its own: only as root keeping NET_BIND_SERVICE", () => {
+    assert.equal(sidecarSecurity(spec(), "baseline", false).bindsLowPorts, true, "a root app with the runtime's defaults");
+    assert.equal(sidecarSecurity(spec(undefined, { capabilities: { drop: ["NET_BIND_SERVICE"] } }), "baseline", false).bindsLowPorts, false, "the app dropped it");
+    assert.equal(sidecarSecurity(spec({ runAsUser: 1000, runAsGroup: 1000 }), "baseline", false).bindsLowPorts, false, "non-root: no capabilities after exec");
+    assert.equal(sidecarSecurity(spec(), "privileged", true).bindsLowPorts, false, "--allow-ptrace drops everything but SYS_PTRACE and DAC_READ_SEARCH");
   });
 
   it("keeps what the root containers hold: less what all of them drop, plus what they add", () => {

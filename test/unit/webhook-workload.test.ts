@@ -74,7 +74,7 @@ describe("webhook/workload: what every record's resource says about the pod", ()
 });
 
 describe("the workload variable of the sidecar", () => {
-  const context = (c: InjectorConfig) => ({ config: c, policies: [], namespaceLabels: { "microenforcer.dev/injection": "enabled" } });
+  const context = (c: InjectorConfig) => ({ config: c, policies: [], namespaceLabels: { "microenforcer.dev/injection": "enabled" }, clusterDns: undefined });
   const workloadOf = (p: JsonObject) => {
     const containers = [...(((p.spec as JsonObject).initContainers as JsonObject[] | undefined) ?? []), ...((p.spec as JsonObject).containers as JsonObject[])];
     const sidecar = containers.find((c) => c.name === "microenforcer")!;

@@ -2,7 +2,8 @@
  * What the webhook knows about the cluster: RuntimePolicies and namespace labels, from
  * informers, and the refresh of running pods' policies whenever either changes.
  */
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Namespace } from "@kubernetes/client-node";
+import { isIP } from "node:net";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Namespace, type V1Service } from "@kubernetes/client-node";
 import { validatePolicy } from "../../policies/load.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
 import type { JsonObject } from "../json.ts";
@@ -13,6 +14,8 @@ import { InputError } from "../../policies/input-error.ts";
 
 export interface ClusterState {
   policies(): readonly RuntimePolicy[];
+  /** The kube-dns Service's cluster IPs (what kubelets' clusterDNS points at); undefined when there is none. */
+  clusterDnsServers(): string[] | undefined;
   namespaceLabels(namespace: string): Promise<Record<string, string>>;
   /** Brings every running injected pod's policy up to date now (also runs after each change). */
   refreshPods(): Promise<void>;
@@ -20,6 +23,13 @@ export interface ClusterState {
 }
 
 const GROUP = { group: "microenforcer.dev", version: "v1alpha1", plural: "runtimepolicies" };
+const KUBE_DNS = { namespace: "kube-system", name: "kube-dns" };
+
+function serviceAddresses(service: V1Service | undefined): string[] | undefined {
+  const spec = service?.spec;
+  const addresses = (spec?.clusterIPs ?? (spec?.clusterIP === undefined ? [] : [spec.clusterIP])).filter((ip) => isIP(ip) !== 0);
+  return addresses.length > 0 ? addresses : undefined;
+}
 
 export async function startClusterState(kc: KubeConfig, injectorNamespace: string, metrics: InjectorMetrics, log: (message: string) => void): Promise<ClusterState> {
   const core = kc.makeApiClient(CoreV1Api);
@@ -82,6 +92,28 @@ export async function startClusterState(kc: KubeConfig, injectorNamespace: strin
   ));
   const namespaces: Cache<V1Namespace> = await startInformer(kc, "/api/v1/namespaces", () => core.listNamespace(), scheduleRefresh, log);
 
+  // The cluster DNS pods' resolvers are pointed at after the sidecar's forwarder (webhook/pod-dns.ts).
+  let dnsServers: string[] | undefined;
+  const dnsChanged = () => {
+    const next = serviceAddresses(dnsService?.get(KUBE_DNS.name, KUBE_DNS.namespace));
+    if (next?.join() !== dnsServers?.join()) log(next === undefined ? `no ${KUBE_DNS.namespace}/${KUBE_DNS.name} Service: pods get no DNS names unless --cluster-dns is given` : `cluster DNS ${next.join(", ")} (${KUBE_DNS.namespace}/${KUBE_DNS.name})`);
+    dnsServers = next;
+  };
+  let dnsService: Cache<V1Service> | undefined;
+  try {
+    dnsService = await startInformer(
+      kc,
+      `/api/v1/namespaces/${KUBE_DNS.namespace}/services`,
+      () => core.listNamespacedService({ namespace: KUBE_DNS.namespace, fieldSelector: `metadata.name=${KUBE_DNS.name}` }),
+      dnsChanged,
+      log,
+      `metadata.name=${KUBE_DNS.name}`,
+    );
+  } catch (err) {
+    log(`cannot watch ${KUBE_DNS.namespace}/${KUBE_DNS.name} (${(err as Error).message}): pods get no DNS names unless --cluster-dns is given`);
+  }
+  dnsChanged();
+
   function validPolicies(): RuntimePolicy[] {
     return policies.list().flatMap((object) => {
       const name = object.metadata?.name ?? "(unnamed)";
@@ -101,6 +133,7 @@ export async function startClusterState(kc: KubeConfig, injectorNamespace: strin
 
   return {
     policies: () => valid,
+    clusterDnsServers: () => dnsServers,
     async namespaceLabels(namespace) {
       const cached = namespaces.get(namespace);
       // A namespace created a moment ago may not have reached the informer yet.
@@ -109,7 +142,7 @@ export async function startClusterState(kc: KubeConfig, injectorNamespace: strin
     refreshPods: () => (running = running.then(refreshPods)),
     async stop() {
       clearTimeout(timer);
-      await Promise.all([policies.stop(), namespaces.stop()]);
+      await Promise.all([policies.stop(), namespaces.stop(), dnsService?.stop()]);
       await running.catch(() => undefined);
     },
   };

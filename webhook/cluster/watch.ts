@@ -1,5 +1,5 @@
 /** client-node informers that restart after a dropped watch (they stop on error otherwise). */
-import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
+import { ListWatch, Watch, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
 
 export type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
@@ -9,8 +9,10 @@ export async function startInformer<T extends KubernetesObject>(
   list: () => Promise<KubernetesListObject<T>>,
   onChange: () => void,
   log: (message: string) => void,
+  /** e.g. `metadata.name=kube-dns`: RBAC may then grant list and watch on that one name. */
+  fieldSelector?: string,
 ): Promise<Cache<T>> {
-  const informer = makeInformer(kc, path, list);
+  const informer = new ListWatch<T>(path, new Watch(kc), list, false, undefined, fieldSelector);
   for (const verb of ["add", "update", "delete"] as const) informer.on(verb, onChange);
   // Stopping aborts the watch, which the informer reports as an error: not one to log or restart after.
   let stopped = false;
