@@ -37,6 +37,9 @@ export async function buildKube(): Promise<string> {
   return stdout.trim().split("\n").at(-1) ?? "";
 }
 
+/** The Services' ClusterIP range (`--service-cluster-ip-range`); the kubernetes Service takes the first address. */
+export const SERVICE_RANGE = "10.0.0.0/24";
+
 export interface ControlPlaneOptions {
   /** Directory with etcd, kube-apiserver and kubectl; default: buildKube(). */
   binDir?: string;
@@ -159,8 +162,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         `--service-account-key-file=${serviceAccountPublicKey}`,
         `--service-account-signing-key-file=${serviceAccountKey}`,
-        // Only configuration (ClusterIPs are allocated from it): never send traffic there.
-        "--service-cluster-ip-range=10.0.0.0/24",
+        // ClusterIPs are allocated from it. There is no kube-proxy: nothing answers there
+        // but the cluster DNS a node puts on its own address (node/node.ts).
+        `--service-cluster-ip-range=${SERVICE_RANGE}`,
         // Node: a kubelet (user system:node:NAME) may read and write what its node runs.
         "--authorization-mode=Node,RBAC",
         `--kubelet-client-certificate=${kubeletClient.certFile}`,

@@ -8,7 +8,11 @@
  * Network: a bridge of its own (me-nodeN, 10.244.N.0/24), made before anything starts;
  * this machine is 10.244.N.1 on it (`hostAddress`), which is also the kubelet's address.
  * The CNI bridge plugin gives each pod an address there and no default route: pods reach
- * this machine's address on the bridge, and nothing beyond it.
+ * this machine's address on the bridge, and nothing beyond it. DNS: the kubelet's
+ * clusterDNS is 10.0.0.(10+N), an address in the control plane's Service range that the
+ * node puts on its bridge and routes pods to (`clusterDns`): the kube-dns Service's
+ * ClusterIP in a real cluster, here where the test runs its cluster DNS (there is no
+ * kube-proxy). Nothing answers there until a test does; a lookup is refused at once.
  *
  * Cgroups: containerd, its shims and every container live under the node's own cgroup
  * (the kubelet's cgroupRoot, `/kube-node-XXXXXX` in each hierarchy), so stop() finds and
@@ -19,7 +23,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 
 import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
-import { kubeconfig, type ControlPlane } from "../kube/control-plane.ts";
+import { kubeconfig, SERVICE_RANGE, type ControlPlane } from "../kube/control-plane.ts";
 import { freeLoopbackPorts, startProcess, stopProcess, waitUntil } from "../processes.ts";
 import { cgroupProcsFiles, makeCgroup, removeCgroup } from "./cgroups.ts";
 
@@ -57,6 +61,8 @@ export interface Node {
   name: string;
   /** This machine's address on the pod network: where pods reach what the test runs. */
   hostAddress: string;
+  /** The kubelet's clusterDNS and clusterDomain: where pods resolve names, once a test runs a DNS server at `address` (this machine's). */
+  clusterDns: { address: string; domain: string };
   dir: string;
   logs: { containerd: string; kubelet: string };
   /** Wall-clock milliseconds of each start-up step. */
@@ -99,7 +105,7 @@ export async function startNode(cp: ControlPlane, options: NodeOptions): Promise
     let mark = Date.now();
     const network = await createBridge();
     bridge = network.bridge;
-    const { hostAddress } = network;
+    const { hostAddress, clusterDns } = network;
     await writeFile(join(dir, "cni.conflist"), JSON.stringify(cniConfig(network, join(dir, "cni-ipam"))));
     const networkMillis = Date.now() - mark;
 
@@ -140,7 +146,7 @@ export async function startNode(cp: ControlPlane, options: NodeOptions): Promise
     const kubeletConfig = join(dir, "kubelet.yaml");
     await writeFile(
       kubeletConfig,
-      JSON.stringify(kubeletConfiguration({ dir, socket, cgroupRoot, hostAddress, port: port!, healthzPort: healthzPort!, serving, caFile: cp.caFile })),
+      JSON.stringify(kubeletConfiguration({ dir, socket, cgroupRoot, hostAddress, clusterDns, port: port!, healthzPort: healthzPort!, serving, caFile: cp.caFile })),
     );
     const kubelet = await startProcess(join(options.kubeBinDir, "kubelet"), logs.kubelet, [
       `--config=${kubeletConfig}`,
@@ -156,6 +162,7 @@ export async function startNode(cp: ControlPlane, options: NodeOptions): Promise
     return {
       name,
       hostAddress,
+      clusterDns,
       dir,
       logs,
       startup: { network: networkMillis, containerd: containerdMillis, images: imagesMillis, kubelet: kubeletMillis },
@@ -173,7 +180,12 @@ interface PodNetwork {
   /** The /24, e.g. 10.244.3.0/24. */
   subnet: string;
   hostAddress: string;
+  /** This machine's address in the Service range, on the bridge: the kubelet's clusterDNS. */
+  clusterDns: { address: string; domain: string };
 }
+
+/** What the kubelet's clusterDomain and the pods' search lists end in. */
+const CLUSTER_DOMAIN = "cluster.local";
 
 /**
  * The first free me-nodeN bridge, with this machine at 10.244.N.1: creating the link is
@@ -192,8 +204,12 @@ async function createBridge(): Promise<PodNetwork> {
     if (!added) continue;
     const hostAddress = `${POD_NETWORKS}.${index}.1`;
     await run("ip", ["address", "add", `${hostAddress}/24`, "dev", bridge]);
+    // One address per node, so that nodes of several runs each have their own cluster DNS.
+    const dnsAddress = `${SERVICE_RANGE.split(".").slice(0, 3).join(".")}.${10 + index}`;
+    if (10 + index > 254) throw new Error(`no Service-range address left for node ${bridge}'s cluster DNS`);
+    await run("ip", ["address", "add", `${dnsAddress}/32`, "dev", bridge]);
     await run("ip", ["link", "set", bridge, "up"]);
-    return { bridge, subnet: `${POD_NETWORKS}.${index}.0/24`, hostAddress };
+    return { bridge, subnet: `${POD_NETWORKS}.${index}.0/24`, hostAddress, clusterDns: { address: dnsAddress, domain: CLUSTER_DOMAIN } };
   }
   throw new Error(`no free pod network: me-node0..255 all exist (ip link show type bridge)`);
 }
@@ -202,7 +218,9 @@ async function createBridge(): Promise<PodNetwork> {
  * The CNI network containerd sets up for each pod: a veth on the node's bridge and an
  * address from host-local. No `isGateway` and no `ipMasq`: no default route in the pod,
  * no NAT and no IP forwarding on the machine (the plugin would turn it on), so pod traffic
- * ends at this machine. Loopback is containerd's own (bin_dirs), not listed here.
+ * ends at this machine. One route: the Service range via this machine, where the cluster
+ * DNS address is local (any other Service address goes nowhere: no forwarding). Loopback
+ * is containerd's own (bin_dirs), not listed here.
  */
 function cniConfig(network: PodNetwork, ipamDir: string): object {
   return {
@@ -212,7 +230,12 @@ function cniConfig(network: PodNetwork, ipamDir: string): object {
       {
         type: "bridge",
         bridge: network.bridge,
-        ipam: { type: "host-local", ranges: [[{ subnet: network.subnet, gateway: network.hostAddress }]], dataDir: ipamDir },
+        ipam: {
+          type: "host-local",
+          ranges: [[{ subnet: network.subnet, gateway: network.hostAddress }]],
+          routes: [{ dst: SERVICE_RANGE, gw: network.hostAddress }],
+          dataDir: ipamDir,
+        },
       },
     ],
   };
@@ -264,6 +287,7 @@ function kubeletConfiguration(o: {
   socket: string;
   cgroupRoot: string;
   hostAddress: string;
+  clusterDns: { address: string; domain: string };
   port: number;
   healthzPort: number;
   serving: { certFile: string; keyFile: string };
@@ -292,9 +316,11 @@ function kubeletConfiguration(o: {
     authorization: { mode: "Webhook" },
     // Without CAP_SYS_RESOURCE the kubelet cannot lower its own OOM score (-999 by default).
     oomScoreAdj: 0,
-    // No DNS in the pods: nothing in the tests resolves names, and the host's resolvers are
-    // not the pods' business.
+    // Pods resolve with the cluster DNS only: the host's resolvers are not the pods' business
+    // (ClusterFirst would append the host's search domains; Default pods get none).
     resolvConf: "",
+    clusterDNS: [o.clusterDns.address],
+    clusterDomain: o.clusterDns.domain,
     // The images are imported, never pulled: garbage-collecting one would lose it, and a
     // fuller disk must not evict the tests' pods either.
     imageGCHighThresholdPercent: 100,

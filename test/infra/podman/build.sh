@@ -20,6 +20,14 @@
 #    the symlink /opt/miner/sleep it is busybox's sleep applet, so it lives until killed.
 #  - pause: the pod sandbox image of the test node (registry.k8s.io/pause is out of reach):
 #    Debian's static catatonit in pause mode, as podman's own infra containers run it.
+#  - nginx: what the seed scenario runs with `kubectl run test-nginx --image=...`: a web
+#    server as root in the foreground (busybox httpd standing in for nginx's master), no
+#    USER, and a real curl (Debian's, with the libraries it links) whose only trusted CA is
+#    the test CA below, so `curl https://www.google.com/` reaches the test's own server.
+#
+# The test CA (test/infra/build/test-ca/, made once with openssl and shared by every
+# checkout) and a certificate it signed for www.google.com, which the e2e tier's HTTPS
+# server presents.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,11 +37,12 @@ PATH="/usr/local/go/bin:$PATH"
 
 node_binary="$root/node_modules/node/bin/node"
 busybox=/bin/busybox
+curl=/usr/bin/curl
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 npm_dir="$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)"
 catatonit=/usr/bin/catatonit
-for needed in "$node_binary" "$busybox" "$ca_bundle" "$npm_dir/package.json" "$catatonit"; do
-  [[ -e "$needed" ]] || { echo "build.sh: $needed is missing (npm ci, and apt-get install busybox-static ca-certificates catatonit)" >&2; exit 1; }
+for needed in "$node_binary" "$busybox" "$ca_bundle" "$npm_dir/package.json" "$catatonit" "$curl"; do
+  [[ -e "$needed" ]] || { echo "build.sh: $needed is missing (npm ci, and apt-get install busybox-static ca-certificates catatonit curl)" >&2; exit 1; }
 done
 
 # Two test runs may start at once: one builds, the other waits and reuses.
@@ -114,6 +123,39 @@ if ! podman image exists "$app_image"; then
   import_rootfs "$rootfs" "$app_image" '["/bin/sh"]'
 fi
 
+test_ca="$root/test/infra/build/test-ca"
+if [[ ! -e "$test_ca/www.google.com.crt" ]]; then
+  mkdir -p "$work/ca"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=microenforcer e2e test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$work/ca/ca.key" -out "$work/ca/ca.crt" 2>/dev/null
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=www.google.com" \
+    -keyout "$work/ca/www.google.com.key" -out "$work/ca/www.google.com.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:www.google.com\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n' >"$work/ca/leaf.ext"
+  openssl x509 -req -in "$work/ca/www.google.com.csr" -CA "$work/ca/ca.crt" -CAkey "$work/ca/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$work/ca/leaf.ext" -out "$work/ca/www.google.com.crt" 2>/dev/null
+  rm -rf "$test_ca" && mkdir -p "$(dirname "$test_ca")" && mv "$work/ca" "$test_ca"
+fi
+
+nginx_image="localhost/microenforcer-e2e-nginx:$(hash_of "$self" "$busybox" "$curl" "$test_ca/ca.crt")"
+if ! podman image exists "$nginx_image"; then
+  rootfs="$work/nginx"
+  busybox_rootfs "$rootfs"
+  cp "$curl" "$rootfs/usr/bin/curl"
+  for lib in $(ldd "$curl" | grep -o '/[^ ]*'); do
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+  done
+  mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/var/www"
+  cp "$test_ca/ca.crt" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  echo "hello from test-nginx" >"$rootfs/var/www/index.html"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnginx:x:101:101:nginx:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnginx:x:101:\n' >"$rootfs/etc/group"
+  printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
+  printf '127.0.0.1 localhost\n' >"$rootfs/etc/hosts"
+  import_rootfs "$rootfs" "$nginx_image" '["httpd", "-f", "-p", "80", "-h", "/var/www"]'
+fi
+
 pause_image="localhost/microenforcer-e2e-pause:$(hash_of "$self" "$catatonit")"
 if ! podman image exists "$pause_image"; then
   rootfs="$work/pause"
@@ -127,7 +169,7 @@ fi
 archives="$root/test/infra/build/images"
 mkdir -p "$archives"
 archive_of() { echo "$archives/$(tr '/:' '__' <<<"$1").tar"; }
-for image in "$microenforcer_image" "$app_image" "$pause_image"; do
+for image in "$microenforcer_image" "$app_image" "$nginx_image" "$pause_image"; do
   archive="$(archive_of "$image")"
   if [[ ! -e "$archive" ]]; then
     podman save --quiet --format docker-archive -o "$archive.tmp" "$image"
@@ -141,12 +183,12 @@ done
 # using fails it. Images go with their archives (other localhost/microenforcer tags stay),
 # unless a container still uses one; base images whenever no kept image is built on them.
 keep=4
-for prefix in localhost_microenforcer_e2e- localhost_microenforcer-e2e-app_ localhost_microenforcer-e2e-pause_; do
+for prefix in localhost_microenforcer_e2e- localhost_microenforcer-e2e-app_ localhost_microenforcer-e2e-nginx_ localhost_microenforcer-e2e-pause_; do
   ls -t "$archives/$prefix"*.tar | tail -n +$((keep + 1)) | xargs -r rm -f
 done
 for image in $(podman images --noheading --format '{{.Repository}}:{{.Tag}}'); do
   case "$image" in
-    localhost/microenforcer:e2e-* | localhost/microenforcer-e2e-app:* | localhost/microenforcer-e2e-pause:*)
+    localhost/microenforcer:e2e-* | localhost/microenforcer-e2e-app:* | localhost/microenforcer-e2e-nginx:* | localhost/microenforcer-e2e-pause:*)
       [[ -e "$(archive_of "$image")" ]] || podman rmi "$image" >/dev/null 2>&1 || true ;;
     localhost/microenforcer-e2e-node:*)
       [[ "$image" == "$base_image" ]] || podman rmi "$image" >/dev/null 2>&1 || true ;;
@@ -155,4 +197,6 @@ done
 
 echo "microenforcer $microenforcer_image $(archive_of "$microenforcer_image")"
 echo "app $app_image $(archive_of "$app_image")"
+echo "nginx $nginx_image $(archive_of "$nginx_image")"
 echo "pause $pause_image $(archive_of "$pause_image")"
+echo "test-ca $test_ca"

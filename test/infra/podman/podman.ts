@@ -15,10 +15,14 @@ export interface Images {
   microenforcer: string;
   /** busybox, https-server and the /opt/miner/xmrig stand-in. */
   app: string;
+  /** The seed's `kubectl run test-nginx --image=...`: a root web server, Debian's curl, the test CA trusted. */
+  nginx: string;
   /** A test node's pod sandbox (catatonit). */
   pause: string;
-  /** The three as docker-archive files, for a node's containerd to import. */
+  /** The images as docker-archive files, for a node's containerd to import. */
   archives: string[];
+  /** The test CA the nginx image trusts, and a certificate it signed for www.google.com (PEM files). */
+  testCa: { caCert: string; serverCert: string; serverKey: string };
   /** build.sh holds this file locked while it replaces archives: read them under a shared lock. */
   archivesLock: string;
 }
@@ -27,14 +31,19 @@ export interface Images {
 export async function buildImages(): Promise<Images> {
   const { stdout } = await promisify(execFile)(BUILD_SCRIPT, { maxBuffer: 16 * 1024 * 1024 });
   const lines = new Map(stdout.trim().split("\n").map((line) => [line.split(" ")[0], line.split(" ").slice(1)] as const));
-  const [microenforcer, app, pause] = ["microenforcer", "app", "pause"].map((role) => lines.get(role));
-  if (microenforcer?.length !== 2 || app?.length !== 2 || pause?.length !== 2) throw new Error(`build.sh printed no \`ROLE IMAGE ARCHIVE\` lines:\n${stdout}`);
+  const [microenforcer, app, nginx, pause] = ["microenforcer", "app", "nginx", "pause"].map((role) => lines.get(role));
+  const testCa = lines.get("test-ca")?.[0];
+  if (microenforcer?.length !== 2 || app?.length !== 2 || nginx?.length !== 2 || pause?.length !== 2 || testCa === undefined) {
+    throw new Error(`build.sh printed no \`ROLE IMAGE ARCHIVE\` lines:\n${stdout}`);
+  }
   return {
     microenforcer: microenforcer[0]!,
     app: app[0]!,
+    nginx: nginx[0]!,
     pause: pause[0]!,
-    archives: [microenforcer[1]!, app[1]!, pause[1]!],
+    archives: [microenforcer[1]!, app[1]!, nginx[1]!, pause[1]!],
     archivesLock: ARCHIVES_LOCK,
+    testCa: { caCert: `${testCa}/ca.crt`, serverCert: `${testCa}/www.google.com.crt`, serverKey: `${testCa}/www.google.com.key` },
   };
 }
 
