@@ -31,6 +31,13 @@ export const SPOOL_SIZE_LIMIT = "64Mi";
 /** Where the injector mounts the policy document; `watch --policy` follows this file. */
 export const POLICY_MOUNT_PATH = "/etc/microenforcer/policy";
 export const POLICY_FILE = "policy.json";
+/**
+ * The injector's public key (base64 SPKI DER): when set, the sidecar accepts only policy
+ * documents signed with it and bound to POLICY_BINDING_ENV (policies/signed-document.ts).
+ */
+export const POLICY_KEY_ENV = "MICROENFORCER_POLICY_KEY";
+/** The pod's binding nonce, chosen by the injector at creation; a signed document must carry it. */
+export const POLICY_BINDING_ENV = "MICROENFORCER_POLICY_BINDING";
 
 /** Downward-API variables the injector sets on the sidecar, in this order, and the resource keys they become. */
 export const DOWNWARD_API: ReadonlyArray<{ env: string; fieldPath: string; resourceKey: string }> = [

@@ -1,15 +1,16 @@
 /** `microenforcer watch`: argument parsing and lifecycle around startWatch. */
 import { parseArgs } from "node:util";
-import { defaultPolicy, parsePolicies, readPolicyText } from "../policies/load.ts";
+import { defaultPolicy, readPolicyText } from "../policies/load.ts";
 import { watchPolicyFile } from "../policies/policy-file-watcher.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
+import { openDocument, verifierFromEnv, type DocumentSource } from "../policies/signed-document.ts";
 import { createEmitter } from "./emit/emitter.ts";
 import { positiveInteger } from "./emit/otlp-config.ts";
 import { PolicyHolder } from "./policy/policy-holder.ts";
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool/spool.ts";
 import { policyRejectedRecord, workloadUnreadableRecord } from "./records/sensor-records.ts";
 import { buildResource } from "./emit/resource.ts";
-import { defaultExporter, EXEC_SOCKET_ENV, EXPORTERS, parseWorkload, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV, WORKLOAD_ENV, type Workload } from "./sidecar-contract.ts";
+import { defaultExporter, EXEC_SOCKET_ENV, EXPORTERS, parseWorkload, POLICY_BINDING_ENV, POLICY_KEY_ENV, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV, WORKLOAD_ENV, type Workload } from "./sidecar-contract.ts";
 import { version } from "./version.ts";
 import { startWatch } from "./watch.ts";
 import { InputError } from "../policies/input-error.ts";
@@ -53,12 +54,18 @@ export async function runWatch(args: string[]): Promise<number> {
   }
 
   let policy: RuntimePolicy;
+  let source: DocumentSource | undefined;
   let policyText = "";
+  let open: ((text: string) => { policy: RuntimePolicy; source: DocumentSource }) | undefined;
   try {
     if (options.policyFile === undefined) policy = defaultPolicy();
     else {
-      policyText = readPolicyText(options.policyFile);
-      policy = parsePolicies(policyText, options.policyFile)[0]!;
+      // Set by the injector: then only documents it signed for this pod are accepted.
+      const verifier = verifierFromEnv(process.env, POLICY_KEY_ENV, POLICY_BINDING_ENV);
+      const file = options.policyFile;
+      open = (text) => openDocument(text, file, verifier);
+      policyText = readPolicyText(file);
+      ({ policy, source } = open(policyText));
     }
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
@@ -89,14 +96,14 @@ export async function runWatch(args: string[]): Promise<number> {
   }
 
   if (workloadProblem !== undefined) emitter.emit(workloadUnreadableRecord(workloadProblem));
-  const inForce = new PolicyHolder(policy);
+  const inForce = new PolicyHolder(policy, source);
   const watch = startWatch({ policy: inForce, sink: emitter, containerImages: workload.containerImages, ...(options.execSocket !== undefined && { execSocket: options.execSocket }) });
   const policyWatcher =
-    options.policyFile === undefined
+    options.policyFile === undefined || open === undefined
       ? undefined
-      : watchPolicyFile(options.policyFile, policyText, {
-          onPolicy: (next) => inForce.set(next),
-          onInvalid: (problems) => emitter.emit(policyRejectedRecord(inForce.current, problems)),
+      : watchPolicyFile(options.policyFile, policyText, open, {
+          onPolicy: (next, nextSource) => inForce.set(next, nextSource),
+          onInvalid: (problems) => emitter.emit(policyRejectedRecord(inForce.current, problems, inForce.source)),
         });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", resolve);

@@ -76,7 +76,7 @@ export function startWatch(options: WatchOptions): Watch {
   const emitAll = (records: SensorRecord[]): void => {
     for (const record of records) sink.emit(record);
   };
-  sink.emit(policyStatusRecord(policy.current, "microenforcer watching this PID namespace with policy"));
+  sink.emit(policyStatusRecord(policy.current, "microenforcer watching this PID namespace with policy", policy.source));
   // Applied in order, so a quick reload cannot overtake a forwarder still starting.
   const applyDns = (next: RuntimePolicy): Promise<void> => dns.apply(next).then((outcomes) => emitAll(outcomes.map(forwarderRecord)));
   let dnsApplied = applyDns(policy.current);
@@ -87,10 +87,10 @@ export function startWatch(options: WatchOptions): Watch {
     },
     networkSensorNeeded(policy.current),
   );
-  policy.subscribe((next) => {
+  policy.subscribe((next, source) => {
     sensor.setNetwork(networkSensorNeeded(next));
     dnsApplied = dnsApplied.then(() => applyDns(next));
-    sink.emit(policyStatusRecord(next, "policy reloaded:"));
+    sink.emit(policyStatusRecord(next, "policy reloaded:", source));
   });
   const reports = setup === undefined ? undefined : startReports(setup.socket, policy, pipeline, sensor, enforcer, procRoot, sink);
   const recheck = setInterval(() => emitAll(pipeline.recheck()), recheckIntervalMs);

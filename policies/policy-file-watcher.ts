@@ -2,16 +2,17 @@
  * Follows a policy file for changes. The kubelet updates downward-API and ConfigMap
  * volumes atomically by swapping a `..data` symlink in the directory, so the directory is
  * watched, not the file; a slow poll backs the watch up (inotify can miss a swap, and some
- * filesystems have none). Only a change of content counts.
+ * filesystems have none). Only a change of content counts. What the content means (a plain
+ * policy, or a signed document that must verify) is the `open` function's to say.
  */
 import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { dirname } from "node:path";
-import { parsePolicies } from "./load.ts";
-import type { RuntimePolicy } from "./schema.ts";
 import { InputError } from "./input-error.ts";
+import type { RuntimePolicy } from "./schema.ts";
+import type { DocumentSource } from "./signed-document.ts";
 
 export interface PolicyFileEvents {
-  onPolicy(policy: RuntimePolicy): void;
+  onPolicy(policy: RuntimePolicy, source: DocumentSource): void;
   /** The new content is unreadable or invalid; the current policy stays in force. */
   onInvalid(problems: string[]): void;
 }
@@ -20,7 +21,13 @@ export interface PolicyFileWatcher {
   close(): void;
 }
 
-export function watchPolicyFile(file: string, initialText: string, events: PolicyFileEvents, pollMs = 2000): PolicyFileWatcher {
+export function watchPolicyFile(
+  file: string,
+  initialText: string,
+  open: (text: string) => { policy: RuntimePolicy; source: DocumentSource },
+  events: PolicyFileEvents,
+  pollMs = 2000,
+): PolicyFileWatcher {
   let current = initialText;
   let debounce: NodeJS.Timeout | undefined;
   const check = (): void => {
@@ -36,7 +43,8 @@ export function watchPolicyFile(file: string, initialText: string, events: Polic
     if (text === current) return;
     current = text;
     try {
-      events.onPolicy(parsePolicies(text, file)[0]!);
+      const { policy, source } = open(text);
+      events.onPolicy(policy, source);
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       report(err.problems);

@@ -1,5 +1,6 @@
 /** What an injector is configured with: the same shape for the webhook and the `inject` CLI. */
 import { DEFAULT_CLUSTER_DOMAIN, type ClusterDns } from "./pod-dns.ts";
+import type { Signer } from "./policy-document.ts";
 import { RUNTIME_DEFAULT_CAPABILITIES } from "./security.ts";
 
 export type PodSecurityLevel = "privileged" | "baseline" | "restricted";
@@ -26,6 +27,8 @@ export interface InjectorConfig {
   /** The cluster DNS addresses given by flag (else the kube-dns Service's), and the cluster domain. */
   clusterDnsServers: string[] | undefined;
   clusterDomain: string;
+  /** Signs the policy documents it embeds (its key Secret); the offline `inject` command has none. */
+  signer?: Signer;
 }
 
 export const DEFAULT_IMAGE = "microenforcer:0.1.0";

@@ -7,6 +7,7 @@
 import type { InjectorConfig, PodSecurityLevel } from "./config.ts";
 import { arrayAt, isObject, objectAt, stringAt, type JsonObject } from "./json.ts";
 import { POLICY_VOLUME, SIDECAR_NAME, SPOOL_VOLUME } from "./keys.ts";
+import { sidecarVerification } from "./policy-document.ts";
 import { sidecarSecurity } from "./security.ts";
 import { sidecarContainer, sidecarVolumes, withoutWorkloadEnv } from "./sidecar.ts";
 
@@ -68,10 +69,15 @@ export interface SidecarExpectation {
   podSecurityLevel: PodSecurityLevel;
 }
 
-/** The sidecar and volumes render would add to this pod, in either form. */
-export function expectedSidecar(spec: JsonObject, expectation: SidecarExpectation, native: boolean): { container: JsonObject; volumes: JsonObject[] } {
+/**
+ * The sidecar and volumes render would add to this pod, in either form. The binding nonce is
+ * the one thing render chose at random: the found sidecar's own is taken as expected.
+ */
+export function expectedSidecar(pod: JsonObject, expectation: SidecarExpectation, native: boolean): { container: JsonObject; volumes: JsonObject[] } {
+  const spec = objectAt(pod, "spec") ?? {};
   const security = sidecarSecurity(appSpec(spec), expectation.podSecurityLevel, expectation.config.allowPtrace, expectation.config.runtimeDefaultCapabilities);
-  return { container: sidecarContainer(expectation.config, security.securityContext, native), volumes: sidecarVolumes() };
+  const nonce = sidecarVerification(pod).nonce ?? "";
+  return { container: sidecarContainer(expectation.config, security.securityContext, native, undefined, nonce), volumes: sidecarVolumes() };
 }
 
 export function inspectSidecar(pod: JsonObject, expectation: SidecarExpectation): Presence {
@@ -87,7 +93,7 @@ export function inspectSidecar(pod: JsonObject, expectation: SidecarExpectation)
   if (count === 0) return forged(`the pod already has volume ${ourVolumes.join(" and volume ")}`);
   if (count > 1 || inEphemeral.length > 0) return forged(`the pod has ${count} containers named ${SIDECAR_NAME}`);
   const native = inInit.length === 1;
-  const expected = expectedSidecar(spec, expectation, native);
+  const expected = expectedSidecar(pod, expectation, native);
   const where = `container ${SIDECAR_NAME} (not the genuine sidecar)`;
   const containerDiff = difference(withoutWorkloadEnv((native ? inInit[0] : inMain[0])!), expected.container);
   if (containerDiff !== undefined) return forged(`the pod already has ${where}: ${containerDiff}`);

@@ -4,6 +4,7 @@
  */
 import jsonpatch, { type Operation } from "fast-json-patch";
 import type { RuntimePolicy } from "../policies/schema.ts";
+import { newBindingNonce } from "../policies/signed-document.ts";
 import { attributeContainers } from "./attribution.ts";
 import type { InjectorConfig } from "./config.ts";
 import { decide, type Decision } from "./decide.ts";
@@ -45,10 +46,10 @@ export interface PodOutcome {
  * pod should run and the sidecar's workload variable the pod's as it is now — never what
  * the pod brought along.
  */
-function touchUp(input: JsonObject, context: InjectContext): { pod: JsonObject; patch: Operation[]; warnings: string[] } {
+function touchUp(input: JsonObject, namespace: string, context: InjectContext): { pod: JsonObject; patch: Operation[]; warnings: string[] } {
   const pod = structuredClone(input);
   ensureObject(pod, "metadata");
-  jsonpatch.applyPatch(pod, policyRefresh(pod, context.policies, context.namespaceLabels ?? {}), false, true);
+  jsonpatch.applyPatch(pod, policyRefresh(pod, namespace, context.policies, context.namespaceLabels ?? {}, context.config.signer), false, true);
   const spec = objectAt(pod, "spec") ?? {};
   const workload = podWorkload(pod, context.config);
   for (const sidecar of ["initContainers", "containers"].flatMap((key) => arrayAt(spec, key)).filter(isObject)) {
@@ -87,7 +88,7 @@ export function injectPod(pod: JsonObject, namespace: string | undefined, contex
     ours,
   });
   if (decision.action === "skip" && decision.reason === "already-injected") {
-    const touched = touchUp(pod, context);
+    const touched = touchUp(pod, namespace ?? stringAt(objectAt(pod, "metadata"), "namespace") ?? "", context);
     return { decision, touchUp: touched, warnings: [...decision.warnings, ...touched.warnings] };
   }
   if (decision.action !== "inject") return { decision, warnings: decision.warnings };
@@ -97,6 +98,9 @@ export function injectPod(pod: JsonObject, namespace: string | undefined, contex
     namespaceLabels: namespaceLabels ?? {},
     requested: stringMapAt(metadata, "annotations")[POLICY_ANNOTATION],
   });
-  const rendered = render({ pod, config, policy: choice.policy, podSecurityLevel: level, native: decision.native, namespace, clusterDns: context.clusterDns });
+  // A fresh nonce binds the signed policy document to this pod (its UID does not exist yet, often neither does its name).
+  const podNamespace = namespace ?? stringAt(metadata, "namespace");
+  const binding = config.signer !== undefined && podNamespace !== undefined ? { nonce: newBindingNonce(), namespace: podNamespace } : undefined;
+  const rendered = render({ pod, config, policy: choice.policy, podSecurityLevel: level, native: decision.native, namespace, clusterDns: context.clusterDns, ...(binding && { binding }) });
   return { decision, choice, rendered, warnings: [...decision.warnings, ...choice.warnings, ...rendered.warnings] };
 }

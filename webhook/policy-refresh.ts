@@ -9,7 +9,9 @@ import type { RuntimePolicy } from "../policies/schema.ts";
 import { namespaceMode } from "./decide.ts";
 import { arrayAt, objectAt, stringAt, stringMapAt, type JsonObject } from "./json.ts";
 import { INJECT_KEY, POLICY_ANNOTATION, POLICY_DOCUMENT_ANNOTATION, SIDECAR_NAME, STATUS_ANNOTATION, SYSTEM_NAMESPACES } from "./keys.ts";
-import { policyDocument, selectPolicy } from "./policy-select.ts";
+import type { Binding } from "../policies/signed-document.ts";
+import { documentCurrent, documentText, sidecarVerification, type Signer } from "./policy-document.ts";
+import { selectPolicy } from "./policy-select.ts";
 import { parseStatus } from "./status.ts";
 
 const annotationPath = (key: string) => `/metadata/annotations/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`;
@@ -39,8 +41,12 @@ export function refreshable(pod: JsonObject, namespaceLabels: Record<string, str
   return namespaceMode(namespaceLabels) !== "off" || stringMapAt(objectAt(pod, "metadata"), "labels")[INJECT_KEY] === "true";
 }
 
-/** The JSON patch that brings the pod's policy up to date; [] when it is. */
-export function policyRefresh(pod: JsonObject, policies: readonly RuntimePolicy[], namespaceLabels: Record<string, string>): Operation[] {
+/**
+ * The JSON patch that brings the pod's policy up to date; [] when it is. A pod whose sidecar
+ * verifies signed documents gets one signed by `signer` and bound to its nonce and
+ * `namespace`; throws when this injector cannot sign one it would accept.
+ */
+export function policyRefresh(pod: JsonObject, namespace: string, policies: readonly RuntimePolicy[], namespaceLabels: Record<string, string>, signer?: Signer): Operation[] {
   const metadata = objectAt(pod, "metadata");
   const annotations = stringMapAt(metadata, "annotations");
   const ownName = injectorNamedPolicy(annotations);
@@ -49,9 +55,17 @@ export function policyRefresh(pod: JsonObject, policies: readonly RuntimePolicy[
     namespaceLabels,
     requested: ownName ? undefined : annotations[POLICY_ANNOTATION],
   });
-  const document = JSON.stringify(policyDocument(choice.policy));
+  const { key, nonce } = sidecarVerification(pod);
+  let binding: Binding | undefined;
+  if (key !== undefined) {
+    if (signer === undefined || key !== signer.publicKey) throw new Error(`its sidecar verifies policy documents with a key this injector does not hold (${signer === undefined ? "it signs none" : `its own is ${signer.keyId}`})`);
+    if (!nonce) throw new Error("its sidecar has no binding nonce to sign for");
+    binding = { nonce, namespace };
+  }
   const patch: Operation[] = [];
-  if (annotations[POLICY_DOCUMENT_ANNOTATION] !== document) patch.push({ op: "add", path: annotationPath(POLICY_DOCUMENT_ANNOTATION), value: document });
+  if (!documentCurrent(annotations[POLICY_DOCUMENT_ANNOTATION], choice.policy, signer, binding)) {
+    patch.push({ op: "add", path: annotationPath(POLICY_DOCUMENT_ANNOTATION), value: documentText(choice.policy, signer, binding) });
+  }
   if (ownName && annotations[POLICY_ANNOTATION] !== choice.policy.metadata.name) {
     patch.push({ op: "add", path: annotationPath(POLICY_ANNOTATION), value: choice.policy.metadata.name });
   }

@@ -11,7 +11,8 @@ import type { RuntimePolicy } from "../policies/schema.ts";
 import { ensureArray, ensureObject, type JsonObject } from "./json.ts";
 import { POLICY_ANNOTATION, POLICY_DOCUMENT_ANNOTATION, SIDECAR_NAME, STATUS_ANNOTATION } from "./keys.ts";
 import { applyPodDns, podDns, type ClusterDns } from "./pod-dns.ts";
-import { policyDocument } from "./policy-select.ts";
+import type { Binding } from "../policies/signed-document.ts";
+import { documentText } from "./policy-document.ts";
 import { sidecarSecurity } from "./security.ts";
 import { sidecarContainer, sidecarVolumes } from "./sidecar.ts";
 import type { InjectionStatus } from "./status.ts";
@@ -27,6 +28,8 @@ export interface RenderInput {
   /** The pod's namespace and the cluster's DNS: where the pod's resolver goes when the policy wants DNS names. */
   namespace: string | undefined;
   clusterDns: ClusterDns | undefined;
+  /** What the signed policy document is bound to (with config.signer); without it the document is the plain policy. */
+  binding?: Binding;
 }
 
 export interface Rendered {
@@ -65,7 +68,9 @@ export function render(input: RenderInput): Rendered {
     annotations[POLICY_ANNOTATION] = input.policy.metadata.name;
     addedAnnotations.unshift(POLICY_ANNOTATION);
   }
-  annotations[POLICY_DOCUMENT_ANNOTATION] = JSON.stringify(policyDocument(input.policy));
+  // Signed and bound to this pod when the injector signs; the sidecar then checks both.
+  const signer = input.binding === undefined ? undefined : input.config.signer;
+  annotations[POLICY_DOCUMENT_ANNOTATION] = documentText(input.policy, signer, input.binding);
   const status: InjectionStatus = {
     initContainers: native ? [SIDECAR_NAME] : [],
     containers: native ? [] : [SIDECAR_NAME],
@@ -80,7 +85,7 @@ export function render(input: RenderInput): Rendered {
   // The sidecar is added by one explicit operation: diffing a list with an element inserted
   // first would rewrite every element after it.
   const patch = jsonpatch.compare(input.pod, pod);
-  const sidecar = sidecarContainer(input.config, security.securityContext, native, podWorkload(input.pod, input.config));
+  const sidecar = sidecarContainer({ ...input.config, signer }, security.securityContext, native, podWorkload(input.pod, input.config), input.binding?.nonce);
   const list = native ? "initContainers" : "containers";
   if (!Array.isArray(spec[list])) {
     spec[list] = [sidecar];

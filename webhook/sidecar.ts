@@ -4,7 +4,9 @@ import { arrayAt, stringAt, type JsonObject } from "./json.ts";
 import {
   defaultExporter,
   DOWNWARD_API,
+  POLICY_BINDING_ENV,
   POLICY_FILE,
+  POLICY_KEY_ENV,
   POLICY_MOUNT_PATH,
   SPOOL_DIR_ENV,
   SPOOL_MOUNT_PATH,
@@ -19,9 +21,10 @@ const fieldRef = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } 
 
 /**
  * The sidecar; `workload` is what it cannot see of the pod (workload.ts), absent where only
- * the sidecar's shape matters (genuine.ts compares it without that variable).
+ * the sidecar's shape matters (genuine.ts compares it without that variable); `nonce` is the
+ * pod's binding nonce, with which the sidecar checks that a signed policy document is its own.
  */
-export function sidecarContainer(config: InjectorConfig, securityContext: JsonObject, native: boolean, workload?: Workload): JsonObject {
+export function sidecarContainer(config: InjectorConfig, securityContext: JsonObject, native: boolean, workload?: Workload, nonce = ""): JsonObject {
   const container: JsonObject = {
     name: SIDECAR_NAME,
     image: config.image,
@@ -29,6 +32,12 @@ export function sidecarContainer(config: InjectorConfig, securityContext: JsonOb
     command: ["microenforcer", "watch", "--policy", `${POLICY_MOUNT_PATH}/${POLICY_FILE}`, "--exporter", defaultExporter(config.otelEnv), "--format", "json"],
     env: [
       ...DOWNWARD_API.map(({ env, fieldPath }) => ({ name: env, ...fieldRef(fieldPath) })),
+      ...(config.signer === undefined
+        ? []
+        : [
+            { name: POLICY_KEY_ENV, value: config.signer.publicKey },
+            { name: POLICY_BINDING_ENV, value: nonce },
+          ]),
       { name: SPOOL_DIR_ENV, value: SPOOL_MOUNT_PATH },
       { name: "NODE_OPTIONS", value: sidecarNodeOptions(config.resources.limits.memory) },
       ...Object.entries(config.otelEnv).map(([name, value]) => ({ name, value })),

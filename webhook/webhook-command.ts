@@ -10,17 +10,19 @@ import type { AdmissionDeps } from "./admission.ts";
 import { clusterDnsOf } from "./config.ts";
 import { keepCaBundle } from "./cluster/ca-bundle.ts";
 import { keepSidecarIdentity } from "./cluster/sidecar-identity.ts";
+import { ensureSigningKey } from "./cluster/signing-secret.ts";
 import { startClusterState } from "./cluster/cluster-state.ts";
 import { clusterRunsNativeSidecars, loadKubeConfig, ownImage } from "./cluster/kube.ts";
 import { ensureTlsSecrets } from "./cluster/tls-secret.ts";
 import { createMetrics } from "./metrics.ts";
 import { injectorConfigFrom, injectorOptions, policiesFrom, UsageError } from "./options.ts";
+import { signerFrom } from "./policy-document.ts";
 import { createAdmissionServer, replaceCertificate } from "./server.ts";
 import { planTls, serviceDnsNames, type KeyPair } from "./tls/certificates.ts";
 import { InputError } from "../policies/input-error.ts";
 
 export const webhookUsage = `  webhook [--port 8443] [--cert-dir DIR | --self-signed] [--kubeconfig FILE] [--policy FILE]
-          [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME] [--ca-secret NAME]
+          [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME] [--ca-secret NAME] [--signing-secret NAME]
           [--tls-san NAME_OR_IP]... [--image IMAGE] [--kube-version 1.30] [--allow-ptrace]
           [--runtime-default-capabilities CHOWN,KILL,...] [--sidecar-memory 160Mi] [--sidecar-cpu 500m]
           [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m] [--pod-labels app,team,...]
@@ -48,6 +50,7 @@ function parse(args: string[]) {
       "webhook-config": { type: "string", default: "microenforcer-injector" },
       "tls-secret": { type: "string", default: "microenforcer-injector-tls" },
       "ca-secret": { type: "string", default: "microenforcer-injector-ca" },
+      "signing-secret": { type: "string", default: "microenforcer-injector-signing" },
       "tls-san": { type: "string", multiple: true, default: [] },
       "shutdown-delay": { type: "string", default: "0" },
     },
@@ -124,9 +127,11 @@ export async function runWebhook(args: string[]): Promise<number> {
     if (config.otelWithheld.length > 0) {
       log(`not handed to sidecars: ${config.otelWithheld.join(", ")} (a pod's owner could read credentials from its pod spec); send the sidecars to an in-cluster collector that adds them`);
     }
+    // Policy documents are signed for the sidecars to verify; without cluster access (no Secret to share a key in) they are plain.
+    if (kc !== undefined) config.signer = signerFrom(await ensureSigningKey(kc, namespace, values["signing-secret"]));
     const metrics = createMetrics();
     const filePolicies = values.policy === undefined ? undefined : policiesFrom(values.policy);
-    const state = kc === undefined ? undefined : await startClusterState(kc, namespace, metrics, log);
+    const state = kc === undefined ? undefined : await startClusterState(kc, { injectorNamespace: namespace, signer: config.signer }, metrics, log);
 
     const sans = values["tls-san"];
     const dnsNames = [...serviceDnsNames(values.service, namespace), ...sans.filter((s) => isIP(s) === 0)];
@@ -164,7 +169,7 @@ export async function runWebhook(args: string[]): Promise<number> {
       metrics,
     };
     const server = createAdmissionServer({ key: certificates.current.key, cert: certificates.current.cert, admission: deps, isReady: () => ready, log });
-    const identityWatch = kc === undefined ? undefined : await keepSidecarIdentity(kc, namespace, config.image, log);
+    const identityWatch = kc === undefined ? undefined : await keepSidecarIdentity(kc, namespace, { image: config.image, policyKey: config.signer?.publicKey }, log);
     const caBundle = certificates.current.caBundle;
     const caWatch = kc !== undefined && caBundle !== undefined ? await keepCaBundle(kc, values["webhook-config"], () => certificates.current.caBundle ?? "", log) : undefined;
     const refresher = setInterval(

@@ -5,27 +5,36 @@
  * DNS forwarder, the status record that announces it) subscribes.
  */
 import type { RuntimePolicy } from "../../policies/schema.ts";
+import type { DocumentSource } from "../../policies/signed-document.ts";
 
 export class PolicyHolder {
   #current: RuntimePolicy;
-  readonly #listeners: Array<(policy: RuntimePolicy) => void> = [];
+  #source: DocumentSource | undefined;
+  readonly #listeners: Array<(policy: RuntimePolicy, source: DocumentSource | undefined) => void> = [];
 
-  constructor(initial: RuntimePolicy) {
+  constructor(initial: RuntimePolicy, source?: DocumentSource) {
     this.#current = initial;
+    this.#source = source;
   }
 
   get current(): RuntimePolicy {
     return this.#current;
   }
 
+  /** The document the policy in force was read from (digest, signer); undefined for the built-in default. */
+  get source(): DocumentSource | undefined {
+    return this.#source;
+  }
+
   /** In force from now on; listeners hear of it in the order they subscribed. */
-  set(policy: RuntimePolicy): void {
+  set(policy: RuntimePolicy, source?: DocumentSource): void {
     this.#current = policy;
-    for (const listener of this.#listeners) listener(policy);
+    this.#source = source;
+    for (const listener of this.#listeners) listener(policy, source);
   }
 
   /** Called with every later policy (not with the current one). */
-  subscribe(listener: (policy: RuntimePolicy) => void): void {
+  subscribe(listener: (policy: RuntimePolicy, source: DocumentSource | undefined) => void): void {
     this.#listeners.push(listener);
   }
 }

@@ -76,6 +76,9 @@ export const Attr = {
   policyName: "microenforcer.policy.name",
   policyMode: "microenforcer.policy.mode",
   policyGeneration: "microenforcer.policy.generation",
+  /** sha256 of the policy document's text, and the key that signed it ("unsigned" for a plain file). */
+  policyDigest: "microenforcer.policy.digest",
+  policySigner: "microenforcer.policy.signer",
   control: "microenforcer.control",
   rule: "microenforcer.rule",
   action: "microenforcer.action",

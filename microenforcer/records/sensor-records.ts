@@ -4,6 +4,7 @@ import type { ReportProblem } from "../capture/exec-report-server.ts";
 import type { ForwarderOutcome } from "../net/dns-service.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
+import type { DocumentSource } from "../../policies/signed-document.ts";
 import { Attr, type Attributes } from "./attributes.ts";
 import { EventNames, type SensorRecord, type Severity } from "./record.ts";
 
@@ -96,19 +97,23 @@ export function malformedTablesRecord(lines: number): SensorRecord {
   return statusRecord("WARN", `network sensor: ${lines} unparseable lines in /proc/net/{tcp,udp}[6] (skipped)`);
 }
 
-/** The policy in force: at start (`what` says so) and after each reload. */
-export function policyStatusRecord(policy: RuntimePolicy, what: string): SensorRecord {
+/** The policy in force: at start (`what` says so) and after each reload, with the document it came from when read from one. */
+export function policyStatusRecord(policy: RuntimePolicy, what: string, source?: DocumentSource): SensorRecord {
   const generation = policy.metadata.generation;
   return statusRecord("INFO", `${what} ${policy.metadata.name}${generation === undefined ? "" : ` (generation ${generation})`}, ${policy.spec.enforcementMode} mode`, {
     [Attr.policyName]: policy.metadata.name,
     [Attr.policyMode]: policy.spec.enforcementMode,
     ...(generation !== undefined && { [Attr.policyGeneration]: generation }),
+    ...(source !== undefined && { [Attr.policyDigest]: source.digest, [Attr.policySigner]: source.signer }),
   });
 }
 
-/** A reloaded policy file that is invalid: every problem, and the policy that stays. */
-export function policyRejectedRecord(inForce: RuntimePolicy, problems: readonly string[]): SensorRecord {
-  return statusRecord("ERROR", `new policy rejected, the previous one stays in force:\n${problems.join("\n")}`, { [Attr.policyName]: inForce.metadata.name });
+/** A reloaded policy file that is invalid or does not verify: every problem, and the policy that stays. */
+export function policyRejectedRecord(inForce: RuntimePolicy, problems: readonly string[], source?: DocumentSource): SensorRecord {
+  return statusRecord("ERROR", `new policy rejected, the previous one stays in force:\n${problems.join("\n")}`, {
+    [Attr.policyName]: inForce.metadata.name,
+    ...(source !== undefined && { [Attr.policyDigest]: source.digest, [Attr.policySigner]: source.signer }),
+  });
 }
 
 /** The spool directory could not be used: records wait in memory only. */

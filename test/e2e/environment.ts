@@ -18,12 +18,15 @@ const MANIFESTS = new URL("../../manifests/", import.meta.url).pathname;
 /** The sidecar's container name and the pod annotations of DESIGN.md (webhook/keys.ts). */
 export const SIDECAR = "microenforcer";
 export const POLICY_ANNOTATION = "microenforcer.dev/policy";
-const POLICY_DOCUMENT_ANNOTATION = "microenforcer.dev/policy-document";
+export const POLICY_DOCUMENT_ANNOTATION = "microenforcer.dev/policy-document";
 
-/** The RuntimePolicy the injector embedded in the pod. */
-export function embeddedPolicy(pod: Pod): { metadata: { name: string; generation?: number }; spec: { forensics: Record<string, boolean> } } | undefined {
+/** The RuntimePolicy the injector embedded in the pod (the payload of its signed document). */
+type EmbeddedPolicy = { metadata: { name: string; generation?: number }; spec: { forensics: Record<string, boolean> } };
+export function embeddedPolicy(pod: Pod): EmbeddedPolicy | undefined {
   const document = pod.metadata.annotations?.[POLICY_DOCUMENT_ANNOTATION];
-  return document === undefined ? undefined : JSON.parse(document);
+  if (document === undefined) return undefined;
+  const parsed = JSON.parse(document) as { kind?: string; payload?: string };
+  return parsed.kind === "SignedRuntimePolicy" ? (JSON.parse(parsed.payload!) as { policy: EmbeddedPolicy }).policy : (parsed as unknown as EmbeddedPolicy);
 }
 
 /** How the sidecars export to the collector. */

@@ -141,8 +141,8 @@ describe("e2e: a tenant tries to skip or weaken the MicroEnforcer", function () 
     it("still lets the injector (its ServiceAccount) update the policy document when the admin edits the RuntimePolicy", async () => {
       await env.applyPolicy("tenant-strict", { priority: 100, enforcementMode: "audit", scope: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": required } } } }, required);
       await eventually("the injector to update the running pod's policy document", async () => {
-        const document = (await env.getPod(required, running[required]!)).metadata.annotations?.["microenforcer.dev/policy-document"] ?? "";
-        return document.includes('"enforcementMode":"audit"') ? true : undefined;
+        const policy = embeddedPolicy(await env.getPod(required, running[required]!)) as { spec: { enforcementMode?: string } } | undefined;
+        return policy?.spec.enforcementMode === "audit" ? true : undefined;
       });
     });
   });

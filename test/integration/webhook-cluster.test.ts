@@ -178,7 +178,7 @@ describe("injector against a real kube-apiserver", function () {
       );
       assert.equal(created.spec.shareProcessNamespace, true);
       assert.equal(created.metadata.annotations["microenforcer.dev/policy"], "apps-policy");
-      assert.equal(JSON.parse(created.metadata.annotations["microenforcer.dev/policy-document"]).spec.enforcementMode, "audit");
+      assert.equal(signedPolicy(created.metadata.annotations["microenforcer.dev/policy-document"]).spec.enforcementMode, "audit");
     });
 
     it("leaves pods of other namespaces alone", async () => {
@@ -228,7 +228,7 @@ describe("injector against a real kube-apiserver", function () {
       await kubectl(["apply", "-f", "-"], JSON.stringify(policy("enforce")));
       await eventually("the pod's policy document to change", async () => {
         const annotations = (await getJson(["-n", "apps", "get", "pod", "api"])).metadata.annotations;
-        return JSON.parse(annotations["microenforcer.dev/policy-document"]).spec.enforcementMode === "enforce" ? true : undefined;
+        return signedPolicy(annotations["microenforcer.dev/policy-document"]).spec.enforcementMode === "enforce" ? true : undefined;
       });
       assert.equal((await getJson(["-n", "plain", "get", "pod", "lookalike"])).metadata.annotations["microenforcer.dev/policy-document"], "{}");
     });
@@ -255,6 +255,13 @@ describe("injector against a real kube-apiserver", function () {
   });
 });
 
+
+/** The policy in a document the injector signed: the payload of the envelope. */
+function signedPolicy(document: string): { spec: { enforcementMode: string } } {
+  const envelope = JSON.parse(document) as { kind: string; payload: string };
+  assert.equal(envelope.kind, "SignedRuntimePolicy", "the injector signs what it embeds");
+  return (JSON.parse(envelope.payload) as { policy: { spec: { enforcementMode: string } } }).policy;
+}
 
 function policy(enforcementMode: "audit" | "enforce") {
   return {

@@ -3,11 +3,13 @@
  * it (with its defaults), and nothing a pod's owner could have written instead.
  */
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { attributeContainers } from "../../webhook/attribution.ts";
 import { defaultInjectorConfig } from "../../webhook/config.ts";
 import { inspectSidecar, type Presence } from "../../webhook/genuine.ts";
 import type { JsonObject } from "../../webhook/json.ts";
 import { defaultPolicy } from "../../policies/load.ts";
+import { signerFrom } from "../../webhook/policy-document.ts";
 import { render } from "../../webhook/render.ts";
 
 const config = defaultInjectorConfig();
@@ -80,6 +82,16 @@ describe("webhook/genuine", () => {
     const volume = app() as any; // eslint-disable-line @typescript-eslint/no-explicit-any
     volume.spec.volumes = [{ name: "microenforcer-spool", emptyDir: {} }];
     assert.match(forgedDetail(inspectSidecar(volume, expectation)), /already has volume microenforcer-spool/);
+  });
+
+  it("takes the sidecar's own binding nonce, never another key to verify its policy with", () => {
+    const signer = signerFrom(generateKeyPairSync("ed25519").privateKey);
+    const signing = { ...config, signer };
+    const pod = render({ pod: app(), config: signing, policy: defaultPolicy(), podSecurityLevel: "privileged", native: true, namespace: "shop", clusterDns: undefined, binding: { nonce: "abc", namespace: "shop" } }).pod;
+    assert.deepEqual(inspectSidecar(pod, { config: signing, podSecurityLevel: "privileged" }), { sidecar: "genuine", native: true });
+    const otherKey = { config: { ...config, signer: signerFrom(generateKeyPairSync("ed25519").privateKey) }, podSecurityLevel: "privileged" as const };
+    assert.match(forgedDetail(inspectSidecar(pod, otherKey)), /env\[4\]\.value is "MCowBQYDK2Vw/);
+    assert.match(forgedDetail(inspectSidecar(pod, expectation)), /env is/, "a signing sidecar is not what an injector without a key adds");
   });
 
   it("judges the sidecar against the settings of this injector (image, resources)", () => {

@@ -8,6 +8,7 @@ import { validatePolicy } from "../../policies/load.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
 import type { JsonObject } from "../json.ts";
 import type { InjectorMetrics } from "../metrics.ts";
+import type { Signer } from "../policy-document.ts";
 import { policyRefresh, refreshable } from "../policy-refresh.ts";
 import { startInformer, type Cache } from "./watch.ts";
 import { InputError } from "../../policies/input-error.ts";
@@ -31,7 +32,14 @@ function serviceAddresses(service: V1Service | undefined): string[] | undefined 
   return addresses.length > 0 ? addresses : undefined;
 }
 
-export async function startClusterState(kc: KubeConfig, injectorNamespace: string, metrics: InjectorMetrics, log: (message: string) => void): Promise<ClusterState> {
+export interface ClusterStateOptions {
+  injectorNamespace: string;
+  /** Signs the documents of pods whose sidecars verify them. */
+  signer: Signer | undefined;
+}
+
+export async function startClusterState(kc: KubeConfig, options: ClusterStateOptions, metrics: InjectorMetrics, log: (message: string) => void): Promise<ClusterState> {
+  const { injectorNamespace, signer } = options;
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   let valid: RuntimePolicy[] = [];
@@ -49,7 +57,7 @@ export async function startClusterState(kc: KubeConfig, injectorNamespace: strin
         let patch;
         try {
           if (!refreshable(pod as unknown as JsonObject, namespaceLabels, injectorNamespace)) continue;
-          patch = policyRefresh(pod as unknown as JsonObject, valid, namespaceLabels);
+          patch = policyRefresh(pod as unknown as JsonObject, namespace, valid, namespaceLabels, signer);
         } catch (err) {
           // One odd pod must not stop the refresh of every pod listed after it.
           metrics.policyUpdates.inc({ result: "skipped" });
