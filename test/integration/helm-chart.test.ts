@@ -105,7 +105,7 @@ describe("Helm chart", function () {
     await refused(["--set", "otlp.endpoint=https://otlp.example", "--set", "otlp.headers.authorization=token"], /otlp.headersSecret must name the Secret/);
   });
 
-  it("certManager: cert-manager issues the serving certificate and injects the CA; the injector gets no Secret rights", async () => {
+  it("certManager: cert-manager issues the serving certificate and injects the CA; the injector gets no rights on TLS Secrets", async () => {
     const list = await template(helms["helm 4"], { certificates: { mode: "certManager" } });
     const pod = podSpec(list);
     assert.deepEqual(pod.containers[0]!.args.slice(0, 3), ["webhook", "--cert-dir", "/etc/microenforcer/tls"]);
@@ -115,7 +115,9 @@ describe("Helm chart", function () {
     assert.equal(certificate.issuerRef.name, "microenforcer-ca");
     assert.equal(find(list, "MutatingWebhookConfiguration", "microenforcer-injector").metadata.annotations?.["cert-manager.io/inject-ca-from"], "microenforcer-system/microenforcer-injector");
     const role = JSON.stringify(find(list, "Role", "microenforcer-injector")) + JSON.stringify(find(list, "ClusterRole", "microenforcer-injector"));
-    assert.doesNotMatch(role, /secrets|mutatingwebhookconfigurations/);
+    assert.doesNotMatch(role, /microenforcer-injector-tls|microenforcer-injector-ca|mutatingwebhookconfigurations/);
+    // Only its policy-signing key, which it creates on first start.
+    assert.match(role, /"resourceNames":\["microenforcer-injector-signing"\],"verbs":\["get"\]/);
     const withIssuer = await template(helms["helm 4"], { certificates: { mode: "certManager", certManager: { issuerRef: { name: "corp-ca", kind: "ClusterIssuer" } } } });
     assert.deepEqual(withIssuer.filter((o) => o.apiVersion === "cert-manager.io/v1").map((o) => o.metadata.name), ["microenforcer-injector"]);
   });
