@@ -20,7 +20,7 @@ import { networkSensorNeeded, type PolicyHolder } from "./policy/policy-holder.t
 import { readBootClock } from "./proc/boot-clock.ts";
 import { readPreloadFacts } from "./proc/preload-facts.ts";
 import { readExeChangeTime, readStdioSockets } from "./proc/process-facts.ts";
-import { execFingerprint } from "./proc/reader.ts";
+import { execFingerprint, readAccessDenial } from "./proc/reader.ts";
 import type { SensorRecord } from "./records/record.ts";
 import { forwarderRecord, policyStatusRecord, preloadModeRecord, preloadProblemRecord, preloadSocketRecord } from "./records/sensor-records.ts";
 import { EXEC_SOCKET_ENV, PRELOAD_LIBRARY_FILE } from "./sidecar-contract.ts";
@@ -66,6 +66,7 @@ export function startWatch(options: WatchOptions): Watch {
     facts: {
       stdio: (pid) => readStdioSockets(pid, procRoot),
       exeChangedMs: (pid, path) => readExeChangeTime(pid, path, procRoot),
+      denial: (pid) => readAccessDenial(pid, procRoot),
     },
     enforcer,
     now: () => performance.timeOrigin + performance.now(),

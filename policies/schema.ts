@@ -138,7 +138,18 @@ export const RuntimePolicySpec = Type.Object(
             Type.Object({ block: Type.Boolean({ default: true }), allowedCommands: Type.Optional(Type.Array(Type.String())) }, strict),
           ),
           executables: Type.Optional(
-            Type.Object({ blocked: Type.Optional(Type.Array(Type.String())), allowed: Type.Optional(Type.Array(Type.String())) }, strict),
+            Type.Object(
+              {
+                blocked: Type.Optional(Type.Array(Type.String())),
+                allowed: Type.Optional(Type.Array(Type.String())),
+                unidentified: Type.Union([Type.Literal("alert"), Type.Literal("block")], {
+                  default: "alert",
+                  description:
+                    "With an allowed list: a process whose executable the sensor may not read (another UID, capabilities the sidecar lacks, workers that dropped root) is a finding, `unidentified executable`; block kills it in enforce mode",
+                }),
+              },
+              strict,
+            ),
           ),
           reverseShell: Type.Optional(Block),
           filelessExec: Type.Optional(Block),

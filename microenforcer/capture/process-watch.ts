@@ -4,7 +4,10 @@
  * every fastTickMs while young (fork comes before exec), then after half its age so far, at
  * least every maxCheckIntervalMs, within a budget of looks per second. A child that still
  * shows its parent's image is held back until it execs (one spawn event, with the new
- * program), exits, or outlives holdForkMs (a forked worker or subshell, reported as such).
+ * program), exits, or outlives holdForkMs (a forked worker or subshell, reported as such);
+ * a fresh exec whose executable is refused is held as long, for the credentials execve
+ * commits after showing the new argv. An exe link that only appears or vanishes under the
+ * same argv is a change of credentials, not an exec.
  *
  * This is the worker's own state of each PID (fingerprint, hold, next look), not the process
  * facts the main thread's tracker keeps: the two threads share no memory but the events.
@@ -33,8 +36,11 @@ interface Watched {
   bornAt: number;
   /** Exit already reported (zombie awaiting its parent's wait()). */
   exited: boolean;
-  /** Spawn not reported yet: a fresh fork that may be about to exec, for up to holdMs. */
-  held?: { snapshot: ProcSnapshot; detection: Detection; observedAt: number; holdMs: number };
+  /**
+   * Spawn not reported yet: a fresh fork that may be about to exec, or a fresh exec whose
+   * executable may not be read yet, for up to holdMs; then reported as `expiresAs`.
+   */
+  held?: { snapshot: ProcSnapshot; detection: Detection; observedAt: number; holdMs: number; expiresAs: SpawnImage };
   /** A changed fingerprint that looked like an exec caught half-way, seen once. */
   suspect?: string;
 }
@@ -109,8 +115,12 @@ export class ProcessWatch {
     // as root and often still in the runtime's cgroup, and becomes the user's command only
     // when runc has set the container up: what it is and whose it is is known after that exec.
     const runtimeInit = snapshot.ppid === 0 && snapshot.comm.startsWith("runc:[");
-    if (detection === "trigger" && !dead && (unfinished || runtimeInit)) {
-      w.held = { snapshot, detection, observedAt: now, holdMs: runtimeInit ? runtimeInitHoldMs : this.timing.holdForkMs };
+    // execve makes the new argv visible before it commits the new credentials: an exe refused
+    // right after an exec may be readable a moment later (or never: another user's process).
+    const exeRefused = snapshot.exe === undefined && snapshot.problems.some((p) => p.file === "exe");
+    if (detection === "trigger" && !dead && (unfinished || runtimeInit || exeRefused)) {
+      const holdMs = runtimeInit ? runtimeInitHoldMs : this.timing.holdForkMs;
+      w.held = { snapshot, detection, observedAt: now, holdMs, expiresAs: unfinished || runtimeInit ? "fork-only" : "exec" };
     } else {
       this.report({ type: "spawn", snapshot, detection, observedAt: now, image: "exec" });
     }
@@ -199,7 +209,7 @@ export class ProcessWatch {
 
   /** One look at a process for an exec or its exit. */
   private check(pid: number, w: Watched, now: number): void {
-    if (w.held !== undefined && now - w.bornAt > w.held.holdMs) this.release(w, "fork-only");
+    if (w.held !== undefined && now - w.bornAt > w.held.holdMs) this.release(w, w.held.expiresAs);
     const fingerprint = readExecFingerprint(pid, this.procRoot);
     if (fingerprint === undefined) this.exit(pid, w, now);
     else if (fingerprint !== w.fingerprint) this.reread(pid, w, now);
@@ -240,6 +250,18 @@ export class ProcessWatch {
     }
     // Inside execve: the new image has no argv yet. Look again at the next check.
     if (snapshot.args?.length === 0) return;
+    // The same argv with only the exe link appearing or vanishing is no exec: the process's
+    // credentials changed (execve committing them, a worker dropping root).
+    if (argvOf(snapshot.fingerprint) === argvOf(w.fingerprint) && (exeOf(snapshot.fingerprint) === "" || exeOf(w.fingerprint) === "")) {
+      w.fingerprint = snapshot.fingerprint;
+      if (w.held?.expiresAs === "exec" && snapshot.exe !== undefined) {
+        snapshot.container ??= w.held.snapshot.container;
+        snapshot.containerId ??= w.held.snapshot.containerId;
+        this.report({ type: "spawn", snapshot, detection: w.held.detection, observedAt: now, image: "exec" });
+        delete w.held;
+      }
+      return;
+    }
     // A new exe with the old argv is most likely an exec caught between our two reads:
     // believe it only when the next look says the same.
     if (argvOf(snapshot.fingerprint) === argvOf(w.fingerprint) && w.suspect !== snapshot.fingerprint) {
@@ -248,6 +270,13 @@ export class ProcessWatch {
     }
     delete w.suspect;
     w.fingerprint = snapshot.fingerprint;
+    // Held and exec'd, but its new credentials are not committed yet: wait for the exe link too.
+    if (w.held !== undefined && snapshot.exe === undefined && snapshot.problems.some((p) => p.file === "exe") && now - w.bornAt <= w.held.holdMs) {
+      snapshot.container ??= w.held.snapshot.container;
+      snapshot.containerId ??= w.held.snapshot.containerId;
+      Object.assign(w.held, { snapshot, expiresAs: "exec" });
+      return;
+    }
     if (w.held !== undefined) {
       // The fork we held back has exec'd: one spawn event, with the program it runs now.
       snapshot.container ??= w.held.snapshot.container;
@@ -271,6 +300,11 @@ export class ProcessWatch {
 /** The argv part of a fingerprint (exe link, NUL, raw argv). */
 function argvOf(fingerprint: string): string {
   return fingerprint.slice(fingerprint.indexOf("\0"));
+}
+
+/** The exe link part of a fingerprint; empty when it could not be read. */
+function exeOf(fingerprint: string): string {
+  return fingerprint.slice(0, fingerprint.indexOf("\0"));
 }
 
 function isDead(snapshot: ProcSnapshot): boolean {

@@ -12,6 +12,8 @@
  *    its number reused by a socket leaves the count unchanged).
  * Only descriptors whose cached socket is still in the tables are trusted without a read.
  */
+import type { AccessDenial } from "../proc/access.ts";
+import { readAccessDenial } from "../proc/reader.ts";
 import { readdirSync, readlinkSync, statSync } from "node:fs";
 import { socketInode } from "../proc/socket-table.ts";
 
@@ -24,6 +26,8 @@ export interface Owner {
 export interface FdProblem {
   pid: number;
   code: string;
+  /** Why the kernel refused, when the sensor could tell. */
+  denial?: AccessDenial;
 }
 
 interface ProcessFds {
@@ -120,17 +124,22 @@ export class InodeOwners {
       this.processes.set(owner.pid, { startTicks: owner.startTicks, count: names.length, fds, dirty: false });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "EUNKNOWN";
-      if (!gone.has(code)) this.problems.push({ pid: owner.pid, code });
+      if (!gone.has(code)) {
+        const denial = code === "EACCES" || code === "EPERM" ? readAccessDenial(owner.pid, this.procRoot) : undefined;
+        this.problems.push(denial === undefined ? { pid: owner.pid, code } : { pid: owner.pid, code, denial });
+      }
       this.processes.delete(owner.pid);
     }
   }
 
+  /** Undefined when the descriptor was closed meanwhile; throws when the kernel refuses it (a root-owned fd directory lists, its links may not be read). */
   private readFd(dir: string, name: string, inTables: (inode: number) => boolean): number | undefined {
     try {
       const inode = socketInode(readlinkSync(`${dir}/${name}`));
       return inode !== undefined && inTables(inode) ? inode : 0;
-    } catch {
-      return undefined;
+    } catch (err) {
+      if (gone.has((err as NodeJS.ErrnoException).code ?? "")) return undefined;
+      throw err;
     }
   }
 }

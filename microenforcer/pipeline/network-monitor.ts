@@ -70,7 +70,11 @@ export class NetworkMonitor {
 
   handle(sample: NetworkSample, observedAt: number): MonitorResult {
     const result = empty();
-    for (const { pid, code } of sample.problems) result.problems.push({ problem: { file: "fd", code, uid: this.deps.processes.latestOf(pid)?.euid ?? -1 }, pid });
+    for (const { pid, code, denial } of sample.problems) {
+      // The refusal's own read of the process is fresher than its exec's (a worker that dropped root since).
+      const uid = denial?.target.uid ?? this.deps.processes.latestOf(pid)?.euid ?? -1;
+      result.problems.push({ problem: { file: "fd", code, uid, ...(denial !== undefined ? { denial } : {}) }, pid });
+    }
     if (sample.malformed > 0 && !this.malformedReported) {
       this.malformedReported = true;
       result.records.push(malformedTablesRecord(sample.malformed));

@@ -5,6 +5,7 @@
  * reported once per process and control.
  */
 import type { Enforcer, KillOutcome } from "../enforce/kill.ts";
+import type { AccessDenial } from "../proc/access.ts";
 import type { StdioSockets } from "../proc/process-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
@@ -30,6 +31,8 @@ const maxUnattributedRemembered = 4096;
 export interface FactSource {
   stdio(pid: number): StdioSockets | undefined;
   exeChangedMs(pid: number, exePath: string): number;
+  /** Why a read of the process was refused, when that can be told. */
+  denial(pid: number): AccessDenial | undefined;
 }
 
 export interface EngineDeps {
@@ -167,7 +170,9 @@ export class PolicyEngine {
       return read();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "EUNKNOWN";
-      if (code !== "ENOENT" && code !== "ESRCH") result.problems.push({ problem: { file, code, uid: p.euid }, pid: p.pid });
+      if (code === "ENOENT" || code === "ESRCH") return undefined;
+      const denial = code === "EACCES" || code === "EPERM" ? this.deps.facts.denial(p.pid) : undefined;
+      result.problems.push({ problem: { file, code, uid: denial?.target.uid ?? p.euid, ...(denial !== undefined ? { denial } : {}) }, pid: p.pid });
       return undefined;
     }
   }

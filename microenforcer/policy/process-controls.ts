@@ -67,6 +67,12 @@ export function checkExecutables(controls: Controls, p: ProcessInfo): Finding[] 
     return [{ control: "executables", rule: blocked, reason: `${path ?? name} is a blocked executable`, block: true }];
   }
   const allowed = rule.allowed ?? [];
+  if (allowed.length > 0 && path === undefined) {
+    // Unreadable (another UID, capabilities the sidecar lacks, a worker that dropped root):
+    // its name is its own choice (comm), so nothing can vouch for it.
+    const reason = `unidentified executable: ${p.comm} (pid ${p.pid}) runs a program the sensor may not read, so it cannot be checked against the allowed executables`;
+    return [{ control: "executables", rule: "unidentified executable", reason, block: rule.unidentified === "block" }];
+  }
   if (allowed.length > 0 && !allowed.some((pattern) => matchesExecutable(pattern, path, name))) {
     return [{ control: "executables", rule: "allowed", reason: `${path ?? name} is not in the allowed executables`, block: true }];
   }

@@ -42,11 +42,24 @@ export function isKernelThread(stat: StatFields): boolean {
   return (stat.flags & PF_KTHREAD) !== 0;
 }
 
+/** A task's ids as /proc/PID/status lists them. */
+export interface Ids {
+  real: number;
+  effective: number;
+  saved: number;
+  /** What file access (and the kernel's ptrace read check) uses. */
+  fs: number;
+}
+
 export interface StatusFields {
   tgid: number;
   pid: number;
   ppid: number;
-  uid: { real: number; effective: number };
+  uid: Ids;
+  /** Absent only from a truncated status. */
+  gid?: Ids;
+  /** CapPrm and CapEff; absent only from a truncated status. */
+  capabilities?: { permitted: bigint; effective: bigint };
 }
 
 /** `/proc/PID/status`: the lines we need; Name is taken from stat (status escapes it). */
@@ -57,13 +70,26 @@ export function parseStatus(text: string): StatusFields | undefined {
     const end = text.indexOf("\n", at + 1);
     return text.slice(at + name.length + 3, end < 0 ? undefined : end);
   };
+  const ids = (name: string): Ids | undefined => {
+    const [real, effective, saved = effective, fs = effective] = (field(name) ?? "").split("\t").map(Number);
+    return [real, effective, saved, fs].every((n) => Number.isSafeInteger(n)) ? { real: real!, effective: effective!, saved: saved!, fs: fs! } : undefined;
+  };
+  const mask = (name: string): bigint | undefined => {
+    const hex = field(name);
+    return hex !== undefined && /^[0-9a-f]{1,16}$/.test(hex) ? BigInt(`0x${hex}`) : undefined;
+  };
   const tgid = Number(field("Tgid"));
   const pid = Number(field("Pid"));
   const ppid = Number(field("PPid"));
-  const uids = (field("Uid") ?? "").split("\t").map(Number);
-  const [real, effective] = uids;
-  if (![tgid, pid, ppid, real, effective].every((n) => Number.isSafeInteger(n))) return undefined;
-  return { tgid, pid, ppid, uid: { real: real!, effective: effective! } };
+  const uid = ids("Uid");
+  if (![tgid, pid, ppid].every((n) => Number.isSafeInteger(n)) || uid === undefined) return undefined;
+  const status: StatusFields = { tgid, pid, ppid, uid };
+  const gid = ids("Gid");
+  if (gid !== undefined) status.gid = gid;
+  const permitted = mask("CapPrm");
+  const effective = mask("CapEff");
+  if (permitted !== undefined && effective !== undefined) status.capabilities = { permitted, effective };
+  return status;
 }
 
 /**

@@ -3,7 +3,8 @@
  * Synchronous on purpose: these reads take microseconds, run on the capture worker's own
  * thread, and going through libuv's thread pool would cost more than the read itself.
  */
-import { closeSync, openSync, readSync, readlinkSync, readdirSync } from "node:fs";
+import { closeSync, openSync, readSync, readlinkSync, readdirSync, statSync } from "node:fs";
+import { accessDenial, type AccessDenial } from "./access.ts";
 import {
   containerIdFromCgroup,
   environValue,
@@ -15,6 +16,7 @@ import {
   splitCmdline,
   type ExeTarget,
   type StatFields,
+  type StatusFields,
 } from "./parse.ts";
 import { CONTAINER_ENV } from "../sidecar-contract.ts";
 
@@ -23,6 +25,8 @@ export interface ReadProblem {
   file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat" | "fd" | "root";
   code: string;
   uid: number;
+  /** Why the kernel refused (EACCES, EPERM), when the sensor could tell. */
+  denial?: AccessDenial;
 }
 
 /** The executable's identity and change time, as fstat of the process's own exe link gives them. */
@@ -167,13 +171,20 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
     problems: [],
     fingerprint: "",
   };
+  let denial: AccessDenial | undefined | null = null;
   const optional = <T>(file: ReadProblem["file"], read: () => T): T | undefined => {
     try {
       return read();
     } catch (err) {
       const code = errnoCode(err);
       // ENOENT on exe of a live PID means a zombie or kernel thread: nothing to report.
-      if (!gone.has(code)) snapshot.problems.push({ file, code, uid: snapshot.euid });
+      if (gone.has(code)) return undefined;
+      const problem: ReadProblem = { file, code, uid: snapshot.euid };
+      if (denied.has(code)) {
+        if (denial === null) denial = readAccessDenial(pid, procRoot, status);
+        if (denial !== undefined) problem.denial = denial;
+      }
+      snapshot.problems.push(problem);
       return undefined;
     }
   };
@@ -193,6 +204,29 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
     if (containerId !== undefined) snapshot.containerId = containerId;
   }
   return { kind: "process", snapshot };
+}
+
+const denied = new Set(["EACCES", "EPERM"]);
+
+/** The sensor's own status, per /proc root (its ids and capabilities never change). */
+const ownStatus = new Map<string, StatusFields | undefined>();
+
+/**
+ * Why /proc/PID/{exe,fd,environ,root} was refused: the target's status (read unless given)
+ * against the sensor's own. Undefined when either cannot be read.
+ */
+export function readAccessDenial(pid: number, procRoot = "/proc", status?: StatusFields): AccessDenial | undefined {
+  try {
+    if (!ownStatus.has(procRoot)) ownStatus.set(procRoot, parseStatus(readProcText(`${procRoot}/self/status`)));
+    const own = ownStatus.get(procRoot);
+    const target = status ?? parseStatus(readProcText(`${procRoot}/${pid}/status`));
+    if (own === undefined || target === undefined) return undefined;
+    // A non-dumpable task's files are owned by root: telling only when it runs as another user.
+    const dumpable = target.uid.effective === 0 ? undefined : statSync(`${procRoot}/${pid}/environ`).uid !== 0;
+    return accessDenial(own, target, dumpable);
+  } catch {
+    return undefined;
+  }
 }
 
 /** What tells one exec of a process from the next: the exe link and the raw argv (latin1). */

@@ -66,6 +66,9 @@ export const Attr = {
   sensorDetection: "microenforcer.sensor.detection",
   sensorTrigger: "microenforcer.sensor.trigger",
   statusCause: "microenforcer.status.cause",
+  /** Why the kernel refused a /proc read: uid, gid, capabilities, not-dumpable, other (proc/access.ts). */
+  accessDenial: "microenforcer.access.denial",
+  accessMissingCapabilities: "microenforcer.access.missing_capabilities",
   gapKind: "microenforcer.gap.kind",
   gapCount: "microenforcer.gap.count",
   gapFirstPid: "microenforcer.gap.first_pid",

@@ -2,6 +2,7 @@
 import type { GapReport } from "../capture/events.ts";
 import type { ReportProblem } from "../capture/exec-report-server.ts";
 import type { ForwarderOutcome } from "../net/dns-service.ts";
+import type { AccessDenial } from "../proc/access.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import type { RuntimePolicy } from "../../policies/schema.ts";
 import type { DocumentSource } from "../../policies/signed-document.ts";
@@ -36,26 +37,54 @@ const consequence: Record<ReadProblem["file"], string> = {
   root: "drift cannot be detected",
 };
 
-/** A /proc file the sensor may not read, said once per cause with what it costs and the fix. */
+/** The cause of a refusal in words, and what would lift it. */
+function denialText(denial: AccessDenial | undefined): string {
+  const ids = (who: { uid: number; gid: number }) => `UID ${who.uid} GID ${who.gid}`;
+  switch (denial?.cause) {
+    case undefined:
+      return " Run the sidecar with the app's UID, GID and capabilities, or grant CAP_SYS_PTRACE where the platform allows it.";
+    case "uid":
+    case "gid":
+      return (
+        ` Cause: they run as ${ids(denial.target)}, the sidecar as ${ids(denial.reader)}; the kernel lets only the same ${denial.cause === "uid" ? "user" : "group"} read them.` +
+        " Fix: run the sidecar with their UID and GID (the injector gives it the first container's runAsUser and runAsGroup, or root where none is declared), or grant CAP_SYS_PTRACE where the platform allows it."
+      );
+    case "capabilities":
+      return (
+        ` Cause: they hold capabilities the sidecar lacks (${denial.missing.join(", ")}); the kernel lets a process read another only with all of its capabilities.` +
+        " Fix: let the sidecar keep them (the injector keeps the runtime's default and what the app's root containers add, as far as the namespace's Pod Security level allows; never a privileged container's), or drop them from the app's container."
+      );
+    case "not-dumpable":
+      return (
+        " Cause: they changed their user or group ids after starting (a server dropping root for its workers), so the kernel lets only CAP_SYS_PTRACE read them." +
+        " Fix: none short of CAP_SYS_PTRACE; their command lines, users and containers are still recorded."
+      );
+    case "other":
+      return " Cause: the sidecar has CAP_SYS_PTRACE, so a security module (AppArmor, SELinux, Yama) refused. Fix: that module's profile.";
+  }
+}
+
+/** A /proc file the sensor may not read, said once per cause with what it costs, why, and the fix. */
 export function readProblemRecord(problem: ReadProblem, pid: number): SensorRecord {
   const denied = problem.code === "EACCES" || problem.code === "EPERM";
-  const fix = denied
-    ? " Run the sidecar with the app's UID, or grant CAP_SYS_PTRACE where the platform allows it."
-    : "";
+  const attributes: Attributes = {
+    [Attr.statusCause]: readProblemCause(problem),
+    [Attr.processUserId]: problem.uid,
+    [Attr.processPid]: pid,
+  };
+  if (problem.denial !== undefined) attributes[Attr.accessDenial] = problem.denial.cause;
+  if (problem.denial?.cause === "capabilities") attributes[Attr.accessMissingCapabilities] = problem.denial.missing;
   return statusRecord(
     "WARN",
-    `cannot read /proc/PID/${problem.file} (${problem.code}) of processes of uid ${problem.uid}: ${consequence[problem.file]}.${fix}`,
-    {
-      [Attr.statusCause]: readProblemCause(problem),
-      [Attr.processUserId]: problem.uid,
-      [Attr.processPid]: pid,
-    },
+    `cannot read /proc/PID/${problem.file} (${problem.code}) of processes of uid ${problem.uid}: ${consequence[problem.file]}.${denied ? denialText(problem.denial) : ""}`,
+    attributes,
   );
 }
 
-/** One report per file, error and uid: bounded, and says which users' processes are affected. */
+/** One report per file, error, uid and cause: bounded, and says which users' processes are affected and why. */
 export function readProblemCause(problem: ReadProblem): string {
-  return `${problem.file}:${problem.code}:${problem.uid}`;
+  const base = `${problem.file}:${problem.code}:${problem.uid}`;
+  return problem.denial === undefined ? base : `${base}:${problem.denial.cause}`;
 }
 
 /** What became of the DNS forwarder the policy asked for. */

@@ -65,6 +65,7 @@ const facts: FactSource = {
   exeChangedMs: () => {
     throw new Error("not recorded");
   },
+  denial: () => undefined,
 };
 
 /** Says what it would do; never signals anything. */

@@ -4,23 +4,11 @@
  * connection it made (test/fixtures/net/workload.py) as ground truth.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { byEvent, py, recordsOf, truths, workloadPy } from "../fixtures/net/workload.ts";
-import { runInPidNamespace, until, type JsonRecord, type NamespaceRun } from "./pid-namespace.ts";
-
-/** Runs argv as a new PPID-0 process of the namespace, the way a runtime starts a container. */
-function inContainer(hostPid: number, container: string, argv: string[]): { output: Promise<string> } {
-  const child = spawn("nsenter", ["-t", String(hostPid), "-p", "-m", "-n", "--", ...argv], {
-    env: { ...process.env, MICROENFORCER_CONTAINER: container },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  return { output: new Promise((resolve) => child.on("exit", () => resolve(out))) };
-}
+import { inContainer, runInPidNamespace, until, type JsonRecord, type NamespaceRun } from "./pid-namespace.ts";
 
 const attr = (r: JsonRecord, key: string): unknown => r.attributes[key];
 

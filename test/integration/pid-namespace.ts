@@ -111,6 +111,17 @@ export async function runInPidNamespace(workload: string, options: RunOptions = 
   }
 }
 
+/** Runs argv as a new PPID-0 process of the namespace, the way a runtime starts a container (or an exec session into it). */
+export function inContainer(hostPid: number, container: string, argv: string[]): { output: Promise<string> } {
+  const child = spawn("nsenter", ["-t", String(hostPid), "-p", "-m", "-n", "--", ...argv], {
+    env: { ...process.env, MICROENFORCER_CONTAINER: container },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  return { output: new Promise((resolve) => child.on("exit", () => resolve(out))) };
+}
+
 /** unshare --fork's child is PID 1 inside; on the host it is unshare's only child. */
 function namespaceInitPid(unsharePid: number): number {
   const children = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, "utf8").trim().split(" ");

@@ -191,10 +191,10 @@ describe("process sensor in a real PID namespace", function () {
     const sleep = execsOf(run, "sleep", "0.1")[0];
     assert.ok(sleep, "processes are still recorded, from what is readable");
     assert.equal(attr(sleep, "process.executable.path"), undefined);
-    const statuses = run.records.filter((r) => r.eventName === "microenforcer.sensor.status" && attr(r, "microenforcer.status.cause") === "exe:EACCES:0");
+    const statuses = run.records.filter((r) => r.eventName === "microenforcer.sensor.status" && attr(r, "microenforcer.status.cause") === "exe:EACCES:0:uid");
     assert.equal(statuses.length, 1, "reported once per cause");
     assert.equal(statuses[0]!.severityText, "WARN");
-    assert.match(statuses[0]!.body, /CAP_SYS_PTRACE/);
+    assert.match(statuses[0]!.body, /Cause: they run as UID 0 GID 0, the sidecar as UID 1000 GID 1000.*CAP_SYS_PTRACE/);
   });
 
   it("run on a plain host, records no kernel thread, and kthreadd (PID 2, PPID 0) is no exec session", async () => {

@@ -47,19 +47,31 @@ describe("process controls", () => {
 
   describe("executables", () => {
     it("blocks what the block list names", () => {
-      const controls: Controls = { executables: { blocked: ["/usr/bin/nc", "**/xmrig"] } };
+      const controls: Controls = { executables: { blocked: ["/usr/bin/nc", "**/xmrig"], unidentified: "alert" } };
       assert.equal(checkExecutables(controls, proc({ exe: exe("/var/tmp/xmrig"), comm: "xmrig" }))[0]?.rule, "**/xmrig");
       assert.equal(checkExecutables(controls, proc({ exe: exe("/usr/bin/nc"), comm: "nc" }))[0]?.rule, "/usr/bin/nc");
       assert.deepEqual(checkExecutables(controls, proc({ exe: exe("/usr/bin/ncat"), comm: "ncat" })), []);
     });
     it("in allow-list mode, flags anything not listed", () => {
-      const controls: Controls = { executables: { allowed: ["/app/server", "/bin/*"] } };
+      const controls: Controls = { executables: { allowed: ["/app/server", "/bin/*"], unidentified: "alert" } };
       assert.deepEqual(checkExecutables(controls, proc({ exe: exe("/app/server"), comm: "server" })), []);
       assert.deepEqual(checkExecutables(controls, proc({ exe: exe("/bin/sh"), comm: "sh" })), []);
       assert.equal(checkExecutables(controls, proc())[0]?.rule, "allowed");
     });
-    it("falls back to the task name when the executable path is unreadable", () => {
-      assert.equal(checkExecutables({ executables: { blocked: ["xmrig"] } }, proc({ exe: undefined, comm: "xmrig" })).length, 1);
+    it("falls back to the task name for the block list when the executable path is unreadable", () => {
+      assert.equal(checkExecutables({ executables: { blocked: ["xmrig"], unidentified: "alert" } }, proc({ exe: undefined, comm: "xmrig" })).length, 1);
+    });
+    it("never lets an unreadable executable pass an allow list by its name: an unidentified executable, alerted or blocked as the policy says", () => {
+      const posing = proc({ exe: undefined, comm: "server", pid: 77 });
+      const [alerted] = checkExecutables({ executables: { allowed: ["server", "/app/server"], unidentified: "alert" } }, posing);
+      assert.deepEqual(alerted, {
+        control: "executables",
+        rule: "unidentified executable",
+        reason: "unidentified executable: server (pid 77) runs a program the sensor may not read, so it cannot be checked against the allowed executables",
+        block: false,
+      });
+      assert.equal(checkExecutables({ executables: { allowed: ["/app/server"], unidentified: "block" } }, posing)[0]?.block, true);
+      assert.deepEqual(checkExecutables({ executables: { blocked: ["/usr/bin/nc"], unidentified: "block" } }, posing), [], "no allow list, nothing to check against");
     });
   });
 

@@ -27,7 +27,7 @@ function setup(mode: string, controls: string, facts: Partial<FactSource> = {}) 
   const kills: number[] = [];
   const inForce = new PolicyHolder(policy(mode, controls));
   const engine = new PolicyEngine(inForce, {
-    facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0, ...facts },
+    facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0, denial: () => undefined, ...facts },
     enforcer: {
       kill: (pid): KillOutcome => {
         kills.push(pid);

@@ -59,14 +59,14 @@ describe("/proc parsers", () => {
     });
   });
 
-  it("parseStatus reads Tgid, PPid and both uids", () => {
+  it("parseStatus reads Tgid, PPid, every uid and gid, and the permitted and effective capabilities", () => {
     const status = parseStatus(fixture("status-cat.txt").toString());
     assert.ok(status);
-    assert.equal(status.uid.real, 0);
-    assert.equal(status.uid.effective, 0);
+    assert.deepEqual([status.uid, status.gid], [{ real: 0, effective: 0, saved: 0, fs: 0 }, { real: 0, effective: 0, saved: 0, fs: 0 }]);
+    assert.deepEqual(status.capabilities, { permitted: 0x1fffeffffffn, effective: 0x1fffeffffffn });
     assert.equal(status.tgid, status.pid);
     const thread = parseStatus("Name:\tnode\nTgid:\t100\nPid:\t104\nPPid:\t1\nUid:\t1000\t1001\t1000\t1000\n");
-    assert.deepEqual(thread, { tgid: 100, pid: 104, ppid: 1, uid: { real: 1000, effective: 1001 } });
+    assert.deepEqual(thread, { tgid: 100, pid: 104, ppid: 1, uid: { real: 1000, effective: 1001, saved: 1000, fs: 1000 } }, "a truncated status has no gid or capabilities");
   });
 
   describe("splitCmdline", () => {

@@ -28,7 +28,7 @@ function setup(inForce = new PolicyHolder(defaultPolicy())) {
   const pipeline = new WatchPipeline(inForce, {
     clock: { bootMs: 1_700_000_000_000, ticksPerSecond: 100 },
     selfPid,
-    facts: { stdio: () => stdio, exeChangedMs: () => 0 },
+    facts: { stdio: () => stdio, exeChangedMs: () => 0, denial: () => undefined },
     enforcer: {
       kill: (pid, startTicks) => {
         kills.push([pid, startTicks]);
