@@ -25,7 +25,7 @@ const seedPod: JsonObject = { apiVersion: "v1", kind: "Pod", metadata: { name: "
 
 function renderedSidecarContext(): JsonObject {
   const [policy] = parsePolicies("apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: p}\nspec: {}\n", "p.yaml");
-  const { pod } = render({ pod: seedPod, config: defaultInjectorConfig(), policy: policy!, podSecurityLevel: "privileged", native: true });
+  const { pod } = render({ pod: seedPod, config: defaultInjectorConfig(), policy: policy!, podSecurityLevel: "privileged", native: true, namespace: "shop", clusterDns: undefined });
   return objectAt(arrayAt(objectAt(pod, "spec"), "initContainers")[0], "securityContext")!;
 }
 
