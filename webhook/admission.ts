@@ -24,7 +24,7 @@ export interface AdmissionDeps {
 }
 
 export interface AdmissionAnswer {
-  statusCode: 200 | 400;
+  statusCode: 200 | 400 | 500;
   body: JsonObject;
 }
 
@@ -37,7 +37,7 @@ const API_VERSION = "admission.k8s.io/v1";
 const MAX_POD_DEPTH = 256;
 const WARNING_PREFIX = "microenforcer: ";
 
-function invalid(message: string): AdmissionAnswer {
+export function invalid(message: string): AdmissionAnswer {
   return { statusCode: 400, body: { error: message } };
 }
 
@@ -48,7 +48,7 @@ function describe(value: unknown): string {
 }
 
 /** The request of a well-formed AdmissionReview, or the reason it is not one. */
-function requestOf(body: unknown): JsonObject | string {
+export function requestOf(body: unknown): JsonObject | string {
   if (!isObject(body)) return `expected an AdmissionReview object, found ${describe(body)}`;
   if (body.apiVersion !== API_VERSION || body.kind !== "AdmissionReview") {
     return `expected apiVersion ${API_VERSION} and kind AdmissionReview, found ${describe(body.apiVersion)} and ${describe(body.kind)}`;
@@ -62,7 +62,7 @@ function requestOf(body: unknown): JsonObject | string {
 
 const withWarnings = (warnings: string[]) => (warnings.length > 0 ? { warnings } : {});
 
-function review(response: JsonObject): AdmissionAnswer {
+export function review(response: JsonObject): AdmissionAnswer {
   return { statusCode: 200, body: { apiVersion: API_VERSION, kind: "AdmissionReview", response } };
 }
 

@@ -98,6 +98,7 @@ export function createMetrics() {
     overruled: new Counter("microenforcer_injector_overruled_total", "Pod labels or annotations ignored because the namespace requires the MicroEnforcer, by key."),
     rejectedReviews: new Counter("microenforcer_injector_rejected_reviews_total", "Reviews turned away before being read (too large, too many at once), by reason."),
     policyUpdates: new Counter("microenforcer_injector_policy_updates_total", "Running pods whose policy annotation was updated, by result (updated, failed, skipped: a pod the refresh could not read)."),
+    execReviews: new Counter("microenforcer_injector_exec_reviews_total", "kubectl exec, attach and debug sessions seen at admission, by outcome (allowed, denied, error)."),
     duration: new Histogram(
       "microenforcer_injector_admission_duration_seconds",
       "Time to answer one AdmissionReview.",

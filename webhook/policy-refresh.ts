@@ -11,7 +11,7 @@ import { arrayAt, objectAt, stringAt, stringMapAt, type JsonObject } from "./jso
 import { INJECT_KEY, POLICY_ANNOTATION, POLICY_DOCUMENT_ANNOTATION, SIDECAR_NAME, STATUS_ANNOTATION, SYSTEM_NAMESPACES } from "./keys.ts";
 import type { Binding } from "../policies/signed-document.ts";
 import { documentCurrent, documentText, sidecarVerification, type Signer } from "./policy-document.ts";
-import { selectPolicy } from "./policy-select.ts";
+import { selectPolicy, type PolicyChoice } from "./policy-select.ts";
 import { parseStatus } from "./status.ts";
 
 const annotationPath = (key: string) => `/metadata/annotations/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`;
@@ -36,8 +36,7 @@ function injectorNamedPolicy(annotations: Record<string, string>): boolean {
 export function refreshable(pod: JsonObject, namespaceLabels: Record<string, string>, injectorNamespace: string): boolean {
   const namespace = stringAt(objectAt(pod, "metadata"), "namespace");
   if (namespace === undefined || namespace === injectorNamespace || SYSTEM_NAMESPACES.includes(namespace)) return false;
-  const spec = objectAt(pod, "spec");
-  if (![...arrayAt(spec, "initContainers"), ...arrayAt(spec, "containers")].some((c) => stringAt(c, "name") === SIDECAR_NAME)) return false;
+  if (!runsSidecar(pod)) return false;
   return namespaceMode(namespaceLabels) !== "off" || stringMapAt(objectAt(pod, "metadata"), "labels")[INJECT_KEY] === "true";
 }
 
@@ -46,15 +45,28 @@ export function refreshable(pod: JsonObject, namespaceLabels: Record<string, str
  * verifies signed documents gets one signed by `signer` and bound to its nonce and
  * `namespace`; throws when this injector cannot sign one it would accept.
  */
+/** Whether the pod has a container named like our sidecar (in a `required` namespace the validating layer vouches that it is the genuine one). */
+export function runsSidecar(pod: JsonObject): boolean {
+  const spec = objectAt(pod, "spec");
+  return [...arrayAt(spec, "initContainers"), ...arrayAt(spec, "containers")].some((c) => stringAt(c, "name") === SIDECAR_NAME);
+}
+
+/** The policy a running pod is given now: what the refresh keeps its document at. */
+export function runningPodPolicy(pod: JsonObject, policies: readonly RuntimePolicy[], namespaceLabels: Record<string, string>): PolicyChoice {
+  const metadata = objectAt(pod, "metadata");
+  const annotations = stringMapAt(metadata, "annotations");
+  return selectPolicy(policies, {
+    podLabels: stringMapAt(metadata, "labels"),
+    namespaceLabels,
+    requested: injectorNamedPolicy(annotations) ? undefined : annotations[POLICY_ANNOTATION],
+  });
+}
+
 export function policyRefresh(pod: JsonObject, namespace: string, policies: readonly RuntimePolicy[], namespaceLabels: Record<string, string>, signer?: Signer): Operation[] {
   const metadata = objectAt(pod, "metadata");
   const annotations = stringMapAt(metadata, "annotations");
   const ownName = injectorNamedPolicy(annotations);
-  const choice = selectPolicy(policies, {
-    podLabels: stringMapAt(metadata, "labels"),
-    namespaceLabels,
-    requested: ownName ? undefined : annotations[POLICY_ANNOTATION],
-  });
+  const choice = runningPodPolicy(pod, policies, namespaceLabels);
   const { key, nonce } = sidecarVerification(pod);
   let binding: Binding | undefined;
   if (key !== undefined) {

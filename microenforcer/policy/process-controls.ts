@@ -4,6 +4,7 @@
  * gathered by the caller; nothing here reads the system.
  */
 import picomatch from "picomatch";
+import { matchesExecutable } from "../../policies/executable-pattern.ts";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import type { StdioSockets } from "../proc/process-facts.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
@@ -22,19 +23,6 @@ export interface Finding {
 }
 
 export type Controls = NonNullable<RuntimePolicySpec["controls"]>;
-
-const globCache = new Map<string, picomatch.Matcher>();
-
-/** Glob over a path (`**` crosses directories); a pattern without `/` matches the base name too. */
-export function matchesExecutable(pattern: string, path: string | undefined, name: string): boolean {
-  let matcher = globCache.get(pattern);
-  if (matcher === undefined) {
-    matcher = picomatch(pattern, { dot: true });
-    globCache.set(pattern, matcher);
-  }
-  if (path !== undefined && matcher(path)) return true;
-  return !pattern.includes("/") && matcher(name);
-}
 
 /** `kubectl exec` sessions, unless their command is allowed. */
 export function checkContainerExec(controls: Controls, p: ProcessInfo): Finding[] {

@@ -99,6 +99,15 @@ export const Attr = {
   preloadDropped: "microenforcer.preload.dropped",
   spoolRecovered: "microenforcer.spool.recovered",
   recordId: "microenforcer.record.id",
+  // The injector's exec records: who asked the apiserver, for which pod (the record's subject,
+  // not its resource), and how (webhook/exec-record.ts).
+  userName: "user.name",
+  k8sUserGroups: "microenforcer.k8s.user.groups",
+  k8sPodName: "k8s.pod.name",
+  k8sNamespaceName: "k8s.namespace.name",
+  k8sSubresource: "microenforcer.k8s.subresource",
+  execTty: "microenforcer.exec.tty",
+  execStdin: "microenforcer.exec.stdin",
 } as const;
 
 /** Our own attribute keys and event names start with this. */

@@ -13,6 +13,8 @@ export const EventNames = {
   policyViolation: "microenforcer.policy.violation",
   sensorGap: "microenforcer.sensor.gap",
   sensorStatus: "microenforcer.sensor.status",
+  /** The injector's: a `kubectl exec`, `attach` or `debug` seen at admission (webhook/exec-record.ts). */
+  k8sExec: "microenforcer.k8s.exec",
 } as const;
 
 export type EventName = (typeof EventNames)[keyof typeof EventNames];

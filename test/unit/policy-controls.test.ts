@@ -5,9 +5,9 @@ import {
   checkExecutables,
   checkFilelessExec,
   checkReverseShell,
-  matchesExecutable,
   type Controls,
 } from "../../microenforcer/policy/process-controls.ts";
+import { matchesExecutable } from "../../policies/executable-pattern.ts";
 import { checkListen, checkOutbound, PortScanDetector, type ConnectionFacts } from "../../microenforcer/policy/network-controls.ts";
 import { processInfo } from "./process-fixture.ts";
 

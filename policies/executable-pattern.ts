@@ -1,0 +1,19 @@
+/**
+ * What an executable entry of a RuntimePolicy (executables.blocked/allowed,
+ * containerExec.allowedCommands) matches: the sidecar checks running processes with it, the
+ * injector checks kubectl exec commands before they start.
+ */
+import picomatch from "picomatch";
+
+const globCache = new Map<string, picomatch.Matcher>();
+
+/** Glob over a path (`**` crosses directories); a pattern without `/` matches the base name too. */
+export function matchesExecutable(pattern: string, path: string | undefined, name: string): boolean {
+  let matcher = globCache.get(pattern);
+  if (matcher === undefined) {
+    matcher = picomatch(pattern, { dot: true });
+    globCache.set(pattern, matcher);
+  }
+  if (path !== undefined && matcher(path)) return true;
+  return !pattern.includes("/") && matcher(name);
+}
