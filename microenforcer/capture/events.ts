@@ -18,7 +18,8 @@ export type CaptureEvent =
    */
   | { type: "spawn"; snapshot: ProcSnapshot; detection: Detection; observedAt: number; image: SpawnImage }
   | { type: "exec"; snapshot: ProcSnapshot; observedAt: number }
-  | { type: "exit"; pid: number; startTicks: number; observedAt: number }
+  /** exitStatus: the zombie's wait(2) status, when the sensor saw it as a zombie (proc/parse.ts, StatFields). */
+  | { type: "exit"; pid: number; startTicks: number; observedAt: number; exitStatus?: number }
   | ({ type: "gap" } & GapReport)
   | { type: "trigger"; mode: "ns_last_pid" | "scan"; reason?: string }
   /** What one read of the socket tables found (only while the network sensor is on). */

@@ -290,10 +290,14 @@ export class ProcessWatch {
 
   private exit(pid: number, w: Watched, now: number): void {
     this.release(w, "exec-unseen");
-    if (!w.exited) this.report({ type: "exit", pid, startTicks: w.startTicks, observedAt: now });
+    const stat = readStat(pid, this.procRoot);
+    const same = stat?.startTicks === w.startTicks;
+    // A zombie still holds its wait status (readable to whoever may read the process).
+    const exitStatus = same && stat.state === "Z" ? stat.exitStatus : undefined;
+    if (!w.exited) this.report({ type: "exit", pid, startTicks: w.startTicks, observedAt: now, ...(exitStatus !== undefined && { exitStatus }) });
     w.exited = true;
     // A zombie keeps its PID until reaped; forget it only once /proc agrees.
-    if (readStat(pid, this.procRoot)?.startTicks !== w.startTicks) this.watched.delete(pid);
+    if (!same) this.watched.delete(pid);
   }
 }
 

@@ -3,7 +3,6 @@ import type { Resource } from "@opentelemetry/resources";
 import { LoggerProvider, type LogRecordProcessor } from "@opentelemetry/sdk-logs";
 import type * as Transformer from "@opentelemetry/otlp-transformer";
 import { createRequire } from "node:module";
-import { Attr } from "../records/attributes.ts";
 import type { SensorRecord, Severity } from "../records/record.ts";
 import type { ExporterChoice } from "../sidecar-contract.ts";
 import { spoolRecoveredRecord, spoolUnusableRecord } from "../records/sensor-records.ts";
@@ -16,7 +15,7 @@ import { createGrpcTransport } from "./grpc-transport.ts";
 import { createHttpTransport } from "./http-transport.ts";
 import { batchOptions, otlpProtocol, type OtlpProtocol } from "./otlp-config.ts";
 import type { OtlpTransport } from "./otlp-transport.ts";
-import { RecordIds } from "./record-id.ts";
+import { RecordIds, recordIdAttributes } from "./record-id.ts";
 import { StdoutLogRecordProcessor, type StdoutFormat } from "./stdout-processor.ts";
 
 export interface SpoolSettings {
@@ -83,7 +82,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
       severityNumber: SEVERITY_NUMBER[record.severity],
       severityText: record.severity,
       body: record.body,
-      attributes: { ...record.attributes, [Attr.recordId]: ids.next() },
+      attributes: { ...record.attributes, ...recordIdAttributes(ids.next()) },
       timestamp: record.timestamp,
       observedTimestamp: record.observedTimestamp,
     });

@@ -84,7 +84,7 @@ function describe(eventName: string | undefined, attributes: Attributes, body: u
     case EventNames.networkConnection: {
       const local = endpoint(text(Attr.networkLocalAddress), text(Attr.networkLocalPort));
       const peer = endpoint(text(Attr.networkPeerAddress), text(Attr.networkPeerPort));
-      const server = text(Attr.serverAddress);
+      const server = text(Attr.serverAddress) ?? text(Attr.dnsReverseName);
       return `${local} -> ${peer}${server ? ` (${server})` : ""}`;
     }
     case EventNames.networkListen:

@@ -1,11 +1,17 @@
 /**
- * `microenforcer.record.id`: a ULID (github.com/ulid/spec) — 26 Crockford base32 characters,
+ * A record's id, `log.record.uid` (and, for one release, `microenforcer.record.id`): a ULID (github.com/ulid/spec) — 26 Crockford base32 characters,
  * 48 bits of milliseconds then 80 random bits — made monotonic within the process. Ids of
  * one sidecar sort in emit order, even within a millisecond or when the clock steps back;
  * fresh random bits every millisecond keep sidecars apart. A backend deduplicates
  * at-least-once delivery (a replayed spool) by this id.
  */
 import { randomFillSync } from "node:crypto";
+import { Attr, type Attributes } from "../records/attributes.ts";
+
+/** The id under the semantic convention's key, and under ours for backends that key on it until it goes. */
+export function recordIdAttributes(id: string): Attributes {
+  return { [Attr.logRecordUid]: id, [Attr.recordId]: id };
+}
 
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const TIME_DIGITS = 10;

@@ -15,6 +15,16 @@ export interface StatFields {
   flags: number;
   utimeTicks: number;
   stimeTicks: number;
+  /** Process group and session ids (fields 5, 6), as the reader's PID namespace numbers them: 0 when outside it. */
+  pgrp: number;
+  session: number;
+  /** The controlling terminal's device number (field 7); 0: none. */
+  ttyNr: number;
+  /**
+   * The wait(2) status of a zombie (field 52, Linux ≥ 3.5); 0 while it runs, and 0 when the
+   * reader may not ptrace-read the task: meaningful only for a zombie the reader may read.
+   */
+  exitStatus?: number;
 }
 
 /** `/proc/PID/stat`: comm is bracketed by the first `(` and the *last* `)`. */
@@ -30,8 +40,18 @@ export function parseStat(text: string): StatFields | undefined {
   const stimeTicks = Number(rest[12]);
   const startTicks = Number(rest[19]);
   const flags = Number(rest[6]);
-  if (![pid, ppid, startTicks, utimeTicks, stimeTicks, flags].every(Number.isSafeInteger)) return undefined;
-  return { pid, comm: text.slice(open + 1, close), state: rest[0] ?? "?", ppid, startTicks, flags, utimeTicks, stimeTicks };
+  const [pgrp, session, ttyNr] = [rest[2], rest[3], rest[4]].map(Number);
+  if (![pid, ppid, startTicks, utimeTicks, stimeTicks, flags, pgrp, session, ttyNr].every(Number.isSafeInteger)) return undefined;
+  const fields: StatFields = { pid, comm: text.slice(open + 1, close), state: rest[0] ?? "?", ppid, startTicks, flags, utimeTicks, stimeTicks, pgrp: pgrp!, session: session!, ttyNr: ttyNr! };
+  const exitStatus = Number(rest[49]);
+  if (rest[49] !== undefined && Number.isSafeInteger(exitStatus)) fields.exitStatus = exitStatus;
+  return fields;
+}
+
+/** A wait(2) status as a shell reports it: the exit code, or 128 + the signal that killed it. */
+export function exitCodeOf(status: number): { code: number; signal?: number } {
+  const signal = status & 0x7f;
+  return signal === 0 ? { code: (status >> 8) & 0xff } : { code: 128 + signal, signal };
 }
 
 /** PF_KTHREAD (include/linux/sched.h): the task is a kernel thread. */

@@ -22,7 +22,7 @@ import { CONTAINER_ENV } from "../sidecar-contract.ts";
 
 /** A /proc file we could not read although the process exists: reported, never fatal. */
 export interface ReadProblem {
-  file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat" | "fd" | "root";
+  file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat" | "fd" | "root" | "cwd";
   code: string;
   uid: number;
   /** Why the kernel refused (EACCES, EPERM), when the sensor could tell. */
@@ -48,6 +48,11 @@ export interface ProcSnapshot {
   startTicks: number;
   uid: number;
   euid: number;
+  /** Process group and session ids, in this PID namespace (0: outside it); from stat, so absent in a preload report. */
+  pgrp?: number;
+  session?: number;
+  /** Whether it has a controlling terminal (a `kubectl exec -t` session has one). */
+  tty?: boolean;
   /** Undefined when unreadable (permission) or absent (zombie). */
   exe?: ExeTarget;
   /** Undefined when unreadable; empty for a zombie. */
@@ -58,6 +63,7 @@ export interface ProcSnapshot {
   containerId?: string;
   /** Only from the process itself (the preload library's report). */
   exeFile?: ExeIdentity;
+  /** The working directory: /proc/PID/cwd, or the process's own report. */
   cwd?: string;
   problems: ReadProblem[];
   /** Raw exe link and argv bytes: what readExecFingerprint compares against. */
@@ -168,6 +174,9 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
     startTicks: stat.startTicks,
     uid: status.uid.real,
     euid: status.uid.effective,
+    pgrp: stat.pgrp,
+    session: stat.session,
+    tty: stat.ttyNr !== 0,
     problems: [],
     fingerprint: "",
   };
@@ -196,6 +205,11 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
   });
   const exeLink = optional("exe", () => readlinkSync(`${dir}/exe`));
   if (exeLink !== undefined) snapshot.exe = parseExeLink(exeLink);
+  // Needs the same access as exe; unreadable then for the same cause, so no second problem.
+  if (exeLink !== undefined) {
+    const cwd = optional("cwd", () => readlinkSync(`${dir}/cwd`));
+    if (cwd !== undefined) snapshot.cwd = cwd;
+  }
   snapshot.fingerprint = execFingerprint(exeLink ?? "", rawArgs);
   if (options.attribution(stat.ppid)) {
     const container = optional("environ", () => environValue(readProcBytes(`${dir}/environ`), CONTAINER_ENV));

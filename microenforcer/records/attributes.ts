@@ -19,6 +19,14 @@ export const Attr = {
   processRealUserId: "process.real_user.id",
   processCreationTime: "process.creation.time",
   processExitTime: "process.exit.time",
+  processExitCode: "process.exit.code",
+  processCommand: "process.command",
+  processArgsCount: "process.args_count",
+  processSessionLeaderPid: "process.session_leader.pid",
+  processGroupLeaderPid: "process.group_leader.pid",
+  processInteractive: "process.interactive",
+  processExitSignal: "microenforcer.process.exit_signal",
+  processAncestors: "microenforcer.process.ancestors",
   processComm: "microenforcer.process.comm",
   processExeDeleted: "microenforcer.process.exe_deleted",
   processExeMemfd: "microenforcer.process.exe_memfd",
@@ -54,6 +62,11 @@ export const Attr = {
   networkPeerPort: "network.peer.port",
   networkConnectionState: "network.connection.state",
   serverAddress: "server.address",
+  serverPort: "server.port",
+  clientAddress: "client.address",
+  clientPort: "client.port",
+  /** The peer's PTR name (spec.dns.reverseLookup): not server.address, which is only what the process resolved. */
+  dnsReverseName: "microenforcer.dns.reverse_name",
   networkAttribution: "microenforcer.network.attribution",
   networkInode: "microenforcer.network.inode",
   networkDirection: "microenforcer.network.direction",
@@ -86,6 +99,12 @@ export const Attr = {
   rule: "microenforcer.rule",
   action: "microenforcer.action",
   enforcementLatencyMs: "microenforcer.enforcement.latency_ms",
+  // The finding's rule (OTel security-rule semconv): the policy, the control, the entry.
+  securityRuleName: "security_rule.name",
+  securityRuleCategory: "security_rule.category",
+  securityRuleRulesetName: "security_rule.ruleset.name",
+  securityRuleUuid: "security_rule.uuid",
+  securityRuleVersion: "security_rule.version",
   // Delivery: records lost, the spool, the record's own id.
   lossReason: "microenforcer.loss.reason",
   lossCount: "microenforcer.loss.count",
@@ -98,7 +117,9 @@ export const Attr = {
   preloadProblem: "microenforcer.preload.problem",
   preloadDropped: "microenforcer.preload.dropped",
   spoolRecovered: "microenforcer.spool.recovered",
+  /** The record's id (ULID); log.record.uid is the semantic convention's, microenforcer.record.id kept for one release. */
   recordId: "microenforcer.record.id",
+  logRecordUid: "log.record.uid",
   // The injector's exec records: who asked the apiserver, for which pod (the record's subject,
   // not its resource), and how (webhook/exec-record.ts).
   userName: "user.name",
@@ -118,5 +139,6 @@ export const LOSS_BY_EVENT_PREFIX = "microenforcer.loss.by_event.";
 type LossByEventKey = `${typeof LOSS_BY_EVENT_PREFIX}${string}`;
 
 export type AttributeKey = (typeof Attr)[keyof typeof Attr] | LossByEventKey;
-export type AttributeValue = string | number | boolean | string[];
+/** Scalars, string arrays, and arrays of small maps (OTel log attributes take any value: `microenforcer.process.ancestors`). */
+export type AttributeValue = string | number | boolean | string[] | Array<Record<string, string | number>>;
 export type Attributes = { [K in AttributeKey]?: AttributeValue };

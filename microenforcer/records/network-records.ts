@@ -20,11 +20,28 @@ export interface NetworkEvent {
   observedAt: number;
 }
 
-/** TCP state as OTel writes it (`established`, `time_wait`); UDP has none but connected or not. */
-function connectionState(o: NetworkObservation): string {
+/** The kernel's TCP state names (proc/socket-table.ts) → the well-known values of `network.connection.state`. */
+const CONNECTION_STATES: Readonly<Record<string, string>> = {
+  ESTABLISHED: "established",
+  SYN_SENT: "syn_sent",
+  SYN_RECV: "syn_received",
+  // A request socket (SYN received, not yet a full socket): the same state seen from userspace.
+  NEW_SYN_RECV: "syn_received",
+  FIN_WAIT1: "fin_wait_1",
+  FIN_WAIT2: "fin_wait_2",
+  TIME_WAIT: "time_wait",
+  CLOSE: "closed",
+  CLOSE_WAIT: "close_wait",
+  LAST_ACK: "last_ack",
+  LISTEN: "listen",
+  CLOSING: "closing",
+};
+
+/** A TCP socket's state; a connected UDP socket's `established`; none for an unconnected UDP socket (a listen record says what it is). */
+function connectionState(o: NetworkObservation): string | undefined {
   const s = o.socket;
-  if (s.transport === "udp") return o.kind === "listen" ? "unconnected" : "established";
-  return s.state.toLowerCase();
+  if (s.transport === "udp") return o.kind === "listen" ? undefined : "established";
+  return CONNECTION_STATES[s.state];
 }
 
 const endpoint = (address: string, port: number): string => (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`);
@@ -45,7 +62,8 @@ export function networkRecord(e: NetworkEvent, clock: BootClock, forensics: Fore
   a[Attr.networkType] = networkType(o.kind === "listen" ? s.localAddress : s.remoteAddress);
   a[Attr.networkLocalAddress] = s.localAddress;
   a[Attr.networkLocalPort] = s.localPort;
-  a[Attr.networkConnectionState] = connectionState(o);
+  const state = connectionState(o);
+  if (state !== undefined) a[Attr.networkConnectionState] = state;
   a[Attr.networkAttribution] = o.attribution;
   if (s.inode !== 0) a[Attr.networkInode] = s.inode;
   a[Attr.sensorDetection] = o.detection;
@@ -56,8 +74,19 @@ export function networkRecord(e: NetworkEvent, clock: BootClock, forensics: Fore
   a[Attr.networkPeerAddress] = s.remoteAddress;
   a[Attr.networkPeerPort] = s.remotePort;
   a[Attr.networkDirection] = o.direction!;
+  // Server and client as the semantic conventions see a connection: we are the client of an
+  // outbound one (the peer serves on its port), the server of an inbound one.
+  if (o.direction === "outbound") {
+    a[Attr.serverPort] = s.remotePort;
+  } else {
+    a[Attr.clientAddress] = s.remoteAddress;
+    a[Attr.clientPort] = s.remotePort;
+    a[Attr.serverPort] = s.localPort;
+  }
   if (e.name !== undefined) {
-    a[Attr.serverAddress] = e.name.name;
+    // server.address only for the name the process itself resolved; a PTR name is the
+    // address owner's claim, not the name the process connected to.
+    a[e.name.source === "forwarder" ? Attr.serverAddress : Attr.dnsReverseName] = e.name.name;
     a[Attr.dnsSource] = e.name.source;
   }
   const peer = e.name === undefined ? endpoint(s.remoteAddress, s.remotePort) : `${e.name.name} (${endpoint(s.remoteAddress, s.remotePort)})`;

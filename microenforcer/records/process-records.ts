@@ -4,7 +4,7 @@
  */
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
-import { joinCommandLine } from "../proc/parse.ts";
+import { exitCodeOf, joinCommandLine } from "../proc/parse.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
 import { containerLabel, executableName, type ProcessEvent, type ProcessInfo } from "../tracker/process-tracker.ts";
 import { imageAttributes } from "./container-image.ts";
@@ -30,15 +30,19 @@ function redactorFor(forensics: Forensics): Redactor {
 export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: Forensics): Attributes {
   const a: Attributes = {
     [Attr.processPid]: p.pid,
-    [Attr.processParentPid]: p.ppid,
-    // A memfd has no file name (`/memfd:NAME` is the program's choice): named by its task name.
-    [Attr.processExecutableName]: p.exe?.memfd ? p.comm : executableName(p),
     [Attr.processUserId]: p.euid,
     [Attr.processRealUserId]: p.uid,
     [Attr.processCreationTime]: new Date(creationTimeMs(clock, p.startTicks)).toISOString(),
     [Attr.processComm]: p.comm,
     [Attr.execOrigin]: p.origin,
   };
+  // PPID 0: started from outside the pod's PID namespace (a container's init, an exec session).
+  if (p.ppid !== 0) a[Attr.processParentPid] = p.ppid;
+  // Only from the executable (semantic conventions): unreadable, there is none; comm is the task's own name.
+  if (p.exe !== undefined) a[Attr.processExecutableName] = executableName(p);
+  if (p.session) a[Attr.processSessionLeaderPid] = p.session;
+  if (p.pgrp) a[Attr.processGroupLeaderPid] = p.pgrp;
+  if (p.tty !== undefined) a[Attr.processInteractive] = p.tty;
   if (p.exe !== undefined) a[Attr.processExecutablePath] = p.exe.path;
   if (p.exeFile !== undefined) {
     a[Attr.processExecutableDevice] = p.exeFile.device;
@@ -48,10 +52,15 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
   if (p.cwd !== undefined) a[Attr.processWorkingDirectory] = p.cwd;
   if (p.exe?.deleted) a[Attr.processExeDeleted] = true;
   if (p.exe?.memfd) a[Attr.processExeMemfd] = true;
-  if (forensics.fullCommandArguments && p.args !== undefined && p.args.length > 0) {
-    const { args, redacted } = redactorFor(forensics).redact(p.args);
-    a[Attr.processCommandLine] = joinCommandLine(args);
-    a[Attr.processCommandArgs] = args;
+  if (p.args !== undefined && p.args.length > 0) {
+    a[Attr.processArgsCount] = p.args.length;
+    // argv[0] is the command's name, not an argument: recorded whatever the switch, redacted all the same.
+    const { args, redacted } = redactorFor(forensics).redact(forensics.fullCommandArguments ? p.args : p.args.slice(0, 1));
+    a[Attr.processCommand] = args[0]!;
+    if (forensics.fullCommandArguments) {
+      a[Attr.processCommandLine] = joinCommandLine(args);
+      a[Attr.processCommandArgs] = args;
+    }
     if (redacted) a[Attr.redacted] = true;
   }
   if (p.container.name !== undefined) a[Attr.k8sContainerName] = p.container.name;
@@ -59,6 +68,11 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
   if (p.container.image !== undefined) Object.assign(a, imageAttributes(p.container.image));
   if (p.sessionPid !== undefined) a[Attr.execSessionPid] = p.sessionPid;
   return a;
+}
+
+/** `microenforcer.process.ancestors`, on exec and violation records: who started it. */
+export function ancestryAttributes(p: ProcessInfo): Attributes {
+  return p.ancestors === undefined || p.ancestors.length === 0 ? {} : { [Attr.processAncestors]: p.ancestors.map(({ pid, executable }) => ({ pid, executable })) };
 }
 
 /**
@@ -73,6 +87,12 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
   const where = `in container ${containerLabel(p.container)}`;
   if (event.kind === "exit") {
     attributes[Attr.processExitTime] = new Date(event.observedAt).toISOString();
+    // stat shows 0 to a reader that may not ptrace-read the process: trusted only where its executable was readable.
+    if (event.exitStatus !== undefined && p.exe !== undefined) {
+      const { code, signal } = exitCodeOf(event.exitStatus);
+      attributes[Attr.processExitCode] = code;
+      if (signal !== undefined) attributes[Attr.processExitSignal] = signal;
+    }
     return {
       eventName: EventNames.processExit,
       severity: "INFO",
@@ -90,6 +110,7 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
     if (preload.evasion) attributes[Attr.processPreloadEvasion] = true;
   }
   if (event.inPlace) attributes[Attr.execInPlace] = true;
+  Object.assign(attributes, ancestryAttributes(p));
   if (p.image === "fork-only") attributes[Attr.processForkOnly] = true;
   if (p.image === "exec-unseen") attributes[Attr.processExecUnseen] = true;
   const origin = p.origin === "child" ? "" : ` (${p.origin})`;

@@ -35,6 +35,7 @@ const consequence: Record<ReadProblem["file"], string> = {
   stat: "such processes are invisible",
   fd: "reverse shells cannot be detected",
   root: "drift cannot be detected",
+  cwd: "working directories are missing",
 };
 
 /** The cause of a refusal in words, and what would lift it. */

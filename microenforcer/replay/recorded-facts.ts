@@ -22,7 +22,6 @@ export const recordedClock: BootClock = { bootMs: 0, ticksPerSecond: 1000 };
 /** Controls whose facts no record carries, and why. */
 export const NOT_RECORDED: Partial<Record<ControlName, string>> = {
   reverseShell: "whether a process's stdin, stdout or stderr was a socket is read from /proc at the time and not recorded",
-  drift: "an executable's change time and its container's start are read from /proc at the time and not recorded",
 };
 
 type Attributes = Record<string, unknown>;
@@ -108,7 +107,8 @@ export function recordedConnection(eventName: string, a: Attributes): Connection
   const peerPort = int(a[Attr.networkPeerPort]);
   if (direction === undefined || peerAddress === undefined || peerPort === undefined) return undefined;
   const facts: ConnectionFacts = { direction, transport, localAddress, localPort, peerAddress, peerPort };
-  const name = str(a[Attr.serverAddress]);
+  // The controls match the name the process resolved, else the peer's PTR name (as the sensor does).
+  const name = str(a[Attr.serverAddress]) ?? str(a[Attr.dnsReverseName]);
   if (name !== undefined) facts.dnsName = name;
   return facts;
 }

@@ -2,7 +2,9 @@
  * Replays recorded activity through a policy: the sensor's own PolicyEngine and controls,
  * one engine per pod as each sidecar has its own, fed the facts rebuilt from the records,
  * in the order given. The engine's kills go to an enforcer that only says what it would
- * have done. Controls whose facts are not recorded are named, not approximated.
+ * have done. Controls whose facts are not recorded are named, not approximated: drift
+ * where a record lacks the executable's change time is not checked (the engine's /proc
+ * read of it fails here, as for a process already gone), and said so in a note.
  */
 import type { RuntimePolicy } from "../../policies/schema.ts";
 import { mayKill, type Enforcer } from "../enforce/kill.ts";
@@ -73,16 +75,24 @@ const wouldKill: Enforcer = { kill: (pid) => (mayKill(pid) ? "killed" : "denied"
 
 const examplesPerRule = 3;
 
+/** One pod's replay, as its sidecar had it: its engine, and its containers' init start (drift). */
+interface PodReplay {
+  engine: PolicyEngine;
+  label: string;
+  containerStarts: Map<string, number>;
+}
+
 export class PolicyReplay {
   private readonly policy: RuntimePolicy;
   private readonly holder: PolicyHolder;
-  private readonly engines = new Map<string, { engine: PolicyEngine; label: string }>();
+  private readonly engines = new Map<string, PodReplay>();
   private readonly ids = new Set<string>();
   private readonly outcomes = new Map<string, RuleOutcome>();
   private readonly killed = new Set<string>();
   private readonly recordedFindings = new Map<string, number>();
   private readonly counts: ReplayResult["records"] = { read: 0, duplicates: 0, exec: 0, exit: 0, connection: 0, listen: 0, sources: [] };
   private sessionsWithoutArgs = 0;
+  private execsWithoutChangeTime = 0;
   private namedConnections = 0;
   /** Observed time of the record being replayed: the engine's clock. */
   private now = 0;
@@ -95,7 +105,7 @@ export class PolicyReplay {
   add(record: RecordedRecord): void {
     const c = this.counts;
     c.read++;
-    const id = record.attributes[Attr.recordId];
+    const id = record.attributes[Attr.logRecordUid] ?? record.attributes[Attr.recordId];
     if (typeof id === "string") {
       if (this.ids.has(id)) {
         c.duplicates++;
@@ -106,17 +116,21 @@ export class PolicyReplay {
     this.now = record.observedMs;
     c.firstMs = Math.min(c.firstMs ?? Infinity, record.observedMs);
     c.lastMs = Math.max(c.lastMs ?? -Infinity, record.observedMs);
-    const { engine, label } = this.engineFor(record.resource);
+    const { engine, label, containerStarts } = this.engineFor(record.resource);
     const a = record.attributes;
     const p = recordedProcess(a);
     switch (record.eventName) {
-      case EventNames.processExec:
+      case EventNames.processExec: {
         c.exec++;
         if (p === undefined) return;
         if (p.origin === "exec-session" && p.args === undefined) this.sessionsWithoutArgs++;
-        // Container start ticks unknown: drift is not replayed (NOT_RECORDED).
-        this.collect(engine.onExec(p, record.observedMs, undefined, false, recordedPreload(a)).violations, label);
+        // As the tracker knows it: the start of the container's current init.
+        if (p.origin === "container-init" && p.container.name !== undefined) containerStarts.set(p.container.name, p.startTicks);
+        if (p.exe !== undefined && !p.exe.memfd && p.exeFile === undefined) this.execsWithoutChangeTime++;
+        const start = p.container.name === undefined ? undefined : containerStarts.get(p.container.name);
+        this.collect(engine.onExec(p, record.observedMs, start, false, recordedPreload(a)).violations, label);
         return;
+      }
       case EventNames.processExit:
         c.exit++;
         if (p !== undefined) engine.onExit(p);
@@ -160,13 +174,18 @@ export class PolicyReplay {
   private notes(present: ControlName[]): string[] {
     const notes: string[] = [];
     const c = this.counts;
-    const processControls = present.filter((x) => x === "containerExec" || x === "executables" || x === "filelessExec");
+    const processControls = present.filter((x) => ["containerExec", "executables", "filelessExec", "drift", "preloadEvasion"].includes(x));
     if (processControls.length > 0 && c.exec === 0) {
       notes.push(`no process exec records (was forensics.processActivity off?): nothing to replay for ${processControls.join(", ")}`);
     }
     const networkControls = present.filter((x) => x === "network" || x === "portScan");
     if (networkControls.length > 0 && c.connection + c.listen === 0) {
       notes.push(`no connection or listen records (was forensics.networkActivity off?): nothing to replay for ${networkControls.join(", ")}`);
+    }
+    if (present.includes("drift") && this.execsWithoutChangeTime > 0) {
+      notes.push(
+        `drift was checked only where the executable's change time was recorded (complete mode: the preload library reports it); ${this.execsWithoutChangeTime} execs without it were not`,
+      );
     }
     if (present.includes("containerExec") && this.sessionsWithoutArgs > 0) {
       notes.push(
@@ -181,7 +200,7 @@ export class PolicyReplay {
     return notes;
   }
 
-  private engineFor(resource: Record<string, unknown>): { engine: PolicyEngine; label: string } {
+  private engineFor(resource: Record<string, unknown>): PodReplay {
     const uid = resource["k8s.pod.uid"];
     const pod = resource["k8s.pod.name"];
     const namespace = resource["k8s.namespace.name"];
@@ -189,7 +208,7 @@ export class PolicyReplay {
     const key = uid !== undefined ? `uid:${String(uid)}` : `label:${label}`;
     let entry = this.engines.get(key);
     if (entry === undefined) {
-      entry = { engine: new PolicyEngine(this.holder, { facts, enforcer: wouldKill, clock: recordedClock, now: () => this.now }), label };
+      entry = { engine: new PolicyEngine(this.holder, { facts, enforcer: wouldKill, clock: recordedClock, now: () => this.now }), label, containerStarts: new Map() };
       this.engines.set(key, entry);
     }
     return entry;

@@ -42,7 +42,23 @@ export interface ProcessInfo {
   detection: Detection;
   /** `exec` unless it was seen only in its parent's image (see SpawnImage). */
   image: SpawnImage;
+  /** Process group and session ids in the pod's PID namespace, when read from stat (0 or absent: outside it, or unknown). */
+  pgrp?: number;
+  session?: number;
+  /** It has a controlling terminal. */
+  tty?: boolean;
+  /** Its parent, the parent's parent, ... as they were when it started: at most MAX_ANCESTORS, nearest first. */
+  ancestors?: Ancestor[];
 }
+
+export interface Ancestor {
+  pid: number;
+  /** Its executable's path, else (unreadable) its task name. */
+  executable: string;
+}
+
+/** How far back a process's ancestry is kept: enough for `sh -c` chains, bounded per process. */
+export const MAX_ANCESTORS = 8;
 
 /** The executable's base name, else (unreadable) the kernel's task name. */
 export function executableName(p: ProcessInfo): string {
@@ -56,7 +72,8 @@ export function containerLabel(container: ContainerRef): string {
 
 export type ProcessEvent =
   | { kind: "exec"; process: ProcessInfo; inPlace: boolean; observedAt: number }
-  | { kind: "exit"; process: ProcessInfo; observedAt: number };
+  /** exitStatus: the wait(2) status, when the sensor saw the zombie. */
+  | { kind: "exit"; process: ProcessInfo; observedAt: number; exitStatus?: number };
 
 interface ContainerState {
   init?: { pid: number; startTicks: number };
@@ -84,7 +101,7 @@ export class ProcessTracker {
       case "exec":
         return this.exec(event.snapshot, event.observedAt);
       case "exit":
-        return this.exit(event.pid, event.startTicks, event.observedAt);
+        return this.exit(event.pid, event.startTicks, event.observedAt, event.exitStatus);
       default:
         return [];
     }
@@ -161,6 +178,8 @@ export class ProcessTracker {
     if (snapshot.args !== undefined) info.args = snapshot.args;
     if (snapshot.exeFile !== undefined) info.exeFile = snapshot.exeFile;
     if (snapshot.cwd !== undefined) info.cwd = snapshot.cwd;
+    setSession(info, snapshot);
+    if (parent !== undefined) info.ancestors = [{ pid: parent.pid, executable: parent.exe?.path ?? parent.comm }, ...(parent.ancestors ?? [])].slice(0, MAX_ANCESTORS);
     if (ppid === 0) {
       const state = this.containerState(container);
       const init = state.init && this.processes.get(state.init.pid);
@@ -193,10 +212,11 @@ export class ProcessTracker {
     else delete info.exeFile;
     if (snapshot.cwd !== undefined) info.cwd = snapshot.cwd;
     else delete info.cwd;
+    setSession(info, snapshot);
     return [{ kind: "exec", process: info, inPlace: true, observedAt }];
   }
 
-  private exit(pid: number, startTicks: number, observedAt: number): ProcessEvent[] {
+  private exit(pid: number, startTicks: number, observedAt: number, exitStatus: number | undefined): ProcessEvent[] {
     if (this.own.get(pid) === startTicks) {
       this.own.delete(pid);
       return [];
@@ -204,7 +224,7 @@ export class ProcessTracker {
     const info = this.processes.get(pid);
     if (info === undefined || info.startTicks !== startTicks) return [];
     this.processes.exit(info, observedAt);
-    return [{ kind: "exit", process: info, observedAt }];
+    return [{ kind: "exit", process: info, observedAt, ...(exitStatus !== undefined && { exitStatus }) }];
   }
 
   private containerState(container: ContainerRef): ContainerState {
@@ -216,6 +236,13 @@ export class ProcessTracker {
     }
     return state;
   }
+}
+
+/** Session, group and terminal as stat shows them now (a preload report has no stat: kept as they were). */
+function setSession(info: ProcessInfo, snapshot: ProcSnapshot): void {
+  if (snapshot.pgrp !== undefined) info.pgrp = snapshot.pgrp;
+  if (snapshot.session !== undefined) info.session = snapshot.session;
+  if (snapshot.tty !== undefined) info.tty = snapshot.tty;
 }
 
 function containerKey(container: ContainerRef): string {

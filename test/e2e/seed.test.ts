@@ -69,6 +69,12 @@ describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", func
       assert.equal(exec.attributes["process.command_line"], clientArgs(path).join(" "));
       assert.deepEqual(exec.attributes["process.command_args"], clientArgs(path));
       assert.equal(exec.attributes["process.executable.path"], "/bin/busybox");
+      // The semantic conventions' split: the executable's name, and argv[0] as the command.
+      assert.equal(exec.attributes["process.executable.name"], "busybox");
+      assert.equal(exec.attributes["process.command"], "wget");
+      assert.equal(exec.attributes["process.args_count"], clientArgs(path).length);
+      assert.equal(exec.attributes["process.interactive"], false, "podman exec without -t: no terminal");
+      assert.match(String(exec.attributes["log.record.uid"]), /^[0-9A-HJKMNP-TV-Z]{26}$/);
       assert.equal(exec.attributes["process.user.id"], 1000);
       assert.equal(exec.resource["k8s.pod.name"], stored.metadata.name);
       assert.equal(exec.resource["k8s.namespace.name"], namespace);
@@ -86,6 +92,9 @@ describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", func
       assert.equal(connection.attributes["network.peer.address"], "127.0.0.1");
       assert.equal(connection.attributes["network.peer.port"], HTTPS_PORT);
       assert.equal(connection.attributes["network.transport"], "tcp");
+      assert.equal(connection.attributes["server.port"], HTTPS_PORT);
+      assert.equal(connection.attributes["server.address"], undefined, "no name resolved: an address is not a name");
+      assert.match(String(connection.attributes["network.connection.state"]), /^(established|fin_wait_[12]|time_wait|close_wait|last_ack|closed)$/);
       assert.deepEqual(connection.attributes["process.command_args"], clientArgs(path));
       assert.equal(connection.resource["k8s.pod.name"], stored.metadata.name);
     });
@@ -96,6 +105,7 @@ describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", func
       assert.equal(listen.attributes["k8s.container.name"], "nginx");
       assert.equal(listen.attributes["microenforcer.exec.origin"], "container-init");
       assert.equal(listen.attributes["network.local.address"], "127.0.0.1");
+      assert.equal(listen.attributes["network.connection.state"], "listen");
     });
   });
 });

@@ -40,10 +40,10 @@ export function runClient(pod: PlayedPod, path: string): Promise<PodmanResult> {
 
 /**
  * The exec record of a client session's root: started from outside the pod's PID namespace
- * (PPID 0, as `kubectl exec` sessions are), running wget.
+ * (PPID 0, as `kubectl exec` sessions are: no process.parent_pid), running wget.
  */
 export function isClientSession(r: CollectedLogRecord): boolean {
-  return r.eventName === "microenforcer.process.exec" && r.attributes["process.parent_pid"] === 0 && r.attributes["microenforcer.process.comm"] === "wget";
+  return r.eventName === "microenforcer.process.exec" && r.attributes["process.parent_pid"] === undefined && r.attributes["microenforcer.process.comm"] === "wget";
 }
 
 /** A connection record of a client to the HTTPS server. */

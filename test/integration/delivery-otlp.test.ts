@@ -1,7 +1,7 @@
 /**
  * Issue 7's delivery guarantees against the real OpenTelemetry Collector: a 60 s outage
  * under 200 records/s, the sidecar SIGKILLed during an outage, and the spool cap. Records
- * are followed by their microenforcer.record.id from the emitter's own stdout to the
+ * are followed by their log.record.uid from the emitter's own stdout to the
  * collector's file exporter.
  */
 import assert from "node:assert/strict";
@@ -99,10 +99,10 @@ class StdoutRecords extends Writable {
 
 function printed(line: string): Printed {
   const record = JSON.parse(line) as { eventName: string; attributes: Record<string, unknown> };
-  return { id: String(record.attributes["microenforcer.record.id"]), eventName: record.eventName, attributes: record.attributes };
+  return { id: String(record.attributes["log.record.uid"]), eventName: record.eventName, attributes: record.attributes };
 }
 
-const idOf = (record: CollectedLogRecord) => String(record.attributes["microenforcer.record.id"]);
+const idOf = (record: CollectedLogRecord) => String(record.attributes["log.record.uid"]);
 
 /** First arrival of each id, in arrival order (at-least-once delivery may repeat some). */
 function firstArrivals(records: CollectedLogRecord[]): CollectedLogRecord[] {

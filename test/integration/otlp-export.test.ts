@@ -57,8 +57,9 @@ const fromPod = (pod: string) => (record: CollectedLogRecord) => record.resource
 
 /** Every record carries a unique, sortable id; the rest is what was emitted. */
 function withoutId(attributes: Record<string, unknown>): Record<string, unknown> {
-  const { "microenforcer.record.id": id, ...rest } = attributes;
+  const { "log.record.uid": id, "microenforcer.record.id": legacy, ...rest } = attributes;
   assert.match(String(id), /^[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.equal(legacy, id);
   return rest;
 }
 

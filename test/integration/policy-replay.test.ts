@@ -76,7 +76,7 @@ describe("policy test on records the sensor produced", function () {
       watchArgs: ["--policy", join(dir, "audit.yaml")],
       // An exec session (PPID 0, entered from outside) that the candidate policies do not allow.
       whilePaused: async (hostPid) => {
-        const r = spawnSync("nsenter", ["-t", String(hostPid), "-p", "-m", "-n", "--", "sh", "-c", "sleep 0.12"], { env: { ...process.env, ...pod } });
+        const r = spawnSync("nsenter", ["-t", String(hostPid), "-p", "-m", "-n", "--", "sh", "-c", "sleep 0.3"], { env: { ...process.env, ...pod } });
         assert.equal(r.status, 0, r.stderr.toString());
       },
     });
@@ -93,18 +93,16 @@ describe("policy test on records the sensor produced", function () {
     );
   });
 
-  it("replays the same policy to the findings the sensor made live, and names what it cannot replay", () => {
+  it("replays the same policy to the findings the sensor made live, and says what it cannot replay", () => {
     const out = policyTest("--policy", join(dir, "audit.yaml"), "--format", "json", records);
     assert.equal(out.status, 0, out.stderr);
     const result = JSON.parse(out.stdout) as ReplayResult;
     const live = violations(run).filter((r) => r.attributes["microenforcer.control"] !== "drift");
     assert.deepEqual(replayTally(result), liveTally(live));
     assert.deepEqual(result.records.sources, ["ci/replay-1"]);
-    const drift = violations(run).filter((r) => r.attributes["microenforcer.control"] === "drift").length;
-    assert.deepEqual(result.notReplayed.map((n) => [n.control, n.recordedFindings]), [
-      ["drift", drift],
-      ["reverseShell", 0],
-    ]);
+    assert.deepEqual(result.notReplayed.map((n) => [n.control, n.recordedFindings]), [["reverseShell", 0]]);
+    // Drift needs the executable's change time, which only complete mode records.
+    assert.match(result.notes.join("\n"), /drift was checked only where the executable's change time was recorded .*; \d+ execs without it were not/);
   });
 
   it("says what the policy in enforce mode would kill, with examples, and exits 1", () => {
@@ -114,8 +112,8 @@ describe("policy test on records the sensor produced", function () {
     assert.match(out.stdout, /^policy candidate \(enforce mode\) replayed on \d+ records from 1 source \(ci\/replay-1\)/);
     assert.match(out.stdout, /would block:\n[\s\S]*executables {2}\*\*\/xmrig {2}1 finding: 1 would be killed\n +\S+ ci\/replay-1 {2}executables: \S+\/xmrig is a blocked executable \(pid \d+\)\n +\S+\/xmrig 0\.05\n/);
     assert.match(out.stdout, /network {2}port=2323 {2}1 finding: 1 would be killed/);
-    assert.match(out.stdout, /containerExec {2}allowedCommands: \/bin\/true {2}1 finding: 1 would be killed[\s\S]*sh -c 'sleep 0\.12'/);
-    assert.match(out.stdout, /not replayed:\n {2}drift: [^\n]*\(the records hold 1 finding of it by the policy then running\)/);
+    assert.match(out.stdout, /containerExec {2}allowedCommands: \/bin\/true {2}1 finding: 1 would be killed[\s\S]*sh -c 'sleep 0\.3'/);
+    assert.match(out.stdout, /not replayed:\n {2}reverseShell: [^\n]*\n\nnotes:\n {2}drift was checked only where/);
     assert.match(out.stdout, /result: 6 findings would be blocked \(\d processes killed\)\n$/);
   });
 

@@ -53,7 +53,7 @@ describe("emit/emitter", () => {
         severityText: "INFO",
         eventName: "microenforcer.process.exec",
         body: "exec /usr/bin/curl",
-        attributes: { ...exec.attributes, "microenforcer.record.id": JSON.parse(lines[0] ?? "").attributes["microenforcer.record.id"] },
+        attributes: { ...exec.attributes, "log.record.uid": JSON.parse(lines[0] ?? "").attributes["log.record.uid"], "microenforcer.record.id": JSON.parse(lines[0] ?? "").attributes["log.record.uid"] },
         resource: { "service.name": "microenforcer", "service.version": "0.1.0", "k8s.pod.name": "api-7f9c", "k8s.namespace.name": "payments" },
       });
       const second = JSON.parse(lines[1] ?? "");
@@ -63,11 +63,11 @@ describe("emit/emitter", () => {
       assert.ok(Math.abs(Date.parse(second.observedTimestamp) - Date.now()) < 5000, "observed defaults to now");
     });
 
-    it("gives every record a unique microenforcer.record.id that sorts in emit order", () => {
+    it("gives every record a unique log.record.uid (and, for now, the same microenforcer.record.id) that sorts in emit order", () => {
       const out = capture();
       const emitter = createEmitter({ exporter: "stdout", format: "json", resource, out });
       for (let i = 0; i < 1000; i++) emitter.emit(exec);
-      const ids = out.text.trim().split("\n").map((line) => JSON.parse(line).attributes["microenforcer.record.id"] as string);
+      const ids = out.text.trim().split("\n").map((line) => JSON.parse(line).attributes["log.record.uid"] as string);
       assert.equal(new Set(ids).size, 1000);
       assert.deepEqual([...ids].sort(), ids);
       assert.match(ids[0]!, /^[0-9A-HJKMNP-TV-Z]{26}$/);

@@ -107,6 +107,7 @@ describe("NetworkMonitor and network records", () => {
         "microenforcer.network.inode": 9001,
         "microenforcer.network.direction": "outbound",
         "server.address": "api.example.test",
+        "server.port": 443,
         "microenforcer.dns.source": "forwarder",
       },
     );
@@ -174,7 +175,9 @@ describe("NetworkMonitor and network records", () => {
     answer = { name: "xmr.pool.example", source: "reverse" };
     const later = monitor.flush().records;
     assert.deepEqual(names(later), ["network.connection", "policy.violation"]);
-    assert.equal(later[0]!.attributes["server.address"], "xmr.pool.example");
+    // A PTR name is the address owner's claim, not what the process resolved: not server.address.
+    assert.equal(later[0]!.attributes["server.address"], undefined);
+    assert.equal(later[0]!.attributes["microenforcer.dns.reverse_name"], "xmr.pool.example");
     assert.equal(later[0]!.attributes["microenforcer.dns.source"], "reverse");
     assert.equal(later[1]!.attributes["microenforcer.rule"], "domain=*.pool.example");
   });

@@ -8,6 +8,7 @@ import {
   parseBootTime,
   isKernelThread,
   parseExeLink,
+  exitCodeOf,
   parseStat,
   parseStatus,
   parseUptime,
@@ -25,6 +26,17 @@ describe("/proc parsers", () => {
       assert.equal(stat.comm, "cat");
       assert.equal(stat.state, "R");
       assert.ok(stat.startTicks > 0);
+    });
+
+    it("reads the process group, session, controlling terminal and a zombie's wait status", () => {
+      const cat = parseStat(fixture("stat-cat.txt").toString());
+      assert.deepEqual([cat?.pgrp, cat?.session, cat?.ttyNr, cat?.exitStatus], [10514, 1426, 0, 0]);
+      const zombie = parseStat("77 (sh) Z 1 77 77 34816 77 4194572 0 0 0 0 0 0 0 0 20 0 1 0 999 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 256\n");
+      assert.deepEqual([zombie?.state, zombie?.ttyNr, zombie?.exitStatus], ["Z", 34816, 256]);
+      assert.deepEqual(exitCodeOf(256), { code: 1 });
+      assert.deepEqual(exitCodeOf(9), { code: 137, signal: 9 });
+      // A kernel before 3.5 prints no field 52.
+      assert.equal(parseStat("42 (x) S 7 42 42 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 999 0 0\n")?.exitStatus, undefined);
     });
 
     it("splits at the last parenthesis when comm holds ') ('", () => {

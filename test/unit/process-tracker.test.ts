@@ -48,6 +48,19 @@ describe("ProcessTracker", () => {
     assert.equal(tracker.containerStartTicks({ name: "app" }), 100);
   });
 
+  it("keeps each process's ancestry as it was at its start, nearest first, at most 8 deep; and its session and terminal", () => {
+    const chain = Array.from({ length: 12 }, (_, i) => snapshot({ pid: 100 + i, ppid: i === 0 ? 0 : 99 + i, startTicks: 1000 + i, container: "app", session: 100, pgrp: 100 + i, tty: i > 5 }));
+    const events = chain.flatMap((s) => tracker.handle(spawn(s)));
+    const last = events.at(-1)!.process;
+    assert.deepEqual(
+      last.ancestors?.map((a) => a.pid),
+      [110, 109, 108, 107, 106, 105, 104, 103],
+    );
+    assert.equal(last.ancestors?.[0]?.executable, "/bin/sh");
+    assert.deepEqual([last.session, last.pgrp, last.tty], [100, 111, true]);
+    assert.equal(events[0]!.process.ancestors, undefined, "a container's init has no parent in the namespace");
+  });
+
   it("gives a process the image its container was admitted with, by the container's name (own keys only)", () => {
     const withImages = new ProcessTracker(selfPid, new ProcessTable(), { app: "registry.example/shop/api:1.4.2" });
     const [app] = withImages.handle(spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })));

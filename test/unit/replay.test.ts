@@ -110,16 +110,25 @@ describe("policy replay", () => {
   });
 
   it("names the controls whose facts are not recorded, with the findings the records hold of them", () => {
-    const recordedFinding: RecordedRecord = { ...exec(nc), eventName: "microenforcer.policy.violation", attributes: { "microenforcer.control": "drift" } };
-    const result = replay(policy("enforce", "{reverseShell: {}, drift: {}, executables: {blocked: []}}"), [exec(nc), recordedFinding]);
+    const recordedFinding: RecordedRecord = { ...exec(nc), eventName: "microenforcer.policy.violation", attributes: { "microenforcer.control": "reverseShell" } };
+    const result = replay(policy("enforce", "{reverseShell: {}, executables: {blocked: []}}"), [exec(nc), recordedFinding]);
     assert.deepEqual(
       result.notReplayed.map((n) => [n.control, n.recordedFindings]),
-      [
-        ["reverseShell", 0],
-        ["drift", 1],
-      ],
+      [["reverseShell", 1]],
     );
     assert.match(formatText({ result, skipped: { count: 0, first: [] } }), /not replayed:\n {2}reverseShell: whether a process's stdin, stdout or stderr was a socket/);
+  });
+
+  it("replays drift where the executable's change time was recorded (complete mode), and says where it was not", () => {
+    const init = processInfo({ pid: 1, ppid: 0, startTicks: t0 - 60_000, origin: "container-init" });
+    const dropped = processInfo({ pid: 600, startTicks: t0, exe: { path: "/tmp/dropped", deleted: false, memfd: false }, exeFile: { device: "0:52", inode: 7, ctimeMs: t0 - 1000 } });
+    const shipped = processInfo({ pid: 601, startTicks: t0, exe: { path: "/usr/bin/curl", deleted: false, memfd: false }, exeFile: { device: "0:52", inode: 8, ctimeMs: t0 - 90_000 } });
+    const unknown = processInfo({ pid: 602, startTicks: t0 });
+    const result = replay(policy("audit", "{drift: {}}"), [exec(init), exec(dropped), exec(shipped), exec(unknown)]);
+    assert.deepEqual(result.notReplayed, []);
+    assert.deepEqual(result.rules.map((r) => [r.control, r.findings, r.examples[0]?.text]), [["drift", 1, "drift: /tmp/dropped was created or changed 59.0 s after its container started (pid 600)"]]);
+    // The init and pid 602, without a recorded change time.
+    assert.match(result.notes.join("\n"), /drift was checked only where the executable's change time was recorded .*; 2 execs without it were not/);
   });
 
   it("says when a verdict depends on what was not recorded", () => {
