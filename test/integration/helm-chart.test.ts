@@ -105,6 +105,35 @@ describe("Helm chart", function () {
     await refused(["--set", "otlp.endpoint=https://otlp.example", "--set", "otlp.headers.authorization=token"], /otlp.headersSecret must name the Secret/);
   });
 
+  it("optional objects: no ServiceMonitor unless asked, the CRD switch, the injector's resources and affinity", async () => {
+    const defaults = await template(helms["helm 4"]);
+    assert.ok(!defaults.some((o) => o.kind === "ServiceMonitor"), "a ServiceMonitor needs the Prometheus Operator's CRD: off by default");
+    assert.ok(defaults.some((o) => o.kind === "CustomResourceDefinition"));
+    // Replicas prefer different nodes unless the admin says otherwise.
+    const defaultPod = podSpec(defaults) as Pod["spec"] & { affinity?: { podAntiAffinity?: unknown } };
+    assert.ok(defaultPod.affinity?.podAntiAffinity, JSON.stringify(defaultPod.affinity));
+
+    const affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "pool", operator: "In", values: ["system"] }] }] } } };
+    const list = await template(helms["helm 4"], {
+      serviceMonitor: { enabled: true, interval: "15s", labels: { release: "prom" } },
+      crds: { install: false },
+      injector: { resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } }, affinity },
+    });
+    const monitor = find(list, "ServiceMonitor", "microenforcer-injector") as K8sObject & { spec: { endpoints: Array<{ port: string; scheme: string; path: string; interval: string }> } };
+    assert.equal(monitor.metadata.labels?.release, "prom");
+    assert.deepEqual(
+      monitor.spec.endpoints.map((e) => [e.port, e.scheme, e.path, e.interval]),
+      [["https", "https", "/metrics", "15s"]],
+    );
+    // The ServiceMonitor selects the injector's Service by its labels, and that Service names the port.
+    const service = find(list, "Service", "microenforcer-injector") as K8sObject & { spec: { ports: Array<{ name: string }> } };
+    assert.ok(service.spec.ports.some((p) => p.name === "https"));
+    assert.ok(!list.some((o) => o.kind === "CustomResourceDefinition"), "crds.install=false: the CRD is managed elsewhere");
+    const pod = podSpec(list) as Pod["spec"] & { affinity?: unknown; containers: Array<{ resources?: unknown }> };
+    assert.deepEqual(pod.affinity, affinity);
+    assert.deepEqual(pod.containers[0]!.resources, { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } });
+  });
+
   it("certManager: cert-manager issues the serving certificate and injects the CA; the injector gets no rights on TLS Secrets", async () => {
     const list = await template(helms["helm 4"], { certificates: { mode: "certManager" } });
     const pod = podSpec(list);
