@@ -97,7 +97,14 @@ export async function runWatch(args: string[]): Promise<number> {
 
   if (workloadProblem !== undefined) emitter.emit(workloadUnreadableRecord(workloadProblem));
   const inForce = new PolicyHolder(policy, source);
-  const watch = startWatch({ policy: inForce, sink: emitter, containerImages: workload.containerImages, ...(options.execSocket !== undefined && { execSocket: options.execSocket }) });
+  const watch = startWatch({
+    policy: inForce,
+    sink: emitter,
+    containerImages: workload.containerImages,
+    ...(options.execSocket !== undefined && { execSocket: options.execSocket }),
+    // The emptyDir outlives the sidecar's container: the next run learns there whether this one was killed.
+    ...(options.spoolDir !== undefined && { stateDir: options.spoolDir }),
+  });
   const policyWatcher =
     options.policyFile === undefined || open === undefined
       ? undefined

@@ -8,12 +8,14 @@
  * watch` are this one program. test/unit/layering.test.ts holds the layers' order.
  */
 import { dirname, join } from "node:path";
-import type { RuntimePolicy } from "../policies/schema.ts";
+import { heartbeatSeconds, type RuntimePolicy } from "../policies/schema.ts";
 import { defaultCaptureOptions, type CaptureOptions } from "./capture/capture-loop.ts";
 import { ExecReportServer, writeLibraryMode } from "./capture/exec-report-server.ts";
 import { libraryMachine, libraryMode } from "./capture/preload-library.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
+import type { DeliveryStats } from "./emit/delivery.ts";
 import { createEnforcer, type Enforcer } from "./enforce/kill.ts";
+import { RunStateFile } from "./lifecycle/run-state-file.ts";
 import { DnsService } from "./net/dns-service.ts";
 import { WatchPipeline } from "./pipeline/watch-pipeline.ts";
 import { networkSensorNeeded, type PolicyHolder } from "./policy/policy-holder.ts";
@@ -22,12 +24,23 @@ import { readPreloadFacts } from "./proc/preload-facts.ts";
 import { readExeChangeTime, readStdioSockets } from "./proc/process-facts.ts";
 import { execFingerprint, readAccessDenial } from "./proc/reader.ts";
 import type { SensorRecord } from "./records/record.ts";
-import { forwarderRecord, policyStatusRecord, preloadModeRecord, preloadProblemRecord, preloadSocketRecord } from "./records/sensor-records.ts";
+import {
+  forwarderRecord,
+  heartbeatRecord,
+  policyStatusRecord,
+  preloadModeRecord,
+  preloadProblemRecord,
+  preloadSocketRecord,
+  previousRunRecord,
+  runStateProblemRecord,
+} from "./records/sensor-records.ts";
 import { EXEC_SOCKET_ENV, PRELOAD_LIBRARY_FILE } from "./sidecar-contract.ts";
 import type { PreloadSetup } from "./tracker/preload-status.ts";
 
 export interface RecordSink {
   emit(record: SensorRecord): void;
+  /** Delivery counters, for the heartbeat's records lost (none without). */
+  stats?(): DeliveryStats;
 }
 
 export interface WatchOptions {
@@ -43,6 +56,8 @@ export interface WatchOptions {
   execSocket?: string;
   /** Container name → the image it was admitted with (the injector's workload variable). */
   containerImages?: Readonly<Record<string, string>>;
+  /** The sidecar's emptyDir: the run-state file that tells the next run whether this one was killed. */
+  stateDir?: string;
 }
 
 export interface Watch {
@@ -51,18 +66,29 @@ export interface Watch {
 
 /** How often live interpreters are looked at again for a socket on their stdio. */
 const recheckIntervalMs = 50;
+/** How often the run-state file is rewritten: the precision of the next run's blind.since. */
+const aliveIntervalMs = 1000;
 
 export function startWatch(options: WatchOptions): Watch {
   const capture = { ...defaultCaptureOptions, ...options.capture };
   const procRoot = capture.procRoot;
   const dns = new DnsService();
-  const { policy, sink, execSocket } = options;
+  const { policy, execSocket } = options;
+  const startedAt = Date.now();
+  let emitted = 0;
+  const sink: RecordSink = {
+    emit(record) {
+      emitted++;
+      options.sink.emit(record);
+    },
+  };
   const enforcer = createEnforcer(procRoot);
   const setup: PreloadSetup | undefined =
     execSocket === undefined ? undefined : { socket: execSocket, library: join(dirname(execSocket), PRELOAD_LIBRARY_FILE), machine: libraryMachine() };
+  const selfPid = options.selfPid ?? process.pid;
   const pipeline = new WatchPipeline(policy, {
     clock: readBootClock(procRoot),
-    selfPid: options.selfPid ?? process.pid,
+    selfPid,
     facts: {
       stdio: (pid) => readStdioSockets(pid, procRoot),
       exeChangedMs: (pid, path) => readExeChangeTime(pid, path, procRoot),
@@ -78,6 +104,14 @@ export function startWatch(options: WatchOptions): Watch {
     for (const record of records) sink.emit(record);
   };
   sink.emit(policyStatusRecord(policy.current, "microenforcer watching this PID namespace with policy", policy.source));
+  const lives = options.stateDir === undefined ? undefined : keepRunState(options.stateDir, procRoot, startedAt, selfPid, sink);
+  let interval = heartbeatSeconds(policy.current.spec);
+  const heartbeat = () => {
+    const stats = options.sink.stats?.();
+    const counts = { ...pipeline.seen(), recordsEmitted: emitted, recordsLost: (stats?.dropped ?? 0) + (stats?.rejected ?? 0) };
+    sink.emit(heartbeatRecord(counts, startedAt, interval, Date.now()));
+  };
+  let heartbeats = setInterval(heartbeat, interval * 1000);
   // Applied in order, so a quick reload cannot overtake a forwarder still starting.
   const applyDns = (next: RuntimePolicy): Promise<void> => dns.apply(next).then((outcomes) => emitAll(outcomes.map(forwarderRecord)));
   let dnsApplied = applyDns(policy.current);
@@ -92,17 +126,50 @@ export function startWatch(options: WatchOptions): Watch {
     sensor.setNetwork(networkSensorNeeded(next));
     dnsApplied = dnsApplied.then(() => applyDns(next));
     sink.emit(policyStatusRecord(next, "policy reloaded:", source));
+    if (heartbeatSeconds(next.spec) !== interval) {
+      interval = heartbeatSeconds(next.spec);
+      clearInterval(heartbeats);
+      heartbeats = setInterval(heartbeat, interval * 1000);
+    }
   });
   const reports = setup === undefined ? undefined : startReports(setup.socket, policy, pipeline, sensor, enforcer, procRoot, sink);
   const recheck = setInterval(() => emitAll(pipeline.recheck()), recheckIntervalMs);
   return {
     async stop() {
       clearInterval(recheck);
+      clearInterval(heartbeats);
       await reports?.close();
       await sensor.stop();
       emitAll(pipeline.recheck(true));
       await dnsApplied;
       await dns.stop();
+      lives?.stop();
+    },
+  };
+}
+
+/**
+ * The run-state file: what the previous run left said now, this run's kept every second
+ * (a write that fails is said once; the sensor goes on).
+ */
+function keepRunState(dir: string, procRoot: string, startedAt: number, selfPid: number, sink: RecordSink): { stop(): void } {
+  const file = new RunStateFile(dir, procRoot, startedAt, selfPid);
+  if (file.previous !== undefined) sink.emit(previousRunRecord(file.previous));
+  let failed = false;
+  const write = (how: (now: number) => void): void => {
+    try {
+      how(Date.now());
+    } catch (err) {
+      if (!failed) sink.emit(runStateProblemRecord(dir, (err as Error).message));
+      failed = true;
+    }
+  };
+  write((now) => file.alive(now));
+  const timer = setInterval(() => write((now) => file.alive(now)), aliveIntervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      write((now) => file.stopped(now));
     },
   };
 }

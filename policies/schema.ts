@@ -19,6 +19,8 @@ const strict = { additionalProperties: false } as const;
 
 /** Where the DNS forwarder listens unless the policy says otherwise: where a resolver asks (port 53). */
 export const DEFAULT_FORWARDER_LISTEN = "127.0.0.1:53";
+/** Seconds between two heartbeat records unless the policy says otherwise. */
+export const DEFAULT_HEARTBEAT_SECONDS = 60;
 
 const LabelSelector = Type.Object(
   {
@@ -74,6 +76,14 @@ export const RuntimePolicySpec = Type.Object(
           default: true,
           description: "Complete mode: every exec of a dynamically linked program reported by the preload library before main, and blocked there in enforce mode",
         }),
+        /** The sign of life a backend alerts on when it stops: microenforcer.sensor.heartbeat with the sensor's counters. */
+        heartbeatSeconds: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 3600,
+            description: `Seconds between two microenforcer.sensor.heartbeat records (the sensor's counters), ${DEFAULT_HEARTBEAT_SECONDS} when unset; their absence tells a backend the sensor is gone, not the pod quiet`,
+          }),
+        ),
         /** Secrets are always redacted from command lines by built-in rules; these patterns add to them. */
         redaction: Type.Optional(
           Type.Object(
@@ -214,6 +224,11 @@ export type RuntimePolicy = Static<typeof RuntimePolicyDocument>;
  */
 export function forwarderEnabled(spec: RuntimePolicySpec): boolean {
   return spec.dns?.forwarder?.enabled ?? (spec.forensics.networkActivity || (spec.controls?.network?.blockedOutbound ?? []).some((rule) => rule.domain !== undefined));
+}
+
+/** Seconds between two heartbeat records under this policy. */
+export function heartbeatSeconds(spec: RuntimePolicySpec): number {
+  return spec.forensics.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
 }
 
 /** ADDRESS[:PORT] the forwarder listens on under this policy. */

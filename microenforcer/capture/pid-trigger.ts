@@ -35,13 +35,7 @@ export class PidTrigger {
       this.file.close();
       throw err;
     }
-    let pidMax: number;
-    try {
-      pidMax = Number(readProcText(`${procRoot}/sys/kernel/pid_max`).trim()) || defaultPidMax;
-    } catch {
-      pidMax = defaultPidMax;
-    }
-    this.pidMax = pidMax;
+    this.pidMax = readPidMax(procRoot);
   }
 
   /** What moved since the last accepted value; undefined when nothing did. */
@@ -73,6 +67,31 @@ export class PidTrigger {
  */
 export function setBack(last: number, current: number, pidMax: number): boolean {
   return current < last && pidMax - last + Math.max(0, current - reservedPids) > maxWrapPids;
+}
+
+/** The namespace's pid_max (where PIDs wrap), or the kernel's default when unreadable. */
+export function readPidMax(procRoot: string): number {
+  try {
+    return Number(readProcText(`${procRoot}/sys/kernel/pid_max`).trim()) || defaultPidMax;
+  } catch {
+    return defaultPidMax;
+  }
+}
+
+/** The last PID the namespace handed out, undefined when unreadable (a kernel without CONFIG_CHECKPOINT_RESTORE). */
+export function readLastPid(procRoot: string): number | undefined {
+  try {
+    return Number(readProcText(`${procRoot}/sys/kernel/ns_last_pid`).trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How many PIDs were handed out after `last` up to `current`, across a wrap at pid_max; undefined when set back. */
+export function allocatedCount(last: number, current: number, pidMax: number): number | undefined {
+  if (current >= last) return current - last;
+  if (setBack(last, current, pidMax)) return undefined;
+  return pidMax - 1 - last + (current - Math.min(reservedPids, current) + 1);
 }
 
 /** PIDs handed out after `last` up to `current`, across a wrap at pid_max. */

@@ -16,7 +16,7 @@ import type { PreloadFacts } from "../proc/preload-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { processRecord } from "../records/process-records.ts";
 import type { SensorRecord } from "../records/record.ts";
-import { gapRecord, readProblemCause, readProblemRecord, sensorErrorRecord, triggerRecord } from "../records/sensor-records.ts";
+import { gapRecord, readProblemCause, readProblemRecord, sensorErrorRecord, triggerRecord, type SensorCounts } from "../records/sensor-records.ts";
 import { violationRecord } from "../records/violation-records.ts";
 import { ProcessTable } from "../tracker/process-table.ts";
 import type { PreloadSetup, PreloadStatus } from "../tracker/preload-status.ts";
@@ -47,6 +47,9 @@ export interface ReportResult {
   denied?: { pid: number; startTicks: number };
 }
 
+/** The heartbeat's counters the pipeline keeps (the rest are the sink's). */
+export type PipelineCounts = Pick<SensorCounts, "processes" | "connections" | "gaps">;
+
 /** Decides, per capture event, which records to emit and what to enforce. */
 export class WatchPipeline {
   private readonly tracker: ProcessTracker;
@@ -56,12 +59,15 @@ export class WatchPipeline {
   private readonly clock: BootClock;
   private readonly policy: PolicyHolder;
   private readonly now: () => number;
+  private readonly selfPid: number;
   private readonly complete: CompleteMode | undefined;
+  private readonly counts: PipelineCounts = { processes: 0, connections: 0, gaps: 0 };
 
   constructor(policy: PolicyHolder, deps: PipelineDeps) {
     this.policy = policy;
     this.clock = deps.clock;
     this.now = deps.now;
+    this.selfPid = deps.selfPid;
     const processes = new ProcessTable();
     this.tracker = new ProcessTracker(deps.selfPid, processes, deps.containerImages);
     this.engine = new PolicyEngine(policy, deps);
@@ -87,6 +93,7 @@ export class WatchPipeline {
       case "error":
         return [sensorErrorRecord(event.message)];
       case "gap":
+        this.counts.gaps += event.count;
         return [gapRecord(event)];
       case "spawn":
       case "exec": {
@@ -98,6 +105,7 @@ export class WatchPipeline {
       case "exit":
         return this.processRecords(event);
       case "network":
+        this.counts.connections += event.sample.observations.filter((o) => o.kind === "connection" && o.owner?.pid !== this.selfPid).length;
         return this.monitorRecords(this.network.handle(event.sample, event.observedAt));
     }
   }
@@ -110,6 +118,11 @@ export class WatchPipeline {
     const interpreters = this.engine.watchingInterpreters ? this.engineRecords(this.engine.recheck()) : [];
     const overdue = this.complete === undefined ? [] : this.stageRecords(this.complete.expire(final));
     return [...interpreters, ...overdue, ...this.monitorRecords(this.network.flush(final))];
+  }
+
+  /** What the pipeline saw since its start (the heartbeat's counters). */
+  seen(): PipelineCounts {
+    return { ...this.counts };
   }
 
   /** Complete mode: the report socket listens from `at` on, so processes started since report. */
@@ -150,6 +163,7 @@ export class WatchPipeline {
 
   /** One process event through the controls and the records (complete mode may hold both), and the network monitor. */
   private eventStage(processEvent: ProcessEvent, fingerprint: string | undefined, report?: { preload: PreloadStatus; waiting: boolean }): StageResult {
+    if (processEvent.kind === "exec") this.counts.processes++;
     let result: StageResult;
     if (this.complete !== undefined) result = this.complete.records(processEvent, fingerprint, report);
     else {

@@ -88,6 +88,19 @@ export const Attr = {
   gapLastPid: "microenforcer.gap.last_pid",
   gapSince: "microenforcer.gap.since",
   gapUntil: "microenforcer.gap.until",
+  /** The sidecar was not running (killed, or stopped and restarted): from its last sign of life to the next start. */
+  blindSince: "microenforcer.blind.since",
+  blindUntil: "microenforcer.blind.until",
+  /** PIDs the pod handed out meanwhile (ns_last_pid), each a process or thread nobody watched. */
+  blindPidCount: "microenforcer.blind.pid_count",
+  /** Heartbeat: this run's start, the interval, and its counters since then. */
+  sensorStarted: "microenforcer.sensor.started",
+  heartbeatIntervalSeconds: "microenforcer.heartbeat.interval_s",
+  heartbeatProcesses: "microenforcer.heartbeat.processes",
+  heartbeatConnections: "microenforcer.heartbeat.connections",
+  heartbeatGaps: "microenforcer.heartbeat.gaps",
+  heartbeatRecordsEmitted: "microenforcer.heartbeat.records_emitted",
+  heartbeatRecordsLost: "microenforcer.heartbeat.records_lost",
   // The policy and what it decided.
   policyName: "microenforcer.policy.name",
   policyMode: "microenforcer.policy.mode",

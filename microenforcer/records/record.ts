@@ -13,6 +13,7 @@ export const EventNames = {
   policyViolation: "microenforcer.policy.violation",
   sensorGap: "microenforcer.sensor.gap",
   sensorStatus: "microenforcer.sensor.status",
+  sensorHeartbeat: "microenforcer.sensor.heartbeat",
   /** The injector's: a `kubectl exec`, `attach` or `debug` seen at admission (webhook/exec-record.ts). */
   k8sExec: "microenforcer.k8s.exec",
 } as const;

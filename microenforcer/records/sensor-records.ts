@@ -1,6 +1,7 @@
 /** Records in which the sensor speaks about itself: its blind spots, its health, the policy it runs. */
 import type { GapReport } from "../capture/events.ts";
 import type { ReportProblem } from "../capture/exec-report-server.ts";
+import type { PreviousRun } from "../lifecycle/run-state.ts";
 import type { ForwarderOutcome } from "../net/dns-service.ts";
 import type { AccessDenial } from "../proc/access.ts";
 import type { ReadProblem } from "../proc/reader.ts";
@@ -176,4 +177,67 @@ export function preloadModeRecord(socket: string, error: string): SensorRecord {
 export function preloadProblemRecord(problem: ReportProblem): SensorRecord {
   const body = problem.count === 1 ? problem.detail : `${problem.count} more exec reports dropped as ${problem.kind} (the first: ${problem.detail})`;
   return statusRecord("WARN", body, { [Attr.preloadProblem]: problem.kind, [Attr.preloadDropped]: problem.count });
+}
+
+/** The previous run in this pod ended (killed or stopped) and this one started: how long nobody watched, and how much happened. */
+export function previousRunRecord(previous: PreviousRun): SensorRecord {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  if (previous.kind === "damaged") {
+    return statusRecord("WARN", `the previous run's state file is damaged (${previous.problem}): the sidecar was restarted, for how long it was gone is unknown`, {
+      [Attr.statusCause]: "previous-run-unknown",
+      [Attr.blindUntil]: iso(previous.until),
+    });
+  }
+  const seconds = Math.max(0, Math.round((previous.until - previous.since) / 1000));
+  const pids = previous.pidCount === undefined ? "an unknown number of PIDs" : `${previous.pidCount} PIDs (processes or threads)`;
+  const how =
+    previous.kind === "unclean"
+      ? "the previous run ended without a word (SIGKILL, a crash or the OOM killer)"
+      : "the previous run was stopped by a signal and the sidecar started again, which in a pod only a kill by the app (same UID) or by an admin explains";
+  const attributes: Attributes = {
+    [Attr.statusCause]: previous.kind === "unclean" ? "previous-run-unclean" : "previous-run-stopped",
+    [Attr.blindSince]: iso(previous.since),
+    [Attr.blindUntil]: iso(previous.until),
+  };
+  if (previous.pidCount !== undefined) attributes[Attr.blindPidCount] = previous.pidCount;
+  return statusRecord("WARN", `${how}: nothing was watched for ${seconds} s, while the pod handed out ${pids}`, attributes);
+}
+
+/** What the sensor counted since its start, for the heartbeat. */
+export interface SensorCounts {
+  /** Processes seen start (or exec), recorded or not. */
+  processes: number;
+  /** Connections seen (listening sockets not counted). */
+  connections: number;
+  /** PIDs and connections that came and went unobserved (the gap records' counts). */
+  gaps: number;
+  /** Records this run handed to the exporter, and records it lost (dropped or refused for good by the backend). */
+  recordsEmitted: number;
+  recordsLost: number;
+}
+
+/** The periodic sign of life: a backend that misses two in a row knows the sensor is gone, not the pod quiet. */
+export function heartbeatRecord(counts: SensorCounts, startedAt: number, intervalSeconds: number, now: number): SensorRecord {
+  return {
+    eventName: EventNames.sensorHeartbeat,
+    severity: "INFO",
+    body: `sensor alive: ${counts.processes} processes, ${counts.connections} connections, ${counts.gaps} unobserved, ${counts.recordsEmitted} records emitted, ${counts.recordsLost} lost since ${new Date(startedAt).toISOString()}`,
+    attributes: {
+      [Attr.sensorStarted]: new Date(startedAt).toISOString(),
+      [Attr.heartbeatIntervalSeconds]: intervalSeconds,
+      [Attr.heartbeatProcesses]: counts.processes,
+      [Attr.heartbeatConnections]: counts.connections,
+      [Attr.heartbeatGaps]: counts.gaps,
+      [Attr.heartbeatRecordsEmitted]: counts.recordsEmitted,
+      [Attr.heartbeatRecordsLost]: counts.recordsLost,
+    },
+    timestamp: now,
+  };
+}
+
+/** The run-state file cannot be written: a kill of this run will leave no trace for the next one. */
+export function runStateProblemRecord(dir: string, problem: string): SensorRecord {
+  return statusRecord("WARN", `cannot keep the run-state file in ${dir} (${problem}): a restart after a kill will not say how long the sidecar was gone`, {
+    [Attr.statusCause]: "run-state-unwritable",
+  });
 }

@@ -31,6 +31,8 @@ const layers: ReadonlyArray<readonly string[]> = [
   ["policy"],
   // The backlog where records wait for the backend: on disk, or in memory. A leaf.
   ["spool"],
+  // The sidecar's own runs: the state file one run leaves the next (tamper evidence).
+  ["lifecycle"],
   // Attribute keys and every record builder (and command-line redaction).
   ["records"],
   // OpenTelemetry emitter, OTLP delivery, stdout.
