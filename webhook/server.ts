@@ -85,22 +85,25 @@ export function createAdmissionServer(options: ServerOptions): AdmissionServer {
   const gate = new ReviewGate(options.gate ?? DEFAULT_GATE_LIMITS);
   const worker = new ReviewWorker(options.admission);
   const lanes = new WeakMap<FastifyRequest, Lane>();
-  app.addHook("onRequest", async (request, reply) => {
-    if (request.method !== "POST") return;
+  app.addHook("onRequest", (request, reply, done) => {
+    if (request.method !== "POST") return done();
     const declared = declaredLength(request.headers);
     const { rejectedReviews } = options.admission.metrics;
+    // Answered here, the request goes no further (done is not called).
     if (declared !== undefined && declared > bodyLimit) {
       rejectedReviews.inc({ reason: "too-large" });
-      return reply.code(413).header("connection", "close").send({ error: errorMessage({ code: "FST_ERR_CTP_BODY_TOO_LARGE" } as FastifyError, bodyLimit) });
+      void reply.code(413).header("connection", "close").send({ error: errorMessage({ code: "FST_ERR_CTP_BODY_TOO_LARGE" } as FastifyError, bodyLimit) });
+      return;
     }
     const admission = gate.enter(declared);
     if ("refused" in admission) {
       rejectedReviews.inc({ reason: "busy" });
-      return reply.code(429).header("connection", "close").send({ error: `too many reviews at once (${admission.refused}); try again` });
+      void reply.code(429).header("connection", "close").send({ error: `too many reviews at once (${admission.refused}); try again` });
+      return;
     }
     lanes.set(request, admission.lane);
     reply.raw.once("close", admission.leave);
-    return undefined;
+    done();
   });
   const defaultJson = app.getDefaultJsonParser("error", "error");
   app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit }, (request, body, done) => {
