@@ -23,7 +23,7 @@ export const profiles: Profile[] = [
   {
     dir: "manifests/base",
     values: { crds: { install: false } },
-    templates: ["rbac.yaml", "deployment.yaml", "service.yaml", "pdb.yaml", "mutating-webhook.yaml", "validating-policy.yaml"],
+    templates: ["rbac.yaml", "deployment.yaml", "service.yaml", "pdb.yaml", "mutating-webhook.yaml", "exec-webhook.yaml", "validating-policy.yaml"],
   },
   {
     dir: "manifests/network-policy",

@@ -1,12 +1,15 @@
 /**
- * The admission server: fastify over HTTPS. `POST /mutate` answers AdmissionReviews;
+ * The admission server: fastify over HTTPS. `POST /mutate` answers AdmissionReviews of pods,
+ * `POST /exec` those of kubectl exec, attach and debug (exec-admission.ts);
  * `/healthz` (the process is alive), `/readyz` (certificates loaded, policies synced, not
  * shutting down) and `/metrics` (Prometheus). Every error is a JSON body with a message.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { Server } from "node:https";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
+import secureJson from "secure-json-parse";
 import { admit, type AdmissionDeps } from "./admission.ts";
+import { reviewExec, type ExecDeps } from "./exec-admission.ts";
 import { DEFAULT_GATE_LIMITS, ReviewGate, type GateLimits, type Lane } from "./review-gate.ts";
 import { ReviewWorker } from "./review-worker.ts";
 
@@ -21,6 +24,8 @@ export interface ServerOptions {
   log?: (message: string) => void;
   /** Which reviews are answered where, and how many at once (review-gate.ts). */
   gate?: GateLimits;
+  /** Answers POST /exec; without it (no cluster access to read pods) the route is absent. */
+  exec?: ExecDeps;
 }
 
 export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
@@ -119,7 +124,8 @@ export function createAdmissionServer(options: ServerOptions): AdmissionServer {
     void reply.code(statusCode).send({ error: errorMessage(error, bodyLimit) });
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: `no route ${request.method} ${request.url}: the webhook path is POST /mutate` });
+    const paths = options.exec === undefined ? "the webhook path is POST /mutate" : "the webhook paths are POST /mutate and POST /exec";
+    void reply.code(404).send({ error: `no route ${request.method} ${request.url}: ${paths}` });
   });
 
   app.post("/mutate", async (request, reply) => {
@@ -137,6 +143,23 @@ export function createAdmissionServer(options: ServerOptions): AdmissionServer {
       return reply.code(500).send({ error: `the review could not be processed: ${(err as Error).message}` });
     }
   });
+  const { exec } = options;
+  if (exec !== undefined) {
+    app.post("/exec", async (request, reply) => {
+      let body: unknown = request.body;
+      if (Buffer.isBuffer(body)) {
+        // Exec reviews are small; a large one (a big pod's ephemeral containers) waits its turn on the main thread.
+        const bytes = body;
+        try {
+          body = await gate.inMediumTurn(async () => secureJson.parse(bytes, undefined, { protoAction: "error", constructorAction: "error" }) as unknown);
+        } catch {
+          return reply.code(400).send({ error: "body is not valid JSON: expected an AdmissionReview" });
+        }
+      }
+      const answer = await reviewExec(body, exec);
+      return reply.code(answer.statusCode).send(answer.body);
+    });
+  }
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_request, reply) => (options.isReady() ? { status: "ready" } : reply.code(503).send({ status: "not ready" })));
   app.get("/metrics", async (_request, reply) => reply.type("text/plain; version=0.0.4").send(options.admission.metrics.render()));

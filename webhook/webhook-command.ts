@@ -12,8 +12,12 @@ import { keepCaBundle } from "./cluster/ca-bundle.ts";
 import { keepSidecarIdentity } from "./cluster/sidecar-identity.ts";
 import { ensureSigningKey } from "./cluster/signing-secret.ts";
 import { startClusterState } from "./cluster/cluster-state.ts";
-import { clusterRunsNativeSidecars, loadKubeConfig, ownImage } from "./cluster/kube.ts";
+import { clusterRunsNativeSidecars, loadKubeConfig, ownImage, readPod } from "./cluster/kube.ts";
 import { ensureTlsSecrets } from "./cluster/tls-secret.ts";
+import { createEmitter } from "../microenforcer/emit/emitter.ts";
+import { defaultExporter } from "../microenforcer/sidecar-contract.ts";
+import type { ExecDeps } from "./exec-admission.ts";
+import { injectorResource } from "./exec-record.ts";
 import { createMetrics } from "./metrics.ts";
 import { injectorConfigFrom, injectorOptions, policiesFrom, UsageError } from "./options.ts";
 import { signerFrom } from "./policy-document.ts";
@@ -22,13 +26,13 @@ import { planTls, serviceDnsNames, type KeyPair } from "./tls/certificates.ts";
 import { InputError } from "../policies/input-error.ts";
 
 export const webhookUsage = `  webhook [--port 8443] [--cert-dir DIR | --self-signed] [--kubeconfig FILE] [--policy FILE]
-          [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--tls-secret NAME] [--ca-secret NAME] [--signing-secret NAME]
+          [--fail-closed] [--namespace NS] [--service NAME] [--webhook-config NAME] [--exec-webhook-config NAME] [--tls-secret NAME] [--ca-secret NAME] [--signing-secret NAME]
           [--tls-san NAME_OR_IP]... [--image IMAGE] [--kube-version 1.30] [--allow-ptrace]
           [--runtime-default-capabilities CHOWN,KILL,...] [--sidecar-memory 160Mi] [--sidecar-cpu 500m]
           [--sidecar-memory-request 64Mi] [--sidecar-cpu-request 20m] [--pod-labels app,team,...]
           [--cluster-name NAME] [--cloud-provider aws] [--cloud-platform aws_eks] [--cloud-region REGION] [--cloud-account-id ID]
           [--cluster-dns IP[,IP]] [--cluster-domain cluster.local]
-        the injecting admission webhook (HTTPS, POST /mutate, /healthz, /readyz, /metrics)
+        the injecting admission webhook (HTTPS, POST /mutate, POST /exec, /healthz, /readyz, /metrics)
 `;
 
 const log = (message: string) => process.stderr.write(`microenforcer webhook: ${message}\n`);
@@ -48,6 +52,7 @@ function parse(args: string[]) {
       namespace: { type: "string" },
       service: { type: "string", default: "microenforcer-injector" },
       "webhook-config": { type: "string", default: "microenforcer-injector" },
+      "exec-webhook-config": { type: "string", default: "microenforcer-exec" },
       "tls-secret": { type: "string", default: "microenforcer-injector-tls" },
       "ca-secret": { type: "string", default: "microenforcer-injector-ca" },
       "signing-secret": { type: "string", default: "microenforcer-injector-signing" },
@@ -168,10 +173,30 @@ export async function runWebhook(args: string[]): Promise<number> {
       failClosed: values["fail-closed"] === true,
       metrics,
     };
-    const server = createAdmissionServer({ key: certificates.current.key, cert: certificates.current.cert, admission: deps, isReady: () => ready, log });
+    // Exec sessions are decided against the pod as stored, so only with cluster access; their
+    // records go where the sidecars' go (the same OTEL_* settings, credentials included).
+    const emitter = kc === undefined ? undefined : createEmitter({ exporter: defaultExporter(process.env), format: "json", resource: injectorResource(process.env) });
+    const exec: ExecDeps | undefined =
+      kc === undefined || state === undefined || emitter === undefined
+        ? undefined
+        : {
+            pod: (ns, name) => readPod(kc, ns, name),
+            policies: deps.policies,
+            namespaceLabels: (ns) => state.namespaceLabels(ns),
+            emit: emitter.emit,
+            metrics,
+          };
+    const server = createAdmissionServer({ key: certificates.current.key, cert: certificates.current.cert, admission: deps, isReady: () => ready, log, ...(exec && { exec }) });
     const identityWatch = kc === undefined ? undefined : await keepSidecarIdentity(kc, namespace, { image: config.image, policyKey: config.signer?.publicKey }, log);
     const caBundle = certificates.current.caBundle;
-    const caWatch = kc !== undefined && caBundle !== undefined ? await keepCaBundle(kc, values["webhook-config"], () => certificates.current.caBundle ?? "", log) : undefined;
+    const currentBundle = () => certificates.current.caBundle ?? "";
+    const caWatches =
+      kc !== undefined && caBundle !== undefined
+        ? [
+            await keepCaBundle(kc, "MutatingWebhookConfiguration", values["webhook-config"], currentBundle, log),
+            await keepCaBundle(kc, "ValidatingWebhookConfiguration", values["exec-webhook-config"], currentBundle, log),
+          ]
+        : [];
     const refresher = setInterval(
       () => {
         certificates.refresh().then(
@@ -199,9 +224,10 @@ export async function runWebhook(args: string[]): Promise<number> {
     await sleep(options.shutdownDelay * 1000);
     clearInterval(refresher);
     await server.close();
-    await caWatch?.stop();
+    await Promise.all(caWatches.map((watch) => watch.stop()));
     await identityWatch?.stop();
     await state?.stop();
+    await emitter?.shutdown();
     log(`stopped on ${signal}`);
     return 0;
   } catch (err) {

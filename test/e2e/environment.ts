@@ -77,6 +77,7 @@ export class Environment {
   collector: Collector;
   private readonly collectorBinary: string;
   readonly images: Images;
+  /** Where the webhook configurations send the apiserver (paths /mutate and /exec). */
   readonly injectorUrl: string;
   readonly nodeName = hostname();
   private readonly injectorPort: number;
@@ -91,18 +92,24 @@ export class Environment {
     this.images = images;
     this.injectorPort = injectorPort;
     this.otlpProtocol = otlpProtocol;
-    this.injectorUrl = `https://127.0.0.1:${injectorPort}/mutate`;
+    this.injectorUrl = `https://127.0.0.1:${injectorPort}`;
   }
 
   kubectl(args: string[], input?: string): Promise<string> {
     return kubectl(this.cp, args, input);
   }
 
-  /** The injector, which hands every sidecar the OTLP settings that reach the collector. */
-  async startInjector(options: { failClosed?: boolean } = {}): Promise<void> {
+  /**
+   * The injector, which hands every sidecar the OTLP settings that reach the collector.
+   * `ownRecords`: the settings reach the collector from the injector itself instead (it runs
+   * on the host's network, pods behind slirp4netns), for suites that run no pods and read
+   * the injector's own records (its exec records).
+   */
+  async startInjector(options: { failClosed?: boolean; ownRecords?: boolean } = {}): Promise<void> {
     const port = this.otlpProtocol === "grpc" ? this.collector.ports.grpc : this.collector.ports.http;
-    const otelEnv = { OTEL_EXPORTER_OTLP_PROTOCOL: this.otlpProtocol, OTEL_EXPORTER_OTLP_ENDPOINT: `http://${HOST_FROM_POD}:${port}` };
-    this.injector = await startInjector(this.cp, { image: this.images.microenforcer, port: this.injectorPort, otelEnv, ...options });
+    const host = options.ownRecords === true ? "127.0.0.1" : HOST_FROM_POD;
+    const otelEnv = { OTEL_EXPORTER_OTLP_PROTOCOL: this.otlpProtocol, OTEL_EXPORTER_OTLP_ENDPOINT: `http://${host}:${port}` };
+    this.injector = await startInjector(this.cp, { image: this.images.microenforcer, port: this.injectorPort, otelEnv, ...(options.failClosed !== undefined && { failClosed: options.failClosed }) });
   }
 
   async stopInjector(): Promise<void> {

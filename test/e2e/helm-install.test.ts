@@ -116,7 +116,7 @@ describe("Helm: install, upgrade and uninstall on a real kube-apiserver", functi
       // Run with the upgraded Deployment's flags, as its new pods would.
       await injector.stop();
       injector = await startInjector(cp, { image: images.microenforcer, port: injectorPort, otelEnv: {}, args });
-      await pointWebhooksAt(cp, `https://127.0.0.1:${injectorPort}/mutate`);
+      await pointWebhooksAt(cp, `https://127.0.0.1:${injectorPort}`);
       const namespace = `helm-${version}`;
       await kubectl(cp, ["create", "namespace", namespace]);
       await kubectl(cp, ["label", "namespace", namespace, "microenforcer.dev/injection=enabled"]);

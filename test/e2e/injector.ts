@@ -22,6 +22,7 @@ import { kubectl, kubectlJson } from "./kube.ts";
 export const INJECTOR_NAMESPACE = "microenforcer-system";
 const SERVICE_ACCOUNT = "microenforcer-injector";
 const WEBHOOK_CONFIGURATION = "microenforcer-injector";
+export const EXEC_WEBHOOK_CONFIGURATION = "microenforcer-exec";
 const DEPLOYMENT = new URL("../../manifests/base/deployment.yaml", import.meta.url);
 
 export interface InjectorOptions {
@@ -96,15 +97,22 @@ async function serviceAccountFiles(cp: ControlPlane): Promise<string> {
 }
 
 /**
- * Points both webhooks of the manifests' MutatingWebhookConfiguration at the injector's
- * loopback URL instead of its Service, keeping any caBundle already patched in.
+ * Points the webhooks of the manifests' MutatingWebhookConfiguration (POST /mutate) and of
+ * the exec ValidatingWebhookConfiguration (POST /exec) at the injector's loopback address
+ * instead of its Service, keeping any caBundle already patched in.
  */
-export async function pointWebhooksAt(cp: ControlPlane, url: string): Promise<void> {
-  const { webhooks } = (await kubectlJson(cp, ["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION])) as { webhooks: Array<{ clientConfig: { caBundle?: string } }> };
-  const patch = webhooks.map((webhook, index) => ({
-    op: "replace",
-    path: `/webhooks/${index}/clientConfig`,
-    value: { url, ...(webhook.clientConfig.caBundle === undefined ? {} : { caBundle: webhook.clientConfig.caBundle }) },
-  }));
-  await kubectl(cp, ["patch", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "--type=json", "-p", JSON.stringify(patch)]);
+export async function pointWebhooksAt(cp: ControlPlane, baseUrl: string): Promise<void> {
+  const configurations: Array<[string, string, string]> = [
+    ["mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "/mutate"],
+    ["validatingwebhookconfiguration", EXEC_WEBHOOK_CONFIGURATION, "/exec"],
+  ];
+  for (const [kind, name, path] of configurations) {
+    const { webhooks } = (await kubectlJson(cp, ["get", kind, name])) as { webhooks: Array<{ clientConfig: { caBundle?: string } }> };
+    const patch = webhooks.map((webhook, index) => ({
+      op: "replace",
+      path: `/webhooks/${index}/clientConfig`,
+      value: { url: `${baseUrl}${path}`, ...(webhook.clientConfig.caBundle === undefined ? {} : { caBundle: webhook.clientConfig.caBundle }) },
+    }));
+    await kubectl(cp, ["patch", kind, name, "--type=json", "-p", JSON.stringify(patch)]);
+  }
 }

@@ -98,6 +98,7 @@ describe("Helm chart", function () {
     };
     await refused(["--set", "injector.replica=3"], /additional properties 'replica' not allowed/);
     await refused(["--set", "webhook.failurePolicy=Never"], /failurePolicy.*'Ignore', 'Fail'/);
+    await refused(["--set", "execWebhook.failurePolicy=Never"], /failurePolicy.*'Ignore', 'Fail'/);
     await refused(["--set", "sidecar.resources.limits.memory=lots"], /memory/);
     // Credentials would be readable in every tenant's pod spec.
     await refused(["--set", "otlp.env.OTEL_EXPORTER_OTLP_HEADERS=authorization=x"], /OTEL_EXPORTER_OTLP_HEADERS/);
@@ -143,8 +144,9 @@ describe("Helm chart", function () {
     assert.deepEqual(certificate.dnsNames, ["microenforcer-injector", "microenforcer-injector.microenforcer-system", "microenforcer-injector.microenforcer-system.svc", "microenforcer-injector.microenforcer-system.svc.cluster.local"]);
     assert.equal(certificate.issuerRef.name, "microenforcer-ca");
     assert.equal(find(list, "MutatingWebhookConfiguration", "microenforcer-injector").metadata.annotations?.["cert-manager.io/inject-ca-from"], "microenforcer-system/microenforcer-injector");
+    assert.equal(find(list, "ValidatingWebhookConfiguration", "microenforcer-exec").metadata.annotations?.["cert-manager.io/inject-ca-from"], "microenforcer-system/microenforcer-injector");
     const role = JSON.stringify(find(list, "Role", "microenforcer-injector")) + JSON.stringify(find(list, "ClusterRole", "microenforcer-injector"));
-    assert.doesNotMatch(role, /microenforcer-injector-tls|microenforcer-injector-ca|mutatingwebhookconfigurations/);
+    assert.doesNotMatch(role, /microenforcer-injector-tls|microenforcer-injector-ca|mutatingwebhookconfigurations|validatingwebhookconfigurations/);
     // Only its policy-signing key, which it creates on first start.
     assert.match(role, /"resourceNames":\["microenforcer-injector-signing"\],"verbs":\["get"\]/);
     const withIssuer = await template(helms["helm 4"], { certificates: { mode: "certManager", certManager: { issuerRef: { name: "corp-ca", kind: "ClusterIssuer" } } } });

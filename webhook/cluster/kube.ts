@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
 import { parseKubeVersion, supportsNativeSidecars } from "../config.ts";
+import type { JsonObject } from "../json.ts";
 
 const IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
@@ -49,4 +50,14 @@ export async function ownImage(kc: KubeConfig, env: NodeJS.ProcessEnv): Promise<
   const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ name, namespace });
   const containers = pod.spec?.containers ?? [];
   return (containers.find((c) => c.name === INJECTOR_CONTAINER) ?? (containers.length === 1 ? containers[0] : undefined))?.image;
+}
+
+/** A pod as stored now (for the exec webhook); undefined when there is none. */
+export async function readPod(kc: KubeConfig, namespace: string, name: string): Promise<JsonObject | undefined> {
+  try {
+    return (await kc.makeApiClient(CoreV1Api).readNamespacedPod({ name, namespace })) as unknown as JsonObject;
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
 }
