@@ -42,7 +42,15 @@ describe("e2e: enforce", function () {
     assert.equal(violation.attributes["microenforcer.action"], "killed");
     assert.equal(violation.attributes["microenforcer.policy.name"], "block-miners");
     assert.equal(violation.attributes["microenforcer.policy.mode"], "enforce");
+    // The same finding as the OTel security-rule conventions name it, for backends that key on them.
+    assert.equal(violation.attributes["security_rule.name"], "**/xmrig");
+    assert.equal(violation.attributes["security_rule.category"], "executables");
+    assert.equal(violation.attributes["security_rule.ruleset.name"], "block-miners");
+    assert.match(String(violation.attributes["security_rule.uuid"]), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.equal(violation.attributes["process.executable.path"], MINER);
+    // The executable's name, not argv[0]'s: a symlink named sleep does not hide the miner.
+    assert.equal(violation.attributes["process.executable.name"], "xmrig");
+    assert.equal(violation.attributes["process.command"], RUN_MINER[0]);
     assert.deepEqual(violation.attributes["process.command_args"], RUN_MINER);
   });
 

@@ -30,11 +30,22 @@ const exec: SensorRecord = {
   timestamp: Date.parse("2026-03-01T12:00:00.123Z"),
   attributes: {
     "process.pid": 42,
-    "process.parent_pid": 1,
+    "process.parent_pid": 7,
+    "process.executable.name": "curl",
     "process.executable.path": "/usr/bin/curl",
-    "process.command_args": ["/usr/bin/curl", "-s", "https://example.com"],
+    "process.command": "curl",
+    "process.args_count": 3,
+    "process.command_args": ["curl", "-s", "https://example.com"],
+    "process.interactive": true,
+    "process.session_leader.pid": 7,
+    "process.working_directory": "/srv",
     "k8s.container.name": "app",
     "microenforcer.exec.origin": "exec-session",
+    // Not a scalar: the collector must carry it as a list of maps.
+    "microenforcer.process.ancestors": [
+      { pid: 7, executable: "/bin/bash" },
+      { pid: 1, executable: "/usr/sbin/nginx" },
+    ],
   },
 };
 
@@ -43,7 +54,17 @@ const violation: SensorRecord = {
   severity: "WARN",
   body: "blocked executable /usr/bin/nc",
   timestamp: Date.parse("2026-03-01T12:00:01Z"),
-  attributes: { "process.pid": 43, "microenforcer.policy.name": "forensics-all", "microenforcer.control": "executables", "microenforcer.action": "audit" },
+  attributes: {
+    "process.pid": 43,
+    "microenforcer.policy.name": "forensics-all",
+    "microenforcer.control": "executables",
+    "microenforcer.action": "audit",
+    "security_rule.name": "**/nc",
+    "security_rule.category": "executables",
+    "security_rule.ruleset.name": "forensics-all",
+    "security_rule.uuid": "0b6f2a34-8d1e-5c3f-9a47-1e2d3c4b5a69",
+    "security_rule.version": "3",
+  },
 };
 
 function emitterFor(pod: string): Emitter {
