@@ -17,3 +17,8 @@ export function matchesExecutable(pattern: string, path: string | undefined, nam
   if (path !== undefined && matcher(path)) return true;
   return !pattern.includes("/") && matcher(name);
 }
+
+/** The containerExec rule a finding names, on the sidecar's violation and the injector's exec denial alike. */
+export function containerExecRule(allowedCommands: readonly string[]): string {
+  return allowedCommands.length === 0 ? "no exec sessions allowed" : `allowedCommands: ${allowedCommands.join(", ")}`;
+}

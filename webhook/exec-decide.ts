@@ -10,7 +10,7 @@
  * image's entrypoint, which nothing here can check: denied where a command would be.
  */
 import { basename } from "node:path";
-import { matchesExecutable } from "../policies/executable-pattern.ts";
+import { containerExecRule, matchesExecutable } from "../policies/executable-pattern.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import { arrayAt, isObject, objectAt, stringAt, type JsonObject } from "./json.ts";
 
@@ -30,7 +30,8 @@ export interface ExecSession {
   stdin: boolean;
 }
 
-export type ExecDecision = { allowed: true; why: string } | { allowed: false; message: string };
+/** A denial names the containerExec rule it applied, as the sidecar's finding would. */
+export type ExecDecision = { allowed: true; why: string } | { allowed: false; message: string; rule: string };
 
 const SUBRESOURCES: Readonly<Record<string, { operation: string; kind: ExecKind }>> = {
   exec: { operation: "CONNECT", kind: "exec" },
@@ -87,7 +88,7 @@ export function decideExec(session: ExecSession, policy: RuntimePolicy | undefin
   if (!rule.block || policy.spec.enforcementMode !== "enforce") return { allowed: true, why: `${name} audits exec sessions (the sidecar reports them)` };
   const allowed = rule.allowedCommands ?? [];
   const where = `into pod ${session.namespace}/${session.pod}`;
-  const denied = (why: string): ExecDecision => ({ allowed: false, message: `microenforcer: ${SESSION_WORD[session.kind]} ${where} denied: ${name} (enforce mode) ${why}` });
+  const denied = (why: string): ExecDecision => ({ allowed: false, message: `microenforcer: ${SESSION_WORD[session.kind]} ${where} denied: ${name} (enforce mode) ${why}`, rule: containerExecRule(allowed) });
   if (allowed.length === 0) return denied("allows no exec sessions");
   const list = `containerExec.allowedCommands (${allowed.join(", ")})`;
   const argv0 = session.command?.[0];

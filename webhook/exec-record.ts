@@ -10,6 +10,7 @@ import { version } from "../microenforcer/version.ts";
 import { Attr, type Attributes } from "../microenforcer/records/attributes.ts";
 import { EventNames, type SensorRecord } from "../microenforcer/records/record.ts";
 import { createRedactor } from "../microenforcer/records/redact.ts";
+import { ruleAttributes } from "../microenforcer/records/security-rule.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
 import type { ExecDecision, ExecSession } from "./exec-decide.ts";
 
@@ -38,6 +39,8 @@ export function execRecord(session: ExecSession, decision: ExecDecision, policy:
   if (policy !== undefined) {
     attributes[Attr.policyName] = policy.metadata.name;
     attributes[Attr.policyMode] = policy.spec.enforcementMode;
+    // A denial is the containerExec control's finding, made before the process could start.
+    if (!decision.allowed) Object.assign(attributes, ruleAttributes(policy, { control: "containerExec", rule: decision.rule }));
   }
   const container = session.container === undefined ? "" : ` container ${session.container}`;
   const outcome = unchecked && decision.allowed ? `unchecked: ${decision.why}` : decision.allowed ? `allowed (${decision.why})` : `denied: ${decision.message}`;

@@ -4,7 +4,7 @@
  * gathered by the caller; nothing here reads the system.
  */
 import picomatch from "picomatch";
-import { matchesExecutable } from "../../policies/executable-pattern.ts";
+import { containerExecRule, matchesExecutable } from "../../policies/executable-pattern.ts";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import type { StdioSockets } from "../proc/process-facts.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
@@ -37,7 +37,7 @@ export function checkContainerExec(controls: Controls, p: ProcessInfo): Finding[
   return [
     {
       control: "containerExec",
-      rule: allowed.length === 0 ? "no exec sessions allowed" : `allowedCommands: ${allowed.join(", ")}`,
+      rule: containerExecRule(allowed),
       reason: `exec session into container ${containerLabel(p.container)} runs ${p.exe?.path ?? p.comm}`,
       block: rule.block,
     },

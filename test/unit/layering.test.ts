@@ -93,7 +93,7 @@ describe("layering of microenforcer/", () => {
     // The injector's own records (kubectl exec sessions) go out as the sidecar's do: the
     // record contract (keys, event names, command-line redaction) and the emitter.
     const injectorMay = (target: string) =>
-      ["sidecar-contract.ts", "version.ts", "records/attributes.ts", "records/record.ts", "records/redact.ts", "emit/emitter.ts", "emit/resource.ts"].some((allowed) => target === join(root, allowed));
+      ["sidecar-contract.ts", "version.ts", "records/attributes.ts", "records/record.ts", "records/redact.ts", "records/security-rule.ts", "emit/emitter.ts", "emit/resource.ts"].some((allowed) => target === join(root, allowed));
     const reaching: string[] = [];
     for (const [dir, may] of [["webhook", injectorMay], ["policies", (target: string) => target === join(root, "sidecar-contract.ts")]] as const) {
       for (const file of sources(join(repo, dir))) {

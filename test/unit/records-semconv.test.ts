@@ -5,7 +5,8 @@ import type { Finding } from "../../microenforcer/policy/process-controls.ts";
 import type { SocketEntry } from "../../microenforcer/proc/socket-table.ts";
 import { networkRecord } from "../../microenforcer/records/network-records.ts";
 import { processRecord } from "../../microenforcer/records/process-records.ts";
-import { ruleAttributes, violationRecord } from "../../microenforcer/records/violation-records.ts";
+import { ruleAttributes } from "../../microenforcer/records/security-rule.ts";
+import { violationRecord } from "../../microenforcer/records/violation-records.ts";
 import { defaultPolicy, parsePolicies } from "../../policies/load.ts";
 import { processInfo } from "./process-fixture.ts";
 

@@ -7,12 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { validatePolicy } from "../../policies/load.ts";
+import { checkContainerExec } from "../../microenforcer/policy/process-controls.ts";
 import type { SensorRecord } from "../../microenforcer/records/record.ts";
+import { ruleAttributes } from "../../microenforcer/records/security-rule.ts";
 import { reviewExec, type ExecDeps } from "../../webhook/exec-admission.ts";
 import { decideExec, execSessions, type ExecSession } from "../../webhook/exec-decide.ts";
 import { execRecord } from "../../webhook/exec-record.ts";
 import type { JsonObject } from "../../webhook/json.ts";
 import { createMetrics } from "../../webhook/metrics.ts";
+import { processInfo } from "./process-fixture.ts";
 
 const policy = (name: string, spec: object) => validatePolicy({ apiVersion: "microenforcer.dev/v1alpha1", kind: "RuntimePolicy", metadata: { name }, spec }, name);
 const USER = { username: "alice", groups: ["tenants", "system:authenticated"] };
@@ -141,8 +144,26 @@ describe("exec admission: the record", () => {
       "process.command_args": ["sh", "-c", "id"],
       "microenforcer.policy.name": "strict",
       "microenforcer.policy.mode": "enforce",
+      "security_rule.name": "no exec sessions allowed",
+      "security_rule.category": "containerExec",
+      "security_rule.ruleset.name": "strict",
+      "security_rule.uuid": record.attributes["security_rule.uuid"],
     });
     assert.match(record.body, /^kubectl exec by alice into shop\/web-1 container app: sh -c id — denied: /);
+  });
+
+  it("names a denial's rule as the sidecar names its finding for the same session, so a backend joins the two", () => {
+    const p = policy("strict", { enforcementMode: "enforce", controls: { containerExec: { block: true, allowedCommands: ["ls", "cat"] } } });
+    const s = sessionsOf(exec(["sh", "-c", "id"]))[0]!;
+    const denial = execRecord(s, decideExec(s, p), p);
+    const [finding] = checkContainerExec(p.spec.controls!, processInfo({ origin: "exec-session", comm: "sh", exe: { path: "/bin/sh", deleted: false, memfd: false }, args: ["sh", "-c", "id"] }));
+    assert.ok(finding);
+    const sidecar = ruleAttributes(p, finding);
+    assert.equal(denial.attributes["security_rule.name"], "allowedCommands: ls, cat");
+    for (const key of ["security_rule.name", "security_rule.category", "security_rule.ruleset.name", "security_rule.uuid"] as const) assert.equal(denial.attributes[key], sidecar[key], key);
+    // An allowed session is no finding.
+    const allowed = sessionsOf(exec(["ls"]))[0]!;
+    assert.equal(execRecord(allowed, decideExec(allowed, p), p).attributes["security_rule.name"], undefined);
   });
 
   it("redacts secrets in the command, as the sidecar does", () => {
