@@ -12,6 +12,10 @@ COPY microenforcer ./microenforcer
 COPY policies ./policies
 COPY webhook ./webhook
 RUN npx tsc -p tsconfig.json
+# The preload library (complete mode): C without libc, so a compiler for this stage only.
+RUN command -v cc >/dev/null || { apt-get update && apt-get install -y --no-install-recommends gcc && rm -rf /var/lib/apt/lists/*; }
+COPY preload ./preload
+RUN sh preload/build.sh
 
 # Runtime dependencies only (no TypeScript, no test tools, no bundled Node binary).
 FROM node:24-bookworm-slim AS deps

@@ -7,6 +7,7 @@
  * PolicyHolder; what must act on a reload subscribes here. The sidecar and `microenforcer
  * watch` are this one program. test/unit/layering.test.ts holds the layers' order.
  */
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { heartbeatSeconds, type RuntimePolicy } from "../policies/schema.ts";
 import { defaultCaptureOptions, type CaptureOptions } from "./capture/capture-loop.ts";
@@ -83,8 +84,10 @@ export function startWatch(options: WatchOptions): Watch {
     },
   };
   const enforcer = createEnforcer(procRoot);
-  const setup: PreloadSetup | undefined =
-    execSocket === undefined ? undefined : { socket: execSocket, library: join(dirname(execSocket), PRELOAD_LIBRARY_FILE), machine: libraryMachine() };
+  const library = execSocket === undefined ? undefined : join(dirname(execSocket), PRELOAD_LIBRARY_FILE);
+  // Complete mode only where the injector delivered the library (forensics.preload at admission).
+  const delivered = library !== undefined && existsSync(library);
+  const setup: PreloadSetup | undefined = delivered ? { socket: execSocket!, library, machine: libraryMachine() } : undefined;
   const selfPid = options.selfPid ?? process.pid;
   const pipeline = new WatchPipeline(policy, {
     clock: readBootClock(procRoot),
@@ -112,6 +115,7 @@ export function startWatch(options: WatchOptions): Watch {
     sink.emit(heartbeatRecord(counts, startedAt, interval, Date.now()));
   };
   let heartbeats = setInterval(heartbeat, interval * 1000);
+  if (library !== undefined && !delivered) sink.emit(preloadSocketRecord(execSocket!, `no preload library at ${library} (not delivered to this pod)`));
   // Applied in order, so a quick reload cannot overtake a forwarder still starting.
   const applyDns = (next: RuntimePolicy): Promise<void> => dns.apply(next).then((outcomes) => emitAll(outcomes.map(forwarderRecord)));
   let dnsApplied = applyDns(policy.current);
@@ -218,7 +222,7 @@ function startReports(
       pipeline.startReports(Date.now());
       sink.emit(preloadSocketRecord(socket));
     },
-    (err: Error) => sink.emit(preloadSocketRecord(socket, err.message)),
+    (err: Error) => sink.emit(preloadSocketRecord(socket, `cannot listen on ${socket}: ${err.message}`)),
   );
   return { close: () => server.close() };
 }

@@ -1,11 +1,11 @@
 /**
- * MICROENFORCER_CONTAINER=<name> on every container but the sidecar: the sensor attributes
- * processes by it. A value the pod set itself is overruled: a container could otherwise
- * pass its processes off as another container's.
+ * MICROENFORCER_CONTAINER=<name> on every container but ours (the sidecar, the preload
+ * installer): the sensor attributes processes by it. A value the pod set itself is
+ * overruled: a container could otherwise pass its processes off as another container's.
  */
 import { ensureArray, isObject, stringAt } from "./json.ts";
 import { CONTAINER_ENV } from "../microenforcer/sidecar-contract.ts";
-import { SIDECAR_NAME } from "./keys.ts";
+import { isOurContainer } from "./keys.ts";
 
 export interface Attribution {
   /** Containers given the variable (it was missing or wrong). */
@@ -18,7 +18,7 @@ export function attributeContainers(containers: unknown[]): Attribution {
   const result: Attribution = { set: [], warnings: [] };
   for (const container of containers) {
     const name = stringAt(container, "name");
-    if (!isObject(container) || name === undefined || name === SIDECAR_NAME) continue;
+    if (!isObject(container) || name === undefined || isOurContainer(name)) continue;
     const env = ensureArray(container, "env");
     const own = env.filter((e) => stringAt(e, "name") === CONTAINER_ENV);
     if (own.length === 1 && isObject(own[0]) && own[0].value === name && own[0].valueFrom === undefined) continue;

@@ -6,7 +6,7 @@
  */
 import type { InjectorConfig, PodSecurityLevel } from "./config.ts";
 import { arrayAt, isObject, objectAt, stringAt, type JsonObject } from "./json.ts";
-import { POLICY_VOLUME, SIDECAR_NAME, SPOOL_VOLUME } from "./keys.ts";
+import { POLICY_VOLUME, PRELOAD_VOLUME, SIDECAR_NAME, SPOOL_VOLUME } from "./keys.ts";
 import { sidecarVerification } from "./policy-document.ts";
 import { sidecarSecurity } from "./security.ts";
 import { sidecarContainer, sidecarVolumes, withoutWorkloadEnv } from "./sidecar.ts";
@@ -21,7 +21,7 @@ const API_DEFAULTS: Readonly<Record<string, unknown>> = {
   "downwardAPI.items[].fieldRef.apiVersion": "v1",
 };
 
-const OUR_VOLUMES = [POLICY_VOLUME, SPOOL_VOLUME];
+const OUR_VOLUMES = [POLICY_VOLUME, SPOOL_VOLUME, PRELOAD_VOLUME];
 
 const show = (value: unknown) => {
   const text = JSON.stringify(value) ?? "nothing";

@@ -14,6 +14,13 @@ export const PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce";
 export const SIDECAR_NAME = "microenforcer";
 export const POLICY_VOLUME = "microenforcer-policy";
 export const SPOOL_VOLUME = "microenforcer-spool";
+/** Complete mode: the emptyDir holding the preload library, and the init container that fills it. */
+export const PRELOAD_VOLUME = "microenforcer-preload";
+export const PRELOAD_INIT_NAME = "microenforcer-preload";
+/** The library (~20 KB) and its mode file; the socket takes no space. */
+export const PRELOAD_SIZE_LIMIT = "8Mi";
+/** The injector's own containers: never attributed, given the library, or counted as the workload's. */
+export const isOurContainer = (name: string): boolean => name === SIDECAR_NAME || name === PRELOAD_INIT_NAME;
 
 /** Namespaces whose pods are never injected, whatever their labels say. */
 export const SYSTEM_NAMESPACES: readonly string[] = ["kube-system", "kube-public", "kube-node-lease"];

@@ -30,11 +30,22 @@ export function removeInjection(input: JsonObject): JsonObject | undefined {
   setList(spec, "initContainers", without(spec.initContainers, status.initContainers));
   spec.containers = without(spec.containers, status.containers);
   setList(spec, "volumes", without(spec.volumes, status.volumes));
+  const everyContainer = [...arrayAt(spec, "initContainers"), ...arrayAt(spec, "containers")].filter(isObject);
   for (const [variable, containers] of Object.entries(status.env)) {
-    for (const container of [...arrayAt(spec, "initContainers"), ...arrayAt(spec, "containers")]) {
-      if (!isObject(container) || !containers.includes(stringAt(container, "name") ?? "")) continue;
+    for (const container of everyContainer) {
+      if (!containers.includes(stringAt(container, "name") ?? "")) continue;
       setList(container, "env", without(container.env, [variable]));
     }
+  }
+  for (const [volume, containers] of Object.entries(status.volumeMounts ?? {})) {
+    for (const container of everyContainer) {
+      if (containers.includes(stringAt(container, "name") ?? "")) setList(container, "volumeMounts", without(container.volumeMounts, [volume]));
+    }
+  }
+  for (const container of everyContainer) {
+    const previous = status.ldPreload?.[stringAt(container, "name") ?? ""];
+    if (previous === undefined) continue;
+    for (const e of arrayAt(container, "env")) if (isObject(e) && e.name === "LD_PRELOAD") e.value = previous;
   }
   if (status.shareProcessNamespace === null) delete spec.shareProcessNamespace;
   else spec.shareProcessNamespace = status.shareProcessNamespace;

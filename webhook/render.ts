@@ -6,14 +6,15 @@
 import jsonpatch, { type Operation } from "fast-json-patch";
 import type { InjectorConfig, PodSecurityLevel } from "./config.ts";
 import { attributeContainers } from "./attribution.ts";
-import { CONTAINER_ENV } from "../microenforcer/sidecar-contract.ts";
+import { CONTAINER_ENV, EXEC_SOCKET_ENV } from "../microenforcer/sidecar-contract.ts";
 import type { RuntimePolicy } from "../policies/schema.ts";
-import { ensureArray, ensureObject, type JsonObject } from "./json.ts";
-import { POLICY_ANNOTATION, POLICY_DOCUMENT_ANNOTATION, SIDECAR_NAME, STATUS_ANNOTATION } from "./keys.ts";
+import { arrayAt, ensureArray, ensureObject, type JsonObject } from "./json.ts";
+import { POLICY_ANNOTATION, POLICY_DOCUMENT_ANNOTATION, PRELOAD_INIT_NAME, PRELOAD_VOLUME, SIDECAR_NAME, STATUS_ANNOTATION } from "./keys.ts";
 import { applyPodDns, podDns, type ClusterDns } from "./pod-dns.ts";
 import type { Binding } from "../policies/signed-document.ts";
 import { documentText } from "./policy-document.ts";
 import { sidecarSecurity } from "./security.ts";
+import { deliverPreload, preloadInitContainer } from "./preload.ts";
 import { sidecarContainer, sidecarVolumes } from "./sidecar.ts";
 import type { InjectionStatus } from "./status.ts";
 import { podWorkload } from "./workload.ts";
@@ -53,6 +54,11 @@ export function render(input: RenderInput): Rendered {
   warnings.push(...attributions.flatMap((a) => a.warnings));
   const volumes = sidecarVolumes();
   ensureArray(spec, "volumes").push(...volumes);
+  // Complete mode: app init containers only where the sidecar already runs (native).
+  const preload = input.policy.spec.forensics.preload
+    ? deliverPreload([...(native ? arrayAt(spec, "initContainers") : []), ...arrayAt(spec, "containers")])
+    : undefined;
+  warnings.push(...(preload?.warnings ?? []));
 
   const dns = podDns({ spec, namespace: input.namespace, policy: input.policy.spec, clusterDns: input.clusterDns, sidecarBindsLowPorts: security.bindsLowPorts });
   warnings.push(...dns.warnings);
@@ -71,14 +77,21 @@ export function render(input: RenderInput): Rendered {
   // Signed and bound to this pod when the injector signs; the sidecar then checks both.
   const signer = input.binding === undefined ? undefined : input.config.signer;
   annotations[POLICY_DOCUMENT_ANNOTATION] = documentText(input.policy, signer, input.binding);
+  const env: Record<string, string[]> = attributed.length > 0 ? { [CONTAINER_ENV]: attributed } : {};
+  if (preload !== undefined && preload.containers.length > 0) {
+    env[EXEC_SOCKET_ENV] = preload.containers;
+    if (preload.addedLdPreload.length > 0) env.LD_PRELOAD = preload.addedLdPreload;
+  }
   const status: InjectionStatus = {
-    initContainers: native ? [SIDECAR_NAME] : [],
+    initContainers: [...(preload !== undefined ? [PRELOAD_INIT_NAME] : []), ...(native ? [SIDECAR_NAME] : [])],
     containers: native ? [] : [SIDECAR_NAME],
     volumes: volumes.map((v) => v.name as string),
-    env: attributed.length > 0 ? { [CONTAINER_ENV]: attributed } : {},
+    env,
     annotations: addedAnnotations,
     shareProcessNamespace,
     ...(dnsBefore === undefined ? {} : { dns: dnsBefore }),
+    ...(preload !== undefined && preload.containers.length > 0 && { volumeMounts: { [PRELOAD_VOLUME]: preload.containers } }),
+    ...(preload !== undefined && Object.keys(preload.ldPreload).length > 0 && { ldPreload: preload.ldPreload }),
   };
   annotations[STATUS_ANNOTATION] = JSON.stringify(status);
 
@@ -96,6 +109,17 @@ export function render(input: RenderInput): Rendered {
   } else {
     spec[list].push(sidecar);
     patch.push({ op: "add", path: `/spec/${list}/-`, value: sidecar });
+  }
+  if (preload !== undefined) {
+    // First of all: the library is in place before any other container starts.
+    const init = preloadInitContainer(input.config, security.securityContext);
+    if (!Array.isArray(spec.initContainers)) {
+      spec.initContainers = [init];
+      patch.push({ op: "add", path: "/spec/initContainers", value: [init] });
+    } else {
+      spec.initContainers.unshift(init);
+      patch.push({ op: "add", path: "/spec/initContainers/0", value: init });
+    }
   }
   return { pod, patch, status, warnings };
 }

@@ -4,17 +4,20 @@ import { arrayAt, stringAt, type JsonObject } from "./json.ts";
 import {
   defaultExporter,
   DOWNWARD_API,
+  EXEC_SOCKET_ENV,
   POLICY_BINDING_ENV,
   POLICY_FILE,
   POLICY_KEY_ENV,
   POLICY_MOUNT_PATH,
+  PRELOAD_MOUNT_PATH,
   SPOOL_DIR_ENV,
   SPOOL_MOUNT_PATH,
   SPOOL_SIZE_LIMIT,
   WORKLOAD_ENV,
   type Workload,
 } from "../microenforcer/sidecar-contract.ts";
-import { POLICY_DOCUMENT_ANNOTATION, POLICY_VOLUME, SIDECAR_NAME, SPOOL_VOLUME } from "./keys.ts";
+import { POLICY_DOCUMENT_ANNOTATION, POLICY_VOLUME, PRELOAD_SIZE_LIMIT, PRELOAD_VOLUME, SIDECAR_NAME, SPOOL_VOLUME } from "./keys.ts";
+import { EXEC_SOCKET_PATH } from "./preload.ts";
 import { sidecarNodeOptions } from "./sidecar-heap.ts";
 
 const fieldRef = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
@@ -39,6 +42,10 @@ export function sidecarContainer(config: InjectorConfig, securityContext: JsonOb
             { name: POLICY_BINDING_ENV, value: nonce },
           ]),
       { name: SPOOL_DIR_ENV, value: SPOOL_MOUNT_PATH },
+      // Complete mode: the socket the preload library reports to. The sidecar listens only
+      // where the injector delivered the library (forensics.preload), so the container is
+      // the same whatever the policy (genuine.ts compares it).
+      { name: EXEC_SOCKET_ENV, value: EXEC_SOCKET_PATH },
       { name: "NODE_OPTIONS", value: sidecarNodeOptions(config.resources.limits.memory) },
       ...Object.entries(config.otelEnv).map(([name, value]) => ({ name, value })),
       ...(workload === undefined ? [] : [workloadEnv(workload)]),
@@ -48,6 +55,7 @@ export function sidecarContainer(config: InjectorConfig, securityContext: JsonOb
     volumeMounts: [
       { name: POLICY_VOLUME, mountPath: POLICY_MOUNT_PATH, readOnly: true },
       { name: SPOOL_VOLUME, mountPath: SPOOL_MOUNT_PATH },
+      { name: PRELOAD_VOLUME, mountPath: PRELOAD_MOUNT_PATH },
     ],
     terminationMessagePolicy: "FallbackToLogsOnError",
   };
@@ -62,6 +70,7 @@ export function sidecarVolumes(): JsonObject[] {
       downwardAPI: { items: [{ path: POLICY_FILE, fieldRef: { fieldPath: `metadata.annotations['${POLICY_DOCUMENT_ANNOTATION}']` } }] },
     },
     { name: SPOOL_VOLUME, emptyDir: { sizeLimit: SPOOL_SIZE_LIMIT } },
+    { name: PRELOAD_VOLUME, emptyDir: { sizeLimit: PRELOAD_SIZE_LIMIT } },
   ];
 }
 

@@ -16,6 +16,10 @@ export interface InjectionStatus {
   shareProcessNamespace: boolean | null;
   /** Present when the pod's resolver was pointed at the DNS forwarder: its DNS settings before. */
   dns?: DnsBefore;
+  /** Volume name → the containers a mount of it was added to. */
+  volumeMounts?: Record<string, string[]>;
+  /** Container → its LD_PRELOAD value before the preload library was appended to it. */
+  ldPreload?: Record<string, string>;
 }
 
 const isStringList = (value: unknown): value is string[] => Array.isArray(value) && value.every((v) => typeof v === "string");
@@ -47,7 +51,9 @@ export function parseStatus(text: string): InjectionStatus {
     isObject(value.env) &&
     Object.values(value.env).every(isStringList) &&
     (value.shareProcessNamespace === null || typeof value.shareProcessNamespace === "boolean") &&
-    (value.dns === undefined || isDnsBefore(value.dns));
+    (value.dns === undefined || isDnsBefore(value.dns)) &&
+    (value.volumeMounts === undefined || (isObject(value.volumeMounts) && Object.values(value.volumeMounts).every(isStringList))) &&
+    (value.ldPreload === undefined || (isObject(value.ldPreload) && Object.values(value.ldPreload).every((v) => typeof v === "string")));
   if (!ok) throw new Error("the microenforcer.dev/status annotation is not one the injector wrote");
   return value as unknown as InjectionStatus;
 }

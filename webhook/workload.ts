@@ -13,7 +13,7 @@
 import type { Workload } from "../microenforcer/sidecar-contract.ts";
 import type { InjectorConfig } from "./config.ts";
 import { arrayAt, isObject, objectAt, stringAt, stringMapAt, type JsonObject } from "./json.ts";
-import { SIDECAR_NAME } from "./keys.ts";
+import { isOurContainer } from "./keys.ts";
 
 /** The owner kinds a pod has a resource attribute for: `k8s.<kind>.name` and `.uid`. */
 const OWNER_KINDS: Readonly<Record<string, string>> = {
@@ -53,7 +53,7 @@ export function podWorkload(pod: JsonObject, config: InjectorConfig): Workload {
   for (const container of [...arrayAt(spec, "initContainers"), ...arrayAt(spec, "containers")]) {
     const name = stringAt(container, "name");
     const image = stringAt(container, "image");
-    if (name !== undefined && name !== SIDECAR_NAME && image !== undefined) containerImages[name] = image;
+    if (name !== undefined && !isOurContainer(name) && image !== undefined) containerImages[name] = image;
   }
   return { resource, containerImages };
 }

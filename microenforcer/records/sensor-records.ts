@@ -161,11 +161,11 @@ export function spoolRecoveredRecord(records: number): SensorRecord {
   return statusRecord("INFO", `${records} record(s) spooled by a previous run are delivered first`, { [Attr.spoolRecovered]: records });
 }
 
-/** Complete mode: the report socket listens (`error` undefined), or could not (complete mode off). */
-export function preloadSocketRecord(socket: string, error?: string): SensorRecord {
-  return error === undefined
+/** Complete mode: the report socket listens (`off` undefined), or complete mode is off and why. */
+export function preloadSocketRecord(socket: string, off?: string): SensorRecord {
+  return off === undefined
     ? statusRecord("INFO", `complete mode: preload reports on ${socket}`, { [Attr.preloadSocket]: socket })
-    : statusRecord("ERROR", `complete mode off: cannot listen on ${socket}: ${error}`, { [Attr.preloadSocket]: socket });
+    : statusRecord("WARN", `complete mode off: ${off}`, { [Attr.preloadSocket]: socket });
 }
 
 /** The library's mode file could not be written: programs then run in audit mode (no verdict awaited). */

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePolicies } from "../../policies/load.ts";
 import { defaultInjectorConfig } from "../../webhook/config.ts";
-import { arrayAt, objectAt, type JsonObject } from "../../webhook/json.ts";
+import { arrayAt, objectAt, stringAt, type JsonObject } from "../../webhook/json.ts";
 import { render } from "../../webhook/render.ts";
 import { RUNTIME_DEFAULT_CAPABILITIES } from "../../webhook/security.ts";
 import { byEvent, workloadPy } from "../fixtures/net/workload.ts";
@@ -26,7 +26,7 @@ const seedPod: JsonObject = { apiVersion: "v1", kind: "Pod", metadata: { name: "
 function renderedSidecarContext(): JsonObject {
   const [policy] = parsePolicies("apiVersion: microenforcer.dev/v1alpha1\nkind: RuntimePolicy\nmetadata: {name: p}\nspec: {}\n", "p.yaml");
   const { pod } = render({ pod: seedPod, config: defaultInjectorConfig(), policy: policy!, podSecurityLevel: "privileged", native: true, namespace: "shop", clusterDns: undefined });
-  return objectAt(arrayAt(objectAt(pod, "spec"), "initContainers")[0], "securityContext")!;
+  return objectAt(arrayAt(objectAt(pod, "spec"), "initContainers").find((c) => stringAt(c, "name") === "microenforcer"), "securityContext")!;
 }
 
 /** A container's capabilities as containerd applies them: the runtime default less `drop`, plus `add`. */

@@ -168,13 +168,16 @@ describe("injector against a real kube-apiserver", function () {
         const answer = JSON.parse(await kubectl(["create", "--dry-run=server", "-o", "json", "-f", "-"], JSON.stringify(pod))) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
         return answer.metadata.annotations?.["microenforcer.dev/policy"] === "apps-policy" ? answer : undefined;
       });
-      assert.equal(dryRun.spec.initContainers[0].name, "microenforcer");
-      assert.equal(dryRun.spec.initContainers[0].image, OWN_IMAGE, "the sidecar runs the injector's own image");
+      const sidecar = dryRun.spec.initContainers.find((c: { name: string }) => c.name === "microenforcer");
+      assert.equal(sidecar?.image, OWN_IMAGE, "the sidecar runs the injector's own image");
       await kubectl(["create", "-f", "-"], JSON.stringify(pod));
       const created = await getJson(["-n", "apps", "get", "pod", "api"]);
       assert.deepEqual(
         created.spec.initContainers.map((c: { name: string; restartPolicy?: string }) => [c.name, c.restartPolicy]),
-        [["microenforcer", "Always"]],
+        [
+          ["microenforcer-preload", undefined],
+          ["microenforcer", "Always"],
+        ],
       );
       assert.equal(created.spec.shareProcessNamespace, true);
       assert.equal(created.metadata.annotations["microenforcer.dev/policy"], "apps-policy");
@@ -200,7 +203,10 @@ describe("injector against a real kube-apiserver", function () {
       );
       assert.equal(result.code, 0, result.stderr);
       const stored = JSON.parse(result.stdout);
-      assert.deepEqual(stored.spec.initContainers?.map((c: { name: string; restartPolicy: string }) => [c.name, c.restartPolicy]), [["microenforcer", "Always"]]);
+      assert.deepEqual(stored.spec.initContainers?.map((c: { name: string; restartPolicy: string }) => [c.name, c.restartPolicy]), [
+        ["microenforcer-preload", undefined],
+        ["microenforcer", "Always"],
+      ]);
       assert.match(result.stderr, /Warning: microenforcer: microenforcer\.dev\/inject: "false" ignored: the namespace requires the MicroEnforcer/);
       assert.match(result.stderr, /Warning: microenforcer: microenforcer\.dev\/native-sidecar: "false" ignored/);
       assert.doesNotMatch(result.stderr, /1\.29/);

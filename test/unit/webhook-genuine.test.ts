@@ -33,6 +33,9 @@ function withApiDefaults(pod: any): any { // eslint-disable-line @typescript-esl
   return copy;
 }
 
+/** The native sidecar among the init containers (the preload installer runs before it). */
+const sidecarOf = (pod: any): any => pod.spec.initContainers.find((c: { name: string }) => c.name === "microenforcer"); // eslint-disable-line @typescript-eslint/no-explicit-any
+
 const forgedDetail = (presence: Presence) => {
   assert.equal(presence.sidecar, "forged");
   return (presence as { detail: string }).detail;
@@ -56,16 +59,16 @@ describe("webhook/genuine", () => {
   });
 
   const tampered: Array<[string, (pod: any) => void, RegExp]> = [ // eslint-disable-line @typescript-eslint/no-explicit-any
-    ["another image", (p) => (p.spec.initContainers[0].image = "registry.example/evil:1"), /image is "registry\.example\/evil:1", not "microenforcer:0\.1\.0"/],
-    ["another command", (p) => (p.spec.initContainers[0].command = ["sh", "-c", "sleep infinity"]), /command is/],
-    ["args appended to the command", (p) => (p.spec.initContainers[0].args = ["--policy", "/tmp/weak.json"]), /args is set .*the injector sets no args/],
-    ["an extra variable", (p) => p.spec.initContainers[0].env.push({ name: "OTEL_SDK_DISABLED", value: "true" }), /env is/],
-    ["envFrom", (p) => (p.spec.initContainers[0].envFrom = [{ configMapRef: { name: "mine" } }]), /envFrom is set/],
-    ["a weaker securityContext", (p) => (p.spec.initContainers[0].securityContext.runAsUser = 4242), /securityContext\.runAsUser is 4242, not 1000/],
-    ["a probe that kills it", (p) => (p.spec.initContainers[0].livenessProbe = { exec: { command: ["false"] } }), /livenessProbe is set/],
+    ["another image", (p) => (sidecarOf(p).image = "registry.example/evil:1"), /image is "registry\.example\/evil:1", not "microenforcer:0\.1\.0"/],
+    ["another command", (p) => (sidecarOf(p).command = ["sh", "-c", "sleep infinity"]), /command is/],
+    ["args appended to the command", (p) => (sidecarOf(p).args = ["--policy", "/tmp/weak.json"]), /args is set .*the injector sets no args/],
+    ["an extra variable", (p) => sidecarOf(p).env.push({ name: "OTEL_SDK_DISABLED", value: "true" }), /env is/],
+    ["envFrom", (p) => (sidecarOf(p).envFrom = [{ configMapRef: { name: "mine" } }]), /envFrom is set/],
+    ["a weaker securityContext", (p) => (sidecarOf(p).securityContext.runAsUser = 4242), /securityContext\.runAsUser is 4242, not 1000/],
+    ["a probe that kills it", (p) => (sidecarOf(p).livenessProbe = { exec: { command: ["false"] } }), /livenessProbe is set/],
     ["the policy volume from another source", (p) => (p.spec.volumes[0] = { name: "microenforcer-policy", configMap: { name: "weak" } }), /volume microenforcer-policy \(not the injector's\)/],
     ["shareProcessNamespace off", (p) => (p.spec.shareProcessNamespace = false), /shareProcessNamespace is not true/],
-    ["a second container of that name", (p) => p.spec.containers.push({ ...p.spec.initContainers[0], restartPolicy: undefined }), /2 containers named microenforcer/],
+    ["a second container of that name", (p) => p.spec.containers.push({ ...sidecarOf(p), restartPolicy: undefined }), /2 containers named microenforcer/],
   ];
   for (const [what, change, message] of tampered) {
     it(`calls a sidecar with ${what} forged, and says why`, () => {

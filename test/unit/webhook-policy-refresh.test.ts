@@ -71,8 +71,9 @@ describe("webhook/policy-refresh: signed documents", () => {
   };
 
   it("renders a sidecar that accepts exactly the document rendered with it", () => {
-    const pod = rendered() as { metadata: { annotations: Record<string, string> }; spec: { initContainers: Array<{ env: Array<{ name: string; value?: string }> }> } };
-    const env = Object.fromEntries(pod.spec.initContainers[0]!.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+    const pod = rendered() as { metadata: { annotations: Record<string, string> }; spec: { initContainers: Array<{ name: string; env: Array<{ name: string; value?: string }> }> } };
+    const sidecar = pod.spec.initContainers.find((c) => c.name === "microenforcer")!;
+    const env = Object.fromEntries(sidecar.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
     assert.equal(env.MICROENFORCER_POLICY_KEY, signer.publicKey);
     assert.equal(env.MICROENFORCER_POLICY_BINDING, "n0nce");
     const verifier = verifierFromEnv({ ...env, POD_NAMESPACE: "shop" }, "MICROENFORCER_POLICY_KEY", "MICROENFORCER_POLICY_BINDING");

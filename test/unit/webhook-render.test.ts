@@ -47,18 +47,23 @@ describe("webhook/render", () => {
     assert.ok(paths.every((p) => !p.includes("odd")), "untouched annotations are not in the patch");
   });
 
-  it("puts a native sidecar first among the init containers, a classic one last among the containers", () => {
+  it("puts the preload installer first, a native sidecar next among the init containers, a classic one last among the containers", () => {
     const withInit = basePod();
     (withInit.spec as JsonObject).initContainers = [{ name: "migrate", image: "m" }];
     const native = renderPod(withInit).pod;
-    assert.deepEqual(containersOf(native, "initContainers").map((c) => [c.name, c.restartPolicy]), [["microenforcer", "Always"], ["migrate", undefined]]);
+    assert.deepEqual(containersOf(native, "initContainers").map((c) => [c.name, c.restartPolicy]), [
+      ["microenforcer-preload", undefined],
+      ["microenforcer", "Always"],
+      ["migrate", undefined],
+    ]);
     const classic = renderPod(basePod(), { native: false }).pod;
+    assert.deepEqual(containersOf(classic, "initContainers").map((c) => c.name), ["microenforcer-preload"]);
     assert.deepEqual(containersOf(classic, "containers").map((c) => [c.name, c.restartPolicy]), [["web", undefined], ["microenforcer", undefined]]);
   });
 
   it("runs the sidecar with the contract's command, policy file, spool and downward-API env", () => {
     const { pod } = renderPod(basePod(), { config: { otelEnv: { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" } } });
-    const sidecar = containersOf(pod, "initContainers")[0]!;
+    const sidecar = containersOf(pod, "initContainers")[1]!;
     assert.deepEqual(sidecar.command, ["microenforcer", "watch", "--policy", "/etc/microenforcer/policy/policy.json", "--exporter", "both", "--format", "json"]);
     const env = sidecar.env as { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[];
     assert.deepEqual(
@@ -69,6 +74,7 @@ describe("webhook/render", () => {
         ["POD_UID", "metadata.uid"],
         ["NODE_NAME", "spec.nodeName"],
         ["MICROENFORCER_SPOOL_DIR", "/var/lib/microenforcer/spool"],
+        ["MICROENFORCER_EXEC_SOCKET", "/var/lib/microenforcer/preload/exec.sock"],
         ["NODE_OPTIONS", "--max-old-space-size=64 --max-semi-space-size=2"],
         ["OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"],
         ["MICROENFORCER_WORKLOAD", '{"resource":{},"containerImages":{"web":"nginx"}}'],
@@ -77,7 +83,11 @@ describe("webhook/render", () => {
     const annotations = (pod.metadata as JsonObject).annotations as Record<string, string>;
     assert.deepEqual(JSON.parse(annotations["microenforcer.dev/policy-document"]!), defaultPolicy());
     assert.equal(annotations["microenforcer.dev/policy"], "default-forensics");
-    assert.deepEqual(containersOf(pod, "containers")[0]!.env, [{ name: "MICROENFORCER_CONTAINER", value: "web" }]);
+    assert.deepEqual(containersOf(pod, "containers")[0]!.env, [
+      { name: "MICROENFORCER_CONTAINER", value: "web" },
+      { name: "LD_PRELOAD", value: "/var/lib/microenforcer/preload/libmicroenforcer-exec.so" },
+      { name: "MICROENFORCER_EXEC_SOCKET", value: "/var/lib/microenforcer/preload/exec.sock" },
+    ]);
   });
 
   it("is taken out exactly by removeInjection, shareProcessNamespace and the user's policy name included", () => {
@@ -97,6 +107,79 @@ describe("webhook/render", () => {
     const rendered = renderPod(input);
     assert.equal(((rendered.pod.metadata as JsonObject).annotations as JsonObject)["microenforcer.dev/policy"], "default-forensics");
     assert.deepEqual(rendered.status.annotations, ["microenforcer.dev/policy", "microenforcer.dev/policy-document"]);
+  });
+
+  describe("complete mode (forensics.preload)", () => {
+    const lib = "/var/lib/microenforcer/preload/libmicroenforcer-exec.so";
+    const envOf = (c: JsonObject) => Object.fromEntries((c.env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value ?? "valueFrom"]));
+    const withApps = (): JsonObject => {
+      const pod = basePod();
+      (pod.spec as JsonObject).initContainers = [{ name: "migrate", image: "m" }];
+      (pod.spec as JsonObject).containers = [
+        { name: "web", image: "nginx", env: [{ name: "LD_PRELOAD", value: "/opt/jemalloc.so" }] },
+        { name: "worker", image: "w", env: [{ name: "LD_PRELOAD", valueFrom: { configMapKeyRef: { name: "c", key: "k" } } }] },
+        { name: "sly", image: "s", env: [{ name: "MICROENFORCER_EXEC_SOCKET", value: "/tmp/mine.sock" }], volumeMounts: [{ name: "microenforcer-preload", mountPath: "/x" }] },
+      ];
+      return pod;
+    };
+
+    it("gives every app container the library read-only, after its own LD_PRELOAD, and the sidecar's socket", () => {
+      const { pod, warnings } = renderPod(withApps());
+      const [web, worker, sly] = containersOf(pod, "containers");
+      assert.equal(envOf(web!).LD_PRELOAD, `/opt/jemalloc.so:${lib}`);
+      assert.equal(envOf(web!).MICROENFORCER_EXEC_SOCKET, "/var/lib/microenforcer/preload/exec.sock");
+      assert.deepEqual(web!.volumeMounts, [{ name: "microenforcer-preload", mountPath: "/var/lib/microenforcer/preload", readOnly: true }]);
+      assert.equal(envOf(worker!).LD_PRELOAD, "valueFrom", "an LD_PRELOAD from a reference cannot be appended to");
+      assert.equal(envOf(worker!).MICROENFORCER_EXEC_SOCKET, undefined);
+      assert.equal(envOf(sly!).MICROENFORCER_EXEC_SOCKET, "/var/lib/microenforcer/preload/exec.sock", "its own socket is overruled");
+      assert.deepEqual(sly!.volumeMounts, [{ name: "microenforcer-preload", mountPath: "/var/lib/microenforcer/preload", readOnly: true }], "its writable mount of our volume is overruled");
+      assert.deepEqual(
+        warnings.filter((w) => /LD_PRELOAD|EXEC_SOCKET|microenforcer-preload/.test(w)),
+        [
+          "container worker sets LD_PRELOAD from a reference or more than once; the preload library is not added to it, and its programs are recorded without it",
+          "container sly sets MICROENFORCER_EXEC_SOCKET itself; overruled with the sidecar's socket",
+          "container sly mounts volume microenforcer-preload itself; overruled with the injector's read-only mount",
+        ],
+      );
+      const migrate = containersOf(pod, "initContainers")[2]!;
+      assert.equal(envOf(migrate).LD_PRELOAD, lib, "app init containers too, the native sidecar watching them");
+    });
+
+    it("installs the library with the pod's own policy document, writable only by the installer and the sidecar", () => {
+      const { pod } = renderPod(basePod());
+      const [installer, sidecar] = containersOf(pod, "initContainers");
+      assert.deepEqual(installer!.command, ["microenforcer", "preload", "install", "--dir", "/var/lib/microenforcer/preload", "--policy", "/etc/microenforcer/policy/policy.json"]);
+      assert.deepEqual(installer!.securityContext, sidecar!.securityContext);
+      for (const c of [installer!, sidecar!]) {
+        assert.deepEqual((c.volumeMounts as JsonObject[]).find((m) => m.name === "microenforcer-preload"), { name: "microenforcer-preload", mountPath: "/var/lib/microenforcer/preload" });
+      }
+      assert.deepEqual(((pod.spec as JsonObject).volumes as JsonObject[]).find((v) => v.name === "microenforcer-preload"), { name: "microenforcer-preload", emptyDir: { sizeLimit: "8Mi" } });
+    });
+
+    it("leaves app init containers alone with a classic sidecar, which is not running yet then", () => {
+      const { pod } = renderPod(withApps(), { native: false });
+      assert.deepEqual(containersOf(pod, "initContainers").map((c) => [c.name, c.env]), [
+        ["microenforcer-preload", undefined],
+        ["migrate", [{ name: "MICROENFORCER_CONTAINER", value: "migrate" }]],
+      ]);
+    });
+
+    it("is taken out exactly, a container's own LD_PRELOAD restored", () => {
+      const input = withApps();
+      ((input.spec as JsonObject).containers as JsonObject[]).splice(2, 1); // what is overruled cannot come back
+      const rendered = renderPod(input);
+      assert.deepEqual(rendered.status.ldPreload, { web: "/opt/jemalloc.so" });
+      assert.deepEqual(removeInjection(rendered.pod), input);
+    });
+
+    it("adds nothing to the app containers when the policy turns it off", () => {
+      const policy = defaultPolicy();
+      policy.spec.forensics.preload = false;
+      const { pod } = render({ pod: basePod(), config: defaultInjectorConfig(), policy, podSecurityLevel: "privileged", native: true, namespace: "shop", clusterDns: undefined });
+      assert.deepEqual(containersOf(pod, "initContainers").map((c) => c.name), ["microenforcer"]);
+      assert.deepEqual(containersOf(pod, "containers")[0]!.env, [{ name: "MICROENFORCER_CONTAINER", value: "web" }]);
+      assert.equal(containersOf(pod, "containers")[0]!.volumeMounts, undefined);
+    });
   });
 
   it("refuses a status annotation it did not write", () => {

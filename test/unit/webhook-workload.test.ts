@@ -101,7 +101,7 @@ describe("the workload variable of the sidecar", () => {
 
   it("never keeps what a pod brought along in it: a sidecar copied with a forged variable gets the injector's", () => {
     const pod = injected();
-    const sidecar = ((pod.spec as JsonObject).initContainers as JsonObject[])[0]!;
+    const sidecar = ((pod.spec as JsonObject).initContainers as JsonObject[]).find((c) => c.name === "microenforcer")!;
     const env = sidecar.env as Array<{ name: string; value?: string }>;
     env[env.length - 1]!.value = JSON.stringify({ resource: { "k8s.cluster.name": "someone-elses", "k8s.deployment.name": "payments" }, containerImages: { app: "trusted:1" } });
     const outcome = injectPod(pod, "shop", context(admin));

@@ -11,13 +11,17 @@
 #  - base, also tagged localhost/node:24-bookworm-slim, which is what the project's
 #    Dockerfile starts FROM (podman looks a short name up under localhost/ first): the
 #    Node 24 binary npm installed for this project and the host's shared libraries it
-#    needs, busybox-static for a shell and coreutils, the host's npm, and the host's CA
-#    bundle so that npm inside the build trusts what npm on the host trusts.
+#    needs, busybox-static for a shell and coreutils, the host's npm, the host's CA
+#    bundle so that npm inside the build trusts what npm on the host trusts, and the host's
+#    C compiler (gcc's driver, cc1, as, ld and their libraries) for the preload library,
+#    which the Dockerfile would otherwise apt-get.
 #  - microenforcer: `podman build` of the project's Dockerfile, unchanged. Its npm ci steps
 #    reach the npm registry through the host's network (--network host).
 #  - app: busybox-static, the https-server test program, and a copy of busybox installed
 #    as /opt/miner/xmrig — the "blocked executable" of the enforce scenario; run through
 #    the symlink /opt/miner/sleep it is busybox's sleep applet, so it lives until killed.
+#    And in /opt/dynamic/bin, the host's dynamically linked dash (as sh), coreutils and ps
+#    with the libraries they load: programs the preload library (complete mode) loads into.
 #  - pause: the pod sandbox image of the test node (registry.k8s.io/pause is out of reach):
 #    Debian's static catatonit in pause mode, as podman's own infra containers run it.
 #  - nginx: what the seed scenario runs with `kubectl run test-nginx --image=...`: a web
@@ -76,6 +80,23 @@ busybox_rootfs() {
   done
 }
 
+# The host's C compiler in a root filesystem, as `cc`: what `cc -O2 -shared -nostdlib` needs.
+add_c_compiler() {
+  local rootfs="$1" file lib
+  for file in "$(readlink -f "$(command -v cc)")" "$(cc -print-prog-name=cc1)" "$(cc -print-prog-name=collect2)" \
+    "$(cc -print-prog-name=lto-wrapper)" "$(cc -print-file-name=liblto_plugin.so)" "$(readlink -f "$(command -v as)")" "$(readlink -f "$(command -v ld)")"; do
+    mkdir -p "$rootfs$(dirname "$file")"
+    cp -L "$file" "$rootfs$file"
+    for lib in $(ldd "$file" 2>/dev/null | grep -o '/[^ ]*'); do
+      mkdir -p "$rootfs$(dirname "$lib")"
+      cp -L "$lib" "$rootfs$lib"
+    done
+  done
+  ln -sf "$(readlink -f "$(command -v cc)")" "$rootfs/usr/bin/cc"
+  ln -sf "$(readlink -f "$(command -v as)")" "$rootfs/usr/bin/as"
+  ln -sf "$(readlink -f "$(command -v ld)")" "$rootfs/usr/bin/ld"
+}
+
 import_rootfs() { # import_rootfs DIR IMAGE CMD
   tar -C "$1" -cf "$work/rootfs.tar" .
   podman import --quiet --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin' --change "CMD $3" \
@@ -84,7 +105,7 @@ import_rootfs() { # import_rootfs DIR IMAGE CMD
 }
 
 self=test/infra/podman/build.sh
-base_image="localhost/microenforcer-e2e-node:$(hash_of "$self" node_modules/node/bin/node "$busybox" "$ca_bundle" "$npm_dir/package.json")"
+base_image="localhost/microenforcer-e2e-node:$(hash_of "$self" node_modules/node/bin/node "$busybox" "$ca_bundle" "$npm_dir/package.json" "$(readlink -f "$(command -v cc)")")"
 if ! podman image exists "$base_image"; then
   rootfs="$work/base"
   busybox_rootfs "$rootfs"
@@ -98,6 +119,7 @@ if ! podman image exists "$base_image"; then
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
   cp "$ca_bundle" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  add_c_compiler "$rootfs"
   # npm's global config (prefix /usr/local): the CA bundle npm uses instead of Node's own.
   echo "cafile=/etc/ssl/certs/ca-certificates.crt" >"$rootfs/usr/local/etc/npmrc"
   printf 'root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/nonexistent:/bin/sh\n' >"$rootfs/etc/passwd"
@@ -106,16 +128,27 @@ if ! podman image exists "$base_image"; then
 fi
 podman tag "$base_image" localhost/node:24-bookworm-slim
 
-microenforcer_image="localhost/microenforcer:e2e-$(hash_of Dockerfile .dockerignore package.json package-lock.json tsconfig.json cli microenforcer policies webhook "$base_image")"
+microenforcer_image="localhost/microenforcer:e2e-$(hash_of Dockerfile .dockerignore package.json package-lock.json tsconfig.json cli microenforcer policies webhook preload "$base_image")"
 if ! podman image exists "$microenforcer_image"; then
   podman build --quiet --pull=never --network host -f "$root/Dockerfile" -t "$microenforcer_image" "$root" >"$work/build.log" 2>&1 ||
     { cat "$work/build.log" >&2; exit 1; }
 fi
 
-app_image="localhost/microenforcer-e2e-app:$(hash_of "$self" test/infra/podman/https-server "$busybox")"
+dynamic_programs=(/usr/bin/dash /usr/bin/id /usr/bin/whoami /usr/bin/uname /usr/bin/hostname /usr/bin/cat /usr/bin/ls /usr/bin/env /usr/bin/sleep /usr/bin/ps)
+app_image="localhost/microenforcer-e2e-app:$(hash_of "$self" test/infra/podman/https-server "$busybox" "${dynamic_programs[@]}")"
 if ! podman image exists "$app_image"; then
   rootfs="$work/app"
   busybox_rootfs "$rootfs"
+  mkdir -p "$rootfs/opt/dynamic/bin"
+  for program in "${dynamic_programs[@]}"; do
+    name="$(basename "$program")"
+    [[ "$name" == dash ]] && name=sh
+    cp -L "$program" "$rootfs/opt/dynamic/bin/$name"
+    for lib in $(ldd "$program" | grep -o '/[^ ]*'); do
+      mkdir -p "$rootfs$(dirname "$lib")"
+      cp -L "$lib" "$rootfs$lib"
+    done
+  done
   (cd "$here/https-server" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$rootfs/usr/local/bin/https-server" .)
   mkdir -p "$rootfs/opt/miner"
   cp "$busybox" "$rootfs/opt/miner/xmrig"
