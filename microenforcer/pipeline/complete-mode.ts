@@ -25,7 +25,7 @@ import type { PreloadFacts } from "../proc/preload-facts.ts";
 import type { ProcSnapshot, ReadProblem } from "../proc/reader.ts";
 import { processRecord } from "../records/process-records.ts";
 import type { SensorRecord } from "../records/record.ts";
-import { absenceReason, absent, type PreloadSetup, type PreloadStatus } from "../tracker/preload-status.ts";
+import { absenceReason, absent, type AbsenceReason, type PreloadSetup, type PreloadStatus } from "../tracker/preload-status.ts";
 import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
 
 /** Records of one step, /proc problems met on the way, and the verdict for a program that waits. */
@@ -182,7 +182,7 @@ export class CompleteMode {
     if (fingerprint === undefined || (!replaceable && !this.expectsReport(p))) return this.now(key, event, undefined);
     const facts = replaceable ? {} : this.deps.readFacts(p.pid, fingerprint);
     const reason = replaceable ? undefined : absenceReason(facts, { uid: p.uid, euid: p.euid, ...(p.exe !== undefined && { exePath: p.exe.path }) }, this.deps.setup);
-    if (reason !== undefined) return this.now(key, event, absent(reason));
+    if (reason !== undefined) return this.now(key, event, this.absence(p, reason));
     const held: Held = {
       kind: "held",
       fingerprint,
@@ -203,7 +203,8 @@ export class CompleteMode {
     for (const [key, queue] of this.queues) {
       for (const h of queue) {
         if (h.kind !== "held" || h.outcome !== undefined || (!final && h.until > now)) continue;
-        h.outcome = h.replaceable ? { kind: "settled" } : { kind: "settled", preload: absent(h.factsComplete ? "not-reported" : "unknown") };
+        const preload = h.replaceable ? undefined : this.absence(h.event.process, h.factsComplete ? "not-reported" : "unknown");
+        h.outcome = { kind: "settled", ...(preload !== undefined && { preload }) };
       }
       merge(result, this.drain(key));
     }
@@ -212,9 +213,18 @@ export class CompleteMode {
     return result;
   }
 
-  /** A report is due: an exec of a program this namespace started under the library's watch. */
+  /** A report may come: an exec of a program started under the library's watch. */
   private expectsReport(p: ProcessInfo): boolean {
     return p.image === "exec" && p.detection !== "startup" && creationTimeMs(this.deps.clock, p.startTicks) >= this.since;
+  }
+
+  /**
+   * Absent, said only of a process of an app container: the injector gives each its name and
+   * the library together (a process that dropped its environment keeps its parent's
+   * container). Elsewhere (the pod's pause, the injector's own installer) nothing was promised.
+   */
+  private absence(p: ProcessInfo, reason: AbsenceReason): PreloadStatus | undefined {
+    return p.container.name === undefined ? undefined : absent(reason);
   }
 
   /** Controls and record of an event at once, unless events of the same process wait: then behind them. */

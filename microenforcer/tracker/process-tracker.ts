@@ -138,7 +138,9 @@ export class ProcessTracker {
   }
 
   private parentOf(snapshot: ProcSnapshot): ProcessInfo | undefined {
-    const parent = this.processes.get(snapshot.ppid);
+    // Exited within the table's grace period still counts: a child's exec may be handled
+    // after its parent's exit (a preload report that waited behind the poller's events).
+    const parent = this.processes.latestOf(snapshot.ppid);
     // A parent cannot be younger than its child: such an entry is a reused PID.
     return parent !== undefined && parent.startTicks <= snapshot.startTicks ? parent : undefined;
   }

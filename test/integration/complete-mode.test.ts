@@ -35,7 +35,7 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
    * A workload run with the library installed the way the injector's init container does it,
    * the sensor listening on its socket and the workload's environment set as the injector sets it.
    */
-  async function run(workload: string, spec = "", options: RunOptions = {}): Promise<NamespaceRun> {
+  async function run(workload: string, spec = "", options: RunOptions = {}, container?: string): Promise<NamespaceRun> {
     const lib = mkdtempSync(join(dir, "lib-"));
     chmodSync(lib, 0o755);
     const policy = join(lib, "policy.yaml");
@@ -46,8 +46,11 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     const install = spawnSync(process.execPath, [cli, "preload", "install", "--dir", lib, "--policy", policy], { encoding: "utf8" });
     assert.equal(install.status, 0, install.stderr);
     const socket = join(lib, "exec.sock");
+    // A container name for the whole namespace, as the injector gives every app container:
+    // its programs are then ones the library was promised to (see the absent cases).
     return runInPidNamespace(`export LD_PRELOAD=${lib}/libmicroenforcer-exec.so MICROENFORCER_EXEC_SOCKET=${socket}\n${workload}`, {
       ...options,
+      ...(container !== undefined && { env: { ...options.env, MICROENFORCER_CONTAINER: container } }),
       watchArgs: ["--policy", policy, "--exec-socket", socket, ...(options.watchArgs ?? [])],
     });
   }
@@ -97,7 +100,7 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
   });
 
   it("records a static binary as absent (static), and `env -u LD_PRELOAD` as absent and flagged", async () => {
-    const result = await run(`${programs.static} $WORK/s 150; env -u LD_PRELOAD sleep 0.15`);
+    const result = await run(`${programs.static} $WORK/s 150; env -u LD_PRELOAD sleep 0.15`, "", {}, "app");
     const stat = execs(result).find((r) => args(r).startsWith(programs.static));
     assert.ok(stat, "the static program is recorded by the poller");
     assert.equal(attr(stat, "microenforcer.process.preload"), "absent");

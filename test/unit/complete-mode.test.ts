@@ -151,7 +151,7 @@ function report(pid: number, argv: string[], over: Partial<ExecReport> = {}): Ex
 function snapshot(pid: number, argv: string[], over: Partial<ProcSnapshot> = {}): ProcSnapshot {
   return {
     pid, ppid: 1, comm: argv[0]!, state: "R", startTicks: pid * 10, uid: 0, euid: 0, exe: { path: `/usr/bin/${argv[0]}`, deleted: false, memfd: false }, args: argv,
-    problems: [], fingerprint: execFingerprint(`/usr/bin/${argv[0]}`, `${argv.join("\0")}\0`), ...over,
+    problems: [], fingerprint: execFingerprint(`/usr/bin/${argv[0]}`, `${argv.join("\0")}\0`), container: "app", ...over,
   };
 }
 
@@ -237,6 +237,14 @@ describe("complete mode: one record per exec from two sensors", () => {
     assert.deepEqual(t.kills, [17]);
     const controls = t.out.filter((r) => r.eventName === "microenforcer.policy.violation").map((r) => [r.attributes["microenforcer.control"], r.attributes["microenforcer.rule"]]);
     assert.deepEqual(controls, [["executables", "**/nc"], ["preloadEvasion", "not-reported"]]);
+  });
+
+  it("expects no report from a process of no app container (the pod's pause, the injector's own installer)", () => {
+    const t = rig();
+    t.setFacts({ linking: dynamic, environ: {} });
+    t.polled(snapshot(19, ["node", "install"], { container: undefined }));
+    assert.deepEqual(execRecords(t.out).map(summary), [[19, "node install", "trigger", undefined, undefined]]);
+    assert.equal(execRecords(t.out)[0]!.severity, "INFO");
   });
 
   it("a report of a reused PID is a new process, never merged with the old one", () => {
