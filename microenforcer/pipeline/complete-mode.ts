@@ -11,7 +11,11 @@
  *   the report, up to graceMs. With the report, they run with what only the process knew
  *   (its executable's ctime decides drift) and, in enforce mode, answer the waiting
  *   program (deny stops it before main). Without, the record goes out marked `absent` and
- *   the controls run as the poller alone would have them (a kill in enforce mode);
+ *   the controls run as the poller alone would have them (a kill in enforce mode). Overdue
+ *   means past graceMs and past two more expire calls: a program writes its report before
+ *   main, so a short one's report is already in the socket when the poller sees it exit,
+ *   but a main thread that stalled (a busy node) takes the poller's events from the worker
+ *   one loop turn before it accepts the connection and another before it reads it;
  * - the poller first, where /proc already tells no report can come (a static binary, an
  *   environment without LD_PRELOAD, ...): at once, marked absent with the reason;
  * - the poller saw only a fork that died (`exec_unseen`) or a zombie: that record waits too,
@@ -61,6 +65,8 @@ interface Held {
   /** The event with a copy of the process as it was then (the live one moves on). */
   event: ProcessEvent;
   until: number;
+  /** The expire call (see turns) that first found it past `until`. */
+  overdueSince?: number;
   /** The facts that would have said "not reported" were read in full. */
   factsComplete: boolean;
   /** The poller did not see which program ran (a fork that died, a zombie): a report replaces it. */
@@ -79,11 +85,18 @@ interface Known {
   images: Map<string, Sight>;
   /** The image the process runs now, as far as either sensor knows. */
   current?: string;
-  /** Set when the process exited: the entry stays graceMs for reports still in flight. */
+  /** Set when the process exited: the entry stays knownAfterExitMs for reports still in flight. */
   exitedAt?: number;
 }
 
 const defaultGraceMs = 500;
+/** Expire calls (each in a later event-loop turn) a held event waits past its deadline. */
+const overdueTurns = 2;
+/**
+ * How long an exited process's images are remembered: a report handled later than this (its
+ * process long gone, the sidecar far behind) would be taken for an exec never seen.
+ */
+const knownAfterExitMs = 10_000;
 /** Processes remembered at most (each a few hundred bytes); the oldest are forgotten first. */
 const maxKnown = 65_536;
 
@@ -106,6 +119,8 @@ export class CompleteMode {
   private readonly queues = new Map<string, Array<Held | HeldExit>>();
   /** Processes created before the report socket listened were not started under its watch. */
   private since = Infinity;
+  /** Expire calls so far: the timer that makes them runs once per event-loop turn at most. */
+  private turns = 0;
 
   constructor(deps: CompleteModeDeps) {
     this.deps = deps;
@@ -118,6 +133,11 @@ export class CompleteMode {
 
   private get on(): boolean {
     return this.deps.policy.current.spec.forensics.preload && this.since !== Infinity;
+  }
+
+  /** Whether the poller itself saw this process run this image: a report of it says nothing it did not. */
+  polled(snapshot: ProcSnapshot): boolean {
+    return this.known.get(keyOf(snapshot.pid, snapshot.startTicks))?.images.get(snapshot.fingerprint) === "polled";
   }
 
   /** Before the tracker: whether a poller snapshot only repeats an exec the library reported. */
@@ -199,17 +219,19 @@ export class CompleteMode {
   /** What waited for a report now overdue (everything, when `final`); forgets exited processes. */
   expire(final = false): StageResult {
     const now = this.deps.now();
+    const turn = ++this.turns;
     const result = empty();
     for (const [key, queue] of this.queues) {
       for (const h of queue) {
         if (h.kind !== "held" || h.outcome !== undefined || (!final && h.until > now)) continue;
+        h.overdueSince ??= turn;
+        if (!final && turn - h.overdueSince < overdueTurns) continue;
         const preload = h.replaceable ? undefined : this.absence(h.event.process, h.factsComplete ? "not-reported" : "unknown");
         h.outcome = { kind: "settled", ...(preload !== undefined && { preload }) };
       }
       merge(result, this.drain(key));
     }
-    const grace = this.deps.graceMs ?? defaultGraceMs;
-    for (const [key, known] of this.known) if (known.exitedAt !== undefined && now - known.exitedAt > grace && !this.queues.has(key)) this.known.delete(key);
+    for (const [key, known] of this.known) if (known.exitedAt !== undefined && now - known.exitedAt > knownAfterExitMs && !this.queues.has(key)) this.known.delete(key);
     return result;
   }
 

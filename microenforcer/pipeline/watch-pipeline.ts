@@ -137,7 +137,9 @@ export class WatchPipeline {
   handleReport(report: ExecReport, verification: Verification): ReportResult {
     if (this.complete === undefined || !this.policy.current.spec.forensics.preload) return { records: [], verdict: { allow: true } };
     const snapshot = reportSnapshot(report);
-    const preload: PreloadStatus = { status: verification === "live" ? "reported" : "unverified" };
+    // Gone before the server could look, but the poller saw it run this very image: checked all the same.
+    const checked = verification === "live" || this.complete.polled(snapshot);
+    const preload: PreloadStatus = { status: checked ? "reported" : "unverified" };
     const merged = this.complete.reported(snapshot, preload, report.wait);
     const result = merged.result;
     if (merged.kind === "new") {

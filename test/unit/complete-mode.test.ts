@@ -131,7 +131,15 @@ function rig(controls = "", mode = "audit") {
     polled,
     exited,
     reported,
+    /** Time passing with the sidecar's recheck timer firing every 50 ms, as watch.ts runs it. */
     tick: (ms: number) => {
+      for (let step = 0; step < ms; step += 50) {
+        now += Math.min(50, ms - step);
+        out.push(...complete.expire().records);
+      }
+    },
+    /** A main thread that stalled `ms` (a busy node): the timer fires once, late, before anything else is read. */
+    stall: (ms: number) => {
       now += ms;
       out.push(...complete.expire().records);
     },
@@ -193,6 +201,31 @@ describe("complete mode: one record per exec from two sensors", () => {
     assert.deepEqual(execRecords(t.out).map(summary), [[12, "curl x", "trigger", "absent", "not-reported"]]);
     assert.equal(execRecords(t.out)[0]!.severity, "WARN");
     assert.deepEqual(t.out.map((r) => r.eventName.split(".").pop()), ["exec", "exit"]);
+  });
+
+  it("a stalled sidecar takes the poller's sight first: the report already in the socket still counts, once", () => {
+    // Seen and gone in one look of the poller; the report was written before main, but a
+    // main thread that stalled reads the worker's events a turn before the socket's.
+    const t = rig();
+    t.polled(snapshot(21, ["hostname"]));
+    t.exited(21, 210);
+    t.stall(1200);
+    assert.deepEqual(execRecords(t.out), [], "not overdue until the socket was read since");
+    t.reported(report(21, ["hostname"]));
+    t.tick(600);
+    t.finish();
+    assert.deepEqual(execRecords(t.out).map(summary), [[21, "hostname", "preload", "reported", undefined]]);
+    assert.deepEqual(t.out.map((r) => r.eventName.split(".").pop()), ["exec", "exit"]);
+  });
+
+  it("a report later still, after the poller's record went out as absent: no second record", () => {
+    const t = rig();
+    t.polled(snapshot(22, ["uname", "-a"]));
+    t.exited(22, 220);
+    t.tick(2000);
+    t.reported(report(22, ["uname", "-a"]));
+    t.finish();
+    assert.deepEqual(execRecords(t.out).map(summary), [[22, "uname -a", "trigger", "absent", "not-reported"]]);
   });
 
   it("what /proc already tells goes out at once: a static binary (not flagged), an environment without the library (flagged)", () => {
