@@ -118,11 +118,15 @@ export async function playPod(pod: Pod, options: { nodeName: string }): Promise<
  * 4. Annotations longer than 63 characters, which podman refuses (it applies the limit of
  *    label values to annotations): they are left out. Inside the pod, annotations are only
  *    seen through downward-API files, and the harness writes those from the API's pod.
+ * 5. Init containers: podman 4.3 removes each ("once" type) as soon as it exited, and the
+ *    removal races the container's own stop ("cannot remove container ... as it is
+ *    running", podman#18477): the play fails. They are kept instead ("always" type, the
+ *    pod annotation podman reads for it); they still run to completion, in order, first.
  */
 export function forPodman(pod: Pod, kubelet: { nodeName: string; volumeDirs: Map<string, string> }): Pod {
   const adapted = structuredClone(pod);
   const annotations = Object.entries(pod.metadata.annotations ?? {}).filter(([, value]) => value.length <= 63);
-  adapted.metadata.annotations = Object.fromEntries(annotations);
+  adapted.metadata.annotations = { ...Object.fromEntries(annotations), "io.podman.annotations.init.container.type": "always" };
   const fieldValues: Record<string, string> = { "metadata.namespace": pod.metadata.namespace, "spec.nodeName": kubelet.nodeName, "status.podIP": POD_IP };
   const nativeSidecars = (adapted.spec.initContainers ?? []).filter((c) => c.restartPolicy === "Always");
   const initContainers = (adapted.spec.initContainers ?? []).filter((c) => c.restartPolicy !== "Always");
