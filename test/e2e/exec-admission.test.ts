@@ -74,6 +74,10 @@ describe("e2e: kubectl exec seen at admission", function () {
     assert.equal(record.attributes["k8s.container.name"], "app");
     assert.deepEqual(record.attributes["process.command_args"], ["sh", "-c", "id"]);
     assert.equal(record.attributes["microenforcer.policy.name"], "exec-strict");
+    // The rule as the sidecar's containerExec finding names it (OTel security-rule conventions).
+    assert.equal(record.attributes["security_rule.name"], "allowedCommands: ls");
+    assert.equal(record.attributes["security_rule.category"], "containerExec");
+    assert.equal(record.attributes["security_rule.ruleset.name"], "exec-strict");
     assert.equal(record.severityText, "ERROR");
     assert.equal(record.resource["service.name"], "microenforcer-injector");
   });
