@@ -13,7 +13,7 @@
  * facts the main thread's tracker keeps: the two threads share no memory but the events.
  */
 import type { Owner } from "../net/inode-owners.ts";
-import { listPids, readExecFingerprint, readProcess, readStat, type ProcSnapshot } from "../proc/reader.ts";
+import { argvOf, listPids, readExecFingerprint, readProcess, readStat, sameImage, type ProcSnapshot } from "../proc/reader.ts";
 import { CheckSchedule } from "./check-schedule.ts";
 import type { CaptureEvent, Detection, SpawnImage } from "./events.ts";
 
@@ -252,7 +252,7 @@ export class ProcessWatch {
     if (snapshot.args?.length === 0) return;
     // The same argv with only the exe link appearing or vanishing is no exec: the process's
     // credentials changed (execve committing them, a worker dropping root).
-    if (argvOf(snapshot.fingerprint) === argvOf(w.fingerprint) && (exeOf(snapshot.fingerprint) === "" || exeOf(w.fingerprint) === "")) {
+    if (sameImage(snapshot.fingerprint, w.fingerprint)) {
       w.fingerprint = snapshot.fingerprint;
       if (w.held?.expiresAs === "exec" && snapshot.exe !== undefined) {
         snapshot.container ??= w.held.snapshot.container;
@@ -299,16 +299,6 @@ export class ProcessWatch {
     // A zombie keeps its PID until reaped; forget it only once /proc agrees.
     if (!same) this.watched.delete(pid);
   }
-}
-
-/** The argv part of a fingerprint (exe link, NUL, raw argv). */
-function argvOf(fingerprint: string): string {
-  return fingerprint.slice(fingerprint.indexOf("\0"));
-}
-
-/** The exe link part of a fingerprint; empty when it could not be read. */
-function exeOf(fingerprint: string): string {
-  return fingerprint.slice(0, fingerprint.indexOf("\0"));
 }
 
 function isDead(snapshot: ProcSnapshot): boolean {

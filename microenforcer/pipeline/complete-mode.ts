@@ -26,7 +26,7 @@ import type { Finding } from "../policy/process-controls.ts";
 import type { PolicyHolder } from "../policy/policy-holder.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import type { PreloadFacts } from "../proc/preload-facts.ts";
-import type { ProcSnapshot, ReadProblem } from "../proc/reader.ts";
+import { sameImage, type ProcSnapshot, type ReadProblem } from "../proc/reader.ts";
 import { processRecord } from "../records/process-records.ts";
 import type { SensorRecord } from "../records/record.ts";
 import { absenceReason, absent, type AbsenceReason, type PreloadSetup, type PreloadStatus } from "../tracker/preload-status.ts";
@@ -142,7 +142,8 @@ export class CompleteMode {
 
   /** Before the tracker: whether a poller snapshot only repeats an exec the library reported. */
   repeatsReport(snapshot: ProcSnapshot): boolean {
-    return this.known.get(keyOf(snapshot.pid, snapshot.startTicks))?.images.get(snapshot.fingerprint) === "reported";
+    const images = this.known.get(keyOf(snapshot.pid, snapshot.startTicks))?.images ?? new Map<string, Sight>();
+    return [...images].some(([image, sight]) => sight === "reported" && sameImage(image, snapshot.fingerprint));
   }
 
   /**
@@ -155,14 +156,18 @@ export class CompleteMode {
   reported(snapshot: ProcSnapshot, preload: PreloadStatus, waiting: boolean): { kind: "new" | "merged" | "repeat"; current: boolean; result: StageResult } {
     const key = keyOf(snapshot.pid, snapshot.startTicks);
     const known = this.entry(key);
-    const sight = known.images.get(snapshot.fingerprint);
+    // The poller's look may have missed the exe (the process exited between its reads): the same exec still.
+    const seen = [...known.images.keys()].find((image) => sameImage(image, snapshot.fingerprint));
+    const sight = seen === undefined ? undefined : known.images.get(seen);
     known.images.set(snapshot.fingerprint, "reported");
+    if (seen !== undefined && known.current === seen) known.current = snapshot.fingerprint;
     const queue = this.queues.get(key) ?? [];
     const open = (h: Held | HeldExit): h is Held => h.kind === "held" && h.outcome === undefined;
-    const held = queue.find((h): h is Held => open(h) && h.fingerprint === snapshot.fingerprint);
+    const held = queue.find((h): h is Held => open(h) && sameImage(h.fingerprint, snapshot.fingerprint));
     if (held !== undefined) {
       held.outcome = { kind: "reported", preload, waiting };
       const p = held.event.process;
+      if (p.exe === undefined && snapshot.exe !== undefined) p.exe = snapshot.exe;
       if (snapshot.exeFile !== undefined) p.exeFile = snapshot.exeFile;
       if (snapshot.cwd !== undefined) p.cwd = snapshot.cwd;
       return { kind: "merged", current: known.current === snapshot.fingerprint, result: this.drain(key) };

@@ -248,6 +248,24 @@ export function execFingerprint(exeLink: string, rawArgs: string): string {
   return `${exeLink}\0${rawArgs}`;
 }
 
+/** The argv part of a fingerprint (exe link, NUL, raw argv). */
+export function argvOf(fingerprint: string): string {
+  return fingerprint.slice(fingerprint.indexOf("\0"));
+}
+
+/** The exe link part of a fingerprint; empty when it could not be read. */
+export function exeOf(fingerprint: string): string {
+  return fingerprint.slice(0, fingerprint.indexOf("\0"));
+}
+
+/**
+ * Two looks at one image: the same argv, and the same exe link unless one look could not
+ * read it (refused, or the process exited between the reads of argv and exe).
+ */
+export function sameImage(a: string, b: string): boolean {
+  return argvOf(a) === argvOf(b) && (exeOf(a) === exeOf(b) || exeOf(a) === "" || exeOf(b) === "");
+}
+
 /**
  * What changes on exec, read as cheaply as possible: the exe link and the raw argv bytes.
  * Undefined when the process is gone.

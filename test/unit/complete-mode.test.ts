@@ -218,6 +218,24 @@ describe("complete mode: one record per exec from two sensors", () => {
     assert.deepEqual(t.out.map((r) => r.eventName.split(".").pop()), ["exec", "exit"]);
   });
 
+  it("a poller's look that missed the exe (gone between its reads of argv and exe) is the reported exec, in either order", () => {
+    const noExe = (pid: number, argv: string[]) => snapshot(pid, argv, { exe: undefined, fingerprint: execFingerprint("", `${argv.join("\0")}\0`) });
+    const t = rig();
+    t.polled(noExe(23, ["true", "short-9"]));
+    t.exited(23, 230);
+    t.reported(report(23, ["true", "short-9"]));
+    t.reported(report(24, ["hostname"]));
+    t.polled(noExe(24, ["hostname"]));
+    t.exited(24, 240);
+    t.tick(2000);
+    t.finish();
+    assert.deepEqual(execRecords(t.out).map(summary), [
+      [23, "true short-9", "preload", "reported", undefined],
+      [24, "hostname", "preload", "reported", undefined],
+    ]);
+    assert.equal(execRecords(t.out)[0]!.attributes["process.executable.path"], "/usr/bin/true", "the exe the report gave");
+  });
+
   it("a report later still, after the poller's record went out as absent: no second record", () => {
     const t = rig();
     t.polled(snapshot(22, ["uname", "-a"]));
