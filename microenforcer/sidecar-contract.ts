@@ -60,10 +60,22 @@ export interface Workload {
   resource: Record<string, string>;
   /** Container name → the image reference its spec names. */
   containerImages: Record<string, string>;
+  /**
+   * Container name → the argv of each of its exec probes (liveness, readiness, startup), which
+   * the kubelet runs with PPID 0 like `kubectl exec`. The pod's owner wrote them: a process
+   * matches only in that container, with exactly that argv, as a PPID-0 process.
+   */
+  probes?: Record<string, string[][]>;
 }
 
 const stringRecord = (value: unknown): value is Record<string, string> =>
   typeof value === "object" && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === "string");
+
+const probeRecord = (value: unknown): value is Record<string, string[][]> =>
+  typeof value === "object" &&
+  value !== null &&
+  !Array.isArray(value) &&
+  Object.values(value).every((argvs) => Array.isArray(argvs) && argvs.every((argv) => Array.isArray(argv) && argv.length > 0 && argv.every((a) => typeof a === "string")));
 
 /** The variable's document; an absent one is empty, a malformed one an error to report (never half-read). */
 export function parseWorkload(text: string | undefined): Workload {
@@ -74,9 +86,11 @@ export function parseWorkload(text: string | undefined): Workload {
   } catch (err) {
     throw new Error(`${WORKLOAD_ENV} is not JSON: ${(err as Error).message}`, { cause: err });
   }
-  const { resource, containerImages } = (value ?? {}) as Partial<Workload>;
+  const { resource, containerImages, probes } = (value ?? {}) as Partial<Workload>;
   if (!stringRecord(resource) || !stringRecord(containerImages)) throw new Error(`${WORKLOAD_ENV} must hold {"resource": {...}, "containerImages": {...}} of strings`);
-  return { resource, containerImages };
+  if (probes === undefined) return { resource, containerImages };
+  if (!probeRecord(probes)) throw new Error(`${WORKLOAD_ENV}: "probes" must map container names to lists of argv (lists of strings)`);
+  return { resource, containerImages, probes };
 }
 
 export const EXPORTERS = ["stdout", "otlp", "both"] as const;

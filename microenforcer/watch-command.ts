@@ -101,6 +101,7 @@ export async function runWatch(args: string[]): Promise<number> {
     policy: inForce,
     sink: emitter,
     containerImages: workload.containerImages,
+    probes: workload.probes ?? {},
     ...(options.execSocket !== undefined && { execSocket: options.execSocket }),
     // The emptyDir outlives the sidecar's container: the next run learns there whether this one was killed.
     ...(options.spoolDir !== undefined && { stateDir: options.spoolDir }),

@@ -57,6 +57,8 @@ export interface WatchOptions {
   execSocket?: string;
   /** Container name → the image it was admitted with (the injector's workload variable). */
   containerImages?: Readonly<Record<string, string>>;
+  /** Container name → its exec probes' argv (the injector's workload variable). */
+  probes?: Readonly<Record<string, readonly string[][]>>;
   /** The sidecar's emptyDir: the run-state file that tells the next run whether this one was killed. */
   stateDir?: string;
 }
@@ -101,6 +103,7 @@ export function startWatch(options: WatchOptions): Watch {
     now: () => performance.timeOrigin + performance.now(),
     names: () => dns.names(),
     containerImages: options.containerImages ?? {},
+    probes: options.probes ?? {},
     ...(setup !== undefined && { preload: { setup, readFacts: (pid: number, fingerprint: string) => readPreloadFacts(pid, fingerprint, EXEC_SOCKET_ENV, procRoot) } }),
   });
   const emitAll = (records: SensorRecord[]): void => {

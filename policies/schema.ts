@@ -76,6 +76,12 @@ export const RuntimePolicySpec = Type.Object(
           default: true,
           description: "Complete mode: every exec of a dynamically linked program reported by the preload library before main, and blocked there in enforce mode",
         }),
+        /** The kubelet's exec probes (microenforcer.exec.origin: probe): every run, one record per probe command per 10 min with its count, or none. */
+        probes: Type.Optional(
+          Type.Union([Type.Literal("record"), Type.Literal("summarize"), Type.Literal("off")], {
+            description: "Records of the kubelet's exec probes: record every run, summarize (when unset: one exec record per probe command per 10 min, with microenforcer.probe.runs), or off. What a probe starts is recorded as usual",
+          }),
+        ),
         /** The sign of life a backend alerts on when it stops: microenforcer.sensor.heartbeat with the sensor's counters. */
         heartbeatSeconds: Type.Optional(
           Type.Integer({
@@ -224,6 +230,13 @@ export type RuntimePolicy = Static<typeof RuntimePolicyDocument>;
  */
 export function forwarderEnabled(spec: RuntimePolicySpec): boolean {
   return spec.dns?.forwarder?.enabled ?? (spec.forensics.networkActivity || (spec.controls?.network?.blockedOutbound ?? []).some((rule) => rule.domain !== undefined));
+}
+
+export type ProbeRecordingMode = NonNullable<RuntimePolicySpec["forensics"]["probes"]>;
+
+/** How the kubelet's exec probes are recorded under this policy. */
+export function probeRecording(spec: RuntimePolicySpec): ProbeRecordingMode {
+  return spec.forensics.probes ?? "summarize";
 }
 
 /** Seconds between two heartbeat records under this policy. */

@@ -50,10 +50,27 @@ export function podWorkload(pod: JsonObject, config: InjectorConfig): Workload {
   }
   const spec = objectAt(pod, "spec");
   const containerImages: Record<string, string> = {};
+  const probes: Record<string, string[][]> = {};
   for (const container of [...arrayAt(spec, "initContainers"), ...arrayAt(spec, "containers")]) {
     const name = stringAt(container, "name");
+    if (name === undefined || isOurContainer(name)) continue;
     const image = stringAt(container, "image");
-    if (name !== undefined && !isOurContainer(name) && image !== undefined) containerImages[name] = image;
+    if (image !== undefined) containerImages[name] = image;
+    const commands = execProbes(container);
+    if (commands.length > 0) probes[name] = commands;
   }
-  return { resource, containerImages };
+  return { resource, containerImages, ...(Object.keys(probes).length > 0 && { probes }) };
+}
+
+const PROBES = ["livenessProbe", "readinessProbe", "startupProbe"] as const;
+
+/** A container's exec probes' argv, each once (the kubelet runs them with PPID 0, like `kubectl exec`). */
+function execProbes(container: unknown): string[][] {
+  const commands: string[][] = [];
+  for (const probe of PROBES) {
+    const command = arrayAt(objectAt(objectAt(container, probe), "exec"), "command");
+    if (command.length === 0 || !command.every((a) => typeof a === "string")) continue;
+    if (!commands.some((c) => JSON.stringify(c) === JSON.stringify(command))) commands.push(command as string[]);
+  }
+  return commands;
 }

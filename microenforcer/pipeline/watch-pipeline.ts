@@ -11,6 +11,7 @@ import type { Enforcer } from "../enforce/kill.ts";
 import type { PeerNames } from "../net/dns-names.ts";
 import { PolicyEngine, type EngineResult, type FactSource, type VerdictResult } from "../policy/engine.ts";
 import type { PolicyHolder } from "../policy/policy-holder.ts";
+import { probeRecording } from "../../policies/schema.ts";
 import type { BootClock } from "../proc/boot-clock.ts";
 import type { PreloadFacts } from "../proc/preload-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
@@ -23,6 +24,7 @@ import type { PreloadSetup, PreloadStatus } from "../tracker/preload-status.ts";
 import { ProcessTracker, type ProcessEvent } from "../tracker/process-tracker.ts";
 import { CompleteMode, type StageResult } from "./complete-mode.ts";
 import { NetworkMonitor, type MonitorResult } from "./network-monitor.ts";
+import { ProbeRecording } from "./probe-recording.ts";
 
 export interface PipelineDeps {
   clock: BootClock;
@@ -35,6 +37,8 @@ export interface PipelineDeps {
   names?: () => PeerNames | undefined;
   /** Container name → the image it was admitted with. */
   containerImages?: Readonly<Record<string, string>>;
+  /** Container name → its exec probes' argv (from the injector). */
+  probes?: Readonly<Record<string, readonly string[][]>>;
   /** Complete mode: the preload library's setup in the app containers, and the /proc facts that explain a missing report. */
   preload?: { setup: PreloadSetup; readFacts: (pid: number, fingerprint: string) => PreloadFacts };
 }
@@ -61,6 +65,7 @@ export class WatchPipeline {
   private readonly now: () => number;
   private readonly selfPid: number;
   private readonly complete: CompleteMode | undefined;
+  private readonly probeRecording = new ProbeRecording();
   private readonly counts: PipelineCounts = { processes: 0, connections: 0, gaps: 0 };
 
   constructor(policy: PolicyHolder, deps: PipelineDeps) {
@@ -69,7 +74,7 @@ export class WatchPipeline {
     this.now = deps.now;
     this.selfPid = deps.selfPid;
     const processes = new ProcessTable();
-    this.tracker = new ProcessTracker(deps.selfPid, processes, deps.containerImages);
+    this.tracker = new ProcessTracker(deps.selfPid, processes, deps.containerImages, deps.probes);
     this.engine = new PolicyEngine(policy, deps);
     if (deps.preload !== undefined) {
       const { setup, readFacts } = deps.preload;
@@ -87,6 +92,15 @@ export class WatchPipeline {
   }
 
   handle(event: CaptureEvent): SensorRecord[] {
+    return this.out(this.handleEvent(event));
+  }
+
+  /** Every record leaves through here: probes' own records as the policy says (probe-recording.ts). */
+  private out(records: SensorRecord[]): SensorRecord[] {
+    return this.probeRecording.filter(records, probeRecording(this.policy.current.spec), this.now());
+  }
+
+  private handleEvent(event: CaptureEvent): SensorRecord[] {
     switch (event.type) {
       case "trigger":
         return [triggerRecord(event.mode, event.reason)];
@@ -117,7 +131,7 @@ export class WatchPipeline {
   recheck(final = false): SensorRecord[] {
     const interpreters = this.engine.watchingInterpreters ? this.engineRecords(this.engine.recheck()) : [];
     const overdue = this.complete === undefined ? [] : this.stageRecords(this.complete.expire(final));
-    return [...interpreters, ...overdue, ...this.monitorRecords(this.network.flush(final))];
+    return this.out([...interpreters, ...overdue, ...this.monitorRecords(this.network.flush(final))]);
   }
 
   /** What the pipeline saw since its start (the heartbeat's counters). */
@@ -152,7 +166,7 @@ export class WatchPipeline {
     } else if (merged.kind === "merged" && merged.current) {
       this.tracker.refresh(snapshot);
     }
-    const records = this.stageRecords(result);
+    const records = this.out(this.stageRecords(result));
     const deny = result.deny;
     if (deny === undefined) return { records, verdict: { allow: true } };
     return { records, verdict: { allow: false, reason: `${deny.control}: ${deny.reason}` }, denied: { pid: report.pid, startTicks: report.startTicks } };

@@ -45,6 +45,8 @@ export const Attr = {
   execOrigin: "microenforcer.exec.origin",
   execSessionPid: "microenforcer.exec.session_pid",
   execInPlace: "microenforcer.exec.in_place",
+  /** A probe's exec record in `summarize`: the runs of this probe command it stands for (since its previous record, this one included). */
+  probeRuns: "microenforcer.probe.runs",
   /** Something in the command line was replaced by [REDACTED]. */
   redacted: "microenforcer.redacted",
   // Its container (OTel k8s and container semconv).

@@ -33,7 +33,7 @@ function oneOf<T extends string>(v: unknown, values: readonly T[]): T | undefine
   return values.find((x) => x === v);
 }
 
-const origins = ["container-init", "child", "exec-session"] as const satisfies readonly ExecOrigin[];
+const origins = ["container-init", "child", "exec-session", "probe"] as const satisfies readonly ExecOrigin[];
 const detections = ["trigger", "rescan", "startup", "preload"] as const satisfies readonly Detection[];
 
 /** The process a record names (exec, exit, network and violation records), when it names one in full. */

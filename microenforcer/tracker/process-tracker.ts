@@ -5,14 +5,16 @@
  *
  * `kubectl exec` in a shared PID namespace: the runtime starts the session from outside
  * the namespace, so like the container's own first process it has PPID 0. The first PPID-0
- * root of a container is its init; a later one while that init lives is an exec session.
+ * root of a container is its init; a later one while that init lives is an exec session,
+ * unless it runs exactly one of that container's exec probes (the kubelet starts those the
+ * same way): then it is a probe.
  */
 import type { CaptureEvent, Detection, SpawnImage } from "../capture/events.ts";
 import type { ExeTarget } from "../proc/parse.ts";
 import type { ExeIdentity, ProcSnapshot } from "../proc/reader.ts";
 import { ProcessTable } from "./process-table.ts";
 
-export type ExecOrigin = "container-init" | "child" | "exec-session";
+export type ExecOrigin = "container-init" | "child" | "exec-session" | "probe";
 
 export interface ContainerRef {
   /** From MICROENFORCER_CONTAINER, which the injector sets on every container. */
@@ -86,12 +88,20 @@ export class ProcessTracker {
   private readonly containers = new Map<string, ContainerState>();
   private readonly selfPid: number;
   private readonly containerImages: Readonly<Record<string, string>>;
+  /** Container name → its exec probes, as JSON argv (from the injector). */
+  private readonly probes: ReadonlyMap<string, ReadonlySet<string>>;
 
   /** `processes`: where the running processes go, and exited ones for a grace period. */
-  constructor(selfPid: number, processes = new ProcessTable(), containerImages: Readonly<Record<string, string>> = {}) {
+  constructor(
+    selfPid: number,
+    processes = new ProcessTable(),
+    containerImages: Readonly<Record<string, string>> = {},
+    probes: Readonly<Record<string, readonly string[][]>> = {},
+  ) {
     this.selfPid = selfPid;
     this.processes = processes;
     this.containerImages = containerImages;
+    this.probes = new Map(Object.entries(probes).map(([name, argvs]) => [name, new Set(argvs.map((argv) => JSON.stringify(argv)))]));
   }
 
   handle(event: CaptureEvent): ProcessEvent[] {
@@ -186,8 +196,11 @@ export class ProcessTracker {
       const state = this.containerState(container);
       const init = state.init && this.processes.get(state.init.pid);
       if (init !== undefined && init.startTicks === state.init!.startTicks) {
-        info.origin = "exec-session";
-        info.sessionPid = pid;
+        if (this.isProbe(container, snapshot.args)) info.origin = "probe";
+        else {
+          info.origin = "exec-session";
+          info.sessionPid = pid;
+        }
       } else {
         info.origin = "container-init";
         state.init = { pid, startTicks };
@@ -227,6 +240,11 @@ export class ProcessTracker {
     if (info === undefined || info.startTicks !== startTicks) return [];
     this.processes.exit(info, observedAt);
     return [{ kind: "exit", process: info, observedAt, ...(exitStatus !== undefined && { exitStatus }) }];
+  }
+
+  /** Exactly one of the container's probes, the container known by its name (a probe names its container). */
+  private isProbe(container: ContainerRef, args: string[] | undefined): boolean {
+    return container.name !== undefined && args !== undefined && this.probes.get(container.name)?.has(JSON.stringify(args)) === true;
   }
 
   private containerState(container: ContainerRef): ContainerState {

@@ -61,6 +61,24 @@ describe("ProcessTracker", () => {
     assert.equal(events[0]!.process.ancestors, undefined, "a container's init has no parent in the namespace");
   });
 
+  it("takes a later PPID-0 process for a probe only with exactly a probe's argv in the probe's container, known by name", () => {
+    const probe = ["/bin/sh", "-c", "test -f /tmp/ready"];
+    const withProbes = new ProcessTracker(selfPid, new ProcessTable(), {}, { app: [probe] });
+    const feedProbes = (...events: CaptureEvent[]) => events.flatMap((e) => summary(withProbes.handle(e)));
+    assert.deepEqual(
+      feedProbes(
+        spawn(snapshot({ pid: 9, ppid: 0, startTicks: 90, args: probe, container: "app" })),
+        spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, args: probe, container: "app" })),
+        spawn(snapshot({ pid: 11, ppid: 10, startTicks: 101 })),
+        spawn(snapshot({ pid: 12, ppid: 0, startTicks: 102, args: [...probe, "x"], container: "app" })),
+        spawn(snapshot({ pid: 13, ppid: 0, startTicks: 103, containerId: "c0ffee" })),
+        spawn(snapshot({ pid: 14, ppid: 0, startTicks: 104, args: probe, containerId: "c0ffee" })),
+      ),
+      // A container's first process is its init, whatever it runs; in a container known only by its cgroup nothing is a probe.
+      ["exec 9 container-init app", "exec 10 probe app", "exec 11 child app", "exec 12 exec-session session=12 app", "exec 13 container-init c0ffee", "exec 14 exec-session session=14 c0ffee"],
+    );
+  });
+
   it("gives a process the image its container was admitted with, by the container's name (own keys only)", () => {
     const withImages = new ProcessTracker(selfPid, new ProcessTable(), { app: "registry.example/shop/api:1.4.2" });
     const [app] = withImages.handle(spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })));

