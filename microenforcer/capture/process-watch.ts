@@ -45,6 +45,11 @@ interface Watched {
   suspect?: string;
 }
 
+/** runc's own init, setting up a container or an exec session before it execs the command. */
+export function isRuntimeInit(snapshot: ProcSnapshot): boolean {
+  return snapshot.ppid === 0 && snapshot.comm.startsWith("runc:[");
+}
+
 /** How long runc's init may take to set up a container before it execs the command. */
 const runtimeInitHoldMs = 1000;
 
@@ -114,7 +119,7 @@ export class ProcessWatch {
     // An exec session (`kubectl exec`, `podman exec`) enters the namespace as runc's own init,
     // as root and often still in the runtime's cgroup, and becomes the user's command only
     // when runc has set the container up: what it is and whose it is is known after that exec.
-    const runtimeInit = snapshot.ppid === 0 && snapshot.comm.startsWith("runc:[");
+    const runtimeInit = isRuntimeInit(snapshot);
     // execve makes the new argv visible before it commits the new credentials: an exe refused
     // right after an exec may be readable a moment later (or never: another user's process).
     const exeRefused = snapshot.exe === undefined && snapshot.problems.some((p) => p.file === "exe");

@@ -7,9 +7,11 @@
  * the namespace, so like the container's own first process it has PPID 0. The first PPID-0
  * root of a container is its init; a later one while that init lives is an exec session,
  * unless it runs exactly one of that container's exec probes (the kubelet starts those the
- * same way): then it is a probe.
+ * same way): then it is a probe. A container the injector did not admit (`kubectl debug`)
+ * has no init of the pod's: each of its PPID-0 processes is an exec session.
  */
 import type { CaptureEvent, Detection, SpawnImage } from "../capture/events.ts";
+import { isRuntimeInit } from "../capture/process-watch.ts";
 import type { ExeTarget } from "../proc/parse.ts";
 import type { ExeIdentity, ProcSnapshot } from "../proc/reader.ts";
 import { ProcessTable } from "./process-table.ts";
@@ -88,6 +90,8 @@ export class ProcessTracker {
   private readonly containers = new Map<string, ContainerState>();
   private readonly selfPid: number;
   private readonly containerImages: Readonly<Record<string, string>>;
+  /** The containers the injector admitted, by name. */
+  private readonly admitted: ReadonlySet<string>;
   /** Container name → its exec probes, as JSON argv (from the injector). */
   private readonly probes: ReadonlyMap<string, ReadonlySet<string>>;
 
@@ -101,6 +105,7 @@ export class ProcessTracker {
     this.selfPid = selfPid;
     this.processes = processes;
     this.containerImages = containerImages;
+    this.admitted = new Set(Object.keys(containerImages));
     this.probes = new Map(Object.entries(probes).map(([name, argvs]) => [name, new Set(argvs.map((argv) => JSON.stringify(argv)))]));
   }
 
@@ -201,6 +206,10 @@ export class ProcessTracker {
           info.origin = "exec-session";
           info.sessionPid = pid;
         }
+      } else if (this.unadmitted(snapshot)) {
+        // A container the injector never saw (`kubectl debug`): all of it is somebody's session.
+        info.origin = "exec-session";
+        info.sessionPid = pid;
       } else {
         info.origin = "container-init";
         state.init = { pid, startTicks };
@@ -240,6 +249,20 @@ export class ProcessTracker {
     if (info === undefined || info.startTicks !== startTicks) return [];
     this.processes.exit(info, observedAt);
     return [{ kind: "exit", process: info, observedAt, ...(exitStatus !== undefined && { exitStatus }) }];
+  }
+
+  /**
+   * A container that appeared after the pod was admitted (an ephemeral container): the
+   * injector named every container it admitted (MICROENFORCER_CONTAINER, and the workload
+   * variable's list), so a PPID-0 process whose environment was read and carries no admitted
+   * name is not one of the pod's own. PID 1 is the pod's pause process. Only in an injected
+   * pod (the list is known): on a plain host no process carries a name.
+   */
+  private unadmitted(snapshot: ProcSnapshot): boolean {
+    // runc's init still (held past its wait on a slow node) carries runc's environment, not the container's.
+    if (this.admitted.size === 0 || snapshot.pid === 1 || isRuntimeInit(snapshot)) return false;
+    if (snapshot.container !== undefined) return !this.admitted.has(snapshot.container);
+    return !snapshot.problems.some((p) => p.file === "environ");
   }
 
   /** Exactly one of the container's probes, the container known by its name (a probe names its container). */

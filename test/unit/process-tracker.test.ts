@@ -79,6 +79,38 @@ describe("ProcessTracker", () => {
     );
   });
 
+  it("in an injected pod, takes a container the injector did not admit (kubectl debug) for an exec session, from its first process", () => {
+    const injected = new ProcessTracker(selfPid, new ProcessTable(), { app: "shop/api:1" });
+    const feedInjected = (...events: CaptureEvent[]) => events.flatMap((e) => summary(injected.handle(e)));
+    assert.deepEqual(
+      feedInjected(
+        // The pod's pause process, and its admitted container.
+        spawn(snapshot({ pid: 1, ppid: 0, startTicks: 1, containerId: "5a5e" })),
+        spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app", containerId: "a99" })),
+        // An ephemeral container: no name in its environment, its own cgroup.
+        spawn(snapshot({ pid: 40, ppid: 0, startTicks: 400, containerId: "deb06" })),
+        spawn(snapshot({ pid: 41, ppid: 40, startTicks: 401 })),
+        spawn(snapshot({ pid: 42, ppid: 0, startTicks: 402, containerId: "deb06" })),
+        // A name the injector never gave.
+        spawn(snapshot({ pid: 55, ppid: 0, startTicks: 500, container: "debugger-x1", containerId: "deb07" })),
+        // Unreadable environment: nothing says it is not the pod's own.
+        spawn(snapshot({ pid: 60, ppid: 0, startTicks: 600, containerId: "b0b", problems: [{ file: "environ", code: "EACCES", uid: 0 }] })),
+        // runc's init, released before it exec'd the container's command: runc's environment, not the container's.
+        spawn(snapshot({ pid: 70, ppid: 0, startTicks: 700, containerId: "c7", comm: "runc:[2:INIT]" })),
+      ),
+      [
+        "exec 1 container-init 5a5e",
+        "exec 10 container-init app",
+        "exec 40 exec-session session=40 deb06",
+        "exec 41 child session=40 deb06",
+        "exec 42 exec-session session=42 deb06",
+        "exec 55 exec-session session=55 debugger-x1",
+        "exec 60 container-init b0b",
+        "exec 70 container-init c7",
+      ],
+    );
+  });
+
   it("gives a process the image its container was admitted with, by the container's name (own keys only)", () => {
     const withImages = new ProcessTracker(selfPid, new ProcessTable(), { app: "registry.example/shop/api:1.4.2" });
     const [app] = withImages.handle(spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })));
