@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isDeepStrictEqual } from "node:util";
-import type { PlayedPod } from "../infra/podman/pod.ts";
 import { suiteEnvironment, type Environment } from "./environment.ts";
+import type { RunningPod } from "./pods.ts";
 import { clientArgs, isClientConnection, isClientSession, runClient, testNginx } from "./test-nginx.ts";
 
 /** Several of the sidecar's retry intervals (at most 5 s each). */
@@ -16,7 +16,7 @@ const OUTAGE_MS = 15_000;
 describe("e2e: collector down, then up", function () {
   this.timeout(120_000);
   let env: Environment;
-  let pod: PlayedPod;
+  let pod: RunningPod;
 
   suiteEnvironment("e2e-outage", async (started, namespace) => {
     env = started;

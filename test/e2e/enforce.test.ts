@@ -5,8 +5,8 @@
  * other scenarios use http/protobuf).
  */
 import assert from "node:assert/strict";
-import type { PlayedPod } from "../infra/podman/pod.ts";
 import { suiteEnvironment, type Environment } from "./environment.ts";
+import type { RunningPod } from "./pods.ts";
 import { startTestNginx } from "./test-nginx.ts";
 
 /** In the app image: a copy of busybox as /opt/miner/xmrig; the symlink /opt/miner/sleep makes it sleep. */
@@ -16,7 +16,7 @@ const RUN_MINER = ["/opt/miner/sleep", "60"];
 describe("e2e: enforce", function () {
   this.timeout(60_000);
   let env: Environment;
-  let pod: PlayedPod;
+  let pod: RunningPod;
 
   suiteEnvironment(
     "e2e-enforce",

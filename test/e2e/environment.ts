@@ -1,18 +1,23 @@
 /**
- * What every e2e scenario starts from: a real kube-apiserver + etcd on which
- * `kubectl apply -k manifests/` was run, the real OpenTelemetry Collector on loopback, the
- * injector running from the project's image (see injector.ts), and podman as the kubelet
- * of this machine (see ../infra/podman/pod.ts). Each test file starts its own.
+ * What every e2e scenario starts from: a one-node cluster on this machine — kube-apiserver,
+ * etcd, kube-controller-manager, kube-scheduler, and a node (kubelet + containerd, see
+ * ../infra/node/node.ts) running the locally built images — on which the manifests were
+ * applied; the real OpenTelemetry Collector where pods reach this machine; and the
+ * injector running from the project's image (see injector.ts). Each test file starts its
+ * own.
  */
-import { hostname } from "node:os";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import { buildKube, startControlPlane, type ControlPlane } from "../infra/kube/control-plane.ts";
+import { buildNode, startNode, type Node } from "../infra/node/node.ts";
 import { buildCollector, startCollector, type CollectedLogRecord, type Collector } from "../infra/otelcol/collector.ts";
-import { playPod, HOST_FROM_POD, type PlayedPod, type Pod } from "../infra/podman/pod.ts";
 import { buildImages, type Images } from "../infra/podman/podman.ts";
 import { freeLoopbackPorts } from "../infra/processes.ts";
 import { eventually } from "./eventually.ts";
-import { INJECTOR_NAMESPACE, pointWebhooksAt, startInjector, type Injector } from "./injector.ts";
+import { INJECTOR_DEPLOYMENT, INJECTOR_NAMESPACE, pointWebhooksAt, startInjector, type Injector } from "./injector.ts";
 import { kubectl, kubectlJson } from "./kube.ts";
+import { waitForRunning, type Pod, type RunningPod } from "./pods.ts";
 
 const MANIFESTS = new URL("../../manifests/", import.meta.url).pathname;
 /** The sidecar's container name and the pod annotations of DESIGN.md (webhook/keys.ts). */
@@ -34,11 +39,22 @@ export type OtlpProtocol = "http/protobuf" | "grpc";
 
 /** Builds what is missing (minutes on a fresh machine, seconds after), then starts everything. */
 async function startEnvironment(options: { otlpProtocol?: OtlpProtocol } = {}): Promise<Environment> {
-  const [kubeBin, collectorBinary, images] = await Promise.all([buildKube(), buildCollector(), buildImages()]);
-  const [cp, collector, [injectorPort]] = await Promise.all([startControlPlane({ binDir: kubeBin }), startCollector(collectorBinary), freeLoopbackPorts(1)]);
-  const environment = new Environment(cp, collector, collectorBinary, images, injectorPort!, options.otlpProtocol ?? "http/protobuf");
+  const [kubeBin, nodeBin, collectorBinary, images] = await Promise.all([buildKube(), buildNode(), buildCollector(), buildImages()]);
+  const cp = await startControlPlane({ binDir: kubeBin, controllers: true });
+  let node: Node | undefined;
+  let collector: Collector | undefined;
   try {
-    await kubectl(cp, ["apply", "-k", MANIFESTS]);
+    node = await startNode(cp, { kubeBinDir: kubeBin, binDir: nodeBin, imageArchives: images.archives, archivesLock: images.archivesLock, sandboxImage: images.pause });
+    collector = await startCollector(collectorBinary, undefined, node.hostAddress);
+  } catch (error) {
+    await node?.stop();
+    await cp.stop();
+    throw error;
+  }
+  const [injectorPort] = await freeLoopbackPorts(1);
+  const environment = new Environment(cp, node, collector, collectorBinary, images, injectorPort!, options.otlpProtocol ?? "http/protobuf");
+  try {
+    await applyManifests(cp);
     await kubectl(cp, ["wait", "--for=condition=established", "crd/runtimepolicies.microenforcer.dev", "--timeout=60s"]);
     await pointWebhooksAt(cp, environment.injectorUrl);
     await environment.startInjector();
@@ -72,21 +88,41 @@ export function suiteEnvironment(
   });
 }
 
+/**
+ * `kubectl apply -k manifests/` with one change: the injector's Deployment at 0 replicas.
+ * The injector runs beside the cluster instead (injector.ts says why); its Deployment's
+ * pods would only wait for an image named `microenforcer:0.1.0` that nothing can pull.
+ */
+async function applyManifests(cp: ControlPlane): Promise<void> {
+  const overlay = await mkdtemp(join(tmpdir(), "manifests-"));
+  try {
+    // kustomize takes bases by relative path only.
+    const kustomization = { resources: [relative(overlay, MANIFESTS)], replicas: [{ name: INJECTOR_DEPLOYMENT, count: 0 }] };
+    await writeFile(join(overlay, "kustomization.yaml"), JSON.stringify(kustomization));
+    await kubectl(cp, ["apply", "-k", overlay]);
+  } finally {
+    await rm(overlay, { recursive: true, force: true });
+  }
+}
+
 export class Environment {
   readonly cp: ControlPlane;
+  readonly node: Node;
   collector: Collector;
   private readonly collectorBinary: string;
   readonly images: Images;
   /** Where the webhook configurations send the apiserver (paths /mutate and /exec). */
   readonly injectorUrl: string;
-  readonly nodeName = hostname();
+  readonly nodeName: string;
   private readonly injectorPort: number;
   private readonly otlpProtocol: OtlpProtocol;
   private injector: Injector | undefined;
-  private readonly pods: PlayedPod[] = [];
+  private readonly pods: RunningPod[] = [];
 
-  constructor(cp: ControlPlane, collector: Collector, collectorBinary: string, images: Images, injectorPort: number, otlpProtocol: OtlpProtocol) {
+  constructor(cp: ControlPlane, node: Node, collector: Collector, collectorBinary: string, images: Images, injectorPort: number, otlpProtocol: OtlpProtocol) {
     this.cp = cp;
+    this.node = node;
+    this.nodeName = node.name;
     this.collector = collector;
     this.collectorBinary = collectorBinary;
     this.images = images;
@@ -100,16 +136,13 @@ export class Environment {
   }
 
   /**
-   * The injector, which hands every sidecar the OTLP settings that reach the collector.
-   * `ownRecords`: the settings reach the collector from the injector itself instead (it runs
-   * on the host's network, pods behind slirp4netns), for suites that run no pods and read
-   * the injector's own records (its exec records).
+   * The injector, which hands every sidecar the OTLP settings that reach the collector; its
+   * own records (exec records) reach it there too, from the host's network.
    */
-  async startInjector(options: { failClosed?: boolean; ownRecords?: boolean } = {}): Promise<void> {
+  async startInjector(options: { failClosed?: boolean } = {}): Promise<void> {
     const port = this.otlpProtocol === "grpc" ? this.collector.ports.grpc : this.collector.ports.http;
-    const host = options.ownRecords === true ? "127.0.0.1" : HOST_FROM_POD;
-    const otelEnv = { OTEL_EXPORTER_OTLP_PROTOCOL: this.otlpProtocol, OTEL_EXPORTER_OTLP_ENDPOINT: `http://${host}:${port}` };
-    this.injector = await startInjector(this.cp, { image: this.images.microenforcer, port: this.injectorPort, otelEnv, ...(options.failClosed !== undefined && { failClosed: options.failClosed }) });
+    const otelEnv = { OTEL_EXPORTER_OTLP_PROTOCOL: this.otlpProtocol, OTEL_EXPORTER_OTLP_ENDPOINT: `http://${this.node.hostAddress}:${port}` };
+    this.injector = await startInjector(this.cp, { image: this.images.microenforcer, port: this.injectorPort, otelEnv, ...options });
   }
 
   async stopInjector(): Promise<void> {
@@ -139,7 +172,7 @@ export class Environment {
   }
 
   async startCollector(): Promise<void> {
-    this.collector = await startCollector(this.collectorBinary, this.collector.ports);
+    this.collector = await startCollector(this.collectorBinary, this.collector.ports, this.node.hostAddress);
   }
 
   /** A new namespace labelled for injection, as the README tells users to do. */
@@ -174,24 +207,27 @@ export class Environment {
     return (await kubectlJson(this.cp, ["--namespace", namespace, "get", "pod", name])) as Pod;
   }
 
-  /** Runs the stored pod under podman; resolves once its sidecar watches the pod's processes. */
-  async runPod(pod: Pod): Promise<PlayedPod> {
-    const played = await playPod(pod, { nodeName: this.nodeName });
-    this.pods.push(played);
-    await eventually(`the sidecar of ${played.name} to watch`, async () => ((await played.logs(SIDECAR)).includes('"microenforcer.sensor.trigger"') ? true : undefined));
-    return played;
+  /**
+   * Waits for the node to run a pod created through the API; resolves once its sidecar
+   * watches the pod's processes.
+   */
+  async runPod(pod: Pod): Promise<RunningPod> {
+    const running = await waitForRunning(this.cp, pod.metadata.namespace, pod.metadata.name);
+    this.pods.push(running);
+    await eventually(`the sidecar of ${running.name} to watch`, async () => ((await running.logs(SIDECAR)).includes('"microenforcer.sensor.trigger"') ? true : undefined));
+    return running;
   }
 
   /**
    * The collector's records of one pod (by its k8s.pod.name resource attribute) matching
    * `where`, once there are `count` of them or after the timeout.
    */
-  async records(pod: PlayedPod, where: (record: CollectedLogRecord) => boolean, count = 1, timeoutMillis = 20_000): Promise<CollectedLogRecord[]> {
+  async records(pod: RunningPod, where: (record: CollectedLogRecord) => boolean, count = 1, timeoutMillis = 20_000): Promise<CollectedLogRecord[]> {
     return this.collector.waitForLogRecords(count, (record) => record.resource["k8s.pod.name"] === pod.name && where(record), timeoutMillis);
   }
 
   /** The same, as the collector has them right now: for asserting that none came. */
-  async recordsSoFar(pod: PlayedPod, where: (record: CollectedLogRecord) => boolean): Promise<CollectedLogRecord[]> {
+  async recordsSoFar(pod: RunningPod, where: (record: CollectedLogRecord) => boolean): Promise<CollectedLogRecord[]> {
     return (await this.collector.readLogRecords()).filter((record) => record.resource["k8s.pod.name"] === pod.name && where(record));
   }
 
@@ -206,8 +242,8 @@ export class Environment {
   }
 
   async stop(): Promise<void> {
-    for (const pod of this.pods) await pod.down();
     await this.stopInjector();
+    await this.node.stop();
     await this.collector.stop();
     await this.cp.stop();
   }

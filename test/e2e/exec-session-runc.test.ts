@@ -1,27 +1,28 @@
 /**
- * Exec sessions started by runc, which runs containers under podman and under containerd
- * or CRI-O on most nodes, Fargate's included.
+ * Exec sessions started by runc, which runs containers under containerd (as on the test
+ * node), CRI-O and podman on most nodes, Fargate's included.
  *
  * What runc does: an exec session starts as `runc init` (comm `runc:[2:INIT]`), as root,
- * with PPID 0 and, for its first moments, in the runtime's cgroup (`…/conmon` under
- * podman); it joins the container's cgroup, switches to the container's user and execs the
+ * with PPID 0 and, for its first moments, in the runtime's cgroup (containerd's shim's;
+ * `…/conmon` under podman); it joins the container's cgroup, switches to the container's user and execs the
  * command a few milliseconds later. A sidecar running as the app's UID cannot read that
  * root process's environ; it must wait for the exec to know whose session it is.
  *
  * The user's expectation, asserted here: the session is an `exec-session` of container
  * `app`, and so are its children and their connections; and a policy that blocks exec
- * sessions (`controls.containerExec`) kills it.
+ * sessions (`controls.containerExec`) kills it where the exec webhook did not refuse it
+ * (exec-admission.test.ts): here the injector is down, and that webhook fails open.
  */
 import assert from "node:assert/strict";
-import type { PlayedPod } from "../infra/podman/pod.ts";
 import { suiteEnvironment, type Environment } from "./environment.ts";
+import type { RunningPod } from "./pods.ts";
 import { isClientConnection, isClientSession, runClient, startTestNginx, testNginx } from "./test-nginx.ts";
 
 describe("e2e: exec sessions through runc", function () {
   this.timeout(60_000);
   let env: Environment;
   let namespace: string;
-  let pod: PlayedPod;
+  let pod: RunningPod;
 
   suiteEnvironment("e2e-runc-exec", async (started, ns) => {
     [env, namespace] = [started, ns];
@@ -29,7 +30,7 @@ describe("e2e: exec sessions through runc", function () {
     assert.equal((await runClient(pod, "/session")).code, 0);
   });
 
-  it("records a `podman exec` session as an exec-session of the container it entered", async () => {
+  it("records a `kubectl exec` session as an exec-session of the container it entered", async () => {
     const [exec] = await env.records(pod, isClientSession);
     assert.ok(exec, "the session's process record reached the collector");
     assert.equal(exec.attributes["microenforcer.exec.origin"], "exec-session");
@@ -44,9 +45,10 @@ describe("e2e: exec sessions through runc", function () {
     assert.equal(connection.attributes["microenforcer.exec.session_pid"], exec.attributes["process.pid"]);
   });
 
-  it("kills an exec session under a policy that blocks them", async () => {
+  it("kills an exec session under a policy that blocks them, which the exec webhook let through while the injector was down", async () => {
     await env.applyPolicy("no-exec", { enforcementMode: "enforce", controls: { containerExec: { block: true } } }, namespace);
     const guarded = await startTestNginx(env, namespace, "no-exec");
+    await env.stopInjector();
     const session = await guarded.exec("app", ["sleep", "30"]);
     assert.equal(session.code, 137, "killed by SIGKILL (128 + 9)");
     const [violation] = await env.records(guarded, (r) => r.eventName === "microenforcer.policy.violation");

@@ -4,10 +4,12 @@
  * ServiceAccount — its token comes from the TokenRequest API and sits where in-cluster
  * clients look, so the RBAC of manifests/base/rbac.yaml is what the injector works with.
  *
- * Two things differ from a cluster, both because nothing here routes Service traffic (no
- * kube-proxy; the service CIDR is configuration only): the injector uses the host's
- * network and listens on a loopback port, and pointWebhooksAt() sends the apiserver there
- * by URL instead of through the Service.
+ * It runs beside the test cluster rather than on its node because nothing here routes
+ * Service traffic (no kube-proxy; the service CIDR is configuration only): the apiserver
+ * calls the webhook through its Service, and the injector calls the apiserver through the
+ * `kubernetes` Service. So the injector uses the host's network and listens on a loopback
+ * port, and pointWebhooksAt() sends the apiserver there by URL instead of through the
+ * Service.
  */
 import { readFileSync } from "node:fs";
 import { chmod, copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -20,6 +22,7 @@ import { eventually } from "./eventually.ts";
 import { kubectl, kubectlJson } from "./kube.ts";
 
 export const INJECTOR_NAMESPACE = "microenforcer-system";
+export const INJECTOR_DEPLOYMENT = "microenforcer-injector";
 const SERVICE_ACCOUNT = "microenforcer-injector";
 const WEBHOOK_CONFIGURATION = "microenforcer-injector";
 export const EXEC_WEBHOOK_CONFIGURATION = "microenforcer-exec";

@@ -2,18 +2,19 @@
  * The seed scenario, end to end with the real parts: `kubectl apply -k manifests/` on a
  * real kube-apiserver, a labelled namespace, a pod created through the API and mutated by
  * the injector (called by the apiserver over TLS, trusting the caBundle the injector's
- * bootstrap patched in), the stored pod run by podman, a `kubectl exec`-style session into
- * it, and the records of that session in the real OpenTelemetry Collector.
+ * bootstrap patched in), the stored pod scheduled and run by the node's kubelet, a
+ * `kubectl exec` session into it, and the records of that session in the real
+ * OpenTelemetry Collector.
  *
  * Which container the session ran in, and that a policy can block it, is asserted in
  * exec-session-runc.test.ts.
  */
 import assert from "node:assert/strict";
-import type { PlayedPod, Pod } from "../infra/podman/pod.ts";
 import { SIDECAR, suiteEnvironment, type Environment } from "./environment.ts";
+import type { Pod, RunningPod } from "./pods.ts";
 import { clientArgs, HTTPS_PORT, isClientConnection, isClientSession, runClient, testNginx } from "./test-nginx.ts";
 
-describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", function () {
+describe("e2e: seed scenario (apiserver, injector, kubelet, collector)", function () {
   this.timeout(60_000);
   let env: Environment;
   let namespace: string;
@@ -52,8 +53,8 @@ describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", func
     assert.ok(stored.metadata.annotations?.["microenforcer.dev/status"]);
   });
 
-  describe("the stored pod under podman", () => {
-    let pod: PlayedPod;
+  describe("the stored pod on the node", () => {
+    let pod: RunningPod;
     const path = "/seed";
 
     before(async () => {
@@ -73,7 +74,7 @@ describe("e2e: seed scenario (apiserver, injector, podman pod, collector)", func
       assert.equal(exec.attributes["process.executable.name"], "busybox");
       assert.equal(exec.attributes["process.command"], "wget");
       assert.equal(exec.attributes["process.args_count"], clientArgs(path).length);
-      assert.equal(exec.attributes["process.interactive"], false, "podman exec without -t: no terminal");
+      assert.equal(exec.attributes["process.interactive"], false, "kubectl exec without -t: no terminal");
       assert.match(String(exec.attributes["log.record.uid"]), /^[0-9A-HJKMNP-TV-Z]{26}$/);
       assert.equal(exec.attributes["process.user.id"], 1000);
       assert.equal(exec.resource["k8s.pod.name"], stored.metadata.name);

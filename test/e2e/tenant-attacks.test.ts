@@ -6,9 +6,9 @@
  * Each is refused, or the pod is injected anyway, with what the tenant's kubectl shows.
  */
 import assert from "node:assert/strict";
-import type { Pod } from "../infra/podman/pod.ts";
 import { embeddedPolicy, SIDECAR, suiteEnvironment, type Environment } from "./environment.ts";
 import { eventually } from "./eventually.ts";
+import type { Pod } from "./pods.ts";
 
 const TENANT = ["--as=tenant", "--as-group=tenants"];
 

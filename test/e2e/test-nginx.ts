@@ -1,13 +1,12 @@
 /**
  * The scenarios' workload, `test-nginx`: an HTTPS server on the pod's loopback (container
- * `nginx`) and a second container (`app`) that `podman exec` — the `kubectl exec` of this
- * machine — runs a client in. Both run as UID 1000, so the injector runs the sidecar with
+ * `nginx`) and a second container (`app`) that `kubectl exec` runs a client in. Both run as UID 1000, so the injector runs the sidecar with
  * that UID and the sidecar may read those processes' /proc entries (DESIGN.md: Privileges).
  */
+import type { KubectlResult } from "../infra/kube/control-plane.ts";
 import type { CollectedLogRecord } from "../infra/otelcol/collector.ts";
-import type { PlayedPod } from "../infra/podman/pod.ts";
-import type { PodmanResult } from "../infra/podman/podman.ts";
 import { POLICY_ANNOTATION, type Environment } from "./environment.ts";
+import type { RunningPod } from "./pods.ts";
 
 export const HTTPS_PORT = 8443;
 const APP_UID = 1000;
@@ -16,7 +15,7 @@ export function testNginx(namespace: string, appImage: string, annotations: Reco
   return {
     apiVersion: "v1",
     kind: "Pod",
-    // generateName: several runs (or engineers) may share this machine's podman.
+    // generateName: a suite runs several.
     metadata: { generateName: "test-nginx-", namespace, labels: { app: "test-nginx" }, annotations },
     spec: {
       securityContext: { runAsUser: APP_UID, runAsGroup: APP_UID },
@@ -34,7 +33,7 @@ export function clientArgs(path: string): string[] {
 }
 
 /** Execs the client into the app container (it takes the server's 2 s delay). */
-export function runClient(pod: PlayedPod, path: string): Promise<PodmanResult> {
+export function runClient(pod: RunningPod, path: string): Promise<KubectlResult> {
   return pod.exec("app", clientArgs(path));
 }
 
@@ -56,6 +55,6 @@ export function isClientConnection(r: CollectedLogRecord): boolean {
 }
 
 /** test-nginx created through the API under the named RuntimePolicy, and running. */
-export async function startTestNginx(env: Environment, namespace: string, policy: string): Promise<PlayedPod> {
+export async function startTestNginx(env: Environment, namespace: string, policy: string): Promise<RunningPod> {
   return env.runPod(await env.createPod(testNginx(namespace, env.images.app, { [POLICY_ANNOTATION]: policy })));
 }
