@@ -27,7 +27,14 @@ export interface ContainerStatus {
 }
 
 export interface Pod {
-  metadata: { name: string; namespace: string; uid: string; annotations?: Record<string, string>; labels?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+    ownerReferences?: Array<{ kind: string; name: string }>;
+  };
   spec: { nodeName?: string; containers: Container[]; initContainers?: Container[]; shareProcessNamespace?: boolean; [field: string]: unknown };
   status?: {
     phase?: string;

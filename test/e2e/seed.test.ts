@@ -11,6 +11,8 @@
  */
 import assert from "node:assert/strict";
 import { SIDECAR, suiteEnvironment, type Environment } from "./environment.ts";
+import { eventually } from "./eventually.ts";
+import { kubectlJson } from "./kube.ts";
 import type { Pod, RunningPod } from "./pods.ts";
 import { clientArgs, HTTPS_PORT, isClientConnection, isClientSession, runClient, testNginx } from "./test-nginx.ts";
 
@@ -34,14 +36,21 @@ describe("e2e: seed scenario (apiserver, injector, kubelet, collector)", functio
     assert.equal(await can("delete"), "no");
   });
 
-  it("mutates a pod created through the API", async () => {
+  it("mutates the pod a Deployment creates through the API", async () => {
     // The webhooks fail open: a mutated pod proves the apiserver reached the injector over
     // TLS, trusting the caBundle the injector patched in.
-    // Owned as a Deployment's pods are (no controller runs here to own it for real).
-    const pod = testNginx(namespace, env.images.app) as { metadata: { labels?: Record<string, string>; ownerReferences?: object[] } };
-    pod.metadata.labels = { ...pod.metadata.labels, "pod-template-hash": "5d8f7c9b6d" };
-    pod.metadata.ownerReferences = [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "test-nginx-5d8f7c9b6d", uid: "5b1f1c4e-1b0e-4f4e-9d1c-6a3f0c2d7e11", controller: true }];
-    stored = await env.createPod(pod);
+    const { metadata, spec } = testNginx(namespace, env.images.app) as { metadata: { labels: Record<string, string> }; spec: object };
+    const deployment = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "test-nginx", namespace },
+      spec: { replicas: 1, selector: { matchLabels: metadata.labels }, template: { metadata: { labels: metadata.labels }, spec } },
+    };
+    await env.kubectl(["create", "-f", "-"], JSON.stringify(deployment));
+    stored = await eventually("the Deployment's pod", async () => {
+      const pods = (await kubectlJson(env.cp, ["--namespace", namespace, "get", "pods", "--selector", "app=test-nginx"])) as { items: Pod[] };
+      return pods.items[0];
+    });
     const sidecar = stored.spec.initContainers?.find((c) => c.name === SIDECAR);
     assert.ok(sidecar, "the sidecar was injected");
     assert.equal(sidecar.restartPolicy, "Always", "a native sidecar on this Kubernetes version");
@@ -81,7 +90,7 @@ describe("e2e: seed scenario (apiserver, injector, kubelet, collector)", functio
       assert.equal(exec.resource["k8s.namespace.name"], namespace);
       assert.equal(exec.resource["k8s.node.name"], env.nodeName);
       // What the injector knew at admission: the workload, and the container's image.
-      assert.equal(exec.resource["k8s.replicaset.name"], "test-nginx-5d8f7c9b6d");
+      assert.equal(exec.resource["k8s.replicaset.name"], stored.metadata.ownerReferences?.find((owner) => owner.kind === "ReplicaSet")?.name);
       assert.equal(exec.resource["k8s.deployment.name"], "test-nginx");
       const image = String(stored.spec.containers.find((c) => c.name === exec.attributes["k8s.container.name"])?.image);
       assert.equal(exec.attributes["container.image.name"], image.replace(/:[^:/]+$/, ""));
