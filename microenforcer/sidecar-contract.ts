@@ -39,6 +39,15 @@ export const POLICY_KEY_ENV = "MICROENFORCER_POLICY_KEY";
 /** The pod's binding nonce, chosen by the injector at creation; a signed document must carry it. */
 export const POLICY_BINDING_ENV = "MICROENFORCER_POLICY_BINDING";
 
+/**
+ * A native sidecar's startupProbe: the sidecar answers 200 on this port and path once its
+ * sensor watches the pod's PID namespace (503 before), and the kubelet starts the app
+ * containers only then. The injector sets the variable; without it nothing listens.
+ */
+export const STARTED_PORT_ENV = "MICROENFORCER_STARTED_PORT";
+export const STARTED_PORT = 15477;
+export const STARTED_PATH = "/started";
+
 /** Downward-API variables the injector sets on the sidecar, in this order, and the resource keys they become. */
 export const DOWNWARD_API: ReadonlyArray<{ env: string; fieldPath: string; resourceKey: string }> = [
   { env: "POD_NAME", fieldPath: "metadata.name", resourceKey: "k8s.pod.name" },

@@ -8,9 +8,22 @@ import { createEmitter } from "./emit/emitter.ts";
 import { positiveInteger } from "./emit/otlp-config.ts";
 import { PolicyHolder } from "./policy/policy-holder.ts";
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool/spool.ts";
-import { policyRejectedRecord, workloadUnreadableRecord } from "./records/sensor-records.ts";
+import { policyRejectedRecord, startedEndpointRecord, workloadUnreadableRecord } from "./records/sensor-records.ts";
 import { buildResource } from "./emit/resource.ts";
-import { defaultExporter, EXEC_SOCKET_ENV, EXPORTERS, parseWorkload, POLICY_BINDING_ENV, POLICY_KEY_ENV, SPOOL_DIR_ENV, SPOOL_MAX_BYTES_ENV, WORKLOAD_ENV, type Workload } from "./sidecar-contract.ts";
+import {
+  defaultExporter,
+  EXEC_SOCKET_ENV,
+  EXPORTERS,
+  parseWorkload,
+  POLICY_BINDING_ENV,
+  POLICY_KEY_ENV,
+  SPOOL_DIR_ENV,
+  SPOOL_MAX_BYTES_ENV,
+  STARTED_PORT_ENV,
+  WORKLOAD_ENV,
+  type Workload,
+} from "./sidecar-contract.ts";
+import { serveStarted } from "./started-endpoint.ts";
 import { version } from "./version.ts";
 import { startWatch } from "./watch.ts";
 import { InputError } from "../policies/input-error.ts";
@@ -83,7 +96,10 @@ export async function runWatch(args: string[]): Promise<number> {
   }
 
   let emitter;
+  let startedPort: number | undefined;
   try {
+    // Set by the injector on a native sidecar, whose startupProbe asks there.
+    startedPort = process.env[STARTED_PORT_ENV] ? positiveInteger(process.env, STARTED_PORT_ENV, 0) : undefined;
     emitter = createEmitter({
       exporter: options.exporter,
       format: options.format,
@@ -113,11 +129,13 @@ export async function runWatch(args: string[]): Promise<number> {
           onPolicy: (next, nextSource) => inForce.set(next, nextSource),
           onInvalid: (problems) => emitter.emit(policyRejectedRecord(inForce.current, problems, inForce.source)),
         });
+  const started = startedPort === undefined ? undefined : serveStarted(startedPort, watch.watching, (error) => emitter.emit(startedEndpointRecord(startedPort, error)));
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
   });
   policyWatcher?.close();
+  await started?.close();
   await watch.stop();
   await emitter.shutdown();
   process.stderr.write(`microenforcer watch: stopped on ${signal}\n`);

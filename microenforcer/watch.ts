@@ -64,6 +64,8 @@ export interface WatchOptions {
 }
 
 export interface Watch {
+  /** Resolves once the sensor has taken its first look: from then on new processes are seen starting. */
+  watching: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -122,10 +124,14 @@ export function startWatch(options: WatchOptions): Watch {
   // Applied in order, so a quick reload cannot overtake a forwarder still starting.
   const applyDns = (next: RuntimePolicy): Promise<void> => dns.apply(next).then((outcomes) => emitAll(outcomes.map(forwarderRecord)));
   let dnsApplied = applyDns(policy.current);
+  let markWatching!: () => void;
+  const watching = new Promise<void>((resolve) => (markWatching = resolve));
   const sensor = new ProcessSensor(
     capture,
     (events) => {
       for (const event of events) emitAll(pipeline.handle(event));
+      // The worker's first batch is its first look (CaptureLoop.start).
+      markWatching();
     },
     networkSensorNeeded(policy.current),
   );
@@ -142,6 +148,7 @@ export function startWatch(options: WatchOptions): Watch {
   const reports = setup === undefined ? undefined : startReports(setup.socket, policy, pipeline, sensor, enforcer, procRoot, sink);
   const recheck = setInterval(() => emitAll(pipeline.recheck()), recheckIntervalMs);
   return {
+    watching,
     async stop() {
       clearInterval(recheck);
       clearInterval(heartbeats);

@@ -13,6 +13,9 @@ import {
   SPOOL_DIR_ENV,
   SPOOL_MOUNT_PATH,
   SPOOL_SIZE_LIMIT,
+  STARTED_PATH,
+  STARTED_PORT,
+  STARTED_PORT_ENV,
   WORKLOAD_ENV,
   type Workload,
 } from "../microenforcer/sidecar-contract.ts";
@@ -48,6 +51,7 @@ export function sidecarContainer(config: InjectorConfig, securityContext: JsonOb
       { name: EXEC_SOCKET_ENV, value: EXEC_SOCKET_PATH },
       { name: "NODE_OPTIONS", value: sidecarNodeOptions(config.resources.limits.memory) },
       ...Object.entries(config.otelEnv).map(([name, value]) => ({ name, value })),
+      ...(native ? [{ name: STARTED_PORT_ENV, value: String(STARTED_PORT) }] : []),
       ...(workload === undefined ? [] : [workloadEnv(workload)]),
     ],
     resources: structuredClone(config.resources),
@@ -59,7 +63,11 @@ export function sidecarContainer(config: InjectorConfig, securityContext: JsonOb
     ],
     terminationMessagePolicy: "FallbackToLogsOnError",
   };
-  if (native) container.restartPolicy = "Always";
+  if (native) {
+    container.restartPolicy = "Always";
+    // The kubelet starts the app containers once this probe succeeds: when the sensor watches.
+    container.startupProbe = { httpGet: { path: STARTED_PATH, port: STARTED_PORT }, periodSeconds: 1, failureThreshold: 60 };
+  }
   return container;
 }
 

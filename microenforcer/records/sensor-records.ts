@@ -153,6 +153,11 @@ export function workloadUnreadableRecord(problem: string): SensorRecord {
   return statusRecord("WARN", `${problem}: records carry no workload, pod label, cluster or image attributes`);
 }
 
+/** The startupProbe's endpoint cannot listen: the kubelet will not start the app containers until it can. */
+export function startedEndpointRecord(port: number, error: string): SensorRecord {
+  return statusRecord("ERROR", `cannot answer the startup probe on port ${port}: ${error}; the kubelet starts the app containers only once it is answered`);
+}
+
 export function spoolUnusableRecord(problem: string, dir: string): SensorRecord {
   return statusRecord("WARN", problem, { [Attr.spoolDir]: dir });
 }

@@ -1,6 +1,7 @@
 /**
- * What the kubelet does to a pod with the injected sidecar, on the test node: it runs the
- * native sidecar before the app containers and restarts it when the app kills it; it runs
+ * What the kubelet does to a pod with the injected sidecar, on the test node: it starts the
+ * app containers once the native sidecar's startupProbe says the sensor watches, and
+ * restarts the sidecar when the app kills it; it runs
  * exec probes and `kubectl debug` containers through the runtime, into the pod the sidecar
  * watches; it completes a Job whose pod has a native sidecar; and it holds the sidecar to
  * its memory limit in a real cgroup.
@@ -37,19 +38,25 @@ describe("e2e: the kubelet and the sidecar", function () {
       pod = await env.runPod(await env.createPod(nginx));
     });
 
-    // Whether the sidecar watches by then is another matter: sidecar-startup.blocked.ts.
-    it("starts the native sidecar before the app containers", async () => {
+    it("starts the app containers once the sidecar watches: their first processes are seen starting", async () => {
       const current = await pod.get();
       const sidecar = current.status?.initContainerStatuses?.find((status) => status.name === SIDECAR);
       assert.ok(sidecar?.state.running, "the sidecar runs as a restartable init container");
+      assert.equal(sidecar.started, true, "its startupProbe succeeded");
       for (const app of current.status?.containerStatuses ?? []) {
         assert.ok(Date.parse(sidecar.state.running.startedAt) <= Date.parse(app.state.running!.startedAt), `${app.name} started after the sidecar`);
+      }
+      for (const container of ["nginx", "app"]) {
+        const [first] = await env.records(pod, (r) => r.eventName === "microenforcer.process.exec" && r.attributes["k8s.container.name"] === container && r.attributes["microenforcer.exec.origin"] === "container-init");
+        assert.ok(first, `the first process record of ${container} reached the collector`);
+        // Found already running (`startup`), a short first command would have gone unseen.
+        assert.equal(first.attributes["microenforcer.sensor.detection"], "trigger", `${container}'s first process seen as it started`);
       }
     });
 
     it("records the exec probe as an exec session of its container, and the pod gets Ready", async () => {
       await eventually("the pod to be Ready", async () => ((await pod.get()).status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true ? true : undefined));
-      // Every 2 s; the first one may run before the sidecar watches (sidecar-startup.blocked.ts).
+      // Every 2 s, from when the app container started (the sidecar watched by then).
       const probe = (await env.records(pod, execOf("true"), 3)).at(-1);
       assert.ok(probe, "the probe's process records reached the collector");
       assert.equal(probe.attributes["microenforcer.exec.origin"], "exec-session");

@@ -41,8 +41,8 @@ const layers: ReadonlyArray<readonly string[]> = [
   ["pipeline"],
   // `policy test`: recorded records read back, their facts rebuilt, replayed through the engine.
   ["replay"],
-  // The program: startWatch and the `watch` command.
-  ["watch.ts", "watch-command.ts", "preload-command.ts"],
+  // The program: startWatch, the `watch` command and its startup-probe endpoint.
+  ["watch.ts", "watch-command.ts", "preload-command.ts", "started-endpoint.ts"],
 ];
 
 function layerOf(file: string): number {

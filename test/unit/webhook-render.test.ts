@@ -77,6 +77,7 @@ describe("webhook/render", () => {
         ["MICROENFORCER_EXEC_SOCKET", "/var/lib/microenforcer/preload/exec.sock"],
         ["NODE_OPTIONS", "--max-old-space-size=64 --max-semi-space-size=2"],
         ["OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"],
+        ["MICROENFORCER_STARTED_PORT", "15477"],
         ["MICROENFORCER_WORKLOAD", '{"resource":{},"containerImages":{"web":"nginx"}}'],
       ],
     );
@@ -88,6 +89,8 @@ describe("webhook/render", () => {
       { name: "LD_PRELOAD", value: "/var/lib/microenforcer/preload/libmicroenforcer-exec.so" },
       { name: "MICROENFORCER_EXEC_SOCKET", value: "/var/lib/microenforcer/preload/exec.sock" },
     ]);
+    // The kubelet starts the app containers once the sidecar answers: when its sensor watches.
+    assert.deepEqual(sidecar.startupProbe, { httpGet: { path: "/started", port: 15477 }, periodSeconds: 1, failureThreshold: 60 });
   });
 
   it("is taken out exactly by removeInjection, shareProcessNamespace and the user's policy name included", () => {
