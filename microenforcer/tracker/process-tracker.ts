@@ -81,6 +81,8 @@ export type ProcessEvent =
 
 interface ContainerState {
   init?: { pid: number; startTicks: number };
+  /** The name its init process gave (MICROENFORCER_CONTAINER). */
+  name?: string;
 }
 
 export class ProcessTracker {
@@ -171,8 +173,10 @@ export class ProcessTracker {
     }
     const parent = this.parentOf(snapshot);
     const container: ContainerRef = {};
-    const name = snapshot.container ?? parent?.container.name;
     const id = snapshot.containerId ?? parent?.container.id;
+    // The environment that names the container may be gone before it is read (a short exec
+    // probe): then the name its cgroup's container already has.
+    const name = snapshot.container ?? parent?.container.name ?? (id === undefined ? undefined : this.containers.get(id)?.name);
     if (name !== undefined) container.name = name;
     if (id !== undefined) container.id = id;
     // Own keys only: a container may be named like an Object.prototype member.
@@ -213,6 +217,7 @@ export class ProcessTracker {
       } else {
         info.origin = "container-init";
         state.init = { pid, startTicks };
+        if (name !== undefined) state.name = name;
       }
     } else if (parent?.sessionPid !== undefined) {
       info.sessionPid = parent.sessionPid;
@@ -288,6 +293,7 @@ function setSession(info: ProcessInfo, snapshot: ProcSnapshot): void {
   if (snapshot.tty !== undefined) info.tty = snapshot.tty;
 }
 
+/** The cgroup's container id first: the kernel's, always readable, where a name is the process's own word. */
 function containerKey(container: ContainerRef): string {
-  return container.name ?? container.id ?? "";
+  return container.id ?? container.name ?? "";
 }

@@ -140,6 +140,19 @@ describe("ProcessTracker", () => {
     );
   });
 
+  it("knows a container by its cgroup's id: an exec probe gone before its environment was read is an exec session of the named container", () => {
+    assert.deepEqual(
+      feed(
+        spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app", containerId: "c0ffee" })),
+        spawn(snapshot({ pid: 30, ppid: 0, startTicks: 200, container: "app", containerId: "c0ffee" })),
+        // The probe's environ could not be read (it had exited); its cgroup could.
+        spawn(snapshot({ pid: 40, ppid: 0, startTicks: 300, containerId: "c0ffee" })),
+      ),
+      ["exec 10 container-init app", "exec 30 exec-session session=30 app", "exec 40 exec-session session=40 app"],
+    );
+    assert.equal(tracker.containerStartTicks({ name: "app", id: "c0ffee" }), 100);
+  });
+
   it("never reports the sensor's own process tree", () => {
     assert.deepEqual(
       feed(
