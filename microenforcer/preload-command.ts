@@ -5,7 +5,8 @@
  */
 import { parseArgs } from "node:util";
 import { InputError } from "../policies/input-error.ts";
-import { defaultPolicy, parsePolicies, readPolicyText } from "../policies/load.ts";
+import { defaultPolicy, readPolicyText } from "../policies/load.ts";
+import { unverifiedPolicy } from "../policies/signed-document.ts";
 import { installLibrary, libraryMode } from "./capture/preload-library.ts";
 
 const usage = "usage: microenforcer preload install --dir DIR [--policy FILE]\n";
@@ -23,7 +24,8 @@ export async function runPreload(args: string[]): Promise<number> {
     return 2;
   }
   try {
-    const policy = policyFile === undefined ? defaultPolicy() : parsePolicies(readPolicyText(policyFile), policyFile)[0]!;
+    // The injector's document is signed; the sidecar checks it and rewrites the mode before any app starts.
+    const policy = policyFile === undefined ? defaultPolicy() : unverifiedPolicy(readPolicyText(policyFile), policyFile);
     const mode = libraryMode(policy);
     const installed = installLibrary(dir, mode);
     process.stdout.write(`installed ${installed} (${mode.enforce ? "enforce" : "audit"}, failure ${mode.failure}, ${mode.timeoutMs} ms)\n`);

@@ -117,6 +117,28 @@ export function verifierFromEnv(env: NodeJS.ProcessEnv, keyVariable: string, bin
 const digestOf = (text: string) => `sha256:${createHash("sha256").update(text).digest("hex")}`;
 
 /**
+ * The policy a document carries, signed or plain, without checking any signature: for the
+ * preload installer (an init container without the sidecar's key), whose library mode the
+ * sidecar, which does check, writes again before the kubelet starts any app container.
+ */
+export function unverifiedPolicy(text: string, file: string): RuntimePolicy {
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(text);
+  } catch {
+    envelope = undefined;
+  }
+  if (!isEnvelope(envelope)) return parsePolicies(text, file)[0]!;
+  let payload: Partial<SignedPayload>;
+  try {
+    payload = JSON.parse(envelope.payload) as Partial<SignedPayload>;
+  } catch (err) {
+    throw new InputError([`${file}: the signed document's payload is not JSON: ${(err as Error).message}`]);
+  }
+  return validatePolicy(payload.policy, `${file} (signed policy)`);
+}
+
+/**
  * The policy of a document as the sidecar reads it from `file`: a plain RuntimePolicy when
  * no verifier is configured, else only a document signed with the verifier's key for this
  * very pod. Throws InputError naming the cause.

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { InputError } from "../../policies/input-error.ts";
 import { defaultPolicy, validatePolicy } from "../../policies/load.ts";
-import { keyIdOf, newBindingNonce, openDocument, publicKeyText, signDocument, verifierFromEnv, type Verifier } from "../../policies/signed-document.ts";
+import { keyIdOf, newBindingNonce, openDocument, publicKeyText, signDocument, unverifiedPolicy, verifierFromEnv, type Verifier } from "../../policies/signed-document.ts";
 
 const injector = generateKeyPairSync("ed25519").privateKey;
 const stranger = generateKeyPairSync("ed25519").privateKey;
@@ -66,6 +66,12 @@ describe("policies/signed-document", () => {
     const { policy, source } = openDocument(JSON.stringify(strict), FILE, undefined);
     assert.equal(policy.metadata.name, "strict");
     assert.equal(source.signer, "unsigned");
+  });
+
+  it("gives the preload installer the policy of a signed document or a plain one, unchecked", () => {
+    assert.equal(unverifiedPolicy(signDocument(strict, { nonce, namespace: "shop" }, stranger, new Date()), FILE).spec.enforcementMode, "enforce");
+    assert.equal(unverifiedPolicy(JSON.stringify(strict), FILE).metadata.name, "strict");
+    assert.throws(() => unverifiedPolicy(JSON.stringify({ kind: "SignedRuntimePolicy", keyId: "k", payload: "{", signature: "s" }), FILE), InputError);
   });
 
   it("says what is wrong with the sidecar's verification settings", () => {
