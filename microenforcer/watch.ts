@@ -19,10 +19,10 @@ import { createEnforcer, type Enforcer } from "./enforce/kill.ts";
 import { RunStateFile } from "./lifecycle/run-state-file.ts";
 import { DnsService } from "./net/dns-service.ts";
 import { WatchPipeline } from "./pipeline/watch-pipeline.ts";
-import { networkSensorNeeded, type PolicyHolder } from "./policy/policy-holder.ts";
+import { networkSensorNeeded, stdioNeeded, type PolicyHolder } from "./policy/policy-holder.ts";
 import { readBootClock } from "./proc/boot-clock.ts";
 import { readPreloadFacts } from "./proc/preload-facts.ts";
-import { readExeChangeTime, readStdioSockets } from "./proc/process-facts.ts";
+import { readStdio } from "./proc/process-facts.ts";
 import { execFingerprint, readAccessDenial } from "./proc/reader.ts";
 import type { SensorRecord } from "./records/record.ts";
 import {
@@ -96,11 +96,7 @@ export function startWatch(options: WatchOptions): Watch {
   const pipeline = new WatchPipeline(policy, {
     clock: readBootClock(procRoot),
     selfPid,
-    facts: {
-      stdio: (pid) => readStdioSockets(pid, procRoot),
-      exeChangedMs: (pid, path) => readExeChangeTime(pid, path, procRoot),
-      denial: (pid) => readAccessDenial(pid, procRoot),
-    },
+    facts: { stdio: (pid) => readStdio(pid, procRoot), denial: (pid) => readAccessDenial(pid, procRoot) },
     enforcer,
     now: () => performance.timeOrigin + performance.now(),
     names: () => dns.names(),
@@ -133,10 +129,11 @@ export function startWatch(options: WatchOptions): Watch {
       // The worker's first batch is its first look (CaptureLoop.start).
       markWatching();
     },
-    networkSensorNeeded(policy.current),
+    { network: networkSensorNeeded(policy.current), stdio: stdioNeeded(policy.current) },
   );
   policy.subscribe((next, source) => {
     sensor.setNetwork(networkSensorNeeded(next));
+    sensor.setStdio(stdioNeeded(next));
     dnsApplied = dnsApplied.then(() => applyDns(next));
     sink.emit(policyStatusRecord(next, "policy reloaded:", source));
     if (heartbeatSeconds(next.spec) !== interval) {

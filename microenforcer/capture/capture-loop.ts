@@ -106,6 +106,11 @@ export class CaptureLoop {
     if (!this.processes.adopt(pid, startTicks, fingerprint, now)) this.gaps.reported(pid);
   }
 
+  /** Whether interpreters' stdio is read at first sight (the policy looks for reverse shells). */
+  setStdio(on: boolean): void {
+    this.processes.readStdio = on;
+  }
+
   /** The first look: every process already running, reported as `startup`. */
   start(now: number): CaptureEvent[] {
     this.gaps.start(now);

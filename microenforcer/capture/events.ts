@@ -43,5 +43,7 @@ export const Control = {
   network: 1,
   /** 1: the preload library reports execs (the loop may sleep longer while idle). */
   preload: 2,
+  /** 1: the policy wants interpreters' stdio read at first sight (reverse shells). */
+  stdio: 3,
 } as const;
-export const controlSlots = 3;
+export const controlSlots = 4;

@@ -3,8 +3,9 @@
  * (wire format version 1, documented in preload/README.md; the writer is
  * preload/exec-report.c). Pure: parsing and encoding only.
  */
-import { execFingerprint, type ExeIdentity, type ProcSnapshot } from "../proc/reader.ts";
+import { execFingerprint, type ProcSnapshot } from "../proc/reader.ts";
 import { parseExeLink, splitCmdline } from "../proc/parse.ts";
+import type { ExeIdentity } from "../proc/process-facts.ts";
 
 export const reportMagic = "MEXR";
 export const reportVersion = 1;
@@ -23,7 +24,7 @@ export interface ExecReport {
   comm: string;
   uid: { real: number; effective: number; saved: number };
   gid: { real: number; effective: number; saved: number };
-  /** From statx of /proc/self/exe inside the process: holds even once the file is unlinked. */
+  /** From statx of /proc/self/exe inside the process: the same fact the poller reads at first sight. */
   exe?: ExeIdentity;
   /** Target of /proc/self/exe, decoded as Node decodes readlink (so fingerprints compare). */
   exeLink: string;

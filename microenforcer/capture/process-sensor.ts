@@ -13,8 +13,9 @@ export class ProcessSensor {
   /** Reported processes for the loop to adopt, read synchronously between its ticks. */
   private readonly reports: MessagePort;
 
-  constructor(options: CaptureOptions, onEvents: (events: CaptureEvent[]) => void, network = false) {
-    this.setNetwork(network);
+  constructor(options: CaptureOptions, onEvents: (events: CaptureEvent[]) => void, needs: { network: boolean; stdio: boolean }) {
+    this.setNetwork(needs.network);
+    this.setStdio(needs.stdio);
     const channel = new MessageChannel();
     this.reports = channel.port1;
     this.worker = new Worker(workerUrl, { workerData: { options, control: this.control.buffer, reports: channel.port2 }, transferList: [channel.port2] });
@@ -41,6 +42,11 @@ export class ProcessSensor {
    */
   adopt(pid: number, startTicks: number, fingerprint: string): void {
     this.reports.postMessage([pid, startTicks, fingerprint]);
+  }
+
+  /** Whether interpreters' stdio is read at first sight; the loop picks it up at its next tick. */
+  setStdio(on: boolean): void {
+    Atomics.store(this.control, Control.stdio, on ? 1 : 0);
   }
 
   /** Asks the loop to finish its tick, report its last gap count, and end. */

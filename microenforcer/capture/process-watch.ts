@@ -61,6 +61,8 @@ export class ProcessWatch {
   private readonly procRoot: string;
   private readonly timing: WatchTiming;
   private readonly report: (event: CaptureEvent) => void;
+  /** Read where interpreters' stdio goes at each full read (ReadOptions.stdio). */
+  readStdio = false;
 
   /** `report` receives spawn, exec and exit events in the order they are found. */
   constructor(procRoot: string, timing: WatchTiming, report: (event: CaptureEvent) => void) {
@@ -87,7 +89,7 @@ export class ProcessWatch {
     // Roots (PPID 0), orphans adopted by PID 1 and children of unseen parents carry their own
     // attribution; everyone else inherits it from a parent we already know.
     const attribution = (ppid: number): boolean => ppid <= 1 || !this.watched.has(ppid);
-    const result = readProcess(pid, { attribution }, this.procRoot);
+    const result = readProcess(pid, { attribution, stdio: this.readStdio }, this.procRoot);
     if (result.kind === "gone") return false;
     if (result.kind === "kernel-thread") this.kernelThreads.add(pid);
     if (result.kind !== "process") return true;
@@ -238,7 +240,8 @@ export class ProcessWatch {
   private reread(pid: number, w: Watched, now: number): void {
     // A root held because it was caught inside execve had an empty environ then: read it now.
     const unattributed = w.held !== undefined && w.held.snapshot.container === undefined;
-    const result = readProcess(pid, { attribution: (ppid) => unattributed && (ppid <= 1 || !this.watched.has(ppid)) }, this.procRoot);
+    const attribution = (ppid: number): boolean => unattributed && (ppid <= 1 || !this.watched.has(ppid));
+    const result = readProcess(pid, { attribution, stdio: this.readStdio }, this.procRoot);
     if (result.kind !== "process") {
       this.exit(pid, w, now);
       return;

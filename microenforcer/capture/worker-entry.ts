@@ -16,7 +16,12 @@ const post = (events: CaptureEvent[]): void => {
 };
 
 const loop = new CaptureLoop(options);
-loop.setNetwork(Atomics.load(control, Control.network) === 1);
+const follow = (): void => {
+  loop.setNetwork(Atomics.load(control, Control.network) === 1);
+  loop.setPreload(Atomics.load(control, Control.preload) === 1);
+  loop.setStdio(Atomics.load(control, Control.stdio) === 1);
+};
+follow();
 post(loop.start(now()));
 /** Processes the preload library reported, which the main thread recorded (see ProcessSensor.adopt). */
 const adoptReported = (): void => {
@@ -27,8 +32,7 @@ const adoptReported = (): void => {
 };
 while (Atomics.load(control, Control.stop) === 0) {
   Atomics.wait(control, Control.stop, 0, loop.nextDelayMs(now()));
-  loop.setNetwork(Atomics.load(control, Control.network) === 1);
-  loop.setPreload(Atomics.load(control, Control.preload) === 1);
+  follow();
   adoptReported();
   post(loop.tick(now()));
 }

@@ -167,9 +167,11 @@ export class CompleteMode {
     if (held !== undefined) {
       held.outcome = { kind: "reported", preload, waiting };
       const p = held.event.process;
-      if (p.exe === undefined && snapshot.exe !== undefined) p.exe = snapshot.exe;
-      if (snapshot.exeFile !== undefined) p.exeFile = snapshot.exeFile;
-      if (snapshot.cwd !== undefined) p.cwd = snapshot.cwd;
+      // What the sensor read itself at first sight wins over what the process reports, which
+      // fills in what the poller's look missed.
+      p.exe ??= snapshot.exe;
+      p.exeFile ??= snapshot.exeFile;
+      p.cwd ??= snapshot.cwd;
       return { kind: "merged", current: known.current === snapshot.fingerprint, result: this.drain(key) };
     }
     const unseen = sight === undefined ? queue.find((h): h is Held => open(h) && h.replaceable) : undefined;

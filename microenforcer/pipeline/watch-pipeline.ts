@@ -54,6 +54,8 @@ export interface ReportResult {
 /** The heartbeat's counters the pipeline keeps (the rest are the sink's). */
 export type PipelineCounts = Pick<SensorCounts, "processes" | "connections" | "gaps">;
 
+const goneCodes = new Set(["ENOENT", "ESRCH"]);
+
 /** Decides, per capture event, which records to emit and what to enforce. */
 export class WatchPipeline {
   private readonly tracker: ProcessTracker;
@@ -159,8 +161,8 @@ export class WatchPipeline {
     if (merged.kind === "new") {
       for (const processEvent of this.tracker.report(snapshot, this.now())) mergeStage(result, this.eventStage(processEvent, snapshot.fingerprint, { preload, waiting: report.wait }));
     } else if (merged.kind === "repeat" && merged.current) {
-      // Recorded already (by the poller, before the report was due): the controls again,
-      // with what only the process knew (its executable's ctime decides drift), for the verdict.
+      // Recorded already (by the poller, before the report was due): the controls again, for
+      // the verdict the library waits for, with what the report adds to the poller's facts.
       const p = this.tracker.refresh(snapshot);
       if (p !== undefined) mergeStage(result, this.violationStage(this.engine.onExec(p, this.now(), this.tracker.containerStartTicks(p.container), report.wait)));
     } else if (merged.kind === "merged" && merged.current) {
@@ -222,6 +224,8 @@ export class WatchPipeline {
   private oncePerCause(problems: Array<{ problem: ReadProblem; pid: number }>): SensorRecord[] {
     const records: SensorRecord[] = [];
     for (const { problem, pid } of problems) {
+      // A process gone mid-look is no configuration problem: its own records name what is missing.
+      if (goneCodes.has(problem.code)) continue;
       const cause = readProblemCause(problem);
       if (this.reportedCauses.has(cause)) continue;
       this.reportedCauses.add(cause);

@@ -6,7 +6,7 @@
  */
 import type { Enforcer, KillOutcome } from "../enforce/kill.ts";
 import type { AccessDenial } from "../proc/access.ts";
-import type { StdioSockets } from "../proc/process-facts.ts";
+import type { Stdio } from "../proc/process-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
@@ -27,10 +27,9 @@ import {
 /** How many unattributed connections' findings are remembered, to report each once. */
 const maxUnattributedRemembered = 4096;
 
-/** The /proc reads behind some controls; both throw (e.g. EACCES) when not permitted. */
+/** A /proc read for what changes after the exec: a shell's own redirection of its stdio. Throws (e.g. EACCES) when not permitted. */
 export interface FactSource {
-  stdio(pid: number): StdioSockets | undefined;
-  exeChangedMs(pid: number, exePath: string): number;
+  stdio(pid: number): Stdio | undefined;
   /** Why a read of the process was refused, when that can be told. */
   denial(pid: number): AccessDenial | undefined;
 }
@@ -95,16 +94,14 @@ export class PolicyEngine {
     if (controls === undefined) return result;
     const findings: Finding[] = [...checkContainerExec(controls, p), ...checkExecutables(controls, p), ...checkFilelessExec(controls, p)];
     if (preload !== undefined) findings.push(...checkPreloadEvasion(controls, p, preload));
+    // The identity seen with the exe link; when it could not be read, p.unread says why.
     if (controls.drift !== undefined && p.exe !== undefined && !p.exe.memfd && containerStartTicks !== undefined) {
-      // The process's own statx of its executable (preload report) holds even once the file
-      // is deleted; otherwise the file is looked up again, if it is still there.
-      const changed = p.exeFile?.ctimeMs ?? (p.exe.deleted ? undefined : this.readFact(result, p, "root", () => this.deps.facts.exeChangedMs(p.pid, p.exe!.path)));
-      findings.push(...checkDrift(controls, p, changed, creationTimeMs(this.deps.clock, containerStartTicks)));
+      findings.push(...checkDrift(controls, p, p.exeFile?.ctimeMs, creationTimeMs(this.deps.clock, containerStartTicks)));
     }
     this.interpreters.delete(key(p));
     if (controls.reverseShell !== undefined && isInterpreter(p)) {
       this.interpreters.set(key(p), p);
-      findings.push(...this.reverseShell(result, p));
+      findings.push(...this.reverseShell(result, p, p.stdio));
     }
     this.enforceFindings(result, p, findings, observedAt, waiting);
     return result;
@@ -158,10 +155,11 @@ export class PolicyEngine {
     return this.interpreters.size > 0;
   }
 
-  private reverseShell(result: EngineResult, p: ProcessInfo): Finding[] {
+  /** `seen`: the stdio as first seen (at the exec); later checks read it again. */
+  private reverseShell(result: EngineResult, p: ProcessInfo, seen?: Stdio): Finding[] {
     const controls = this.policy.current.spec.controls;
     if (controls === undefined) return [];
-    return checkReverseShell(controls, p, this.readFact(result, p, "fd", () => this.deps.facts.stdio(p.pid)));
+    return checkReverseShell(controls, p, seen ?? this.readFact(result, p, "fd", () => this.deps.facts.stdio(p.pid)));
   }
 
   /** A fact from /proc, or undefined when it may not be read (a problem, unless the process is gone). */

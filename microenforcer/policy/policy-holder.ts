@@ -44,3 +44,8 @@ export function networkSensorNeeded(policy: RuntimePolicy): boolean {
   const controls = policy.spec.controls;
   return policy.spec.forensics.networkActivity || controls?.network !== undefined || controls?.portScan?.detect === true;
 }
+
+/** Interpreters' stdio is read at first sight while the policy looks for reverse shells. */
+export function stdioNeeded(policy: RuntimePolicy): boolean {
+  return policy.spec.controls?.reverseShell !== undefined;
+}

@@ -1,12 +1,12 @@
 /**
  * Process controls of a RuntimePolicy as pure functions: (policy, process facts) →
- * findings. The facts that need /proc (open descriptors, the executable's ctime) are
- * gathered by the caller; nothing here reads the system.
+ * findings. The facts come as the capture worker first saw them (or, for a shell's later
+ * redirection, as the caller read them again); nothing here reads the system.
  */
-import picomatch from "picomatch";
 import { containerExecRule, matchesExecutable } from "../../policies/executable-pattern.ts";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
-import type { StdioSockets } from "../proc/process-facts.ts";
+import { givesCommandLoop } from "../proc/interpreters.ts";
+import type { Stdio } from "../proc/process-facts.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
 import { containerLabel, executableName, type ProcessInfo } from "../tracker/process-tracker.ts";
 
@@ -67,20 +67,15 @@ export function checkExecutables(controls: Controls, p: ProcessInfo): Finding[] 
   return [];
 }
 
-/** Programs that give an attacker a command loop when their stdio is a socket. */
-const interpreters = picomatch(
-  ["sh", "ash", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "python*", "perl*", "ruby*", "php*", "node", "nodejs", "lua*", "tclsh*", "socat", "nc", "ncat", "netcat", "telnet", "awk", "gawk", "mawk"],
-);
-
 export function isInterpreter(p: ProcessInfo): boolean {
-  return interpreters(executableName(p)) || interpreters(p.comm);
+  return givesCommandLoop(executableName(p)) || givesCommandLoop(p.comm);
 }
 
 /**
  * Falco's and Tracee's definition: a shell or interpreter whose stdin, stdout or stderr is
  * a network socket (a local Unix socket is not).
  */
-export function checkReverseShell(controls: Controls, p: ProcessInfo, stdio: StdioSockets | undefined): Finding[] {
+export function checkReverseShell(controls: Controls, p: ProcessInfo, stdio: Stdio | undefined): Finding[] {
   const rule = controls.reverseShell;
   if (rule === undefined || stdio === undefined || stdio.inet.size === 0 || !isInterpreter(p)) return [];
   const [fd, peer] = [...stdio.inet][0]!;
@@ -105,7 +100,8 @@ export function checkFilelessExec(controls: Controls, p: ProcessInfo): Finding[]
 
 /**
  * Drift: the program was created or changed after its container started. ctime, not
- * mtime: anyone can set mtime back with touch, nobody but the kernel sets ctime.
+ * mtime: anyone can set mtime back with touch, nobody but the kernel sets ctime. A deleted
+ * file's ctime is when it was unlinked: a program deleted after the start is drift too.
  */
 export function checkDrift(controls: Controls, p: ProcessInfo, exeChangedMs: number | undefined, containerStartMs: number | undefined): Finding[] {
   const rule = controls.drift;

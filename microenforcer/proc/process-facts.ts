@@ -1,14 +1,61 @@
 /**
- * I/O for the facts some controls need beyond what the capture loop reads: where a
- * process's stdio goes (reverse shells) and when its executable last changed (drift).
- * Both need ptrace-level access to the target, so failures come back as problems.
+ * I/O for the facts controls decide on beyond the exe link and argv, read by the capture
+ * worker at the same look (first sight), so that a decision holds even when the process
+ * and its file are gone a millisecond later: the executable's identity and times through
+ * the process's own exe link, where its stdio goes, its working directory. All need
+ * ptrace-level access to the target: failures are thrown (ENOENT once it is gone, EACCES).
  */
-import { readFileSync, readlinkSync, statSync } from "node:fs";
+import { readFileSync, readlinkSync, statSync, type Stats } from "node:fs";
 import { parseSocketTable, socketInode, type SocketEntry, type Transport } from "./socket-table.ts";
 
-/** What a process's stdin/stdout/stderr are connected to, as far as /proc tells. */
-export interface StdioSockets {
-  /** fd (0, 1, 2) → the inet socket's peer ("addr:port"), for fds that are TCP/UDP sockets. */
+/**
+ * A program file's identity and times. The poller stats the process's exe link, which the
+ * kernel follows to the inode itself, so this holds after the file is unlinked or replaced;
+ * the preload library fstats /proc/self/exe from inside the process (capture/exec-report.ts).
+ */
+export interface ExeIdentity {
+  /** `major:minor`, as `stat -c %Hd:%Ld` prints it. */
+  device: string;
+  inode: number;
+  /** Status change time, ms since the epoch (nanoseconds kept as a fraction): only the kernel sets it. */
+  ctimeMs: number;
+  /** File type and permission bits (setuid included); not in records, so unknown in a replay. */
+  mode?: number;
+  /** What the poller's stat adds; the preload library's report carries the four above. */
+  mtimeMs?: number;
+  size?: number;
+  /** Hard links: 0 once the file was deleted. */
+  nlink?: number;
+}
+
+/** glibc's encoding of st_dev (makedev), which Node's Stats carry. */
+function deviceOf(dev: number): string {
+  const lo = dev % 2 ** 32;
+  const hi = Math.floor(dev / 2 ** 32);
+  const major = ((lo >>> 8) & 0xfff) | (hi & ~0xfff);
+  const minor = (lo & 0xff) | (((lo >>> 12) | (hi << 20)) & ~0xff);
+  return `${major >>> 0}:${minor >>> 0}`;
+}
+
+export function identityOf(s: Stats): ExeIdentity {
+  return { device: deviceOf(s.dev), inode: s.ino, ctimeMs: s.ctimeMs, mode: s.mode, mtimeMs: s.mtimeMs, size: s.size, nlink: s.nlink };
+}
+
+/** The executable the process runs, through its own exe link: holds after the file was unlinked. */
+export function readExeIdentity(pid: number, procRoot = "/proc"): ExeIdentity {
+  return identityOf(statSync(`${procRoot}/${pid}/exe`));
+}
+
+/** Target of /proc/PID/cwd: the working directory as the process's mount namespace names it. */
+export function readCwd(pid: number, procRoot = "/proc"): string {
+  return readlinkSync(`${procRoot}/${pid}/cwd`);
+}
+
+/** What a process's stdin, stdout and stderr are connected to, as far as /proc tells. */
+export interface Stdio {
+  /** Link targets of fds 0, 1, 2 (`socket:[123]`, `pipe:[45]`, `/dev/pts/0`); undefined for a closed fd. */
+  targets: Array<string | undefined>;
+  /** fd → the inet socket's peer (`tcp/addr:port`), for the fds that are TCP/UDP sockets. */
   inet: Map<number, string>;
 }
 
@@ -35,32 +82,29 @@ function inetSockets(pid: number, procRoot: string): Map<number, SocketEntry> {
 }
 
 /**
- * fds 0–2 that are TCP/UDP sockets, with their peers. Undefined when the process is gone;
- * throws (EACCES) when its fds may not be read.
+ * fds 0–2 and, for those that are TCP/UDP sockets, their peers (the socket tables are read
+ * only when one is a socket). Throws EACCES when its fds may not be read.
  */
-export function readStdioSockets(pid: number, procRoot = "/proc"): StdioSockets | undefined {
+export function readStdio(pid: number, procRoot = "/proc"): Stdio {
+  const targets: Array<string | undefined> = [];
   const inodes = new Map<number, number>();
   for (const fd of [0, 1, 2]) {
     try {
-      const inode = socketInode(readlinkSync(`${procRoot}/${pid}/fd/${fd}`));
+      const target = readlinkSync(`${procRoot}/${pid}/fd/${fd}`);
+      targets.push(target);
+      const inode = socketInode(target);
       if (inode !== undefined) inodes.set(fd, inode);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") continue; // closed fd, or the process is gone
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      targets.push(undefined); // a closed fd, or the process is gone: no socket either way
     }
   }
   const inet = new Map<number, string>();
-  if (inodes.size === 0) return { inet };
+  if (inodes.size === 0) return { targets, inet };
   const sockets = inetSockets(pid, procRoot);
   for (const [fd, inode] of inodes) {
     const s = sockets.get(inode);
     if (s !== undefined) inet.set(fd, `${s.transport}/${s.remoteAddress}:${s.remotePort}`);
   }
-  return { inet };
-}
-
-/** ctime (ms) of the executable as the process's own mount namespace sees it. */
-export function readExeChangeTime(pid: number, exePath: string, procRoot = "/proc"): number {
-  return statSync(`${procRoot}/${pid}/root${exePath}`).ctimeMs;
+  return { targets, inet };
 }

@@ -19,25 +19,16 @@ import {
   type StatusFields,
 } from "./parse.ts";
 import { CONTAINER_ENV } from "../sidecar-contract.ts";
+import { givesCommandLoop } from "./interpreters.ts";
+import { readCwd, readExeIdentity, readStdio, type ExeIdentity, type Stdio } from "./process-facts.ts";
 
 /** A /proc file we could not read although the process exists: reported, never fatal. */
 export interface ReadProblem {
-  file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat" | "fd" | "root" | "cwd";
+  file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat" | "fd" | "cwd";
   code: string;
   uid: number;
   /** Why the kernel refused (EACCES, EPERM), when the sensor could tell. */
   denial?: AccessDenial;
-}
-
-/** The executable's identity and change time, as fstat of the process's own exe link gives them. */
-export interface ExeIdentity {
-  /** `major:minor`, as `stat -c %Hd:%Ld` prints it. */
-  device: string;
-  inode: number;
-  /** Status change time, ms since the epoch (nanoseconds kept as a fraction). */
-  ctimeMs: number;
-  /** File type and permission bits (setuid included), when known. */
-  mode?: number;
 }
 
 export interface ProcSnapshot {
@@ -55,16 +46,19 @@ export interface ProcSnapshot {
   tty?: boolean;
   /** Undefined when unreadable (permission) or absent (zombie). */
   exe?: ExeTarget;
+  /** The executable's identity and times, through the exe link at the look that read it. */
+  exeFile?: ExeIdentity;
+  /** The working directory, read with the exe link. */
+  cwd?: string;
+  /** Where fds 0–2 go, for interpreters when the policy asked for it (ReadOptions.stdio). */
+  stdio?: Stdio;
   /** Undefined when unreadable; empty for a zombie. */
   args?: string[];
   /** `MICROENFORCER_CONTAINER` from environ, when environ was read and holds it. */
   container?: string;
   /** Container id from the cgroup path, when the cgroup was read. */
   containerId?: string;
-  /** Only from the process itself (the preload library's report). */
-  exeFile?: ExeIdentity;
-  /** The working directory: /proc/PID/cwd, or the process's own report. */
-  cwd?: string;
+  /** What could not be read, and why (a fact missing here says so in the records). */
   problems: ReadProblem[];
   /** Raw exe link and argv bytes: what readExecFingerprint compares against. */
   fingerprint: string;
@@ -82,6 +76,8 @@ export type ReadResult =
 export interface ReadOptions {
   /** Whether to read environ and cgroup for container attribution (costly; only where needed). */
   attribution: (ppid: number) => boolean;
+  /** Whether to read where an interpreter's stdio goes (the reverse-shell control is on). */
+  stdio?: boolean;
 }
 
 const gone = new Set(["ENOENT", "ESRCH"]);
@@ -181,13 +177,14 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
     fingerprint: "",
   };
   let denial: AccessDenial | undefined | null = null;
-  const optional = <T>(file: ReadProblem["file"], read: () => T): T | undefined => {
+  // `whenGone`: a fact the process had, lost because it went away mid-look, is reported too.
+  const optional: Optional = (file, read, whenGone = false) => {
     try {
       return read();
     } catch (err) {
       const code = errnoCode(err);
       // ENOENT on exe of a live PID means a zombie or kernel thread: nothing to report.
-      if (gone.has(code)) return undefined;
+      if (gone.has(code) && !whenGone) return undefined;
       const problem: ReadProblem = { file, code, uid: snapshot.euid };
       if (denied.has(code)) {
         if (denial === null) denial = readAccessDenial(pid, procRoot, status);
@@ -204,11 +201,9 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
     return splitCmdline(bytes);
   });
   const exeLink = optional("exe", () => readlinkSync(`${dir}/exe`));
-  if (exeLink !== undefined) snapshot.exe = parseExeLink(exeLink);
-  // Needs the same access as exe; unreadable then for the same cause, so no second problem.
   if (exeLink !== undefined) {
-    const cwd = optional("cwd", () => readlinkSync(`${dir}/cwd`));
-    if (cwd !== undefined) snapshot.cwd = cwd;
+    snapshot.exe = parseExeLink(exeLink);
+    readFirstSight(snapshot, options, procRoot, optional);
   }
   snapshot.fingerprint = execFingerprint(exeLink ?? "", rawArgs);
   if (options.attribution(stat.ppid)) {
@@ -240,6 +235,27 @@ export function readAccessDenial(pid: number, procRoot = "/proc", status?: Statu
     return accessDenial(own, target, dumpable);
   } catch {
     return undefined;
+  }
+}
+
+/** Reads one optional fact of the process; a failure lands in its problems, and it returns undefined. */
+type Optional = <T>(file: ReadProblem["file"], read: () => T, whenGone?: boolean) => T | undefined;
+
+/**
+ * The facts controls decide on, read at the look that read the exe link: a decision rests on
+ * what was seen then, even when the process and its file are gone a millisecond later.
+ */
+function readFirstSight(snapshot: ProcSnapshot, options: ReadOptions, procRoot: string, optional: Optional): void {
+  const pid = snapshot.pid;
+  // The exe link itself, not the path it names: that may be unlinked or replaced already.
+  const exeFile = optional("exe", () => readExeIdentity(pid, procRoot), true);
+  if (exeFile !== undefined) snapshot.exeFile = exeFile;
+  const cwd = optional("cwd", () => readCwd(pid, procRoot));
+  if (cwd !== undefined) snapshot.cwd = cwd;
+  const name = snapshot.exe!.path.slice(snapshot.exe!.path.lastIndexOf("/") + 1);
+  if (options.stdio === true && (givesCommandLoop(name) || givesCommandLoop(snapshot.comm))) {
+    const stdio = optional("fd", () => readStdio(pid, procRoot));
+    if (stdio !== undefined) snapshot.stdio = stdio;
   }
 }
 

@@ -32,12 +32,17 @@ export const Attr = {
   processExeMemfd: "microenforcer.process.exe_memfd",
   processForkOnly: "microenforcer.process.fork_only",
   processExecUnseen: "microenforcer.process.exec_unseen",
-  /** The process's working directory at exec (reported by the preload library). */
+  /** The working directory at first sight. */
   processWorkingDirectory: "process.working_directory",
-  /** The executable's identity and ctime, from fstat of the process's own exe link (preload library). */
+  /** The executable's identity and times, through the process's own exe link at first sight. */
   processExecutableDevice: "microenforcer.process.executable.device",
   processExecutableInode: "microenforcer.process.executable.inode",
   processExecutableChanged: "microenforcer.process.executable.changed",
+  processExecutableModified: "microenforcer.process.executable.modified",
+  processExecutableSize: "microenforcer.process.executable.size",
+  processExecutableLinks: "microenforcer.process.executable.links",
+  /** Facts of the process that could not be read, as `file:ERRNO` (`exe:EACCES`). */
+  processUnread: "microenforcer.process.unread",
   /** Complete mode: `reported`, `unverified` (the reporter was gone before it could be checked) or `absent`. */
   processPreload: "microenforcer.process.preload",
   processPreloadReason: "microenforcer.process.preload.reason",

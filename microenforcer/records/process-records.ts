@@ -45,11 +45,16 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
   if (p.tty !== undefined) a[Attr.processInteractive] = p.tty;
   if (p.exe !== undefined) a[Attr.processExecutablePath] = p.exe.path;
   if (p.exeFile !== undefined) {
-    a[Attr.processExecutableDevice] = p.exeFile.device;
-    a[Attr.processExecutableInode] = p.exeFile.inode;
-    a[Attr.processExecutableChanged] = new Date(p.exeFile.ctimeMs).toISOString();
+    const f = p.exeFile;
+    a[Attr.processExecutableDevice] = f.device;
+    a[Attr.processExecutableInode] = f.inode;
+    a[Attr.processExecutableChanged] = new Date(f.ctimeMs).toISOString();
+    if (f.mtimeMs !== undefined) a[Attr.processExecutableModified] = new Date(f.mtimeMs).toISOString();
+    if (f.size !== undefined) a[Attr.processExecutableSize] = f.size;
+    if (f.nlink !== undefined) a[Attr.processExecutableLinks] = f.nlink;
   }
   if (p.cwd !== undefined) a[Attr.processWorkingDirectory] = p.cwd;
+  if (p.unread !== undefined) a[Attr.processUnread] = p.unread.map((u) => `${u.file}:${u.code}`);
   if (p.exe?.deleted) a[Attr.processExeDeleted] = true;
   if (p.exe?.memfd) a[Attr.processExeMemfd] = true;
   if (p.args !== undefined && p.args.length > 0) {

@@ -35,7 +35,6 @@ const consequence: Record<ReadProblem["file"], string> = {
   status: "user ids are missing",
   stat: "such processes are invisible",
   fd: "reverse shells cannot be detected",
-  root: "drift cannot be detected",
   cwd: "working directories are missing",
 };
 

@@ -70,7 +70,15 @@ export function recordedProcess(a: Attributes): ProcessInfo | undefined {
   const device = str(a[Attr.processExecutableDevice]);
   const inode = int(a[Attr.processExecutableInode]);
   const changed = Date.parse(str(a[Attr.processExecutableChanged]) ?? "");
-  if (device !== undefined && inode !== undefined && !Number.isNaN(changed)) p.exeFile = { device, inode, ctimeMs: changed };
+  if (device !== undefined && inode !== undefined && !Number.isNaN(changed)) {
+    p.exeFile = { device, inode, ctimeMs: changed };
+    const modified = Date.parse(str(a[Attr.processExecutableModified]) ?? "");
+    const size = int(a[Attr.processExecutableSize]);
+    const links = int(a[Attr.processExecutableLinks]);
+    if (!Number.isNaN(modified)) p.exeFile.mtimeMs = modified;
+    if (size !== undefined) p.exeFile.size = size;
+    if (links !== undefined) p.exeFile.nlink = links;
+  }
   const cwd = str(a[Attr.processWorkingDirectory]);
   if (cwd !== undefined) p.cwd = cwd;
   return p;

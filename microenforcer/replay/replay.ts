@@ -62,13 +62,7 @@ export interface ReplayResult {
 /** Would the policy act (kill, or block what has nothing left to kill)? */
 export const isBlocking = (action: Action): boolean => action !== "alert";
 
-const facts: FactSource = {
-  stdio: () => undefined,
-  exeChangedMs: () => {
-    throw new Error("not recorded");
-  },
-  denial: () => undefined,
-};
+const facts: FactSource = { stdio: () => undefined, denial: () => undefined };
 
 /** Says what it would do; never signals anything. */
 const wouldKill: Enforcer = { kill: (pid) => (mayKill(pid) ? "killed" : "denied") };
@@ -184,7 +178,7 @@ export class PolicyReplay {
     }
     if (present.includes("drift") && this.execsWithoutChangeTime > 0) {
       notes.push(
-        `drift was checked only where the executable's change time was recorded (complete mode: the preload library reports it); ${this.execsWithoutChangeTime} execs without it were not`,
+        `drift was checked only where the executable's change time was recorded (the sensor could not read it for the others: see microenforcer.process.unread); ${this.execsWithoutChangeTime} execs without it were not`,
       );
     }
     if (present.includes("containerExec") && this.sessionsWithoutArgs > 0) {

@@ -13,7 +13,8 @@
 import type { CaptureEvent, Detection, SpawnImage } from "../capture/events.ts";
 import { isRuntimeInit } from "../capture/process-watch.ts";
 import type { ExeTarget } from "../proc/parse.ts";
-import type { ExeIdentity, ProcSnapshot } from "../proc/reader.ts";
+import type { ExeIdentity, Stdio } from "../proc/process-facts.ts";
+import type { ProcSnapshot, ReadProblem } from "../proc/reader.ts";
 import { ProcessTable } from "./process-table.ts";
 
 export type ExecOrigin = "container-init" | "child" | "exec-session" | "probe";
@@ -34,9 +35,13 @@ export interface ProcessInfo {
   comm: string;
   exe?: ExeTarget;
   args?: string[];
-  /** Known only from the process itself (the preload library's report). */
+  /** The executable's identity and times as first seen (through the exe link). */
   exeFile?: ExeIdentity;
   cwd?: string;
+  /** Where fds 0–2 went when first seen (interpreters, while the reverse-shell control is on). */
+  stdio?: Stdio;
+  /** Facts of the current image that could not be read, and why. */
+  unread?: ReadProblem[];
   uid: number;
   euid: number;
   container: ContainerRef;
@@ -132,12 +137,15 @@ export class ProcessTracker {
     return this.known(snapshot) ? this.exec(snapshot, observedAt) : this.spawn(snapshot, "preload", "exec", observedAt);
   }
 
-  /** Facts only the process itself knows (cwd, the executable's identity), for the image it runs now. */
+  /**
+   * What the process reported of the image it runs now (cwd, the executable's identity), where
+   * the poller could not read it: what the sensor read itself wins over what a process says.
+   */
   refresh(snapshot: ProcSnapshot): ProcessInfo | undefined {
     if (!this.known(snapshot)) return undefined;
     const info = this.processes.get(snapshot.pid)!;
-    if (snapshot.exeFile !== undefined) info.exeFile = snapshot.exeFile;
-    if (snapshot.cwd !== undefined) info.cwd = snapshot.cwd;
+    info.exeFile ??= snapshot.exeFile;
+    info.cwd ??= snapshot.cwd;
     return info;
   }
 
@@ -195,10 +203,7 @@ export class ProcessTracker {
       detection,
       image,
     };
-    if (snapshot.exe !== undefined) info.exe = snapshot.exe;
-    if (snapshot.args !== undefined) info.args = snapshot.args;
-    if (snapshot.exeFile !== undefined) info.exeFile = snapshot.exeFile;
-    if (snapshot.cwd !== undefined) info.cwd = snapshot.cwd;
+    setImage(info, snapshot);
     setSession(info, snapshot);
     if (parent !== undefined) info.ancestors = [{ pid: parent.pid, executable: parent.exe?.path ?? parent.comm }, ...(parent.ancestors ?? [])].slice(0, MAX_ANCESTORS);
     if (ppid === 0) {
@@ -233,14 +238,7 @@ export class ProcessTracker {
     info.image = "exec";
     info.uid = snapshot.uid;
     info.euid = snapshot.euid;
-    if (snapshot.exe !== undefined) info.exe = snapshot.exe;
-    else delete info.exe;
-    if (snapshot.args !== undefined) info.args = snapshot.args;
-    else delete info.args;
-    if (snapshot.exeFile !== undefined) info.exeFile = snapshot.exeFile;
-    else delete info.exeFile;
-    if (snapshot.cwd !== undefined) info.cwd = snapshot.cwd;
-    else delete info.cwd;
+    setImage(info, snapshot);
     setSession(info, snapshot);
     return [{ kind: "exec", process: info, inPlace: true, observedAt }];
   }
@@ -284,6 +282,21 @@ export class ProcessTracker {
     }
     return state;
   }
+}
+
+/** What the snapshot saw of the program the process runs now: replaces all that was known of the one before. */
+function setImage(info: ProcessInfo, s: ProcSnapshot): void {
+  put(info, "exe", s.exe);
+  put(info, "args", s.args);
+  put(info, "exeFile", s.exeFile);
+  put(info, "cwd", s.cwd);
+  put(info, "stdio", s.stdio);
+  put(info, "unread", s.problems.length > 0 ? s.problems : undefined);
+}
+
+function put<K extends keyof ProcessInfo>(info: ProcessInfo, key: K, value: ProcessInfo[K] | undefined): void {
+  if (value === undefined) delete info[key];
+  else info[key] = value;
 }
 
 /** Session, group and terminal as stat shows them now (a preload report has no stat: kept as they were). */

@@ -97,12 +97,10 @@ describe("policy test on records the sensor produced", function () {
     const out = policyTest("--policy", join(dir, "audit.yaml"), "--format", "json", records);
     assert.equal(out.status, 0, out.stderr);
     const result = JSON.parse(out.stdout) as ReplayResult;
-    const live = violations(run).filter((r) => r.attributes["microenforcer.control"] !== "drift");
-    assert.deepEqual(replayTally(result), liveTally(live));
+    // Drift too: each exec record carries the executable's change time the sensor read at first sight.
+    assert.deepEqual(replayTally(result), liveTally(violations(run)));
     assert.deepEqual(result.records.sources, ["ci/replay-1"]);
     assert.deepEqual(result.notReplayed.map((n) => [n.control, n.recordedFindings]), [["reverseShell", 0]]);
-    // Drift needs the executable's change time, which only complete mode records.
-    assert.match(result.notes.join("\n"), /drift was checked only where the executable's change time was recorded .*; \d+ execs without it were not/);
   });
 
   it("says what the policy in enforce mode would kill, with examples, and exits 1", () => {
@@ -113,8 +111,9 @@ describe("policy test on records the sensor produced", function () {
     assert.match(out.stdout, /would block:\n[\s\S]*executables {2}\*\*\/xmrig {2}1 finding: 1 would be killed\n +\S+ ci\/replay-1 {2}executables: \S+\/xmrig is a blocked executable \(pid \d+\)\n +\S+\/xmrig 0\.05\n/);
     assert.match(out.stdout, /network {2}port=2323 {2}1 finding: 1 would be killed/);
     assert.match(out.stdout, /containerExec {2}allowedCommands: \/bin\/true {2}1 finding: 1 would be killed[\s\S]*sh -c 'sleep 0\.3'/);
-    assert.match(out.stdout, /not replayed:\n {2}reverseShell: [^\n]*\n\nnotes:\n {2}drift was checked only where/);
-    assert.match(out.stdout, /result: 6 findings would be blocked \(\d processes killed\)\n$/);
+    assert.match(out.stdout, /drift {2}executable changed after container start {2}2 findings: 2 would be killed\n[\s\S]*xmrig was created or changed/);
+    assert.match(out.stdout, /not replayed:\n {2}reverseShell: [^\n]*\n\nresult/, "every exec's change time was recorded: no note on drift");
+    assert.match(out.stdout, /result: 8 findings would be blocked \(\d processes killed\)\n$/);
   });
 
   it("passes a policy change that would block nothing the workload did (exit 0), and refuses input without records (exit 2)", () => {

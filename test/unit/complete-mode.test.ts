@@ -81,7 +81,7 @@ function rig(controls = "", mode = "audit") {
   )[0]!);
   const clock = { bootMs: 0, ticksPerSecond: 100 };
   const engine = new PolicyEngine(policy, {
-    facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0, denial: () => undefined },
+    facts: { stdio: () => ({ targets: [], inet: new Map() }), denial: () => undefined },
     enforcer: { kill: (pid) => (kills.push(pid), "killed") },
     clock,
     now: () => now,

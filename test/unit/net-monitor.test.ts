@@ -54,7 +54,7 @@ function setup(policy: RuntimePolicy = defaultPolicy(), lookup?: (address: strin
   const inForce = new PolicyHolder(policy);
   const processes = new ProcessTable();
   const engine = new PolicyEngine(inForce, {
-    facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0, denial: () => undefined },
+    facts: { stdio: () => ({ targets: [], inet: new Map() }), denial: () => undefined },
     enforcer: {
       kill: (pid) => {
         kills.push(pid);

@@ -77,7 +77,7 @@ describe("process controls", () => {
 
   describe("reverseShell", () => {
     const controls: Controls = { reverseShell: { block: true } };
-    const sockets = (entries: Array<[number, string]>) => ({ inet: new Map(entries) });
+    const sockets = (entries: Array<[number, string]>) => ({ targets: [0, 1, 2].map((fd) => (entries.some(([n]) => n === fd) ? `socket:[${900 + fd}]` : "pipe:[7]")), inet: new Map(entries) });
     it("flags a shell whose stdio is a TCP socket", () => {
       const [f] = checkReverseShell(controls, proc({ comm: "bash", exe: exe("/usr/bin/bash") }), sockets([[0, "tcp/10.1.2.3:4444"], [1, "tcp/10.1.2.3:4444"]]));
       assert.match(f!.reason, /bash has its stdin, stdout connected to tcp\/10.1.2.3:4444/);

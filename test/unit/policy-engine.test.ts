@@ -3,7 +3,7 @@ import type { KillOutcome } from "../../microenforcer/enforce/kill.ts";
 import { PolicyEngine, type EngineResult, type FactSource } from "../../microenforcer/policy/engine.ts";
 import { PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
 import { violationRecord } from "../../microenforcer/records/violation-records.ts";
-import type { StdioSockets } from "../../microenforcer/proc/process-facts.ts";
+import type { Stdio } from "../../microenforcer/proc/process-facts.ts";
 import { parsePolicies } from "../../policies/load.ts";
 import { processInfo } from "./process-fixture.ts";
 
@@ -23,11 +23,15 @@ const shell = processInfo({
 
 const clock = { bootMs: 1_700_000_000_000, ticksPerSecond: 100 };
 
+const denied = (): never => {
+  throw Object.assign(new Error("EACCES"), { code: "EACCES" });
+};
+
 function setup(mode: string, controls: string, facts: Partial<FactSource> = {}) {
   const kills: number[] = [];
   const inForce = new PolicyHolder(policy(mode, controls));
   const engine = new PolicyEngine(inForce, {
-    facts: { stdio: () => ({ inet: new Map() }), exeChangedMs: () => 0, denial: () => undefined, ...facts },
+    facts: { stdio: () => ({ targets: [], inet: new Map() }), denial: () => undefined, ...facts },
     enforcer: {
       kill: (pid): KillOutcome => {
         kills.push(pid);
@@ -76,12 +80,12 @@ describe("PolicyEngine", () => {
   });
 
   it("watches interpreters and flags them when their stdio turns into a socket", () => {
-    let stdio: StdioSockets = { inet: new Map() };
+    let stdio: Stdio = { targets: ["pipe:[1]", "pipe:[2]", "pipe:[2]"], inet: new Map() };
     const { engine, kills, asRecords } = setup("enforce", "{reverseShell: {}}", { stdio: () => stdio });
     const bash = { ...shell, comm: "bash", exe: { path: "/usr/bin/bash", deleted: false, memfd: false }, origin: "child" as const };
     assert.deepEqual(asRecords(engine.onExec(bash, 0, undefined)).records, []);
     assert.ok(engine.watchingInterpreters);
-    stdio = { inet: new Map([[0, "tcp/10.0.0.9:4444"]]) };
+    stdio = { targets: ["socket:[5]", "pipe:[2]", "pipe:[2]"], inet: new Map([[0, "tcp/10.0.0.9:4444"]]) };
     const { records } = asRecords(engine.recheck());
     assert.equal(records[0]?.attributes["microenforcer.control"], "reverseShell");
     assert.deepEqual(kills, [77]);
@@ -90,14 +94,32 @@ describe("PolicyEngine", () => {
   });
 
   it("returns what it may not read as problems instead of findings", () => {
-    const denied = (): never => {
-      throw Object.assign(new Error("EACCES"), { code: "EACCES" });
-    };
-    const { engine, asRecords } = setup("enforce", "{drift: {}, reverseShell: {}}", { stdio: denied, exeChangedMs: denied });
+    const { engine, asRecords } = setup("enforce", "{drift: {}, reverseShell: {}}", { stdio: denied });
     const bash = { ...shell, comm: "bash", exe: { path: "/usr/bin/bash", deleted: false, memfd: false }, euid: 1000 };
     const { records, problems } = asRecords(engine.onExec(bash, 0, 100));
     assert.deepEqual(records, []);
-    assert.deepEqual(problems.map((p) => `${p.problem.file}:${p.problem.code}:${p.problem.uid}`), ["root:EACCES:1000", "fd:EACCES:1000"]);
+    assert.deepEqual(problems.map((p) => `${p.problem.file}:${p.problem.code}:${p.problem.uid}`), ["fd:EACCES:1000"]);
+  });
+
+  it("decides drift and a reverse shell from what the capture worker first saw, reading nothing again", () => {
+    const { engine, kills, asRecords } = setup("enforce", "{drift: {}, reverseShell: {}}", { stdio: denied });
+    const containerStart = 100; // ticks: 1 s after boot
+    const dropped = {
+      ...shell,
+      comm: "sh",
+      exe: { path: "/usr/bin/kworker", deleted: true, memfd: false },
+      // Gone from the disk by now; its identity was read through the exe link at first sight.
+      exeFile: { device: "0:42", inode: 77, ctimeMs: clock.bootMs + 3500, mode: 0o100755 },
+      stdio: { targets: ["socket:[31]", "socket:[31]", "pipe:[4]"], inet: new Map([[0, "tcp/10.0.0.9:4444"], [1, "tcp/10.0.0.9:4444"]]) },
+    };
+    const { records, problems } = asRecords(engine.onExec(dropped, 990, containerStart));
+    assert.deepEqual(problems, []);
+    assert.deepEqual(records.map((r) => [r.attributes["microenforcer.control"], r.attributes["microenforcer.action"]]), [
+      ["drift", "killed"],
+      ["reverseShell", "killed"],
+    ]);
+    assert.match(records[0]!.body, /\/usr\/bin\/kworker was created or changed 2\.5 s after its container started/);
+    assert.deepEqual(kills, [77]);
   });
 
   it("applies a new policy from the next event on", () => {

@@ -32,6 +32,11 @@ describe("facts rebuilt from records", () => {
   const processes = {
     "an exec session with its arguments": processInfo({ pid: 212, ppid: 0, startTicks: created, origin: "exec-session", sessionPid: 212 }),
     "a deleted executable": processInfo({ startTicks: created, exe: { path: "/tmp/x", deleted: true, memfd: false } }),
+    "an executable's identity as first seen": processInfo({
+      startTicks: created,
+      exeFile: { device: "0:42", inode: 99, ctimeMs: created - 5000, mtimeMs: created - 86_400_000, size: 4096, nlink: 1 },
+      cwd: "/srv",
+    }),
     "a memfd": processInfo({ startTicks: created, exe: { path: "/memfd:payload", deleted: false, memfd: true }, image: "fork-only" }),
     "an unreadable executable, another user": processInfo({ startTicks: created, uid: 0, euid: 0, container: { id: "abc123" }, detection: "startup" }),
   };

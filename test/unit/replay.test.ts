@@ -119,7 +119,7 @@ describe("policy replay", () => {
     assert.match(formatText({ result, skipped: { count: 0, first: [] } }), /not replayed:\n {2}reverseShell: whether a process's stdin, stdout or stderr was a socket/);
   });
 
-  it("replays drift where the executable's change time was recorded (complete mode), and says where it was not", () => {
+  it("replays drift where the executable's change time was recorded, and says where it was not", () => {
     const init = processInfo({ pid: 1, ppid: 0, startTicks: t0 - 60_000, origin: "container-init" });
     const dropped = processInfo({ pid: 600, startTicks: t0, exe: { path: "/tmp/dropped", deleted: false, memfd: false }, exeFile: { device: "0:52", inode: 7, ctimeMs: t0 - 1000 } });
     const shipped = processInfo({ pid: 601, startTicks: t0, exe: { path: "/usr/bin/curl", deleted: false, memfd: false }, exeFile: { device: "0:52", inode: 8, ctimeMs: t0 - 90_000 } });

@@ -8,7 +8,7 @@ import type { CaptureEvent } from "../../microenforcer/capture/events.ts";
 import type { NetworkObservation } from "../../microenforcer/net/connection-reporter.ts";
 import { WatchPipeline } from "../../microenforcer/pipeline/watch-pipeline.ts";
 import { PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
-import type { StdioSockets } from "../../microenforcer/proc/process-facts.ts";
+import type { Stdio } from "../../microenforcer/proc/process-facts.ts";
 import type { ProcSnapshot, ReadProblem } from "../../microenforcer/proc/reader.ts";
 import type { SensorRecord } from "../../microenforcer/records/record.ts";
 import { defaultPolicy, parsePolicies } from "../../policies/load.ts";
@@ -23,12 +23,12 @@ const spawn = (s: ProcSnapshot, at = 1_000): CaptureEvent => ({ type: "spawn", s
 
 function setup(inForce = new PolicyHolder(defaultPolicy()), probes: Record<string, string[][]> = {}) {
   let now = 1_000;
-  let stdio: StdioSockets = { inet: new Map() };
+  let stdio: Stdio = { targets: [], inet: new Map() };
   const kills: Array<[number, number]> = [];
   const pipeline = new WatchPipeline(inForce, {
     clock: { bootMs: 1_700_000_000_000, ticksPerSecond: 100 },
     selfPid,
-    facts: { stdio: () => stdio, exeChangedMs: () => 0, denial: () => undefined },
+    facts: { stdio: () => stdio, denial: () => undefined },
     enforcer: {
       kill: (pid, startTicks) => {
         kills.push([pid, startTicks]);
@@ -42,7 +42,7 @@ function setup(inForce = new PolicyHolder(defaultPolicy()), probes: Record<strin
     pipeline,
     inForce,
     kills,
-    setStdio: (next: StdioSockets) => (stdio = next),
+    setStdio: (next: Stdio) => (stdio = next),
     advance: (ms: number) => (now += ms),
     /** The records of these events, in order. */
     feed: (...events: CaptureEvent[]): SensorRecord[] => events.flatMap((e) => pipeline.handle(e)),
@@ -120,7 +120,7 @@ describe("WatchPipeline", () => {
     const { feed, pipeline, setStdio } = setup(new PolicyHolder(policy("  controls: {reverseShell: {}}")));
     feed(spawn(snapshot(10, 0, 100, "/bin/bash", ["bash"])));
     assert.deepEqual(pipeline.recheck(), []);
-    setStdio({ inet: new Map([[0, "tcp/10.0.0.9:4444"]]) });
+    setStdio({ targets: ["socket:[8]"], inet: new Map([[0, "tcp/10.0.0.9:4444"]]) });
     const records = pipeline.recheck();
     assert.deepEqual(kinds(records), ["policy.violation alert"]);
     assert.equal(records[0]!.attributes["microenforcer.control"], "reverseShell");
