@@ -194,16 +194,20 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
       return undefined;
     }
   };
+  // The executable is read before argv as well as after: a process that exits between the
+  // two reads (its memory gone, so exe reads ENOENT) keeps the one it ran, while one that
+  // exec'd in between shows the new one.
+  const before = peekExe(pid, procRoot);
   let rawArgs = "";
   snapshot.args = optional("cmdline", () => {
     const bytes = readProcBytes(`${dir}/cmdline`);
     rawArgs = bytes.toString("latin1");
     return splitCmdline(bytes);
   });
-  const exeLink = optional("exe", () => readlinkSync(`${dir}/exe`));
+  const exeLink = optional("exe", () => orBefore(() => readlinkSync(`${dir}/exe`), before?.link));
   if (exeLink !== undefined) {
     snapshot.exe = parseExeLink(exeLink);
-    readFirstSight(snapshot, options, procRoot, optional);
+    readFirstSight(snapshot, options, procRoot, optional, exeLink === before?.link ? before.identity : undefined);
   }
   snapshot.fingerprint = execFingerprint(exeLink ?? "", rawArgs);
   if (options.attribution(stat.ppid)) {
@@ -238,17 +242,42 @@ export function readAccessDenial(pid: number, procRoot = "/proc", status?: Statu
   }
 }
 
+/** The exe link and the identity through it, as far as they can be read now. */
+function peekExe(pid: number, procRoot: string): { link: string; identity?: ExeIdentity } | undefined {
+  try {
+    const link = readlinkSync(`${procRoot}/${pid}/exe`);
+    try {
+      return { link, identity: readExeIdentity(pid, procRoot) };
+    } catch {
+      return { link };
+    }
+  } catch {
+    return undefined; // the read after argv says why
+  }
+}
+
+/** `read()`, or what was read before when the process is gone now. */
+function orBefore<T>(read: () => T, before: T | undefined): T {
+  try {
+    return read();
+  } catch (err) {
+    if (before !== undefined && gone.has(errnoCode(err))) return before;
+    throw err;
+  }
+}
+
 /** Reads one optional fact of the process; a failure lands in its problems, and it returns undefined. */
 type Optional = <T>(file: ReadProblem["file"], read: () => T, whenGone?: boolean) => T | undefined;
 
 /**
  * The facts controls decide on, read at the look that read the exe link: a decision rests on
  * what was seen then, even when the process and its file are gone a millisecond later.
+ * `seen`: the executable's identity read before argv, kept if the process is gone now.
  */
-function readFirstSight(snapshot: ProcSnapshot, options: ReadOptions, procRoot: string, optional: Optional): void {
+function readFirstSight(snapshot: ProcSnapshot, options: ReadOptions, procRoot: string, optional: Optional, seen: ExeIdentity | undefined): void {
   const pid = snapshot.pid;
   // The exe link itself, not the path it names: that may be unlinked or replaced already.
-  const exeFile = optional("exe", () => readExeIdentity(pid, procRoot), true);
+  const exeFile = optional("exe", () => orBefore(() => readExeIdentity(pid, procRoot), seen), true);
   if (exeFile !== undefined) snapshot.exeFile = exeFile;
   const cwd = optional("cwd", () => readCwd(pid, procRoot));
   if (cwd !== undefined) snapshot.cwd = cwd;

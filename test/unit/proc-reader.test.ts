@@ -1,6 +1,7 @@
 /** readProcess on a recorded /proc entry: process, thread, or gone. */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readProcess } from "../../microenforcer/proc/reader.ts";
@@ -35,6 +36,25 @@ describe("readProcess", () => {
     writeFileSync(join(dir, "stat"), fixture("stat-kthreadd.txt"));
     writeFileSync(join(dir, "status"), fixture("status-cat.txt").replace(/^Tgid:\t\d+$/m, "Tgid:\t2").replace(/^Pid:\t\d+$/m, "Pid:\t2"));
     assert.deepEqual(readProcess(2, { attribution: () => true }, root), { kind: "kernel-thread" });
+  });
+
+  it("keeps the executable of a process that exits between reading its argv and its exe link", async () => {
+    entry(10518);
+    const dir = join(root, "10518");
+    symlinkSync("/bin/cat", join(dir, "exe"));
+    // cmdline as a FIFO whose writer removes the exe link before it closes: the process's
+    // memory (and with it its exe link) is gone just after its argv was read, as at exit.
+    assert.equal(spawnSync("mkfifo", [join(dir, "cmdline")]).status, 0);
+    const writer = spawn("sh", ["-c", `exec 3>"$1"; printf 'sh\\0/dev/shm/x.sh\\0' >&3; rm "$2"; exec 3>&-`, "sh", join(dir, "cmdline"), join(dir, "exe")]);
+    const exited = new Promise((resolve) => writer.on("exit", resolve));
+    const result = read();
+    await exited;
+    assert.equal(result.kind, "process");
+    const snapshot = (result as Extract<typeof result, { kind: "process" }>).snapshot;
+    assert.deepEqual(snapshot.args, ["sh", "/dev/shm/x.sh"]);
+    assert.equal(snapshot.exe?.path, "/bin/cat", "the executable seen before argv, not a record without one");
+    assert.equal(snapshot.exeFile?.inode, statSync("/bin/cat").ino);
+    assert.ok(!snapshot.problems.some((p) => p.file === "exe"), JSON.stringify(snapshot.problems));
   });
 
   it("takes a process being reaped (Tgid 0: detached from its PIDs) as gone, not as a thread", () => {
