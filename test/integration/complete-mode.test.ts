@@ -160,6 +160,17 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.equal(attr(drift[0]!, "microenforcer.action"), "blocked");
   });
 
+  it("drift of a binary dropped into a system directory, run for a few ms and deleted at once: every run, from the identity the process reported", async () => {
+    const result = await run(
+      `sleep 1.1; for i in 1 2 3 4 5; do cp /bin/sleep /usr/local/sbin/kworker$i && /usr/local/sbin/kworker$i 0.003; rm /usr/local/sbin/kworker$i; done`,
+      `  controls:\n    drift: {block: true}\n`,
+      // A tmpfs of the namespace's own: nothing is written to the host's system directory.
+      { beforeSensor: "mount -t tmpfs none /usr/local/sbin || exit 95" },
+    );
+    const drift = violations(result).filter((r) => attr(r, "microenforcer.control") === "drift" && /\/usr\/local\/sbin\/kworker\d$/.test(String(attr(r, "process.executable.path"))));
+    assert.equal(new Set(drift.map((r) => attr(r, "process.executable.path"))).size, 5, violations(result).map((r) => r.body).join("\n"));
+  });
+
   it("enforce: fails open when the sidecar is gone (the policy's default), closed when it says deny", async () => {
     const open = await run(`kill -9 $SENSOR; sleep 0.1; ${programs.glibc} $WORK/open; echo "rc=$?"; ls $WORK`, `  enforcementMode: enforce\n`);
     assert.match(open.workloadLog, /rc=0/);
