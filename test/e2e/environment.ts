@@ -2,13 +2,15 @@
  * What every e2e scenario starts from: a one-node cluster on this machine — kube-apiserver,
  * etcd, kube-controller-manager, kube-scheduler, and a node (kubelet + containerd, see
  * ../infra/node/node.ts) running the locally built images — on which the manifests were
- * applied; the real OpenTelemetry Collector where pods reach this machine; and the
- * injector running from the project's image (see injector.ts). Each test file starts its
- * own.
+ * applied; its cluster DNS (CoreDNS on the kubelet's clusterDNS address, named by the
+ * kube-dns Service), which sends www.google.com to this machine's HTTPS server (www.ts);
+ * the real OpenTelemetry Collector where pods reach this machine; and the injector running
+ * from the project's image (see injector.ts). Each test file starts its own.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { buildCoreDns, startCoreDns, type CoreDns } from "../infra/coredns/coredns.ts";
 import { buildKube, startControlPlane, type ControlPlane } from "../infra/kube/control-plane.ts";
 import { buildNode, startNode, type Node } from "../infra/node/node.ts";
 import { buildCollector, startCollector, type CollectedLogRecord, type Collector } from "../infra/otelcol/collector.ts";
@@ -18,6 +20,7 @@ import { eventually } from "./eventually.ts";
 import { INJECTOR_DEPLOYMENT, INJECTOR_NAMESPACE, pointWebhooksAt, startInjector, type Injector } from "./injector.ts";
 import { kubectl, kubectlJson } from "./kube.ts";
 import { waitForRunning, type Pod, type RunningPod } from "./pods.ts";
+import { startWww, WWW, type Www } from "./www.ts";
 
 const MANIFESTS = new URL("../../manifests/", import.meta.url).pathname;
 /** The sidecar's container name and the pod annotations of DESIGN.md (webhook/keys.ts). */
@@ -39,22 +42,29 @@ export type OtlpProtocol = "http/protobuf" | "grpc";
 
 /** Builds what is missing (minutes on a fresh machine, seconds after), then starts everything. */
 async function startEnvironment(options: { otlpProtocol?: OtlpProtocol } = {}): Promise<Environment> {
-  const [kubeBin, nodeBin, collectorBinary, images] = await Promise.all([buildKube(), buildNode(), buildCollector(), buildImages()]);
+  const [kubeBin, nodeBin, collectorBinary, corednsBinary, images] = await Promise.all([buildKube(), buildNode(), buildCollector(), buildCoreDns(), buildImages()]);
   const cp = await startControlPlane({ binDir: kubeBin, controllers: true });
   let node: Node | undefined;
+  let dns: CoreDns | undefined;
+  let www: Www | undefined;
   let collector: Collector | undefined;
   try {
     node = await startNode(cp, { kubeBinDir: kubeBin, binDir: nodeBin, imageArchives: images.archives, archivesLock: images.archivesLock, sandboxImage: images.pause });
+    dns = await startCoreDns(corednsBinary, node.clusterDns.address, { [WWW]: node.hostAddress });
+    www = await startWww(node.hostAddress, images.testCa);
     collector = await startCollector(collectorBinary, undefined, node.hostAddress);
   } catch (error) {
+    await www?.stop();
+    await dns?.stop();
     await node?.stop();
     await cp.stop();
     throw error;
   }
   const [injectorPort] = await freeLoopbackPorts(1);
-  const environment = new Environment(cp, node, collector, collectorBinary, images, injectorPort!, options.otlpProtocol ?? "http/protobuf");
+  const environment = new Environment(cp, node, { dns, www }, collector, collectorBinary, images, injectorPort!, options.otlpProtocol ?? "http/protobuf");
   try {
     await applyManifests(cp);
+    await createKubeDnsService(cp, node.clusterDns.address);
     await kubectl(cp, ["wait", "--for=condition=established", "crd/runtimepolicies.microenforcer.dev", "--timeout=60s"]);
     await pointWebhooksAt(cp, environment.injectorUrl);
     await environment.startInjector();
@@ -105,9 +115,29 @@ async function applyManifests(cp: ControlPlane): Promise<void> {
   }
 }
 
+/** The kube-dns Service as a cluster's DNS add-on has it: its ClusterIP is the kubelet's clusterDNS, and the injector reads it. */
+async function createKubeDnsService(cp: ControlPlane, clusterIP: string): Promise<void> {
+  const service = {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: "kube-dns", namespace: "kube-system", labels: { "k8s-app": "kube-dns" } },
+    spec: {
+      clusterIP,
+      selector: { "k8s-app": "kube-dns" },
+      ports: [
+        { name: "dns", port: 53, protocol: "UDP" },
+        { name: "dns-tcp", port: 53, protocol: "TCP" },
+      ],
+    },
+  };
+  await kubectl(cp, ["create", "-f", "-"], JSON.stringify(service));
+}
+
 export class Environment {
   readonly cp: ControlPlane;
   readonly node: Node;
+  /** The cluster DNS and the HTTPS server it sends www.google.com to. */
+  readonly internet: { dns: CoreDns; www: Www };
   collector: Collector;
   private readonly collectorBinary: string;
   readonly images: Images;
@@ -119,9 +149,10 @@ export class Environment {
   private injector: Injector | undefined;
   private readonly pods: RunningPod[] = [];
 
-  constructor(cp: ControlPlane, node: Node, collector: Collector, collectorBinary: string, images: Images, injectorPort: number, otlpProtocol: OtlpProtocol) {
+  constructor(cp: ControlPlane, node: Node, internet: Environment["internet"], collector: Collector, collectorBinary: string, images: Images, injectorPort: number, otlpProtocol: OtlpProtocol) {
     this.cp = cp;
     this.node = node;
+    this.internet = internet;
     this.nodeName = node.name;
     this.collector = collector;
     this.collectorBinary = collectorBinary;
@@ -244,6 +275,8 @@ export class Environment {
   async stop(): Promise<void> {
     await this.stopInjector();
     await this.node.stop();
+    await this.internet.www.stop();
+    await this.internet.dns.stop();
     await this.collector.stop();
     await this.cp.stop();
   }
