@@ -6,6 +6,7 @@
 import { execFingerprint, type ProcSnapshot } from "../proc/reader.ts";
 import { parseExeLink, splitCmdline } from "../proc/parse.ts";
 import type { ExeIdentity } from "../proc/process-facts.ts";
+import { absoluteScriptPath, scriptNamedBy } from "../proc/script-argv.ts";
 
 export const reportMagic = "MEXR";
 export const reportVersion = 1;
@@ -150,5 +151,9 @@ export function reportSnapshot(r: ExecReport): ProcSnapshot {
   if (r.container !== undefined) snapshot.container = r.container;
   if (r.exe !== undefined) snapshot.exeFile = r.exe;
   if (r.cwd !== undefined) snapshot.cwd = r.cwd;
+  // The script's path from the reported argv, for the controls before main; its identity is the poller's to read.
+  const named = snapshot.exe === undefined ? undefined : scriptNamedBy(snapshot.exe.path.slice(snapshot.exe.path.lastIndexOf("/") + 1), snapshot.args!);
+  const script = named === undefined ? undefined : absoluteScriptPath(named, r.cwd);
+  if (script !== undefined) snapshot.script = { path: script };
   return snapshot;
 }

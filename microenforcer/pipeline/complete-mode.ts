@@ -172,6 +172,7 @@ export class CompleteMode {
       p.exe ??= snapshot.exe;
       p.exeFile ??= snapshot.exeFile;
       p.cwd ??= snapshot.cwd;
+      p.script ??= snapshot.script;
       return { kind: "merged", current: known.current === snapshot.fingerprint, result: this.drain(key) };
     }
     const unseen = sight === undefined ? queue.find((h): h is Held => open(h) && h.replaceable) : undefined;

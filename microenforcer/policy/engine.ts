@@ -94,10 +94,8 @@ export class PolicyEngine {
     if (controls === undefined) return result;
     const findings: Finding[] = [...checkContainerExec(controls, p), ...checkExecutables(controls, p), ...checkFilelessExec(controls, p)];
     if (preload !== undefined) findings.push(...checkPreloadEvasion(controls, p, preload));
-    // The identity seen with the exe link; when it could not be read, p.unread says why.
-    if (controls.drift !== undefined && p.exe !== undefined && !p.exe.memfd && containerStartTicks !== undefined) {
-      findings.push(...checkDrift(controls, p, p.exeFile?.ctimeMs, creationTimeMs(this.deps.clock, containerStartTicks)));
-    }
+    // The identities seen with the exe link; when one could not be read, p.unread says why.
+    if (containerStartTicks !== undefined) findings.push(...checkDrift(controls, p, creationTimeMs(this.deps.clock, containerStartTicks)));
     this.interpreters.delete(key(p));
     if (controls.reverseShell !== undefined && isInterpreter(p)) {
       this.interpreters.set(key(p), p);

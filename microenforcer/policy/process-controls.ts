@@ -44,15 +44,25 @@ export function checkContainerExec(controls: Controls, p: ProcessInfo): Finding[
   ];
 }
 
-/** Blocked executables, or anything outside a non-empty allow-list. */
+/**
+ * Blocked executables, or anything outside a non-empty allow-list. A script an interpreter
+ * runs is a program too: it is checked as an executable, beside its interpreter.
+ */
 export function checkExecutables(controls: Controls, p: ProcessInfo): Finding[] {
   const rule = controls.executables;
   if (rule === undefined) return [];
   const name = executableName(p);
   const path = p.exe?.path;
+  const script = p.script?.path;
+  const scriptName = script?.slice(script.lastIndexOf("/") + 1) ?? "";
+  const runBy = ` (a script run by ${path ?? name})`;
   const blocked = (rule.blocked ?? []).find((pattern) => matchesExecutable(pattern, path, name));
   if (blocked !== undefined) {
     return [{ control: "executables", rule: blocked, reason: `${path ?? name} is a blocked executable`, block: true }];
+  }
+  const blockedScript = script === undefined ? undefined : (rule.blocked ?? []).find((pattern) => matchesExecutable(pattern, script, scriptName));
+  if (blockedScript !== undefined) {
+    return [{ control: "executables", rule: blockedScript, reason: `${script}${runBy} is a blocked executable`, block: true }];
   }
   const allowed = rule.allowed ?? [];
   if (allowed.length > 0 && path === undefined) {
@@ -63,6 +73,9 @@ export function checkExecutables(controls: Controls, p: ProcessInfo): Finding[] 
   }
   if (allowed.length > 0 && !allowed.some((pattern) => matchesExecutable(pattern, path, name))) {
     return [{ control: "executables", rule: "allowed", reason: `${path ?? name} is not in the allowed executables`, block: true }];
+  }
+  if (allowed.length > 0 && script !== undefined && !allowed.some((pattern) => matchesExecutable(pattern, script, scriptName))) {
+    return [{ control: "executables", rule: "allowed", reason: `${script}${runBy} is not in the allowed executables`, block: true }];
   }
   return [];
 }
@@ -99,23 +112,25 @@ export function checkFilelessExec(controls: Controls, p: ProcessInfo): Finding[]
 }
 
 /**
- * Drift: the program was created or changed after its container started. ctime, not
- * mtime: anyone can set mtime back with touch, nobody but the kernel sets ctime. A deleted
- * file's ctime is when it was unlinked: a program deleted after the start is drift too.
+ * Drift: the program was created or changed after its container started — the executable,
+ * and a script an interpreter runs. ctime, not mtime: anyone can set mtime back with touch,
+ * nobody but the kernel sets ctime. A deleted file's ctime is when it was unlinked: a
+ * program deleted after the start is drift too. The times are those seen at first sight.
  */
-export function checkDrift(controls: Controls, p: ProcessInfo, exeChangedMs: number | undefined, containerStartMs: number | undefined): Finding[] {
+export function checkDrift(controls: Controls, p: ProcessInfo, containerStartMs: number | undefined): Finding[] {
   const rule = controls.drift;
-  if (rule === undefined || exeChangedMs === undefined || containerStartMs === undefined || p.exe === undefined) return [];
-  if (exeChangedMs <= containerStartMs) return [];
-  const after = ((exeChangedMs - containerStartMs) / 1000).toFixed(1);
-  return [
-    {
-      control: "drift",
-      rule: "executable changed after container start",
-      reason: `${p.exe.path} was created or changed ${after} s after its container started`,
-      block: rule.block,
-    },
-  ];
+  if (rule === undefined || containerStartMs === undefined || p.exe === undefined) return [];
+  const findings: Finding[] = [];
+  const changed = (ctimeMs: number | undefined): string | undefined =>
+    ctimeMs !== undefined && ctimeMs > containerStartMs ? `was created or changed ${((ctimeMs - containerStartMs) / 1000).toFixed(1)} s after its container started` : undefined;
+  // A memfd's inode is created with the process: not a file that drifted (filelessExec's case).
+  const exe = p.exe.memfd ? undefined : changed(p.exeFile?.ctimeMs);
+  if (exe !== undefined) findings.push({ control: "drift", rule: "executable changed after container start", reason: `${p.exe.path} ${exe}`, block: rule.block });
+  const script = changed(p.script?.file?.ctimeMs);
+  if (script !== undefined) {
+    findings.push({ control: "drift", rule: "script changed after container start", reason: `${p.script!.path} (a script run by ${p.exe.path}) ${script}`, block: rule.block });
+  }
+  return findings;
 }
 
 /**

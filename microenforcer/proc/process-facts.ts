@@ -5,7 +5,7 @@
  * the process's own exe link, where its stdio goes, its working directory. All need
  * ptrace-level access to the target: failures are thrown (ENOENT once it is gone, EACCES).
  */
-import { readFileSync, readlinkSync, statSync, type Stats } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from "node:fs";
 import { parseSocketTable, socketInode, type SocketEntry, type Transport } from "./socket-table.ts";
 
 /**
@@ -44,6 +44,76 @@ export function identityOf(s: Stats): ExeIdentity {
 /** The executable the process runs, through its own exe link: holds after the file was unlinked. */
 export function readExeIdentity(pid: number, procRoot = "/proc"): ExeIdentity {
   return identityOf(statSync(`${procRoot}/${pid}/exe`));
+}
+
+/** A script an interpreter runs (proc/script-argv.ts names it), as a program in its own right. */
+export interface ScriptFile {
+  /** Absolute, as the process's mount namespace names it, its symlinks resolved when it could be read. */
+  path: string;
+  /** Its identity and times, when it could be read. */
+  file?: ExeIdentity;
+}
+
+/** Symlinks followed in one path before giving up, as the kernel's own limit. */
+const maxLinks = 40;
+
+/**
+ * `path` with its symlinks resolved inside `root` (a /proc/PID/root): the kernel would
+ * resolve an absolute link target against the reader's own root, so each is followed here.
+ * From a component that does not exist on, the rest is taken as it is (`exists` false).
+ */
+function resolveInRoot(root: string, path: string): { path: string; exists: boolean } {
+  const todo = path.split("/").filter((c) => c !== "" && c !== ".");
+  const done: string[] = [];
+  for (let links = 0; todo.length > 0; ) {
+    const part = todo.shift()!;
+    if (part === "..") {
+      done.pop();
+      continue;
+    }
+    const here = `/${[...done, part].join("/")}`;
+    let link: boolean;
+    try {
+      link = lstatSync(`${root}${here}`).isSymbolicLink();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      return { path: `/${[...done, part, ...todo].join("/")}`, exists: false };
+    }
+    if (!link) {
+      done.push(part);
+      continue;
+    }
+    if (++links > maxLinks) throw Object.assign(new Error(`too many symlinks in ${path}`), { code: "ELOOP" });
+    const target = readlinkSync(`${root}${here}`);
+    if (target.startsWith("/")) done.length = 0;
+    todo.unshift(...target.split("/").filter((c) => c !== "" && c !== "."));
+  }
+  return { path: `/${done.join("/")}`, exists: true };
+}
+
+/**
+ * The script at `path` (absolute, as the process names it): through the fd the interpreter
+ * holds it open on when it does (that holds after the file is unlinked or replaced), else
+ * by its path inside the process's root. Throws when neither can be read.
+ */
+export function readScript(pid: number, path: string, procRoot = "/proc"): ScriptFile {
+  const dir = `${procRoot}/${pid}`;
+  // `bash <(curl …)` runs /dev/fd/63: the process's own fd, which "self" would make the reader's.
+  const ownFd = /^\/(?:dev\/fd|proc\/self\/fd)\/(\d+)$/.exec(path)?.[1] ?? (path === "/dev/stdin" ? "0" : undefined);
+  if (ownFd !== undefined) return { path, file: identityOf(statSync(`${dir}/fd/${ownFd}`)) };
+  const resolved = resolveInRoot(`${dir}/root`, path);
+  const named = new Set([resolved.path, `${resolved.path} (deleted)`]);
+  for (const fd of readdirSync(`${dir}/fd`)) {
+    let target: string;
+    try {
+      target = readlinkSync(`${dir}/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (named.has(target)) return { path: resolved.path, file: identityOf(statSync(`${dir}/fd/${fd}`)) };
+  }
+  if (!resolved.exists) throw Object.assign(new Error(`no script ${resolved.path} in the root of ${pid}`), { code: "ENOENT" });
+  return { path: resolved.path, file: identityOf(statSync(`${dir}/root${resolved.path}`)) };
 }
 
 /** Target of /proc/PID/cwd: the working directory as the process's mount namespace names it. */

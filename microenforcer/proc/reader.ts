@@ -20,11 +20,12 @@ import {
 } from "./parse.ts";
 import { CONTAINER_ENV } from "../sidecar-contract.ts";
 import { givesCommandLoop } from "./interpreters.ts";
-import { readCwd, readExeIdentity, readStdio, type ExeIdentity, type Stdio } from "./process-facts.ts";
+import { readCwd, readExeIdentity, readScript, readStdio, type ExeIdentity, type ScriptFile, type Stdio } from "./process-facts.ts";
+import { absoluteScriptPath, scriptNamedBy } from "./script-argv.ts";
 
 /** A /proc file we could not read although the process exists: reported, never fatal. */
 export interface ReadProblem {
-  file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat" | "fd" | "cwd";
+  file: "exe" | "cmdline" | "environ" | "cgroup" | "status" | "stat" | "fd" | "cwd" | "script";
   code: string;
   uid: number;
   /** Why the kernel refused (EACCES, EPERM), when the sensor could tell. */
@@ -50,6 +51,8 @@ export interface ProcSnapshot {
   exeFile?: ExeIdentity;
   /** The working directory, read with the exe link. */
   cwd?: string;
+  /** The script file an interpreter's argv names, read with the exe link. */
+  script?: ScriptFile;
   /** Where fds 0–2 go, for interpreters when the policy asked for it (ReadOptions.stdio). */
   stdio?: Stdio;
   /** Undefined when unreadable; empty for a zombie. */
@@ -282,6 +285,10 @@ function readFirstSight(snapshot: ProcSnapshot, options: ReadOptions, procRoot: 
   const cwd = optional("cwd", () => readCwd(pid, procRoot));
   if (cwd !== undefined) snapshot.cwd = cwd;
   const name = snapshot.exe!.path.slice(snapshot.exe!.path.lastIndexOf("/") + 1);
+  const named = snapshot.args === undefined ? undefined : scriptNamedBy(name, snapshot.args);
+  const path = named === undefined ? undefined : absoluteScriptPath(named, snapshot.cwd);
+  // The path alone still names the program to the controls when its file cannot be read.
+  if (path !== undefined) snapshot.script = optional("script", () => readScript(pid, path, procRoot), true) ?? { path };
   if (options.stdio === true && (givesCommandLoop(name) || givesCommandLoop(snapshot.comm))) {
     const stdio = optional("fd", () => readStdio(pid, procRoot));
     if (stdio !== undefined) snapshot.stdio = stdio;

@@ -41,6 +41,11 @@ export const Attr = {
   processExecutableModified: "microenforcer.process.executable.modified",
   processExecutableSize: "microenforcer.process.executable.size",
   processExecutableLinks: "microenforcer.process.executable.links",
+  /** The script an interpreter runs (its argv names it), and its identity, at first sight. */
+  processScriptPath: "microenforcer.process.script.path",
+  processScriptDevice: "microenforcer.process.script.device",
+  processScriptInode: "microenforcer.process.script.inode",
+  processScriptChanged: "microenforcer.process.script.changed",
   /** Facts of the process that could not be read, as `file:ERRNO` (`exe:EACCES`). */
   processUnread: "microenforcer.process.unread",
   /** Complete mode: `reported`, `unverified` (the reporter was gone before it could be checked) or `absent`. */

@@ -53,6 +53,14 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
     if (f.size !== undefined) a[Attr.processExecutableSize] = f.size;
     if (f.nlink !== undefined) a[Attr.processExecutableLinks] = f.nlink;
   }
+  if (p.script !== undefined) {
+    a[Attr.processScriptPath] = p.script.path;
+    if (p.script.file !== undefined) {
+      a[Attr.processScriptDevice] = p.script.file.device;
+      a[Attr.processScriptInode] = p.script.file.inode;
+      a[Attr.processScriptChanged] = new Date(p.script.file.ctimeMs).toISOString();
+    }
+  }
   if (p.cwd !== undefined) a[Attr.processWorkingDirectory] = p.cwd;
   if (p.unread !== undefined) a[Attr.processUnread] = p.unread.map((u) => `${u.file}:${u.code}`);
   if (p.exe?.deleted) a[Attr.processExeDeleted] = true;

@@ -36,6 +36,7 @@ const consequence: Record<ReadProblem["file"], string> = {
   stat: "such processes are invisible",
   fd: "reverse shells cannot be detected",
   cwd: "working directories are missing",
+  script: "the identity and times of scripts interpreters run are missing (drift cannot be decided for them)",
 };
 
 /** The cause of a refusal in words, and what would lift it. */

@@ -81,6 +81,14 @@ export function recordedProcess(a: Attributes): ProcessInfo | undefined {
   }
   const cwd = str(a[Attr.processWorkingDirectory]);
   if (cwd !== undefined) p.cwd = cwd;
+  const script = str(a[Attr.processScriptPath]);
+  if (script !== undefined) {
+    p.script = { path: script };
+    const scriptDevice = str(a[Attr.processScriptDevice]);
+    const scriptInode = int(a[Attr.processScriptInode]);
+    const scriptChanged = Date.parse(str(a[Attr.processScriptChanged]) ?? "");
+    if (scriptDevice !== undefined && scriptInode !== undefined && !Number.isNaN(scriptChanged)) p.script.file = { device: scriptDevice, inode: scriptInode, ctimeMs: scriptChanged };
+  }
   return p;
 }
 

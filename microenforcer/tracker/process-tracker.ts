@@ -13,7 +13,7 @@
 import type { CaptureEvent, Detection, SpawnImage } from "../capture/events.ts";
 import { isRuntimeInit } from "../capture/process-watch.ts";
 import type { ExeTarget } from "../proc/parse.ts";
-import type { ExeIdentity, Stdio } from "../proc/process-facts.ts";
+import type { ExeIdentity, ScriptFile, Stdio } from "../proc/process-facts.ts";
 import type { ProcSnapshot, ReadProblem } from "../proc/reader.ts";
 import { ProcessTable } from "./process-table.ts";
 
@@ -38,6 +38,8 @@ export interface ProcessInfo {
   /** The executable's identity and times as first seen (through the exe link). */
   exeFile?: ExeIdentity;
   cwd?: string;
+  /** The script an interpreter runs, as first seen: a program in its own right to the controls. */
+  script?: ScriptFile;
   /** Where fds 0–2 went when first seen (interpreters, while the reverse-shell control is on). */
   stdio?: Stdio;
   /** Facts of the current image that could not be read, and why. */
@@ -146,6 +148,7 @@ export class ProcessTracker {
     const info = this.processes.get(snapshot.pid)!;
     info.exeFile ??= snapshot.exeFile;
     info.cwd ??= snapshot.cwd;
+    info.script ??= snapshot.script;
     return info;
   }
 
@@ -290,6 +293,7 @@ function setImage(info: ProcessInfo, s: ProcSnapshot): void {
   put(info, "args", s.args);
   put(info, "exeFile", s.exeFile);
   put(info, "cwd", s.cwd);
+  put(info, "script", s.script);
   put(info, "stdio", s.stdio);
   put(info, "unread", s.problems.length > 0 ? s.problems : undefined);
 }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { copyFileSync, mkdtempSync, realpathSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,6 +55,39 @@ describe("first-sight process facts on real processes", () => {
     assert.equal(s.exeFile?.device, device);
     assert.equal(s.cwd, dir);
     assert.deepEqual(s.problems, []);
+  });
+
+  it("reads the script an interpreter runs: through the fd it holds after the file is deleted, and through a symlink", async () => {
+    const script = join(dir, "run.sh");
+    writeFileSync(script, "sleep 5\n");
+    const before = statSync(script);
+    symlinkSync(script, join(dir, "link.sh"));
+    const bash = spawn("bash", ["link.sh"], { cwd: dir, stdio: "ignore" });
+    children.push(bash);
+    await execed(bash, "/usr/bin/bash");
+    let s = snapshot(bash.pid!);
+    assert.deepEqual(s.script?.path, script, "relative to the working directory, the symlink resolved");
+    assert.equal(s.script?.file?.inode, before.ino);
+    // bash opens its script (on fd 255) once it has started: then the fd is read, deleted or not.
+    for (let i = 0; i < 100 && !spawnSync("ls", ["-l", `/proc/${bash.pid}/fd`], { encoding: "utf8" }).stdout.includes(script); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    unlinkSync(script);
+    s = snapshot(bash.pid!);
+    assert.equal(s.script?.file?.inode, before.ino);
+    assert.equal(s.script?.file?.nlink, 0);
+    assert.deepEqual(s.problems, []);
+    // `bash <(…)`: the script is the process's own fd 63, a pipe, not the reader's.
+    const fromPipe = spawn("bash", ["-c", "exec bash <(echo 'sleep 5')"], { stdio: "ignore" });
+    children.push(fromPipe);
+    for (let i = 0; i < 200 && snapshot(fromPipe.pid!).script === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    const piped = snapshot(fromPipe.pid!).script;
+    assert.match(piped?.path ?? "", /^\/dev\/fd\/\d+$/);
+    assert.equal(piped?.file?.inode, statSync(`/proc/${fromPipe.pid}/fd/${piped!.path.split("/").pop()}`).ino);
+    const python = spawn("/usr/bin/python3", ["-c", "import time; time.sleep(5)"], { stdio: "ignore" });
+    children.push(python);
+    await execed(python, realpathSync("/usr/bin/python3"));
+    assert.equal(snapshot(python.pid!).script, undefined, "inline code is no script");
   });
 
   it("reads where an interpreter's stdio goes, with the TCP peer, only when asked", async () => {

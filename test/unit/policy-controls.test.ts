@@ -58,6 +58,16 @@ describe("process controls", () => {
       assert.deepEqual(checkExecutables(controls, proc({ exe: exe("/bin/sh"), comm: "sh" })), []);
       assert.equal(checkExecutables(controls, proc())[0]?.rule, "allowed");
     });
+    it("checks the script an interpreter runs as an executable, against the block and the allow list", () => {
+      const sh = (script: string) => proc({ comm: "sh", exe: exe("/usr/bin/dash"), script: { path: script } });
+      const [f] = checkExecutables({ executables: { blocked: ["/dev/shm/**"], unidentified: "alert" } }, sh("/dev/shm/x.sh"));
+      assert.deepEqual(f, { control: "executables", rule: "/dev/shm/**", reason: "/dev/shm/x.sh (a script run by /usr/bin/dash) is a blocked executable", block: true });
+      assert.equal(checkExecutables({ executables: { blocked: ["x.sh"], unidentified: "alert" } }, sh("/dev/shm/x.sh")).length, 1, "by name too");
+      assert.deepEqual(checkExecutables({ executables: { blocked: ["/dev/shm/**"], unidentified: "alert" } }, sh("/app/run.sh")), []);
+      const allowed: Controls = { executables: { allowed: ["/usr/bin/dash", "/app/*.sh"], unidentified: "alert" } };
+      assert.deepEqual(checkExecutables(allowed, sh("/app/run.sh")), []);
+      assert.equal(checkExecutables(allowed, sh("/dev/shm/x.sh"))[0]?.reason, "/dev/shm/x.sh (a script run by /usr/bin/dash) is not in the allowed executables");
+    });
     it("falls back to the task name for the block list when the executable path is unreadable", () => {
       assert.equal(checkExecutables({ executables: { blocked: ["xmrig"], unidentified: "alert" } }, proc({ exe: undefined, comm: "xmrig" })).length, 1);
     });
@@ -99,13 +109,28 @@ describe("process controls", () => {
     assert.deepEqual(checkFilelessExec({}, proc({ exe: exe("/memfd:x", { memfd: true }) })), [], "not configured, no finding");
   });
 
-  it("drift flags an executable changed after its container started, not one from the image", () => {
+  describe("drift", () => {
     const controls: Controls = { drift: { block: true } };
     const started = 1_700_000_000_000;
-    assert.match(checkDrift(controls, proc(), started + 2500, started)[0]!.reason, /changed 2\.5 s after its container started/);
-    assert.deepEqual(checkDrift(controls, proc(), started - 86_400_000, started), []);
-    assert.deepEqual(checkDrift(controls, proc(), started, started), [], "the same instant is not drift");
-    assert.deepEqual(checkDrift(controls, proc(), undefined, started), [], "unknown ctime is no finding");
+    const file = (ctimeMs: number) => ({ device: "8:1", inode: 12, ctimeMs });
+    it("flags an executable changed after its container started, not one from the image", () => {
+      assert.match(checkDrift(controls, proc({ exeFile: file(started + 2500) }), started)[0]!.reason, /changed 2\.5 s after its container started/);
+      assert.deepEqual(checkDrift(controls, proc({ exeFile: file(started - 86_400_000) }), started), []);
+      assert.deepEqual(checkDrift(controls, proc({ exeFile: file(started) }), started), [], "the same instant is not drift");
+      assert.deepEqual(checkDrift(controls, proc(), started), [], "unknown ctime is no finding");
+      assert.deepEqual(checkDrift(controls, proc({ exeFile: file(started + 1) }), undefined), [], "unknown container start is no finding");
+      const memfd = proc({ exe: exe("/memfd:x", { memfd: true, deleted: true }), exeFile: file(started + 1) });
+      assert.deepEqual(checkDrift(controls, memfd, started), [], "a memfd is filelessExec's");
+    });
+    it("flags a script written after the start, run by an interpreter from the image", () => {
+      const p = proc({ comm: "sh", exe: exe("/usr/bin/dash"), exeFile: file(started - 1000), script: { path: "/dev/shm/x.sh", file: file(started + 1200) } });
+      const [f, more] = checkDrift(controls, p, started);
+      assert.equal(more, undefined);
+      assert.equal(f!.rule, "script changed after container start");
+      assert.equal(f!.reason, "/dev/shm/x.sh (a script run by /usr/bin/dash) was created or changed 1.2 s after its container started");
+      assert.deepEqual(checkDrift(controls, proc({ script: { path: "/app/run.sh", file: file(started - 5) } }), started), []);
+      assert.deepEqual(checkDrift(controls, proc({ script: { path: "/dev/shm/x.sh" } }), started), [], "an unread script is no finding (its record says why)");
+    });
   });
 });
 

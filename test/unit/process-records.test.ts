@@ -31,6 +31,18 @@ describe("exec records", () => {
     assert.equal(a["microenforcer.process.unread"], undefined);
   });
 
+  it("carry the script an interpreter runs, with its identity as first seen", () => {
+    const p = processInfo({ comm: "sh", script: { path: "/dev/shm/x.sh", file: { device: "0:23", inode: 77, ctimeMs: Date.parse("2026-11-30T10:00:02Z"), nlink: 0 } } });
+    const a = processRecord({ kind: "exec", process: p, inPlace: false, observedAt: 0 }, clock, forensics)!.attributes;
+    assert.deepEqual(
+      [a["microenforcer.process.script.path"], a["microenforcer.process.script.device"], a["microenforcer.process.script.inode"], a["microenforcer.process.script.changed"]],
+      ["/dev/shm/x.sh", "0:23", 77, "2026-11-30T10:00:02.000Z"],
+    );
+    const unread = processRecord({ kind: "exec", process: processInfo({ script: { path: "/tmp/x.py" } }), inPlace: false, observedAt: 0 }, clock, forensics)!.attributes;
+    assert.equal(unread["microenforcer.process.script.path"], "/tmp/x.py", "the path names the program even when its file could not be read");
+    assert.equal(unread["microenforcer.process.script.changed"], undefined);
+  });
+
   it("say which facts could not be read, and why, instead of leaving them out silently", () => {
     const p = processInfo({ unread: [{ file: "exe", code: "EACCES", uid: 0 }, { file: "fd", code: "EACCES", uid: 0 }] });
     delete p.exe;

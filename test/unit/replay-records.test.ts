@@ -37,6 +37,14 @@ describe("facts rebuilt from records", () => {
       exeFile: { device: "0:42", inode: 99, ctimeMs: created - 5000, mtimeMs: created - 86_400_000, size: 4096, nlink: 1 },
       cwd: "/srv",
     }),
+    "a script an interpreter ran": processInfo({
+      startTicks: created,
+      comm: "sh",
+      exe: { path: "/usr/bin/dash", deleted: false, memfd: false },
+      args: ["sh", "-c", "/dev/shm/x.sh"],
+      script: { path: "/dev/shm/x.sh", file: { device: "0:23", inode: 7, ctimeMs: created + 250 } },
+    }),
+    "a script that could not be read": processInfo({ startTicks: created, comm: "python3", script: { path: "/tmp/gone.py" } }),
     "a memfd": processInfo({ startTicks: created, exe: { path: "/memfd:payload", deleted: false, memfd: true }, image: "fork-only" }),
     "an unreadable executable, another user": processInfo({ startTicks: created, uid: 0, euid: 0, container: { id: "abc123" }, detection: "startup" }),
   };
