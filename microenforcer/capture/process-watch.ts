@@ -107,13 +107,12 @@ export class ProcessWatch {
       exited: false,
     };
     this.watched.set(pid, w);
-    // A held parent that forks has either exec'd meanwhile or runs code of its own (a
-    // subshell): find out which, and report it before its child.
+    // A parent that forks may have exec'd since its last look, which for an old process is
+    // long ago (a subshell exec'ing its last command in place, a script that runs for 50 ms):
+    // find out, and report it before its child. A held one runs code of its own otherwise.
     const parent = this.watched.get(snapshot.ppid);
-    if (parent?.held !== undefined) {
-      this.catchUpExec(snapshot.ppid, parent, now);
-      this.release(parent, "fork-only");
-    }
+    if (parent !== undefined && !parent.exited) this.catchUpExec(snapshot.ppid, parent, now);
+    if (parent?.held !== undefined) this.release(parent, "fork-only");
     const dead = isDead(snapshot);
     // Still the parent's argv (its image, or an exec caught between reading argv and exe), or
     // caught inside execve before argv is set up: wait for the exec to finish.

@@ -87,6 +87,18 @@ describe("process sensor in a real PID namespace", function () {
     assert.equal(attr(before[0]!, "process.executable.name"), "dash");
   });
 
+  it("records an old process's exec in place that lives for ms between two looks, when it forks, before its child", async () => {
+    // The subshell is 1.1 s old: its next look is ~0.5 s away when it execs the 60 ms shell.
+    const run = await runInPidNamespace("( sleep 1.1; exec sh -c 'sleep 0.06; true' )");
+    const [child] = execsOf(run, "sleep", "0.06");
+    const bodies = (records: JsonRecord[]): string => records.map((r) => r.body).join("\n");
+    assert.ok(child, bodies(execs(run)));
+    const all = execs(run);
+    const replaced = all.filter((r) => attr(r, "process.pid") === attr(child, "process.parent_pid") && attr(r, "microenforcer.exec.in_place") === true);
+    assert.equal(replaced.length, 1, bodies(all));
+    assert.ok(all.indexOf(replaced[0]!) < all.indexOf(child), "the exec is recorded before its child");
+  });
+
   it("never merges two processes that reuse one PID", async () => {
     // Writing ns_last_pid (root, as CRIU does) makes the kernel hand out the same PID again.
     const run = await runInPidNamespace(
