@@ -138,7 +138,7 @@ describe("network sensor in real PID and network namespaces", function () {
     assert.ok(closed.length >= 1, "at least one seen only after its close");
     for (const [r] of closed) {
       assert.equal(attr(r!, "process.pid"), undefined);
-      assert.match(String(attr(r!, "network.connection.state")), /^(fin_wait[12]|time_wait|closing)$/);
+      assert.match(String(attr(r!, "network.connection.state")), /^(fin_wait_[12]|time_wait|closing)$/);
       assert.match(r!.body, /unattributed/);
     }
   });

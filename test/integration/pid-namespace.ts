@@ -6,7 +6,8 @@
  * part of a container's init; the workload runs as its children.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SIDECAR_NODE_OPTIONS } from "../infra/sidecar-node.ts";
@@ -113,7 +114,7 @@ export async function runInPidNamespace(workload: string, options: RunOptions = 
 
 /** Runs argv as a new PPID-0 process of the namespace, the way a runtime starts a container (or an exec session into it). */
 export function inContainer(hostPid: number, container: string, argv: string[]): { output: Promise<string> } {
-  const child = spawn("nsenter", ["-t", String(hostPid), "-p", "-m", "-n", "--", ...argv], {
+  const child = spawn(...intoCgroup(containerCgroup(container), ["nsenter", "-t", String(hostPid), "-p", "-m", "-n", "--", ...argv]), {
     env: { ...process.env, MICROENFORCER_CONTAINER: container },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -121,6 +122,39 @@ export function inContainer(hostPid: number, container: string, argv: string[]):
   child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
   return { output: new Promise((resolve) => child.on("exit", () => resolve(out))) };
 }
+
+const cgroups = new Map<string, string>();
+
+/**
+ * The cgroup of a container, made on first use: a runtime gives each container its own, and the
+ * sensor knows containers by their cgroup's id. In the v1 pids hierarchy, named by a 64-hex id
+ * as runtimes name theirs, on a path longer than the machine's own (the sensor takes the most
+ * specific v1 path); removed when the tests end.
+ */
+export function containerCgroup(container: string): string {
+  let dir = cgroups.get(container);
+  if (dir === undefined) {
+    dir = join("/sys/fs/cgroup/pids/microenforcer-integration", randomBytes(32).toString("hex"));
+    mkdirSync(dir, { recursive: true });
+    cgroups.set(container, dir);
+  }
+  return dir;
+}
+
+/** Command and arguments for spawn that run argv in the cgroup: a shell moves itself in, then execs argv. */
+export function intoCgroup(dir: string, [command, ...args]: string[]): [string, string[]] {
+  return ["/bin/sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, command!, ...args]];
+}
+
+process.on("exit", () => {
+  for (const dir of cgroups.values()) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // still in use by a process the test left behind: the kernel keeps it until it exits
+    }
+  }
+});
 
 /** unshare --fork's child is PID 1 inside; on the host it is unshare's only child. */
 function namespaceInitPid(unsharePid: number): number {

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { CONTAINER_ENV, WORKLOAD_ENV } from "../../microenforcer/sidecar-contract.ts";
-import { execs, inContainer, runInPidNamespace, until, type JsonRecord } from "./pid-namespace.ts";
+import { containerCgroup, execs, inContainer, intoCgroup, runInPidNamespace, until, type JsonRecord } from "./pid-namespace.ts";
 
 const attr = (r: JsonRecord, key: string): unknown => r.attributes[key];
 const probe = ["/bin/sh", "-c", "sleep 0.4"];
@@ -29,13 +29,14 @@ describe("exec probes against the real kernel", function () {
   /**
    * Runs argv as a PPID-0 process of the namespace the way runc does for the kubelet's probes,
    * `kubectl exec` and a new container: as runc's own init (nsenter's child, named like runc's
-   * `runc:[2:INIT]`) that then execs the command, with the container's environment.
+   * `runc:[2:INIT]`) that then execs the command, with the container's environment, in the
+   * container's cgroup (a debug container has one of its own).
    */
   function viaRuntime(hostPid: number, container: string | undefined, argv: string[]): Promise<string> {
     const runcInit = join(scratch, "runc:[2:INIT]");
     if (!existsSync(runcInit)) copyFileSync("/usr/bin/nsenter", runcInit);
     const { [CONTAINER_ENV]: _inherited, ...env } = process.env;
-    const child = spawn(runcInit, ["-t", String(hostPid), "-p", "-m", "-n", "--", ...argv], {
+    const child = spawn(...intoCgroup(containerCgroup(container ?? "debug"), [runcInit, "-t", String(hostPid), "-p", "-m", "-n", "--", ...argv]), {
       env: container === undefined ? env : { ...env, [CONTAINER_ENV]: container },
       stdio: ["ignore", "pipe", "inherit"],
     });
