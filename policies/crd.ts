@@ -84,7 +84,7 @@ export function runtimePolicyCrd(): JsonSchema {
 export const crdPaths = ["manifests/crd/runtimepolicies.microenforcer.dev.yaml", "charts/microenforcer/files/runtimepolicies.microenforcer.dev.yaml"];
 
 export function renderCrdYaml(): string {
-  return `# Generated from policies/schema.ts by \`npm run generate:crd\`. Do not edit.\n${stringify(runtimePolicyCrd(), { lineWidth: 0 })}`;
+  return `# Generated from policies/schema.ts by \`npm run generate:crd\`. Do not edit.\n${stringify(runtimePolicyCrd(), { lineWidth: 0, version: "1.1" })}`;
 }
 
 if (import.meta.main) {
