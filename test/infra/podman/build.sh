@@ -80,17 +80,23 @@ busybox_rootfs() {
   done
 }
 
+# The shared libraries a host program loads, copied to the same paths in a root filesystem.
+copy_libraries() { # copy_libraries PROGRAM ROOTFS
+  local lib
+  for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*'); do
+    mkdir -p "$2$(dirname "$lib")"
+    cp -L "$lib" "$2$lib"
+  done
+}
+
 # The host's C compiler in a root filesystem, as `cc`: what `cc -O2 -shared -nostdlib` needs.
 add_c_compiler() {
-  local rootfs="$1" file lib
+  local rootfs="$1" file
   for file in "$(readlink -f "$(command -v cc)")" "$(cc -print-prog-name=cc1)" "$(cc -print-prog-name=collect2)" \
     "$(cc -print-prog-name=lto-wrapper)" "$(cc -print-file-name=liblto_plugin.so)" "$(readlink -f "$(command -v as)")" "$(readlink -f "$(command -v ld)")"; do
     mkdir -p "$rootfs$(dirname "$file")"
     cp -L "$file" "$rootfs$file"
-    for lib in $(ldd "$file" 2>/dev/null | grep -o '/[^ ]*'); do
-      mkdir -p "$rootfs$(dirname "$lib")"
-      cp -L "$lib" "$rootfs$lib"
-    done
+    copy_libraries "$file" "$rootfs"
   done
   ln -sf "$(readlink -f "$(command -v cc)")" "$rootfs/usr/bin/cc"
   ln -sf "$(readlink -f "$(command -v as)")" "$rootfs/usr/bin/as"
@@ -110,10 +116,7 @@ if ! podman image exists "$base_image"; then
   rootfs="$work/base"
   busybox_rootfs "$rootfs"
   cp "$node_binary" "$rootfs/usr/local/bin/node"
-  for lib in $(ldd "$node_binary" | grep -o '/[^ ]*'); do
-    mkdir -p "$rootfs$(dirname "$lib")"
-    cp -L "$lib" "$rootfs$lib"
-  done
+  copy_libraries "$node_binary" "$rootfs"
   mkdir -p "$rootfs/usr/local/lib/node_modules" "$rootfs/usr/local/etc" "$rootfs/etc/ssl/certs"
   cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
@@ -144,10 +147,7 @@ if ! podman image exists "$app_image"; then
     name="$(basename "$program")"
     [[ "$name" == dash ]] && name=sh
     cp -L "$program" "$rootfs/opt/dynamic/bin/$name"
-    for lib in $(ldd "$program" | grep -o '/[^ ]*'); do
-      mkdir -p "$rootfs$(dirname "$lib")"
-      cp -L "$lib" "$rootfs$lib"
-    done
+    copy_libraries "$program" "$rootfs"
   done
   (cd "$here/https-server" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$rootfs/usr/local/bin/https-server" .)
   mkdir -p "$rootfs/opt/miner"
@@ -175,10 +175,7 @@ if ! podman image exists "$nginx_image"; then
   rootfs="$work/nginx"
   busybox_rootfs "$rootfs"
   cp "$curl" "$rootfs/usr/bin/curl"
-  for lib in $(ldd "$curl" | grep -o '/[^ ]*'); do
-    mkdir -p "$rootfs$(dirname "$lib")"
-    cp -L "$lib" "$rootfs$lib"
-  done
+  copy_libraries "$curl" "$rootfs"
   mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/var/www"
   cp "$test_ca/ca.crt" "$rootfs/etc/ssl/certs/ca-certificates.crt"
   echo "hello from test-nginx" >"$rootfs/var/www/index.html"
