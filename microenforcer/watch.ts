@@ -212,8 +212,8 @@ function startReports(
   const server = new ExecReportServer({
     socketPath: socket,
     procRoot,
-    onReport: (report, verification) => {
-      const result = pipeline.handleReport(report, verification);
+    onReport: (report, check) => {
+      const result = pipeline.handleReport(report, check);
       // The verdict goes out first (the program waits for it); the records right after.
       queueMicrotask(() => {
         for (const record of result.records) sink.emit(record);

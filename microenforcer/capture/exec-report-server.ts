@@ -12,7 +12,7 @@ import { chmodSync, lstatSync, renameSync, unlinkSync, writeFileSync } from "nod
 import { createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { parseUptime } from "../proc/parse.ts";
-import { readProcText, readStat } from "../proc/reader.ts";
+import { readContainerId, readProcText, readStat } from "../proc/reader.ts";
 import { encodeVerdict, frameLength, maxReportBytes, parseReport, type ExecReport, type Verdict } from "./exec-report.ts";
 
 /** How the library behaves, read by it from `mode` beside the socket (see preload/README.md). */
@@ -25,6 +25,12 @@ export interface LibraryMode {
 
 /** What the sidecar could establish about a report's sender. */
 export type Verification = "live" | "unverified";
+
+/** A report's sender as /proc shows it: live, and then in which container (its cgroup's id). */
+export interface ReportCheck {
+  verification: Verification;
+  containerId?: string;
+}
 
 export interface ReportOutcome {
   verdict: Verdict;
@@ -45,7 +51,7 @@ export interface ReportProblem {
 export interface ReportServerOptions {
   socketPath: string;
   procRoot: string;
-  onReport: (report: ExecReport, verification: Verification) => ReportOutcome;
+  onReport: (report: ExecReport, check: ReportCheck) => ReportOutcome;
   onProblem: (problem: ReportProblem) => void;
   /** Reports one process may send per window (one per exec is normal). */
   maxReportsPerProcess?: number;
@@ -145,16 +151,16 @@ export class ExecReportServer {
       return undefined;
     }
     const report = parsed.report;
-    const check = verify(report, this.options.procRoot);
-    if (check.forged !== undefined) {
-      this.problem("forged", `forged exec report dropped: pid ${report.pid} start ${report.startTicks} (${check.forged})`);
+    const { forged, ...check } = verify(report, this.options.procRoot);
+    if (forged !== undefined) {
+      this.problem("forged", `forged exec report dropped: pid ${report.pid} start ${report.startTicks} (${forged})`);
       return undefined;
     }
     if (!this.withinRate(report)) {
       this.problem("rate-limited", `exec reports of pid ${report.pid} dropped: more than ${this.maxPerProcess} in ${rateWindowMs / 1000} s`);
       return undefined;
     }
-    return { ...this.options.onReport(report, check.verification), wait: report.wait };
+    return { ...this.options.onReport(report, check), wait: report.wait };
   }
 
   private get maxPerProcess(): number {
@@ -180,9 +186,16 @@ export class ExecReportServer {
  * a claimed start in the future too. A holder that started later means the reporter is gone
  * and its PID reused: true or not, it can no longer be checked.
  */
-export function verify(report: ExecReport, procRoot: string): { verification: Verification; forged?: string } {
+export function verify(report: ExecReport, procRoot: string): ReportCheck & { forged?: string } {
+  // Read before the start time is checked: a match then proves the cgroup was the sender's.
+  let containerId: string | undefined;
+  try {
+    containerId = readContainerId(report.pid, procRoot);
+  } catch {
+    // gone: unverified below, as the poller would have no cgroup either
+  }
   const stat = readStat(report.pid, procRoot);
-  if (stat !== undefined && stat.startTicks === report.startTicks) return { verification: "live" };
+  if (stat !== undefined && stat.startTicks === report.startTicks) return { verification: "live", ...(containerId !== undefined && { containerId }) };
   if (stat !== undefined && stat.startTicks < report.startTicks) {
     return { verification: "unverified", forged: `pid ${report.pid} belongs to a process started at ${stat.startTicks}, before the claimed start` };
   }

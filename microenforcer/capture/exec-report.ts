@@ -133,8 +133,11 @@ export function encodeVerdict(v: Verdict): Buffer {
   return Buffer.concat([Buffer.from([0x44, reason.length]), reason]);
 }
 
-/** The report as the capture loop's snapshot of the same process, so both sensors feed one tracker. */
-export function reportSnapshot(r: ExecReport): ProcSnapshot {
+/**
+ * The report as the capture loop's snapshot of the same process, so both sensors feed one
+ * tracker; `containerId`: its cgroup's, read from /proc while the sender lived.
+ */
+export function reportSnapshot(r: ExecReport, containerId?: string): ProcSnapshot {
   const snapshot: ProcSnapshot = {
     pid: r.pid,
     ppid: r.ppid,
@@ -149,6 +152,7 @@ export function reportSnapshot(r: ExecReport): ProcSnapshot {
   };
   if (r.exeLink !== "") snapshot.exe = parseExeLink(r.exeLink);
   if (r.container !== undefined) snapshot.container = r.container;
+  if (containerId !== undefined) snapshot.containerId = containerId;
   if (r.exe !== undefined) snapshot.exeFile = r.exe;
   if (r.cwd !== undefined) snapshot.cwd = r.cwd;
   // The script's path from the reported argv, for the controls before main; its identity is the poller's to read.

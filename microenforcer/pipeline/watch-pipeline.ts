@@ -6,7 +6,7 @@
  */
 import type { CaptureEvent } from "../capture/events.ts";
 import { reportSnapshot, type ExecReport, type Verdict } from "../capture/exec-report.ts";
-import type { Verification } from "../capture/exec-report-server.ts";
+import type { ReportCheck } from "../capture/exec-report-server.ts";
 import type { Enforcer } from "../enforce/kill.ts";
 import type { PeerNames } from "../net/dns-names.ts";
 import { PolicyEngine, type EngineResult, type FactSource, type VerdictResult } from "../policy/engine.ts";
@@ -150,11 +150,11 @@ export class WatchPipeline {
    * An exec the preload library reported from inside the process. `waiting` reports (enforce
    * mode) get the verdict of the same controls the poller's events go through.
    */
-  handleReport(report: ExecReport, verification: Verification): ReportResult {
+  handleReport(report: ExecReport, check: ReportCheck): ReportResult {
     if (this.complete === undefined || !this.policy.current.spec.forensics.preload) return { records: [], verdict: { allow: true } };
-    const snapshot = reportSnapshot(report);
+    const snapshot = reportSnapshot(report, check.containerId);
     // Gone before the server could look, but the poller saw it run this very image: checked all the same.
-    const checked = verification === "live" || this.complete.polled(snapshot);
+    const checked = check.verification === "live" || this.complete.polled(snapshot);
     const preload: PreloadStatus = { status: checked ? "reported" : "unverified" };
     const merged = this.complete.reported(snapshot, preload, report.wait);
     const result = merged.result;

@@ -216,7 +216,7 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
   if (options.attribution(stat.ppid)) {
     const container = optional("environ", () => environValue(readProcBytes(`${dir}/environ`), CONTAINER_ENV));
     if (container !== undefined) snapshot.container = container;
-    const containerId = optional("cgroup", () => containerIdFromCgroup(readProcText(`${dir}/cgroup`)));
+    const containerId = optional("cgroup", () => readContainerId(pid, procRoot));
     if (containerId !== undefined) snapshot.containerId = containerId;
   }
   return { kind: "process", snapshot };
@@ -337,6 +337,14 @@ export function readExecFingerprint(pid: number, procRoot = "/proc"): string | u
 }
 
 /** `/proc/PID/stat` alone (identity, comm, state), or undefined when the PID is gone. */
+/**
+ * The container id of a process's cgroup: the identity both sensors give a process (a
+ * preload report carries none, and the tracker knows containers by it). Throws when unreadable.
+ */
+export function readContainerId(pid: number, procRoot = "/proc"): string | undefined {
+  return containerIdFromCgroup(readProcText(`${procRoot}/${pid}/cgroup`));
+}
+
 export function readStat(pid: number, procRoot = "/proc"): StatFields | undefined {
   try {
     return parseStat(readProcText(`${procRoot}/${pid}/stat`));

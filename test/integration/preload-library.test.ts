@@ -54,7 +54,7 @@ describe("preload library in real programs", function () {
     server = new ExecReportServer({
       socketPath: socket,
       procRoot: "/proc",
-      onReport: (report, verification) => {
+      onReport: (report, { verification }) => {
         // A waiting program is still there to compare with.
         const live = report.wait ? readProcess(report.pid, { attribution: () => true }) : undefined;
         received.push({ report, verification, ...(live && { live }) });

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { verify } from "../../microenforcer/capture/exec-report-server.ts";
 import { CompleteMode } from "../../microenforcer/pipeline/complete-mode.ts";
 import { PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
 import { violationRecord } from "../../microenforcer/records/violation-records.ts";
@@ -12,6 +14,7 @@ import type { SensorRecord } from "../../microenforcer/records/record.ts";
 import { absenceReason, type PreloadSetup, type PreloadStatus } from "../../microenforcer/tracker/preload-status.ts";
 import { ProcessTracker, type ProcessEvent } from "../../microenforcer/tracker/process-tracker.ts";
 import { parsePolicies } from "../../policies/load.ts";
+import { FakeProc } from "./fake-proc.ts";
 
 const setup: PreloadSetup = { library: "/var/lib/microenforcer/preload/libmicroenforcer-exec.so", socket: "/var/lib/microenforcer/preload/exec.sock", machine: elfMachines.x86_64 };
 const goodEnv = { ldPreload: `/opt/own.so:${setup.library}`, socket: setup.socket };
@@ -110,8 +113,8 @@ function rig(controls = "", mode = "audit") {
   const exited = (pid: number, startTicks: number): void => {
     for (const e of tracker.handle({ type: "exit", pid, startTicks, observedAt: now })) out.push(...complete.records(e, undefined).records);
   };
-  const reported = (report: ExecReport) => {
-    const snapshot = reportSnapshot(report);
+  const reported = (report: ExecReport, containerId?: string) => {
+    const snapshot = reportSnapshot(report, containerId);
     const preload = { status: "reported" } as const;
     const merged = complete.reported(snapshot, preload, report.wait);
     const result = merged.result;
@@ -180,6 +183,27 @@ describe("complete mode: one record per exec from two sensors", () => {
     t.finish();
     assert.deepEqual(execRecords(t.out).map(summary), [[10, "ls -la", "preload", "reported", undefined]]);
     assert.equal(execRecords(t.out)[0]!.attributes["process.working_directory"], "/srv");
+  });
+
+  it("a session's shell that reports before the poller sees it is an exec session of its container, known by its cgroup", () => {
+    const proc = new FakeProc();
+    try {
+      const id = "ab".repeat(32);
+      const t = rig();
+      t.polled(snapshot(5, ["nginx"], { ppid: 0, containerId: id }));
+      // `kubectl exec`: the runtime starts the shell from outside the pod's PID namespace (PPID 0).
+      proc.add({ pid: 30, ppid: 0, comm: "sh", startTicks: 300, exe: "/bin/sh", args: ["sh"], container: "app" });
+      writeFileSync(join(proc.root, "30/cgroup"), `0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-${id}.scope\n`);
+      const sh = report(30, ["sh"], { ppid: 0, container: "app" });
+      const check = verify(sh, proc.root);
+      assert.deepEqual(check, { verification: "live", containerId: id });
+      t.reported(sh, check.containerId);
+      t.finish();
+      const origins = execRecords(t.out).map((r) => [r.attributes["process.pid"], r.attributes["microenforcer.exec.origin"]]);
+      assert.deepEqual(origins.sort(), [[30, "exec-session"], [5, "container-init"]]);
+    } finally {
+      proc.cleanup();
+    }
   });
 
   it("the poller first: the record waits for the report and goes out once, with the report's facts", () => {
