@@ -46,7 +46,7 @@ interface Watched {
 }
 
 /** runc's own init, setting up a container or an exec session before it execs the command. */
-export function isRuntimeInit(snapshot: ProcSnapshot): boolean {
+export function isRuntimeInit(snapshot: Pick<ProcSnapshot, "ppid" | "comm">): boolean {
   return snapshot.ppid === 0 && snapshot.comm.startsWith("runc:[");
 }
 

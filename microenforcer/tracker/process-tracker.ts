@@ -185,14 +185,11 @@ export class ProcessTracker {
     const parent = this.parentOf(snapshot);
     const container: ContainerRef = {};
     const id = snapshot.containerId ?? parent?.container.id;
+    if (id !== undefined) container.id = id;
     // The environment that names the container may be gone before it is read (a short exec
     // probe): then the name its cgroup's container already has.
     const name = snapshot.container ?? parent?.container.name ?? (id === undefined ? undefined : this.containers.get(id)?.name);
-    if (name !== undefined) container.name = name;
-    if (id !== undefined) container.id = id;
-    // Own keys only: a container may be named like an Object.prototype member.
-    const containerImage = name !== undefined && Object.hasOwn(this.containerImages, name) ? this.containerImages[name] : undefined;
-    if (containerImage !== undefined) container.image = containerImage;
+    if (name !== undefined) this.name(container, name);
 
     const info: ProcessInfo = {
       pid,
@@ -237,6 +234,12 @@ export class ProcessTracker {
   private exec(snapshot: ProcSnapshot, observedAt: number): ProcessEvent[] {
     const info = this.processes.get(snapshot.pid);
     if (info === undefined || info.startTicks !== snapshot.startTicks) return [];
+    // runc's init seen before it exec'd (found by a rescan, or held past its wait) had runc's
+    // environment: the container's name comes with the command it execs, as the injector set it.
+    if (info.container.name === undefined && snapshot.container !== undefined && isRuntimeInit(info)) {
+      this.name(info.container, snapshot.container);
+      if (info.origin === "container-init" && info.container.id !== undefined) this.containerState(info.container).name = snapshot.container;
+    }
     info.comm = snapshot.comm;
     info.image = "exec";
     info.uid = snapshot.uid;
@@ -255,6 +258,13 @@ export class ProcessTracker {
     if (info === undefined || info.startTicks !== startTicks) return [];
     this.processes.exit(info, observedAt);
     return [{ kind: "exit", process: info, observedAt, ...(exitStatus !== undefined && { exitStatus }) }];
+  }
+
+  /** Names a process's container, with the image it was admitted with. */
+  private name(container: ContainerRef, name: string): void {
+    container.name = name;
+    // Own keys only: a container may be named like an Object.prototype member.
+    if (Object.hasOwn(this.containerImages, name)) container.image = this.containerImages[name]!;
   }
 
   /**

@@ -140,6 +140,6 @@ describe("e2e: the kubelet and the sidecar", function () {
     // shows the sidecar delivers what it has on SIGTERM.
     const [exit] = await env.records(jobPod, (r) => r.eventName === "microenforcer.process.exit" && r.attributes["microenforcer.process.comm"] === "sleep");
     assert.ok(exit, `the work's exit record reached the collector; the sidecar's log:\n${await jobPod.logs(SIDECAR).catch(String)}`);
-    assert.equal(exit.attributes["k8s.container.name"], "work");
+    assert.equal(exit.attributes["k8s.container.name"], "work", `the exit record names the work's container: ${JSON.stringify(exit)}`);
   });
 });

@@ -111,6 +111,27 @@ describe("ProcessTracker", () => {
     );
   });
 
+  it("names a container whose init was first seen as runc's init by the command it execs, and its later processes by it", () => {
+    const withImages = new ProcessTracker(selfPid, new ProcessTable(), { work: "registry.example/batch:2" });
+    const seen = (...events: CaptureEvent[]): string[] => events.flatMap((e) => summary(withImages.handle(e)));
+    assert.deepEqual(
+      seen(
+        // Found by a rescan while runc set the container up: runc's environment, no name.
+        spawn(snapshot({ pid: 70, ppid: 0, startTicks: 700, containerId: "c7", comm: "runc:[2:INIT]", uid: 0, euid: 0 })),
+        spawn(snapshot({ pid: 70, ppid: 0, startTicks: 700, containerId: "c7", container: "work", exe: { path: "/bin/sleep", deleted: false, memfd: false } })),
+        // The environment is gone by the time it is read: the container's name still.
+        spawn(snapshot({ pid: 71, ppid: 0, startTicks: 710, containerId: "c7", problems: [{ file: "environ", code: "ENOENT", uid: 0 }] })),
+      ),
+      ["exec 70 container-init c7", "exec 70 container-init work in-place", "exec 71 exec-session session=71 work"],
+    );
+    const [exit70] = withImages.handle(exit(70, 700));
+    assert.equal(exit70?.process.container.image, "registry.example/batch:2");
+    // A process that was not runc's init keeps the container it had: its environment is its own word.
+    withImages.handle(spawn(snapshot({ pid: 80, ppid: 0, startTicks: 800, containerId: "c8" })));
+    const [renamed] = withImages.handle(spawn(snapshot({ pid: 80, ppid: 0, startTicks: 800, containerId: "c8", container: "work" })));
+    assert.equal(renamed?.process.container.name, undefined);
+  });
+
   it("gives a process the image its container was admitted with, by the container's name (own keys only)", () => {
     const withImages = new ProcessTracker(selfPid, new ProcessTable(), { app: "registry.example/shop/api:1.4.2" });
     const [app] = withImages.handle(spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })));
