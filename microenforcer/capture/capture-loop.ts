@@ -39,7 +39,7 @@ export const defaultCaptureOptions: CaptureOptions = {
   procRoot: "/proc",
   tickMs: 1,
   idleTickMs: 10,
-  preloadIdleTickMs: 50,
+  preloadIdleTickMs: 100,
   activeWindowMs: 2000,
   fastTickMs: 0.25,
   youngMs: 20,
@@ -81,9 +81,12 @@ export class CaptureLoop {
   /** Delay until the next tick should run. */
   nextDelayMs(now: number): number {
     if (this.trigger === undefined) return this.options.fallbackScanMs;
-    const idle = this.preload ? this.options.preloadIdleTickMs : this.options.idleTickMs;
-    const base = now - this.lastActivity < this.options.activeWindowMs ? this.options.tickMs : idle;
-    return Math.max(this.options.fastTickMs, Math.min(base, this.processes.nextCheckAt() - now, this.network.nextDueAt() - now));
+    const active = now - this.lastActivity < this.options.activeWindowMs;
+    // Idle, every process is older than the active window, so its looks are maxCheckIntervalMs
+    // apart: they wait for the idle tick rather than each waking the thread on its own
+    // (a wake-up costs more than the look; a look comes at most one idle tick late).
+    const base = active ? Math.min(this.options.tickMs, this.processes.nextCheckAt() - now) : this.preload ? this.options.preloadIdleTickMs : this.options.idleTickMs;
+    return Math.max(this.options.fastTickMs, Math.min(base, this.network.nextDueAt() - now));
   }
 
   /** Turns the network sensor on or off (the policy wants network records or controls). */

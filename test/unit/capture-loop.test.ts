@@ -132,6 +132,18 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.deepEqual(describe_(l.tick(10)), ["spawn 11 ls exec rescan"]);
   });
 
+  it("while idle, wakes only at the idle tick (longer while the library reports) and looks at old processes then; while active, for each due look", () => {
+    const l = start();
+    l.start(0);
+    l.tick(2000); // the startup processes' looks (due at 100) run; the next are due at 2100
+    assert.equal(l.nextDelayMs(2095), defaultCaptureOptions.idleTickMs, "a look due in 5 ms waits for the idle tick");
+    l.setPreload(true);
+    assert.equal(l.nextDelayMs(2095), defaultCaptureOptions.preloadIdleTickMs);
+    proc.add({ pid: 11, ppid: 10, comm: "ls", startTicks: 200, exe: "/bin/ls", args: ["ls"] });
+    l.tick(2200); // a new PID: active again, and the young process is looked at every fastTickMs
+    assert.equal(l.nextDelayMs(2200), defaultCaptureOptions.fastTickMs);
+  });
+
   it("at the end, reports every exit not seen yet and the gaps", () => {
     const l = start();
     l.start(0);
