@@ -69,7 +69,7 @@ export interface Watch {
   stop(): Promise<void>;
 }
 
-/** How often live interpreters are looked at again for a socket on their stdio. */
+/** How often what waits (live interpreters' stdio, events awaiting a report or a name) is looked at again. */
 const recheckIntervalMs = 50;
 /** How often the run-state file is rewritten: the precision of the next run's blind.since. */
 const aliveIntervalMs = 1000;
@@ -122,10 +122,22 @@ export function startWatch(options: WatchOptions): Watch {
   let dnsApplied = applyDns(policy.current);
   let markWatching!: () => void;
   const watching = new Promise<void>((resolve) => (markWatching = resolve));
+  // Rechecks run while something waits, and not at all while nothing does: an idle
+  // sidecar's main thread sleeps until the next event instead of waking 20 times a second.
+  let recheckTimer: NodeJS.Timeout | undefined;
+  const armRecheck = (): void => {
+    if (recheckTimer !== undefined || !pipeline.hasWaiting) return;
+    recheckTimer = setTimeout(() => {
+      recheckTimer = undefined;
+      emitAll(pipeline.recheck());
+      armRecheck();
+    }, recheckIntervalMs);
+  };
   const sensor = new ProcessSensor(
     capture,
     (events) => {
       for (const event of events) emitAll(pipeline.handle(event));
+      armRecheck();
       // The worker's first batch is its first look (CaptureLoop.start).
       markWatching();
     },
@@ -136,18 +148,18 @@ export function startWatch(options: WatchOptions): Watch {
     sensor.setStdio(stdioNeeded(next));
     dnsApplied = dnsApplied.then(() => applyDns(next));
     sink.emit(policyStatusRecord(next, "policy reloaded:", source));
+    armRecheck();
     if (heartbeatSeconds(next.spec) !== interval) {
       interval = heartbeatSeconds(next.spec);
       clearInterval(heartbeats);
       heartbeats = setInterval(heartbeat, interval * 1000);
     }
   });
-  const reports = setup === undefined ? undefined : startReports(setup.socket, policy, pipeline, sensor, enforcer, procRoot, sink);
-  const recheck = setInterval(() => emitAll(pipeline.recheck()), recheckIntervalMs);
+  const reports = setup === undefined ? undefined : startReports(setup.socket, policy, pipeline, sensor, enforcer, procRoot, sink, armRecheck);
   return {
     watching,
     async stop() {
-      clearInterval(recheck);
+      clearTimeout(recheckTimer);
       clearInterval(heartbeats);
       await reports?.close();
       await sensor.stop();
@@ -198,6 +210,7 @@ function startReports(
   enforcer: Enforcer,
   procRoot: string,
   sink: RecordSink,
+  armRecheck: () => void,
 ): { close(): Promise<void> } {
   const apply = (next: RuntimePolicy): void => {
     sensor.setPreload(next.spec.forensics.preload);
@@ -217,6 +230,7 @@ function startReports(
       // The verdict goes out first (the program waits for it); the records right after.
       queueMicrotask(() => {
         for (const record of result.records) sink.emit(record);
+        armRecheck();
       });
       const { denied } = result;
       sensor.adopt(report.pid, report.startTicks, execFingerprint(report.exeLink, report.rawArgs.toString("latin1")));

@@ -224,6 +224,11 @@ export class CompleteMode {
     return empty();
   }
 
+  /** Poller events wait for their reports: expire() has work. */
+  get hasWaiting(): boolean {
+    return this.queues.size > 0;
+  }
+
   /** What waited for a report now overdue (everything, when `final`); forgets exited processes. */
   expire(final = false): StageResult {
     const now = this.deps.now();

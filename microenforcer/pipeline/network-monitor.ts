@@ -55,6 +55,11 @@ interface Waiting {
 export class NetworkMonitor {
   private readonly deps: MonitorDeps;
   private waiting: Waiting[] = [];
+
+  /** Connections wait for an owner or a name: flush() has work. */
+  get hasWaiting(): boolean {
+    return this.waiting.length > 0;
+  }
   private malformedReported = false;
 
   constructor(deps: MonitorDeps) {

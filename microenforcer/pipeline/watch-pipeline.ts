@@ -126,9 +126,15 @@ export class WatchPipeline {
     }
   }
 
+  /** Whether recheck() has work: otherwise it need not run until the next event. */
+  get hasWaiting(): boolean {
+    return this.engine.watchingInterpreters || this.network.hasWaiting || this.complete?.hasWaiting === true;
+  }
+
   /**
    * Periodic work between capture events: interpreters whose stdio may turn into a socket,
-   * connections waiting for an owner or a name (`final`: wait no longer, we are stopping).
+   * connections waiting for an owner or a name, poller events waiting for their reports
+   * (`final`: wait no longer, we are stopping).
    */
   recheck(final = false): SensorRecord[] {
     const interpreters = this.engine.watchingInterpreters ? this.engineRecords(this.engine.recheck()) : [];
