@@ -43,9 +43,16 @@ sample() {
   printf '%s\n%s\n%s\n' "$uptime" "$stat" "$cpu" >"$out/$1.stat"
 }
 
-sleep 1 # let start-up work (JIT, the first full scan) finish before measuring idle
+# Both waits start now, before the idle window: a process started inside it would be a
+# new PID, which keeps the watcher on its fast tick for a while (activity, not idleness).
+# The first 3 s let start-up work (JIT, the first full scan, its active window) finish.
+sleep 3 &
+settled=$!
+sleep $((3 + idle)) &
+idled=$!
+wait "$settled"
 sample idle-start
-sleep "$idle"
+wait "$idled"
 sample idle-end
 cat "/proc/$watcher/status" >"$out/status-idle.txt"
 
