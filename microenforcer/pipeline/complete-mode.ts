@@ -99,6 +99,8 @@ const overdueTurns = 2;
 const knownAfterExitMs = 10_000;
 /** Processes remembered at most (each a few hundred bytes); the oldest are forgotten first. */
 const maxKnown = 65_536;
+/** Exited processes are forgotten at least this often while new ones come (expire runs only while something waits). */
+const forgetIntervalMs = 1000;
 
 const keyOf = (pid: number, startTicks: number): string => `${pid}:${startTicks}`;
 
@@ -121,6 +123,7 @@ export class CompleteMode {
   private since = Infinity;
   /** Expire calls so far: the timer that makes them runs once per event-loop turn at most. */
   private turns = 0;
+  private lastForget = 0;
 
   constructor(deps: CompleteModeDeps) {
     this.deps = deps;
@@ -244,8 +247,14 @@ export class CompleteMode {
       }
       merge(result, this.drain(key));
     }
-    for (const [key, known] of this.known) if (known.exitedAt !== undefined && now - known.exitedAt > knownAfterExitMs && !this.queues.has(key)) this.known.delete(key);
+    this.forgetExited(now);
     return result;
+  }
+
+  /** Exited processes past knownAfterExitMs, with nothing of theirs waiting. */
+  private forgetExited(now: number): void {
+    this.lastForget = now;
+    for (const [key, known] of this.known) if (known.exitedAt !== undefined && now - known.exitedAt > knownAfterExitMs && !this.queues.has(key)) this.known.delete(key);
   }
 
   /** A report may come: an exec of a program started under the library's watch. */
@@ -305,6 +314,9 @@ export class CompleteMode {
   private entry(key: string): Known {
     let known = this.known.get(key);
     if (known === undefined) {
+      // New processes, and no expire call may come (nothing waits): forget the exited here.
+      const now = this.deps.now();
+      if (now - this.lastForget >= forgetIntervalMs) this.forgetExited(now);
       if (this.known.size >= maxKnown) this.known.delete(this.known.keys().next().value!);
       known = { images: new Map() };
       this.known.set(key, known);

@@ -55,12 +55,12 @@ interface Waiting {
 export class NetworkMonitor {
   private readonly deps: MonitorDeps;
   private waiting: Waiting[] = [];
+  private malformedReported = false;
 
   /** Connections wait for an owner or a name: flush() has work. */
   get hasWaiting(): boolean {
     return this.waiting.length > 0;
   }
-  private malformedReported = false;
 
   constructor(deps: MonitorDeps) {
     this.deps = deps;

@@ -141,6 +141,9 @@ function rig(controls = "", mode = "audit") {
         out.push(...complete.expire().records);
       }
     },
+    /** Time passing with nothing waiting: watch.ts then runs no recheck timer, so no expire call. */
+    quiet: (ms: number) => (now += ms),
+    repeatsReport: (s: ProcSnapshot) => complete.repeatsReport(s),
     /** A main thread that stalled `ms` (a busy node): the timer fires once, late, before anything else is read. */
     stall: (ms: number) => {
       now += ms;
@@ -320,6 +323,19 @@ describe("complete mode: one record per exec from two sensors", () => {
     t.polled(snapshot(19, ["node", "install"], { container: undefined }));
     assert.deepEqual(execRecords(t.out).map(summary), [[19, "node install", "trigger", undefined, undefined]]);
     assert.equal(execRecords(t.out)[0]!.severity, "INFO");
+  });
+
+  it("forgets an exited process 10 s after its exit when new ones come, with no expire call (nothing waited)", () => {
+    const t = rig();
+    t.reported(report(10, ["ls"]));
+    t.exited(10, 100);
+    t.quiet(5_000);
+    t.reported(report(20, ["id"]));
+    assert.ok(t.repeatsReport(snapshot(10, ["ls"])), "kept for reports and looks still in flight");
+    t.quiet(6_000);
+    t.reported(report(30, ["env"]));
+    assert.ok(!t.repeatsReport(snapshot(10, ["ls"])), "forgotten once new processes come");
+    assert.ok(t.repeatsReport(snapshot(20, ["id"])), "a live process stays known");
   });
 
   it("a report of a reused PID is a new process, never merged with the old one", () => {
