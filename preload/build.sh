@@ -3,13 +3,19 @@
 # for this machine's architecture with the system cc, and for aarch64 too when Debian's
 # gcc-aarch64-linux-gnu is installed. Reproducible: fixed flags, source paths mapped away,
 # a build id derived from the content; the same inputs give the same bytes.
+#
+# Two LOAD segments instead of four (-z noseparate-code, -z norelro): every program of the
+# pod maps the library at each exec, and the two segments fewer save ~20 µs of its ~100 µs
+# (measured with exec-timer). RELRO would protect one relocation, the constructor's
+# .init_array slot, which runs once at load; separate code would keep ~300 bytes of
+# constants out of the executable mapping.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 src="$root/preload/exec-report.c"
 flags="-std=c11 -O2 -fPIC -shared -nostdlib -ffreestanding -fno-builtin -fno-stack-protector
   -fno-asynchronous-unwind-tables -fno-unwind-tables -fvisibility=hidden -fcf-protection=none
   -Wall -Wextra -Werror -ffile-prefix-map=$root/=
-  -Wl,-z,defs -Wl,-z,now -Wl,-z,relro -Wl,--hash-style=gnu -Wl,--build-id=sha1 -Wl,-soname,libmicroenforcer-exec.so"
+  -Wl,-z,defs -Wl,-z,now -Wl,-z,norelro -Wl,-z,noseparate-code -Wl,--hash-style=gnu -Wl,--build-id=sha1 -Wl,-soname,libmicroenforcer-exec.so"
 
 build() { # build ARCH CC
   out="$root/dist/preload/$1"

@@ -48,10 +48,6 @@ __attribute__((visibility("hidden"))) void *memcpy(void *dst, const void *src, u
   return dst;
 }
 
-/* One exec per process image and no threads before main: static buffers are safe here. */
-static unsigned char message[MAX_MESSAGE];
-static char scratch[8192];
-
 static ulong str_len(const char *s) {
   ulong n = 0;
   while (s[n]) n++;
@@ -92,6 +88,72 @@ static slong read_file(const char *path, char *buf, ulong len, int *truncated) {
   return n < 0 && got == 0 ? -1 : (slong)got;
 }
 
+/*
+ * What /proc/self/stat says of this process: its start time and comm, and where the kernel
+ * put the strings of argv and of the environment (fields 48-51, shown to the process itself
+ * since Linux 3.5). Reading those strings from memory saves two reads of /proc (environ,
+ * cmdline); they are what /proc would show, since nothing in the process has run yet but
+ * the loader and constructors. 0 when not shown (gVisor prints 0): then the files are read.
+ */
+struct self {
+  unsigned long long start_ticks;
+  char comm[MAX_COMM];
+  ulong comm_len;
+  ulong arg_start, arg_end, env_start, env_end;
+};
+
+/* Areas larger than this are not taken from memory (they would be implausible). */
+#define MAX_AREA (64UL << 20)
+
+/* comm lies between the first '(' and the last ')' (it may hold either); fields are counted after that last ')'. */
+static int read_self(struct self *out) {
+  char text[1024];
+  slong n = read_file("/proc/self/stat", text, sizeof text, 0);
+  if (n <= 0) return -1;
+  slong open = -1, close = -1;
+  for (slong i = 0; i < n; i++) {
+    if (text[i] == '(' && open < 0) open = i;
+    if (text[i] == ')') close = i;
+  }
+  if (open < 0 || close < open) return -1;
+  out->comm_len = (ulong)(close - open - 1) < MAX_COMM ? (ulong)(close - open - 1) : MAX_COMM;
+  memcpy(out->comm, text + open + 1, out->comm_len);
+  unsigned long long areas[4] = {0, 0, 0, 0};
+  int field = 3, digits = 0, have_start = 0;
+  unsigned long long v = 0;
+  for (slong i = close + 2; i <= n && field <= 51; i++) {
+    char c = i < n ? text[i] : '\n';
+    if (c >= '0' && c <= '9') {
+      v = v * 10 + (unsigned long long)(c - '0');
+      digits++;
+      continue;
+    }
+    if (c != ' ' && c != '\n') {
+      digits = -1; /* not a number (the state letter) */
+      continue;
+    }
+    if (digits > 0 && field == 22) {
+      out->start_ticks = v;
+      have_start = 1;
+    }
+    if (digits > 0 && field >= 48) areas[field - 48] = v;
+    field++;
+    v = 0;
+    digits = 0;
+    if (c == '\n') break;
+  }
+  if (!have_start) return -1;
+  int plausible = areas[0] < areas[1] && areas[1] - areas[0] <= MAX_AREA && areas[2] < areas[3] && areas[3] - areas[2] <= MAX_AREA;
+#ifdef MICROENFORCER_AREAS_HIDDEN
+  plausible = 0; /* a test build: behave as under gVisor */
+#endif
+  out->arg_start = plausible ? (ulong)areas[0] : 0;
+  out->arg_end = plausible ? (ulong)areas[1] : 0;
+  out->env_start = plausible ? (ulong)areas[2] : 0;
+  out->env_end = plausible ? (ulong)areas[3] : 0;
+  return 0;
+}
+
 struct environment {
   char socket_path[108];
   char container[MAX_CONTAINER + 1];
@@ -106,32 +168,48 @@ static void take(const char *entry, ulong len, const char *var, ulong var_len, c
   out[n] = 0;
 }
 
+/* Takes the two variables from the NUL-terminated entries in buf; returns where an unfinished last entry begins. */
+static ulong take_entries(const char *buf, ulong len, struct environment *env) {
+  ulong start = 0;
+  for (ulong i = 0; i < len; i++) {
+    if (buf[i] != 0) continue;
+    take(buf + start, i - start, socket_var, sizeof socket_var - 1, env->socket_path, sizeof env->socket_path);
+    take(buf + start, i - start, container_var, sizeof container_var - 1, env->container, sizeof env->container);
+    start = i + 1;
+  }
+  return start;
+}
+
 /*
- * The two variables, from /proc/self/environ (the environment this exec started with), read
- * in chunks: an environment can be megabytes, and only two short entries matter.
+ * The two variables from the environment this exec started with: in this process's memory
+ * where the kernel put it (see struct self), else from /proc/self/environ, read in chunks:
+ * an environment can be megabytes, and only two short entries matter.
  */
-static void read_environment(struct environment *env) {
+static void read_environment(const struct self *self, struct environment *env) {
   env->socket_path[0] = 0;
   env->container[0] = 0;
+  if (self->env_end > self->env_start) {
+    take_entries((const char *)self->env_start, self->env_end - self->env_start, env);
+    return;
+  }
   int fd = open_read("/proc/self/environ");
   if (fd < 0) return;
+  char scratch[8192];
   ulong kept = 0;   /* bytes of an unfinished entry carried to the front of scratch */
   int skipping = 0; /* inside an entry too long to be one of ours */
   for (;;) {
     slong n = read_retry(fd, scratch + kept, sizeof scratch - kept);
     if (n <= 0) break;
     ulong end = kept + (ulong)n, start = 0;
-    for (ulong i = 0; i < end; i++) {
-      if (scratch[i] != 0) continue;
-      if (!skipping) {
-        take(scratch + start, i - start, socket_var, sizeof socket_var - 1, env->socket_path, sizeof env->socket_path);
-        take(scratch + start, i - start, container_var, sizeof container_var - 1, env->container, sizeof env->container);
-      }
+    if (skipping) {
+      while (start < end && scratch[start] != 0) start++;
+      if (start == end) continue;
       skipping = 0;
-      start = i + 1;
+      start++;
     }
+    start += take_entries(scratch + start, end - start, env);
     kept = end - start;
-    if (skipping || kept > 512) {
+    if (kept > 512) {
       skipping = 1;
       kept = 0;
     } else {
@@ -178,43 +256,6 @@ static void read_mode(const char *socket_path, struct mode *mode) {
   if (digits > 0) mode->timeout_ms = ms < 1 ? 1 : ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : ms;
 }
 
-struct stat_fields {
-  unsigned long long start_ticks;
-  char comm[MAX_COMM];
-  ulong comm_len;
-};
-
-/*
- * /proc/self/stat: comm between the first '(' and the last ')' (it may hold either), and
- * field 22, the start time in clock ticks, counted after that last ')'.
- */
-static int read_stat(struct stat_fields *out) {
-  char text[1024];
-  slong n = read_file("/proc/self/stat", text, sizeof text, 0);
-  if (n <= 0) return -1;
-  slong open = -1, close = -1;
-  for (slong i = 0; i < n; i++) {
-    if (text[i] == '(' && open < 0) open = i;
-    if (text[i] == ')') close = i;
-  }
-  if (open < 0 || close < open) return -1;
-  out->comm_len = (ulong)(close - open - 1) < MAX_COMM ? (ulong)(close - open - 1) : MAX_COMM;
-  memcpy(out->comm, text + open + 1, out->comm_len);
-  int field = 2; /* the ')' ends field 2 (comm) */
-  slong i = close + 1;
-  while (i < n && field < 22) {
-    if (text[i] == ' ') field++;
-    i++;
-  }
-  if (field != 22) return -1;
-  unsigned long long v = 0;
-  int digits = 0;
-  for (; i < n && text[i] >= '0' && text[i] <= '9'; i++, digits++) v = v * 10 + (unsigned long long)(text[i] - '0');
-  if (digits == 0) return -1;
-  out->start_ticks = v;
-  return 0;
-}
-
 static long now_ms(void) {
   struct kernel_timespec ts;
   if (sys2(SYS_clock_gettime, CLOCK_MONOTONIC_, &ts) < 0) return 0;
@@ -234,16 +275,13 @@ static int wait_fd(int fd, short events, long deadline) {
   }
 }
 
-/* Builds the report in `message`; returns its length, 0 when the process cannot be identified. */
-static ulong build_report(const struct environment *env, int wait, char *exe_out) {
-  unsigned char *m = message;
+/* Builds the report in `m` (MAX_MESSAGE bytes); returns its length. */
+static ulong build_report(const struct self *self, const struct environment *env, int wait, unsigned char *m, char *exe_out) {
   memset(m, 0, HEADER_BYTES);
   ulong flags = wait ? FLAG_WAIT : 0;
-  struct stat_fields stat;
-  if (read_stat(&stat) < 0) return 0;
   put32(m + 12, (ulong)sys0(SYS_getpid));
   put32(m + 16, (ulong)sys0(SYS_getppid));
-  put64(m + 24, stat.start_ticks);
+  put64(m + 24, self->start_ticks);
   unsigned int r[3] = {0, 0, 0}, g[3] = {0, 0, 0};
   sys3(SYS_getresuid, &r[0], &r[1], &r[2]);
   sys3(SYS_getresgid, &g[0], &g[1], &g[2]);
@@ -278,21 +316,29 @@ static ulong build_report(const struct environment *env, int wait, char *exe_out
   }
   p += cwd;
   int truncated = 0;
-  slong cmdline = read_file("/proc/self/cmdline", (char *)p, MAX_CMDLINE, &truncated);
-  if (cmdline < 0) cmdline = 0;
+  slong cmdline;
+  if (self->arg_end > self->arg_start) {
+    ulong area = self->arg_end - self->arg_start;
+    truncated = area > MAX_CMDLINE;
+    cmdline = (slong)(truncated ? MAX_CMDLINE : area);
+    memcpy(p, (const void *)self->arg_start, (ulong)cmdline);
+  } else {
+    cmdline = read_file("/proc/self/cmdline", (char *)p, MAX_CMDLINE, &truncated);
+    if (cmdline < 0) cmdline = 0;
+  }
   if (truncated) flags |= FLAG_CMDLINE_TRUNCATED;
   p += cmdline;
   ulong container = str_len(env->container);
   memcpy(p, env->container, container);
   p += container;
-  memcpy(p, stat.comm, stat.comm_len);
-  p += stat.comm_len;
+  memcpy(p, self->comm, self->comm_len);
+  p += self->comm_len;
   ulong total = (ulong)(p - m);
   m[0] = 'M'; m[1] = 'E'; m[2] = 'X'; m[3] = 'R';
   put16(m + 4, 1);
   put16(m + 6, flags);
   put32(m + 8, total);
-  put16(m + 20, stat.comm_len);
+  put16(m + 20, self->comm_len);
   put16(m + 88, (ulong)exe);
   put16(m + 90, (ulong)cwd);
   put16(m + 92, (ulong)cmdline);
@@ -376,15 +422,19 @@ static void block(const char *exe, const char *why) {
 }
 
 __attribute__((constructor)) static void microenforcer_report_exec(void) {
+  struct self self;
+  int identified = read_self(&self) == 0;
+  if (!identified) self.arg_start = self.arg_end = self.env_start = self.env_end = 0;
   struct environment env;
-  read_environment(&env);
+  read_environment(&self, &env);
   if (env.socket_path[0] != '/') return; /* not injected, or a path that cannot be ours */
   struct mode mode;
   read_mode(env.socket_path, &mode);
   long deadline = now_ms() + mode.timeout_ms;
   char exe[256];
   exe[0] = 0;
-  ulong len = build_report(&env, mode.enforce, exe);
+  unsigned char message[MAX_MESSAGE];
+  ulong len = identified ? build_report(&self, &env, mode.enforce, message, exe) : 0;
   enum verdict verdict = NO_VERDICT;
   char reason[256];
   if (len > 0) {

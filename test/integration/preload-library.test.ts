@@ -4,7 +4,7 @@
  * main, and that nothing the sidecar does or fails to do can crash or hang a program.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { connect, createServer as createNetServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -283,6 +283,27 @@ describe("preload library in real programs", function () {
     assert.equal(report.truncated.cmdline, true);
     assert.equal(report.rawArgs.length, 8192);
     assert.equal(report.container, "app");
+  });
+
+  it("reads argv and its variables from /proc/self files where stat does not say where they are (gVisor)", async () => {
+    // The same source, built as a kernel that shows 0 for stat's fields 48-51 would have it run.
+    const hidden = join(dir, "libhidden-areas.so");
+    const source = new URL("../../preload/exec-report.c", import.meta.url).pathname;
+    const flags = ["-std=c11", "-O2", "-fPIC", "-shared", "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-DMICROENFORCER_AREAS_HIDDEN"];
+    execFileSync("cc", [...flags, "-o", hidden, source]);
+    await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
+    const big = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`PAD_${i}`, "x".repeat(100 + i)]));
+    const args = Array.from({ length: 300 }, (_, i) => `argument-${i}-${"y".repeat(40)}`);
+    const result = await run([programs.glibc, marker("hidden"), "0", ...args], { ...big }, hidden);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(received.length, 1);
+    const report = received[0]!.report;
+    assert.equal(report.truncated.cmdline, true);
+    assert.deepEqual(report.rawArgs.toString().split("\0").slice(0, 4), [programs.glibc, marker("hidden"), "0", args[0]]);
+    assert.equal(report.container, "app");
+    const small = await run([programs.glibc, marker("hidden-small"), "0", "last"], {}, hidden);
+    assert.equal(small.code, 0, small.stderr);
+    assert.deepEqual(received[1]!.report.rawArgs.toString().split("\0"), [programs.glibc, marker("hidden-small"), "0", "last", ""]);
   });
 
   it("audit: never waits, whatever the sidecar does", async () => {
