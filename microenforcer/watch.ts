@@ -227,9 +227,9 @@ function startReports(
     procRoot,
     onReport: (report, check) => {
       const result = pipeline.handleReport(report, check);
-      // The verdict goes out first (the program waits for it); the records right after.
+      // The verdict goes out first (the program waits for it); the records are built right after.
       queueMicrotask(() => {
-        for (const record of result.records) sink.emit(record);
+        for (const record of result.records()) sink.emit(record);
         armRecheck();
       });
       const { denied } = result;

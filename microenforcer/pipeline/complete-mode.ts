@@ -32,9 +32,15 @@ import type { SensorRecord } from "../records/record.ts";
 import { absenceReason, absent, type AbsenceReason, type PreloadSetup, type PreloadStatus } from "../tracker/preload-status.ts";
 import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
 
+/**
+ * A record built when it is taken. A program waiting before main needs only the verdict, so
+ * the exec record (a few tens of µs: attributes, redaction) is built after the answer left.
+ */
+export type LaterRecord = () => SensorRecord | undefined;
+
 /** Records of one step, /proc problems met on the way, and the verdict for a program that waits. */
 export interface StageResult {
-  records: SensorRecord[];
+  records: Array<SensorRecord | LaterRecord>;
   problems: Array<{ problem: ReadProblem; pid: number }>;
   deny?: Finding;
 }
@@ -103,6 +109,11 @@ const maxKnown = 65_536;
 const forgetIntervalMs = 1000;
 
 const keyOf = (pid: number, startTicks: number): string => `${pid}:${startTicks}`;
+
+/** The records of a step, those built late built now, in order. */
+export function builtRecords(records: StageResult["records"]): SensorRecord[] {
+  return records.flatMap((r) => (typeof r === "function" ? (r() ?? []) : [r]));
+}
 
 function empty(): StageResult {
   return { records: [], problems: [] };
@@ -279,11 +290,11 @@ export class CompleteMode {
     return empty();
   }
 
-  /** The controls of an event, then its record (with the report's status, or why none came). */
+  /** The controls of an event, then its record (with the report's status, or why none came), built when taken. */
   private run(event: ProcessEvent, waiting: boolean, preload: PreloadStatus | undefined): StageResult {
     const result = this.deps.controls(event, waiting, preload);
-    const record = processRecord(event, this.deps.clock, this.deps.policy.current.spec.forensics, preload);
-    if (record !== undefined) result.records.unshift(record);
+    const { forensics } = this.deps.policy.current.spec;
+    result.records.unshift(() => processRecord(event, this.deps.clock, forensics, preload));
     return result;
   }
 

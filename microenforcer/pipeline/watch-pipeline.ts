@@ -22,7 +22,7 @@ import { violationRecord } from "../records/violation-records.ts";
 import { ProcessTable } from "../tracker/process-table.ts";
 import type { PreloadSetup, PreloadStatus } from "../tracker/preload-status.ts";
 import { ProcessTracker, type ProcessEvent } from "../tracker/process-tracker.ts";
-import { CompleteMode, type StageResult } from "./complete-mode.ts";
+import { builtRecords, CompleteMode, type StageResult } from "./complete-mode.ts";
 import { NetworkMonitor, type MonitorResult } from "./network-monitor.ts";
 import { ProbeRecording } from "./probe-recording.ts";
 
@@ -45,7 +45,8 @@ export interface PipelineDeps {
 
 /** What handling a preload report gives: records, and the verdict for a program waiting before main. */
 export interface ReportResult {
-  records: SensorRecord[];
+  /** Built when called: after the verdict has gone out. */
+  records: () => SensorRecord[];
   verdict: Verdict;
   /** The verdict is a deny: the process to stop if it does not stop itself. */
   denied?: { pid: number; startTicks: number };
@@ -157,7 +158,7 @@ export class WatchPipeline {
    * mode) get the verdict of the same controls the poller's events go through.
    */
   handleReport(report: ExecReport, check: ReportCheck): ReportResult {
-    if (this.complete === undefined || !this.policy.current.spec.forensics.preload) return { records: [], verdict: { allow: true } };
+    if (this.complete === undefined || !this.policy.current.spec.forensics.preload) return { records: () => [], verdict: { allow: true } };
     const snapshot = reportSnapshot(report, check.containerId);
     // Gone before the server could look, but the poller saw it run this very image: checked all the same.
     const checked = check.verification === "live" || this.complete.polled(snapshot);
@@ -174,7 +175,7 @@ export class WatchPipeline {
     } else if (merged.kind === "merged" && merged.current) {
       this.tracker.refresh(snapshot);
     }
-    const records = this.out(this.stageRecords(result));
+    const records = (): SensorRecord[] => this.out(this.stageRecords(result));
     const deny = result.deny;
     if (deny === undefined) return { records, verdict: { allow: true } };
     return { records, verdict: { allow: false, reason: `${deny.control}: ${deny.reason}` }, denied: { pid: report.pid, startTicks: report.startTicks } };
@@ -215,7 +216,7 @@ export class WatchPipeline {
   }
 
   private stageRecords(result: StageResult): SensorRecord[] {
-    return [...this.oncePerCause(result.problems), ...result.records];
+    return [...this.oncePerCause(result.problems), ...builtRecords(result.records)];
   }
 
   private engineRecords(result: EngineResult): SensorRecord[] {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { verify } from "../../microenforcer/capture/exec-report-server.ts";
-import { CompleteMode } from "../../microenforcer/pipeline/complete-mode.ts";
+import { builtRecords, CompleteMode } from "../../microenforcer/pipeline/complete-mode.ts";
 import { PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
 import { violationRecord } from "../../microenforcer/records/violation-records.ts";
 import { reportSnapshot, type ExecReport } from "../../microenforcer/capture/exec-report.ts";
@@ -108,10 +108,10 @@ function rig(controls = "", mode = "audit") {
   const out: SensorRecord[] = [];
   const polled = (snapshot: ProcSnapshot, image: "exec" | "exec-unseen" = "exec"): void => {
     if (complete.repeatsReport(snapshot)) return;
-    for (const e of tracker.handle({ type: "spawn", snapshot, detection: "trigger", observedAt: now, image })) out.push(...complete.records(e, snapshot.fingerprint).records);
+    for (const e of tracker.handle({ type: "spawn", snapshot, detection: "trigger", observedAt: now, image })) out.push(...builtRecords(complete.records(e, snapshot.fingerprint).records));
   };
   const exited = (pid: number, startTicks: number): void => {
-    for (const e of tracker.handle({ type: "exit", pid, startTicks, observedAt: now })) out.push(...complete.records(e, undefined).records);
+    for (const e of tracker.handle({ type: "exit", pid, startTicks, observedAt: now })) out.push(...builtRecords(complete.records(e, undefined).records));
   };
   const reported = (report: ExecReport, containerId?: string) => {
     const snapshot = reportSnapshot(report, containerId);
@@ -125,7 +125,7 @@ function rig(controls = "", mode = "audit") {
         result.deny ??= r.deny;
       }
     }
-    out.push(...result.records);
+    out.push(...builtRecords(result.records));
     return result.deny;
   };
   return {
@@ -138,7 +138,7 @@ function rig(controls = "", mode = "audit") {
     tick: (ms: number) => {
       for (let step = 0; step < ms; step += 50) {
         now += Math.min(50, ms - step);
-        out.push(...complete.expire().records);
+        out.push(...builtRecords(complete.expire().records));
       }
     },
     /** Time passing with nothing waiting: watch.ts then runs no recheck timer, so no expire call. */
@@ -147,10 +147,10 @@ function rig(controls = "", mode = "audit") {
     /** A main thread that stalled `ms` (a busy node): the timer fires once, late, before anything else is read. */
     stall: (ms: number) => {
       now += ms;
-      out.push(...complete.expire().records);
+      out.push(...builtRecords(complete.expire().records));
     },
     setFacts: (f: PreloadFacts) => (facts = f),
-    finish: () => out.push(...complete.expire(true).records),
+    finish: () => out.push(...builtRecords(complete.expire(true).records)),
   };
 }
 
