@@ -75,7 +75,8 @@ const recheckIntervalMs = 50;
 const aliveIntervalMs = 1000;
 
 export function startWatch(options: WatchOptions): Watch {
-  const capture = { ...defaultCaptureOptions, ...options.capture };
+  const selfPid = options.selfPid ?? process.pid;
+  const capture = { ...defaultCaptureOptions, selfPid, ...options.capture };
   const procRoot = capture.procRoot;
   const dns = new DnsService();
   const { policy, execSocket } = options;
@@ -92,7 +93,6 @@ export function startWatch(options: WatchOptions): Watch {
   // Complete mode only where the injector delivered the library (forensics.preload at admission).
   const delivered = library !== undefined && existsSync(library);
   const setup: PreloadSetup | undefined = delivered ? { socket: execSocket!, library, machine: libraryMachine() } : undefined;
-  const selfPid = options.selfPid ?? process.pid;
   const pipeline = new WatchPipeline(policy, {
     clock: readBootClock(procRoot),
     selfPid,

@@ -20,6 +20,8 @@ import { ProcessWatch, type WatchTiming } from "./process-watch.ts";
 
 export interface CaptureOptions extends WatchTiming {
   procRoot: string;
+  /** The sensor's own PID there, when it is: never looked at again (see ProcessWatch). */
+  selfPid?: number;
   /** Trigger poll interval while PIDs are being allocated. */
   tickMs: number;
   /** Trigger poll interval after activeWindowMs without a new PID: waking costs CPU even when idle. */
@@ -74,7 +76,7 @@ export class CaptureLoop {
       const reason = `${root}/sys/kernel/ns_last_pid unavailable (${(err as Error).message}); kernel built without CONFIG_CHECKPOINT_RESTORE?`;
       this.events.push({ type: "trigger", mode: "scan", reason });
     }
-    this.processes = new ProcessWatch(root, options, (event) => this.events.push(event));
+    this.processes = new ProcessWatch(root, options, (event) => this.events.push(event), options.selfPid);
     this.network = new NetworkHost({ ...options.network, procRoot: root });
   }
 

@@ -61,14 +61,17 @@ export class ProcessWatch {
   private readonly procRoot: string;
   private readonly timing: WatchTiming;
   private readonly report: (event: CaptureEvent) => void;
+  /** The sensor itself: watched (it owns sockets), never looked at for an exec or exit of its own. */
+  private readonly selfPid: number | undefined;
   /** Read where interpreters' stdio goes at each full read (ReadOptions.stdio). */
   readStdio = false;
 
   /** `report` receives spawn, exec and exit events in the order they are found. */
-  constructor(procRoot: string, timing: WatchTiming, report: (event: CaptureEvent) => void) {
+  constructor(procRoot: string, timing: WatchTiming, report: (event: CaptureEvent) => void, selfPid?: number) {
     this.procRoot = procRoot;
     this.timing = timing;
     this.report = report;
+    this.selfPid = selfPid;
   }
 
   /** When the next look is due (Infinity: none). */
@@ -204,6 +207,8 @@ export class ProcessWatch {
   }
 
   private scheduleCheck(pid: number, w: Watched, now: number): void {
+    // Ten looks a second at itself would cost an idle sensor ~0.05 % of a core for nothing.
+    if (pid === this.selfPid) return;
     const { fastTickMs, youngMs, maxCheckIntervalMs, checkBudgetPerSecond } = this.timing;
     const age = now - w.bornAt;
     // The budget spreads looks at older processes only: a fresh fork, or a process held

@@ -93,6 +93,17 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.deepEqual(describe_(l.tick(300)), ["exit 10"]);
   });
 
+  it("never looks at the sensor's own process again, and still finds its exit in a rescan", () => {
+    proc.add({ pid: 7, ppid: 1, comm: "node", startTicks: 90, exe: "/usr/bin/node", args: ["node", "microenforcer"] }, false);
+    const l = start({ selfPid: 7 });
+    assert.deepEqual(describe_(l.start(0)), ["trigger ns_last_pid", "spawn 1 /pause exec startup", "spawn 7 node exec startup", "spawn 10 sh exec startup"]);
+    proc.exec(7, "/bin/sh", ["sh"]);
+    proc.exec(10, "/usr/bin/python3", ["python3", "app.py"]);
+    assert.deepEqual(describe_(l.tick(101)), ["exec 10 python3"], "the others' looks go on");
+    proc.remove(7);
+    assert.deepEqual(describe_(l.tick(1001)), ["exit 7"]);
+  });
+
   it("counts PIDs handed out and gone before it looked, and says so in a gap event", () => {
     const l = start({ gapReportIntervalMs: 1000 });
     l.start(0);
