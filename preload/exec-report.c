@@ -102,8 +102,12 @@ struct self {
   ulong arg_start, arg_end, env_start, env_end;
 };
 
-/* Areas larger than this are not taken from memory (they would be implausible). */
-#define MAX_AREA (64UL << 20)
+/*
+ * The areas are read from memory only where they can be what the kernel put on the initial
+ * stack, above the frames of the loader and of this constructor (which run on that stack),
+ * within MAX_SPAN of here: anything else (a /proc that is not the kernel's) reads the files.
+ */
+#define MAX_SPAN (256UL << 20)
 
 /* comm lies between the first '(' and the last ')' (it may hold either); fields are counted after that last ')'. */
 static int read_self(struct self *out) {
@@ -143,7 +147,8 @@ static int read_self(struct self *out) {
     if (c == '\n') break;
   }
   if (!have_start) return -1;
-  int plausible = areas[0] < areas[1] && areas[1] - areas[0] <= MAX_AREA && areas[2] < areas[3] && areas[3] - areas[2] <= MAX_AREA;
+  ulong here = (ulong)&areas;
+  int plausible = here < areas[0] && areas[0] < areas[1] && areas[1] - here <= MAX_SPAN && here < areas[2] && areas[2] < areas[3] && areas[3] - here <= MAX_SPAN;
 #ifdef MICROENFORCER_AREAS_HIDDEN
   plausible = 0; /* a test build: behave as under gVisor */
 #endif
