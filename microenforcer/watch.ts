@@ -227,13 +227,14 @@ function startReports(
     procRoot,
     onReport: (report, check) => {
       const result = pipeline.handleReport(report, check);
-      // The verdict goes out first (the program waits for it); the records are built right after.
+      // The verdict goes out first (the program waits for it); the records are built, and
+      // the capture worker told, right after.
       queueMicrotask(() => {
         for (const record of result.records()) sink.emit(record);
         armRecheck();
+        sensor.adopt(report.pid, report.startTicks, execFingerprint(report.exeLink, report.rawArgs.toString("latin1")));
       });
       const { denied } = result;
-      sensor.adopt(report.pid, report.startTicks, execFingerprint(report.exeLink, report.rawArgs.toString("latin1")));
       return { verdict: result.verdict, ...(denied !== undefined && { whenClosed: () => enforcer.kill(denied.pid, denied.startTicks) }) };
     },
     onProblem: (problem) => sink.emit(preloadProblemRecord(problem)),
