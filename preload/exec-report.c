@@ -111,6 +111,7 @@ struct self {
 
 /* comm lies between the first '(' and the last ')' (it may hold either); fields are counted after that last ')'. */
 static int read_self(struct self *out) {
+  out->arg_start = out->arg_end = out->env_start = out->env_end = 0;
   char text[1024];
   slong n = read_file("/proc/self/stat", text, sizeof text, 0);
   if (n <= 0) return -1;
@@ -429,7 +430,6 @@ static void block(const char *exe, const char *why) {
 __attribute__((constructor)) static void microenforcer_report_exec(void) {
   struct self self;
   int identified = read_self(&self) == 0;
-  if (!identified) self.arg_start = self.arg_end = self.env_start = self.env_end = 0;
   struct environment env;
   read_environment(&self, &env);
   if (env.socket_path[0] != '/') return; /* not injected, or a path that cannot be ours */

@@ -80,6 +80,9 @@ describe("preload library in real programs", function () {
   }
 
   const marker = (name: string): string => join(dir, name);
+  /** 40 KB of other variables before ours, and an argv over the report's 8 KB bound. */
+  const big = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`PAD_${i}`, "x".repeat(100 + i)]));
+  const args = Array.from({ length: 300 }, (_, i) => `argument-${i}-${"y".repeat(40)}`);
   const ran = (name: string): boolean => existsSync(marker(name));
   const until = async (check: () => boolean, what: string): Promise<void> => {
     for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -273,8 +276,6 @@ describe("preload library in real programs", function () {
 
   it("finds its variables past a large environment and bounds a huge argv", async () => {
     await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
-    const big = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`PAD_${i}`, "x".repeat(100 + i)]));
-    const args = Array.from({ length: 300 }, (_, i) => `argument-${i}-${"y".repeat(40)}`);
     // The library reads its variables wherever they are: here after 40 KB of others.
     const result = await run([programs.glibc, marker("big"), "0", ...args], { ...big });
     assert.equal(result.code, 0, result.stderr);
@@ -292,8 +293,6 @@ describe("preload library in real programs", function () {
     const flags = ["-std=c11", "-O2", "-fPIC", "-shared", "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-DMICROENFORCER_AREAS_HIDDEN"];
     execFileSync("cc", [...flags, "-o", hidden, source]);
     await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
-    const big = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`PAD_${i}`, "x".repeat(100 + i)]));
-    const args = Array.from({ length: 300 }, (_, i) => `argument-${i}-${"y".repeat(40)}`);
     const result = await run([programs.glibc, marker("hidden"), "0", ...args], { ...big }, hidden);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(received.length, 1);
