@@ -105,7 +105,8 @@ export class ProcessWatch {
     }
     const w: Watched = {
       startTicks: snapshot.startTicks,
-      fingerprint: snapshot.fingerprint,
+      // A look across an exec does not tell the image: the next look rereads whatever it sees.
+      fingerprint: snapshot.execving ? "" : snapshot.fingerprint,
       bornAt: detection === "startup" ? -Infinity : now,
       exited: false,
     };
@@ -118,8 +119,8 @@ export class ProcessWatch {
     if (parent?.held !== undefined) this.release(parent, "fork-only");
     const dead = isDead(snapshot);
     // Still the parent's argv (its image, or an exec caught between reading argv and exe), or
-    // caught inside execve before argv is set up: wait for the exec to finish.
-    const unfinished = (parent !== undefined && argvOf(snapshot.fingerprint) === argvOf(parent.fingerprint)) || snapshot.args?.length === 0;
+    // caught inside execve: wait for the exec to finish.
+    const unfinished = (parent !== undefined && argvOf(snapshot.fingerprint) === argvOf(parent.fingerprint)) || insideExecve(snapshot);
     // An exec session (`kubectl exec`, `podman exec`) enters the namespace as runc's own init,
     // as root and often still in the runtime's cgroup, and becomes the user's command only
     // when runc has set the container up: what it is and whose it is is known after that exec.
@@ -260,8 +261,8 @@ export class ProcessWatch {
       this.exit(pid, w, now);
       return;
     }
-    // Inside execve: the new image has no argv yet. Look again at the next check.
-    if (snapshot.args?.length === 0) return;
+    // Inside execve: the new image has no argv or environment yet. Look again at the next check.
+    if (insideExecve(snapshot)) return;
     // The same argv with only the exe link appearing or vanishing is no exec: the process's
     // credentials changed (execve committing them, a worker dropping root).
     if (sameImage(snapshot.fingerprint, w.fingerprint)) {
@@ -311,6 +312,11 @@ export class ProcessWatch {
     // A zombie keeps its PID until reaped; forget it only once /proc agrees.
     if (!same) this.watched.delete(pid);
   }
+}
+
+/** Caught inside execve: argv not laid out yet, or environ emptied under the look (ProcSnapshot.execving). */
+function insideExecve(snapshot: ProcSnapshot): boolean {
+  return snapshot.args?.length === 0 || snapshot.execving === true;
 }
 
 function isDead(snapshot: ProcSnapshot): boolean {

@@ -59,6 +59,12 @@ export interface ProcSnapshot {
   args?: string[];
   /** `MICROENFORCER_CONTAINER` from environ, when environ was read and holds it. */
   container?: string;
+  /**
+   * The look straddled an execve (read for attribution only): environ read empty while argv
+   * changed under it, or the name read with stat changed by the end. It tells neither the
+   * image nor the environment (the container) for sure: look again.
+   */
+  execving?: true;
   /** Container id from the cgroup path, when the cgroup was read. */
   containerId?: string;
   /** What could not be read, and why (a fact missing here says so in the records). */
@@ -214,10 +220,23 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
   }
   snapshot.fingerprint = execFingerprint(exeLink ?? "", rawArgs);
   if (options.attribution(stat.ppid)) {
-    const container = optional("environ", () => environValue(readProcBytes(`${dir}/environ`), CONTAINER_ENV));
-    if (container !== undefined) snapshot.container = container;
+    const environ = optional("environ", () => readProcBytes(`${dir}/environ`));
+    if (environ !== undefined && environ.length > 0) {
+      const container = environValue(environ, CONTAINER_ENV);
+      if (container !== undefined) snapshot.container = container;
+    } else if (environ !== undefined && optional("cmdline", () => readProcBytes(`${dir}/cmdline`).toString("latin1")) !== rawArgs) {
+      // execve empties environ and argv from installing the new image until it has laid out
+      // the new stack (tens of µs, longer when preempted): an empty environ beside an argv
+      // that changed since it was read is that window, not a process without a container.
+      snapshot.execving = true;
+    }
     const containerId = optional("cgroup", () => readContainerId(pid, procRoot));
     if (containerId !== undefined) snapshot.containerId = containerId;
+    // What a new container's or session's first process is, is decided from this one look:
+    // stat read before an exec and argv after it (runc's init name beside the command) is no
+    // such look. A changed name says so (execve sets it).
+    const now = readStat(pid, procRoot);
+    if (now !== undefined && now.startTicks === stat.startTicks && now.comm !== stat.comm) snapshot.execving = true;
   }
   return { kind: "process", snapshot };
 }

@@ -276,7 +276,8 @@ export class ProcessTracker {
    */
   private unadmitted(snapshot: ProcSnapshot): boolean {
     // runc's init still (held past its wait on a slow node) carries runc's environment, not the container's.
-    if (this.admitted.size === 0 || snapshot.pid === 1 || isRuntimeInit(snapshot)) return false;
+    // Nor is one caught inside execve, whose environment this look could not tell.
+    if (this.admitted.size === 0 || snapshot.pid === 1 || isRuntimeInit(snapshot) || snapshot.execving === true) return false;
     if (snapshot.container !== undefined) return !this.admitted.has(snapshot.container);
     return !snapshot.problems.some((p) => p.file === "environ");
   }

@@ -4,6 +4,9 @@
  * (test/integration/process-sensor.test.ts runs it against the real kernel.)
  */
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { CaptureLoop, defaultCaptureOptions } from "../../microenforcer/capture/capture-loop.ts";
 import type { CaptureEvent } from "../../microenforcer/capture/events.ts";
 import { messages, networkEvents, maxEventsPerPost } from "../../microenforcer/capture/messages.ts";
@@ -68,6 +71,47 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.deepEqual(spawn.snapshot.args, ["curl", "-s", "https://example.test/"]);
     assert.equal(spawn.snapshot.exe?.path, "/usr/bin/curl");
     assert.equal(spawn.observedAt, 1.5);
+  });
+
+  /**
+   * Makes the next look at the process straddle an exec: environ becomes a FIFO whose writer
+   * runs `change` (in the process's /proc directory) and closes it with `environ` written; the
+   * returned function, once the writer is done, gives the process the environment `after`.
+   */
+  function straddleNextLook(pid: number, change: string, environ: string, after: string): () => Promise<void> {
+    const dir = join(proc.root, String(pid));
+    rmSync(join(dir, "environ"));
+    assert.equal(spawnSync("mkfifo", [join(dir, "environ")]).status, 0);
+    const writer = spawn("sh", ["-c", `cd "$0" && exec 3>environ && ${change} && printf '%s' "$1" | tr '|' '\\0' >&3`, dir, environ]);
+    const exited = new Promise((resolve) => writer.on("exit", resolve));
+    return async () => {
+      await exited;
+      rmSync(join(dir, "environ"));
+      writeFileSync(join(dir, "environ"), after);
+    };
+  }
+
+  it("holds a new container process whose first look straddled an exec, and reports it once from a look after", async () => {
+    const l = start();
+    l.start(0);
+    // `nsenter` entering the namespace, as a runtime starts a container: its first look read
+    // argv before execve and environ inside it (emptied, until the new stack is laid out).
+    proc.add({ pid: 11, ppid: 0, comm: "nsenter", startTicks: 200, exe: "/usr/bin/nsenter", args: ["nsenter", "-t", "1", "--", "python3"], container: "web" });
+    let done = straddleNextLook(11, `printf 'python3\\0' > cmdline`, "", "PATH=/bin\0MICROENFORCER_CONTAINER=web\0");
+    assert.deepEqual(describe_(l.tick(1)), [], "held until its exec is done");
+    await done();
+    proc.exec(11, "/usr/bin/python3", ["python3", "server.py"]);
+    let events = l.tick(1.5);
+    assert.deepEqual(describe_(events), ["spawn 11 python3 exec trigger"]);
+    assert.equal((events[0] as Extract<CaptureEvent, { type: "spawn" }>).snapshot.container, "web");
+    // runc's init exec'ing a session's command: stat read before the exec, argv after it.
+    proc.add({ pid: 12, ppid: 0, comm: "runc:[2:INIT]", startTicks: 300, exe: "/bin/sh", args: ["/bin/sh", "-c", "id"], container: "web" });
+    done = straddleNextLook(12, `sed -i 's/(runc:\\[2:INIT\\])/(sh)/' stat`, "MICROENFORCER_CONTAINER=web|", "MICROENFORCER_CONTAINER=web\0");
+    assert.deepEqual(describe_(l.tick(2)), [], "held: the look saw two images");
+    await done();
+    events = l.tick(2.5);
+    assert.deepEqual(describe_(events), ["spawn 12 /bin/sh exec trigger"]);
+    assert.equal((events[0] as Extract<CaptureEvent, { type: "spawn" }>).snapshot.comm, "sh", "not runc's init");
   });
 
   it("reports a fork that never execs as fork-only once holdForkMs is over, and one that exits held as exec-unseen", () => {

@@ -57,6 +57,39 @@ describe("readProcess", () => {
     assert.ok(!snapshot.problems.some((p) => p.file === "exe"), JSON.stringify(snapshot.problems));
   });
 
+  it("tells a root caught across an exec (environment emptied, or name changed, under the look) from one that has no environment", async () => {
+    entry(10518);
+    const dir = join(root, "10518");
+    symlinkSync("/usr/bin/nsenter", join(dir, "exe"));
+    writeFileSync(join(dir, "cmdline"), `${["nsenter", "-t", "42", "--", "python3"].join("\0")}\0`);
+    // environ as a FIFO whose writer lays out the new image's argv and closes it empty: execve
+    // installed the new image between the argv and environ reads and has not set up its stack yet.
+    assert.equal(spawnSync("mkfifo", [join(dir, "environ")]).status, 0);
+    const writer = spawn("sh", ["-c", `exec 3>"$1"; printf 'python3\\0' > "$2"; exec 3>&-`, "sh", join(dir, "environ"), join(dir, "cmdline")]);
+    const exited = new Promise((resolve) => writer.on("exit", resolve));
+    const attributed = () => readProcess(10518, { attribution: () => true }, root) as Extract<ReturnType<typeof readProcess>, { kind: "process" }>;
+    const caught = attributed().snapshot;
+    await exited;
+    assert.equal(caught.execving, true, "not a process without a container");
+    assert.equal(caught.container, undefined);
+    assert.ok(!caught.problems.some((p) => p.file === "environ"), JSON.stringify(caught.problems));
+    // `env -i`: an empty environment, the same argv before and after.
+    rmSync(join(dir, "environ"));
+    writeFileSync(join(dir, "environ"), "");
+    assert.equal(attributed().snapshot.execving, undefined);
+    writeFileSync(join(dir, "environ"), "HOME=/\0MICROENFORCER_CONTAINER=web\0");
+    assert.equal(attributed().snapshot.container, "web");
+    // runc's init read by stat, the command it exec'd by argv: the name changed under the look.
+    rmSync(join(dir, "environ"));
+    assert.equal(spawnSync("mkfifo", [join(dir, "environ")]).status, 0);
+    const renamer = spawn("sh", ["-c", `exec 3>"$1"; sed -i 's/(cat)/(python3)/' "$2"; printf 'MICROENFORCER_CONTAINER=web\\0' >&3; exec 3>&-`, "sh", join(dir, "environ"), join(dir, "stat")]);
+    const renamed = new Promise((resolve) => renamer.on("exit", resolve));
+    const straddled = attributed().snapshot;
+    await renamed;
+    assert.equal(straddled.comm, "cat");
+    assert.equal(straddled.execving, true, "stat and argv of two images");
+  });
+
   it("takes a process being reaped (Tgid 0: detached from its PIDs) as gone, not as a thread", () => {
     entry(0);
     assert.deepEqual(read(), { kind: "gone" });

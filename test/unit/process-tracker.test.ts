@@ -97,6 +97,8 @@ describe("ProcessTracker", () => {
         spawn(snapshot({ pid: 60, ppid: 0, startTicks: 600, containerId: "b0b", problems: [{ file: "environ", code: "EACCES", uid: 0 }] })),
         // runc's init, released before it exec'd the container's command: runc's environment, not the container's.
         spawn(snapshot({ pid: 70, ppid: 0, startTicks: 700, containerId: "c7", comm: "runc:[2:INIT]" })),
+        // Caught inside execve, its environment emptied under the look: not known to be another's.
+        spawn(snapshot({ pid: 80, ppid: 0, startTicks: 800, containerId: "c8", execving: true })),
       ),
       [
         "exec 1 container-init 5a5e",
@@ -107,6 +109,7 @@ describe("ProcessTracker", () => {
         "exec 55 exec-session session=55 debugger-x1",
         "exec 60 container-init b0b",
         "exec 70 container-init c7",
+        "exec 80 container-init c8",
       ],
     );
   });
