@@ -54,6 +54,9 @@ export const defaultCaptureOptions: CaptureOptions = {
   network: defaultSamplerOptions,
 };
 
+/** PIDs looked at a second time per tick: in a fork storm most are gone, and each look costs. */
+const maxUnborn = 256;
+
 export class CaptureLoop {
   private readonly options: CaptureOptions;
   private readonly trigger: PidTrigger | undefined;
@@ -64,6 +67,8 @@ export class CaptureLoop {
   private lastRescan = 0;
   private preload = false;
   private events: CaptureEvent[] = [];
+  /** PIDs handed out that were not in /proc yet at their first look (see notInProcYet). */
+  private unborn: number[] = [];
 
   constructor(options: CaptureOptions) {
     this.options = options;
@@ -130,10 +135,11 @@ export class CaptureLoop {
 
   tick(now: number): CaptureEvent[] {
     try {
+      this.lookAgainAtUnborn(now);
       const change = this.trigger?.changed();
       if (change !== undefined) {
         if (change.setBack) this.rescan(now, "rescan");
-        else for (const pid of change.pids) if (!this.processes.visit(pid, "trigger", now)) this.gaps.missed(pid);
+        else for (const pid of change.pids) if (!this.processes.visit(pid, "trigger", now)) this.notInProcYet(pid);
         this.trigger!.accept(change);
         this.lastActivity = now;
       }
@@ -151,6 +157,7 @@ export class CaptureLoop {
 
   /** The last look before stopping: every exit and exec not yet seen, and the gap count. */
   finish(now: number): CaptureEvent[] {
+    this.lookAgainAtUnborn(now);
     this.rescan(now, "rescan");
     this.pollNetwork(now, "final");
     this.processes.checkAll(now);
@@ -161,6 +168,22 @@ export class CaptureLoop {
   close(): void {
     this.trigger?.close();
     this.network.close();
+  }
+
+  /**
+   * The kernel hands a PID out (ns_last_pid moves) before the new process shows in /proc,
+   * most often µs apart, more when the forking thread is preempted in between: a PID not
+   * there yet is looked at once more at the next tick before it counts as a gap.
+   */
+  private notInProcYet(pid: number): void {
+    if (this.unborn.length < maxUnborn) this.unborn.push(pid);
+    else this.gaps.missed(pid);
+  }
+
+  private lookAgainAtUnborn(now: number): void {
+    const unborn = this.unborn;
+    this.unborn = [];
+    for (const pid of unborn) if (!this.processes.visit(pid, "trigger", now)) this.gaps.missed(pid);
   }
 
   private rescan(now: number, detection: Detection): void {

@@ -157,6 +157,17 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.deepEqual(describe_(l.finish(1500)), [], "counted once");
   });
 
+  it("looks once more at a PID handed out before its process showed in /proc, and only then counts it as a gap", () => {
+    const l = start({ gapReportIntervalMs: 1000 });
+    l.start(0);
+    // fork: ns_last_pid moves, the /proc entry comes µs later (after this look).
+    proc.setLastPid(12);
+    assert.deepEqual(describe_(l.tick(1)), []);
+    proc.add({ pid: 11, ppid: 10, comm: "curl", startTicks: 200, exe: "/usr/bin/curl", args: ["curl", "example.test"] }, false);
+    assert.deepEqual(describe_(l.tick(2)), ["spawn 11 curl exec trigger"]);
+    assert.deepEqual(describe_(l.tick(1000)), ["gap pid 1 (12-12)"], "12 never showed");
+  });
+
   it("tells a new process on a reused PID from the one before", () => {
     proc.add({ pid: 20, ppid: 1, comm: "old", startTicks: 300, exe: "/bin/old", args: ["old"] }, false);
     const l = start();
