@@ -28,6 +28,11 @@ export interface CaptureOptions extends WatchTiming {
   idleTickMs: number;
   /** The same while the preload library reports execs: a report makes the loop active again. */
   preloadIdleTickMs: number;
+  /**
+   * WatchTiming.maxCheckIntervalMs while the library reports execs: a dynamic program exec'd
+   * in place reports itself, so looks at old processes are left with exits and static programs.
+   */
+  preloadMaxCheckIntervalMs: number;
   activeWindowMs: number;
   rescanIntervalMs: number;
   gapReportIntervalMs: number;
@@ -42,6 +47,7 @@ export const defaultCaptureOptions: CaptureOptions = {
   tickMs: 1,
   idleTickMs: 10,
   preloadIdleTickMs: 100,
+  preloadMaxCheckIntervalMs: 300,
   activeWindowMs: 2000,
   fastTickMs: 0.25,
   youngMs: 20,
@@ -104,6 +110,8 @@ export class CaptureLoop {
   /** Whether the preload library reports execs: then the loop may sleep longer while idle. */
   setPreload(on: boolean): void {
     this.preload = on;
+    // Each look costs the same, however rarely: idle CPU grows with the processes in the pod.
+    this.processes.maxCheckIntervalMs = on ? this.options.preloadMaxCheckIntervalMs : this.options.maxCheckIntervalMs;
   }
 
   /**

@@ -65,11 +65,14 @@ export class ProcessWatch {
   private readonly selfPid: number | undefined;
   /** Read where interpreters' stdio goes at each full read (ReadOptions.stdio). */
   readStdio = false;
+  /** WatchTiming.maxCheckIntervalMs, or what the loop sets instead (longer while the library reports). */
+  maxCheckIntervalMs: number;
 
   /** `report` receives spawn, exec and exit events in the order they are found. */
   constructor(procRoot: string, timing: WatchTiming, report: (event: CaptureEvent) => void, selfPid?: number) {
     this.procRoot = procRoot;
     this.timing = timing;
+    this.maxCheckIntervalMs = timing.maxCheckIntervalMs;
     this.report = report;
     this.selfPid = selfPid;
   }
@@ -210,7 +213,8 @@ export class ProcessWatch {
   private scheduleCheck(pid: number, w: Watched, now: number): void {
     // Ten looks a second at itself would cost an idle sensor ~0.05 % of a core for nothing.
     if (pid === this.selfPid) return;
-    const { fastTickMs, youngMs, maxCheckIntervalMs, checkBudgetPerSecond } = this.timing;
+    const { fastTickMs, youngMs, checkBudgetPerSecond } = this.timing;
+    const { maxCheckIntervalMs } = this;
     const age = now - w.bornAt;
     // The budget spreads looks at older processes only: a fresh fork, or a process held
     // back until its exec, needs its fast looks whatever else the pod holds.

@@ -210,6 +210,21 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.equal(l.nextDelayMs(2200), defaultCaptureOptions.fastTickMs);
   });
 
+  it("while the library reports execs, looks at an old process for an exec in place or its exit every 300 ms instead of 100", () => {
+    const l = start();
+    l.start(0);
+    l.setPreload(true);
+    assert.deepEqual(describe_(l.tick(100)), [], "the looks scheduled before, at 100 ms");
+    proc.exec(10, "/usr/bin/python3", ["python3", "app.py"]);
+    assert.deepEqual(describe_(l.tick(300)), []);
+    assert.deepEqual(describe_(l.tick(400)), ["exec 10 python3"]);
+    l.setPreload(false);
+    proc.exec(10, "/bin/sh", ["sh"]);
+    assert.deepEqual(describe_(l.tick(700)), ["exec 10 sh"], "the look scheduled at 700 ms");
+    proc.exec(10, "/usr/bin/python3", ["python3", "app.py"]);
+    assert.deepEqual(describe_(l.tick(800)), ["exec 10 python3"]);
+  });
+
   it("at the end, reports every exit not seen yet and the gaps", () => {
     const l = start();
     l.start(0);
