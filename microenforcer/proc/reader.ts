@@ -224,7 +224,7 @@ export function readProcess(pid: number, options: ReadOptions, procRoot = "/proc
     if (environ !== undefined && environ.length > 0) {
       const container = environValue(environ, CONTAINER_ENV);
       if (container !== undefined) snapshot.container = container;
-    } else if (environ !== undefined && optional("cmdline", () => readProcBytes(`${dir}/cmdline`).toString("latin1")) !== rawArgs) {
+    } else if (environ !== undefined && snapshot.args !== undefined && optional("cmdline", () => readProcBytes(`${dir}/cmdline`).toString("latin1")) !== rawArgs) {
       // execve empties environ and argv from installing the new image until it has laid out
       // the new stack (tens of µs, longer when preempted): an empty environ beside an argv
       // that changed since it was read is that window, not a process without a container.
