@@ -7,10 +7,12 @@
  * PolicyHolder; what must act on a reload subscribes here. The sidecar and `microenforcer
  * watch` are this one program. test/unit/layering.test.ts holds the layers' order.
  */
+import { randomInt } from "node:crypto";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { heartbeatSeconds, type RuntimePolicy } from "../policies/schema.ts";
 import { defaultCaptureOptions, type CaptureOptions } from "./capture/capture-loop.ts";
+import { AllowTable } from "./capture/allow-table.ts";
 import { ExecReportServer, writeLibraryMode } from "./capture/exec-report-server.ts";
 import { libraryMachine, libraryMode } from "./capture/preload-library.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
@@ -26,6 +28,7 @@ import { readStdio } from "./proc/process-facts.ts";
 import { execFingerprint, readAccessDenial } from "./proc/reader.ts";
 import type { SensorRecord } from "./records/record.ts";
 import {
+  allowTableRecord,
   forwarderRecord,
   heartbeatRecord,
   policyStatusRecord,
@@ -212,10 +215,21 @@ function startReports(
   sink: RecordSink,
   armRecheck: () => void,
 ): { close(): Promise<void> } {
+  const table = new AllowTable(socket, (err) => sink.emit(allowTableRecord(socket, err.message)));
+  // Unique per run and policy: a table an earlier run left in the volume is never taken for this one's.
+  let generation = randomInt(1, 2 ** 31);
   const apply = (next: RuntimePolicy): void => {
     sensor.setPreload(next.spec.forensics.preload);
+    generation = (generation % 0xffff_fffe) + 1;
+    let tabled = true;
     try {
-      writeLibraryMode(socket, libraryMode(next));
+      table.reset(generation);
+    } catch (err) {
+      tabled = false;
+      sink.emit(allowTableRecord(socket, (err as Error).message));
+    }
+    try {
+      writeLibraryMode(socket, { ...libraryMode(next), ...(tabled && { generation }) });
     } catch (err) {
       sink.emit(preloadModeRecord(socket, (err as Error).message));
     }
@@ -233,6 +247,8 @@ function startReports(
         for (const record of result.records()) sink.emit(record);
         armRecheck();
         sensor.adopt(report.pid, report.startTicks, execFingerprint(report.exeLink, report.rawArgs.toString("latin1")));
+        // Allowed before main, and allowed however it runs: asked about no more.
+        if (report.wait && result.verdict.allow && report.exeKey !== undefined && pipeline.allowsStanding(report)) table.add({ ...report.exeKey, path: Buffer.from(report.exeLink) });
       });
       const { denied } = result;
       return { verdict: result.verdict, ...(denied !== undefined && { whenClosed: () => enforcer.kill(denied.pid, denied.startTicks) }) };
@@ -246,5 +262,10 @@ function startReports(
     },
     (err: Error) => sink.emit(preloadSocketRecord(socket, `cannot listen on ${socket}: ${err.message}`)),
   );
-  return { close: () => server.close() };
+  return {
+    close: async () => {
+      await server.close();
+      table.close();
+    },
+  };
 }

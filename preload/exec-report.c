@@ -19,6 +19,7 @@
 #define MAX_CMDLINE 8192
 #define MAX_CONTAINER 253
 #define MAX_COMM 64
+#define MAX_COMM_NAME 15 /* the kernel keeps 15 bytes of a program's name as its comm */
 #define MAX_MESSAGE (HEADER_BYTES + MAX_EXE + MAX_CWD + MAX_CMDLINE + MAX_CONTAINER + MAX_COMM)
 #define DEFAULT_TIMEOUT_MS 250
 #define MAX_TIMEOUT_MS 10000
@@ -30,6 +31,7 @@ enum {
   FLAG_EXE_TRUNCATED = 4,
   FLAG_CWD_UNKNOWN = 8,
   FLAG_CMDLINE_TRUNCATED = 16,
+  FLAG_STANDING = 32,         /* sent without waiting: the sidecar's table allows this file at this path */
 };
 
 static const char socket_var[] = "MICROENFORCER_EXEC_SOCKET=";
@@ -64,6 +66,9 @@ static int starts_with(const char *s, ulong len, const char *prefix, ulong prefi
 static void put16(unsigned char *p, ulong v) { p[0] = v; p[1] = v >> 8; }
 static void put32(unsigned char *p, ulong v) { put16(p, v); put16(p + 2, v >> 16); }
 static void put64(unsigned char *p, unsigned long long v) { put32(p, (ulong)v); put32(p + 4, (ulong)(v >> 32)); }
+static ulong get16(const unsigned char *p) { return (ulong)p[0] | (ulong)p[1] << 8; }
+static ulong get32(const unsigned char *p) { return get16(p) | get16(p + 2) << 16; }
+static unsigned long long get64(const unsigned char *p) { return get32(p) | (unsigned long long)get32(p + 4) << 32; }
 
 static int open_read(const char *path) { return (int)sys4(SYS_openat, AT_FDCWD_, path, O_RDONLY_ | O_CLOEXEC_, 0); }
 
@@ -229,23 +234,40 @@ struct mode {
   int enforce;
   int deny_on_failure;
   long timeout_ms;
+  /* Which allow table goes with this mode (0: none). */
+  unsigned long long generation;
 };
+
+/* `name` in the directory of the socket, the volume the sidecar writes and the app mounts read-only. */
+static int beside(const char *socket_path, const char *name, char *path, ulong cap) {
+  ulong slash = 0, len = str_len(socket_path), name_len = str_len(name);
+  for (ulong i = 0; i < len; i++)
+    if (socket_path[i] == '/') slash = i + 1;
+  if (slash + name_len + 1 > cap) return -1;
+  memcpy(path, socket_path, slash);
+  memcpy(path + slash, name, name_len + 1);
+  return 0;
+}
+
+/* Up to `max` digits at *p as a number (p moves past them); -1 when there are none. */
+static long long take_number(const char **p, int max) {
+  long long v = 0;
+  int digits = 0;
+  for (; **p >= '0' && **p <= '9' && digits < max; (*p)++, digits++) v = v * 10 + (**p - '0');
+  return digits > 0 ? v : -1;
+}
 
 /*
  * `<dir of the socket>/mode`, written by the sidecar into a volume the app mounts read-only:
- * `audit|enforce allow|deny TIMEOUT_MS`. Missing or unreadable: audit (send, do not wait).
+ * `audit|enforce allow|deny TIMEOUT_MS [GENERATION]`. Missing or unreadable: audit (send, do not wait).
  */
 static void read_mode(const char *socket_path, struct mode *mode) {
   mode->enforce = 0;
   mode->deny_on_failure = 0;
   mode->timeout_ms = DEFAULT_TIMEOUT_MS;
+  mode->generation = 0;
   char path[128];
-  ulong slash = 0, len = str_len(socket_path);
-  for (ulong i = 0; i < len; i++)
-    if (socket_path[i] == '/') slash = i + 1;
-  if (slash + 5 >= sizeof path) return;
-  memcpy(path, socket_path, slash);
-  memcpy(path + slash, "mode", 5);
+  if (beside(socket_path, "mode", path, sizeof path) < 0) return;
   char text[64];
   slong n = read_file(path, text, sizeof text - 1, 0);
   if (n <= 0) return;
@@ -256,10 +278,80 @@ static void read_mode(const char *socket_path, struct mode *mode) {
   if (starts_with(p, str_len(p), "deny ", 5)) mode->deny_on_failure = 1;
   while (*p && *p != ' ') p++;
   if (*p == ' ') p++;
-  long ms = 0;
-  int digits = 0;
-  for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++) ms = ms * 10 + (*p - '0');
-  if (digits > 0) mode->timeout_ms = ms < 1 ? 1 : ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : ms;
+  long long ms = take_number(&p, 6);
+  if (ms >= 0) mode->timeout_ms = ms < 1 ? 1 : ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : ms;
+  if (*p == ' ') p++;
+  long long generation = take_number(&p, 10);
+  if (generation > 0 && generation <= 0xffffffffLL) mode->generation = (unsigned long long)generation;
+}
+
+/*
+ * The allow table (`allowed` beside the socket, format in preload/README.md): executables the
+ * sidecar found allowed whatever their arguments, session, stdio or container, each by its
+ * identity (device, inode, ctime: only the kernel sets ctime, and any write, chmod, link or
+ * unlink moves it) and the path it was run by. A program it holds sends its report and goes
+ * on without waiting for the verdict. Read with two preads, a third for a candidate's path.
+ */
+#define TABLE_HEADER 24
+#define TABLE_SLOT 40
+#define TABLE_PROBES 8
+
+static ulong table_hash(const unsigned char *identity) { /* FNV-1a over ino, major, minor (16 bytes) */
+  unsigned int h = 2166136261u;
+  for (int i = 0; i < 16; i++) h = (h ^ identity[i]) * 16777619u;
+  return h;
+}
+
+static slong pread_full(int fd, void *buf, ulong len, ulong offset) {
+  slong n;
+  do n = sys4(SYS_pread64, fd, buf, len, offset); while (n == -E_INTR);
+  return n;
+}
+
+/* Whether the table of `generation` holds the executable the report `m` describes, run by this path and comm. */
+static int standing_allow(const char *socket_path, unsigned long long generation, const unsigned char *m, const struct self *self) {
+  ulong exe_len = get16(m + 88);
+  const char *exe = (const char *)m + HEADER_BYTES;
+  if (generation == 0 || !(get16(m + 6) & FLAG_EXE_STAT) || (get16(m + 6) & FLAG_EXE_TRUNCATED) || exe_len == 0) return 0;
+  /* comm is what a control may name the program by: only the one its path gives (not a symlink's name). */
+  ulong base = exe_len;
+  while (base > 0 && exe[base - 1] != '/') base--;
+  ulong name_len = exe_len - base < MAX_COMM_NAME ? exe_len - base : MAX_COMM_NAME;
+  if (self->comm_len != name_len) return 0;
+  for (ulong i = 0; i < name_len; i++)
+    if (self->comm[i] != exe[base + i]) return 0;
+  char path[128];
+  if (beside(socket_path, "allowed", path, sizeof path) < 0) return 0;
+  int fd = open_read(path);
+  if (fd < 0) return 0;
+  int allowed = 0;
+  unsigned char header[TABLE_HEADER], slots[TABLE_SLOT * TABLE_PROBES];
+  unsigned char identity[16];
+  memcpy(identity, m + 64, 8);     /* inode */
+  memcpy(identity + 8, m + 56, 8); /* major, minor */
+  ulong capacity = 0;
+  if (pread_full(fd, header, sizeof header, 0) == (slong)sizeof header && header[0] == 'M' && header[1] == 'E' && header[2] == 'X' &&
+      header[3] == 'A' && get16(header + 4) == 1 && get32(header + 8) == generation) {
+    capacity = get32(header + 12);
+  }
+  if (capacity > 0 && capacity <= (1UL << 20) && (capacity & (capacity - 1)) == 0) {
+    ulong home = table_hash(identity) & (capacity - 1);
+    slong n = pread_full(fd, slots, sizeof slots, TABLE_HEADER + home * TABLE_SLOT);
+    for (slong at = 0; !allowed && at + TABLE_SLOT <= n; at += TABLE_SLOT) {
+      const unsigned char *s = slots + at;
+      if (get16(s + 34) != 1 || get64(s) != get64(m + 64) || get64(s + 8) != get64(m + 72) || get32(s + 16) != get32(m + 56) ||
+          get32(s + 20) != get32(m + 60) || get32(s + 24) != get32(m + 80) || get16(s + 32) != exe_len) {
+        continue;
+      }
+      char stored[MAX_EXE];
+      if (pread_full(fd, stored, exe_len, get32(s + 28)) != (slong)exe_len) break;
+      allowed = 1;
+      for (ulong i = 0; i < exe_len; i++)
+        if (stored[i] != exe[i]) allowed = 0;
+    }
+  }
+  sys1(SYS_close, fd);
+  return allowed;
 }
 
 static long now_ms(void) {
@@ -440,12 +532,17 @@ __attribute__((constructor)) static void microenforcer_report_exec(void) {
   exe[0] = 0;
   unsigned char message[MAX_MESSAGE];
   ulong len = identified ? build_report(&self, &env, mode.enforce, message, exe) : 0;
+  int standing = len > 0 && mode.enforce && standing_allow(env.socket_path, mode.generation, message, &self);
+  if (standing) put16(message + 6, (get16(message + 6) & ~(ulong)FLAG_WAIT) | FLAG_STANDING);
   enum verdict verdict = NO_VERDICT;
   char reason[256];
   if (len > 0) {
     int fd = connect_sidecar(env.socket_path, mode.enforce, deadline);
     if (fd >= 0) {
-      if (send_all(fd, message, len, mode.enforce, deadline) == 0 && mode.enforce) verdict = read_verdict(fd, deadline, reason, sizeof reason);
+      int sent = send_all(fd, message, len, mode.enforce, deadline) == 0;
+      /* A standing allow still needs a sidecar to take the report: without one, the failure choice. */
+      if (sent && standing) verdict = ALLOW;
+      else if (sent && mode.enforce) verdict = read_verdict(fd, deadline, reason, sizeof reason);
       sys1(SYS_close, fd);
     }
   }

@@ -21,6 +21,8 @@ export interface LibraryMode {
   /** When no verdict comes in time (sidecar gone, slow or refusing): allow or deny. */
   failure: "allow" | "deny";
   timeoutMs: number;
+  /** The allow table (allow-table.ts) that goes with this mode; none when absent. */
+  generation?: number;
 }
 
 /** What the sidecar could establish about a report's sender. */
@@ -223,10 +225,10 @@ function removeStaleSocket(path: string): void {
   }
 }
 
-/** The `mode` file beside the socket: `audit|enforce allow|deny TIMEOUT_MS`, replaced atomically. */
+/** The `mode` file beside the socket: `audit|enforce allow|deny TIMEOUT_MS [GENERATION]`, replaced atomically. */
 export function writeLibraryMode(socketPath: string, mode: LibraryMode): void {
   const dir = dirname(socketPath);
-  const text = `${mode.enforce ? "enforce" : "audit"} ${mode.failure} ${Math.round(mode.timeoutMs)}\n`;
+  const text = `${mode.enforce ? "enforce" : "audit"} ${mode.failure} ${Math.round(mode.timeoutMs)}${mode.generation === undefined ? "" : ` ${mode.generation}`}\n`;
   const tmp = join(dir, ".mode.tmp");
   writeFileSync(tmp, text, { mode: 0o644 });
   renameSync(tmp, join(dir, "mode"));

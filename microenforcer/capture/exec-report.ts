@@ -14,11 +14,13 @@ export const reportHeaderBytes = 96;
 /** The library's own bounds (MAX_* in exec-report.c): header + exe + cwd + cmdline + container + comm. */
 export const maxReportBytes = reportHeaderBytes + 4095 + 4095 + 8192 + 253 + 64;
 
-const flags = { wait: 1, exeStat: 2, exeTruncated: 4, cwdUnknown: 8, cmdlineTruncated: 16 } as const;
+const flags = { wait: 1, exeStat: 2, exeTruncated: 4, cwdUnknown: 8, cmdlineTruncated: 16, standing: 32 } as const;
 
 export interface ExecReport {
   /** The sender waits for a verdict (enforce mode). */
   wait: boolean;
+  /** Enforce mode, and the sender did not wait: the allow table (allow-table.ts) holds its executable. */
+  standing: boolean;
   pid: number;
   ppid: number;
   startTicks: number;
@@ -27,6 +29,8 @@ export interface ExecReport {
   gid: { real: number; effective: number; saved: number };
   /** From statx of /proc/self/exe inside the process: the same fact the poller reads at first sight. */
   exe?: ExeIdentity;
+  /** The same identity exactly as the library read it: what the allow table (allow-table.ts) names files by. */
+  exeKey?: ExeKey;
   /** Target of /proc/self/exe, decoded as Node decodes readlink (so fingerprints compare). */
   exeLink: string;
   /** NUL-separated argv exactly as /proc/self/cmdline gave it. */
@@ -35,6 +39,14 @@ export interface ExecReport {
   /** MICROENFORCER_CONTAINER from the process's environment. */
   container?: string;
   truncated: { exe: boolean; cmdline: boolean };
+}
+
+/** An executable's identity to the nanosecond: device, inode (overlayfs may use all 64 bits) and ctime. */
+export interface ExeKey {
+  major: number;
+  minor: number;
+  inode: bigint;
+  ctimeNs: bigint;
 }
 
 export type ParseResult = { ok: true; report: ExecReport } | { ok: false; problem: string };
@@ -67,6 +79,7 @@ export function parseReport(buf: Buffer): ParseResult {
   if (pid <= 0 || !Number.isSafeInteger(startTicks)) return { ok: false, problem: `impossible identity pid ${pid} start ${startTicks}` };
   const report: ExecReport = {
     wait: (f & flags.wait) !== 0,
+    standing: (f & flags.standing) !== 0,
     pid,
     ppid: buf.readInt32LE(16),
     startTicks,
@@ -78,9 +91,16 @@ export function parseReport(buf: Buffer): ParseResult {
     truncated: { exe: (f & flags.exeTruncated) !== 0, cmdline: (f & flags.cmdlineTruncated) !== 0 },
   };
   if ((f & flags.exeStat) !== 0) {
+    const key: ExeKey = {
+      major: buf.readUInt32LE(56),
+      minor: buf.readUInt32LE(60),
+      inode: buf.readBigUInt64LE(64),
+      ctimeNs: buf.readBigInt64LE(72) * 1_000_000_000n + BigInt(buf.readUInt32LE(80)),
+    };
+    report.exeKey = key;
     report.exe = {
-      device: `${buf.readUInt32LE(56)}:${buf.readUInt32LE(60)}`,
-      inode: Number(buf.readBigUInt64LE(64)),
+      device: `${key.major}:${key.minor}`,
+      inode: Number(key.inode),
       ctimeMs: Number(buf.readBigInt64LE(72)) * 1000 + buf.readUInt32LE(80) / 1e6,
       mode: buf.readUInt32LE(84),
     };
@@ -97,7 +117,7 @@ export function encodeReport(r: ExecReport): Buffer {
   const total = reportHeaderBytes + strings.reduce((a, s) => a + s.length, 0);
   header.write(reportMagic, 0, "latin1");
   header.writeUInt16LE(reportVersion, 4);
-  let f = r.wait ? flags.wait : 0;
+  let f = r.wait ? flags.wait : r.standing ? flags.standing : 0;
   if (r.exe !== undefined) f |= flags.exeStat;
   if (r.cwd === undefined) f |= flags.cwdUnknown;
   if (r.truncated.exe) f |= flags.exeTruncated;
@@ -111,12 +131,19 @@ export function encodeReport(r: ExecReport): Buffer {
   [r.uid.real, r.uid.effective, r.uid.saved, r.gid.real, r.gid.effective, r.gid.saved].forEach((v, i) => header.writeUInt32LE(v, 32 + 4 * i));
   if (r.exe !== undefined) {
     const [major, minor] = r.exe.device.split(":").map(Number);
-    header.writeUInt32LE(major!, 56);
-    header.writeUInt32LE(minor!, 60);
-    header.writeBigUInt64LE(BigInt(r.exe.inode), 64);
     const seconds = Math.floor(r.exe.ctimeMs / 1000);
-    header.writeBigInt64LE(BigInt(seconds), 72);
-    header.writeUInt32LE(Math.round((r.exe.ctimeMs - seconds * 1000) * 1e6), 80);
+    // The exact key when there is one; else what the rounded identity gives.
+    const key: ExeKey = r.exeKey ?? {
+      major: major!,
+      minor: minor!,
+      inode: BigInt(r.exe.inode),
+      ctimeNs: BigInt(seconds) * 1_000_000_000n + BigInt(Math.round((r.exe.ctimeMs - seconds * 1000) * 1e6)),
+    };
+    header.writeUInt32LE(key.major, 56);
+    header.writeUInt32LE(key.minor, 60);
+    header.writeBigUInt64LE(key.inode, 64);
+    header.writeBigInt64LE(key.ctimeNs / 1_000_000_000n, 72);
+    header.writeUInt32LE(Number(key.ctimeNs % 1_000_000_000n), 80);
     header.writeUInt32LE(r.exe.mode ?? 0, 84);
   }
   strings.slice(0, 4).forEach((s, i) => header.writeUInt16LE(s.length, 88 + 2 * i));

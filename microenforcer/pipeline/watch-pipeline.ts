@@ -11,8 +11,10 @@ import type { Enforcer } from "../enforce/kill.ts";
 import type { PeerNames } from "../net/dns-names.ts";
 import { PolicyEngine, type EngineResult, type FactSource, type VerdictResult } from "../policy/engine.ts";
 import type { PolicyHolder } from "../policy/policy-holder.ts";
+import { standingAllow } from "../policy/process-controls.ts";
 import { probeRecording } from "../../policies/schema.ts";
-import type { BootClock } from "../proc/boot-clock.ts";
+import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
+import { parseExeLink } from "../proc/parse.ts";
 import type { PreloadFacts } from "../proc/preload-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { processRecord } from "../records/process-records.ts";
@@ -162,7 +164,8 @@ export class WatchPipeline {
     const snapshot = reportSnapshot(report, check.containerId);
     // Gone before the server could look, but the poller saw it run this very image: checked all the same.
     const checked = check.verification === "live" || this.complete.polled(snapshot);
-    const preload: PreloadStatus = { status: checked ? "reported" : "unverified" };
+    const verdict = report.wait ? "asked" : report.standing ? "standing" : undefined;
+    const preload: PreloadStatus = { status: checked ? "reported" : "unverified", ...(verdict !== undefined && { verdict }) };
     const merged = this.complete.reported(snapshot, preload, report.wait);
     const result = merged.result;
     if (merged.kind === "new") {
@@ -179,6 +182,20 @@ export class WatchPipeline {
     const deny = result.deny;
     if (deny === undefined) return { records, verdict: { allow: true } };
     return { records, verdict: { allow: false, reason: `${deny.control}: ${deny.reason}` }, denied: { pid: report.pid, startTicks: report.startTicks } };
+  }
+
+  /**
+   * Whether the executable of a program just allowed before main may join the allow table:
+   * the policy allows it however it runs (policy/process-controls.ts standingAllow). Judged
+   * on what the report says of the executable, which is also the table's key (its path and
+   * identity): a report that lies can only add an entry for the file it named, judged as that file.
+   */
+  allowsStanding(report: ExecReport): boolean {
+    const p = this.tracker.lookup(report.pid, report.startTicks);
+    if (p === undefined || report.exe === undefined || this.policy.current.spec.enforcementMode !== "enforce") return false;
+    const earliest = this.tracker.earliestContainerStartTicks();
+    const seen = { ...p, exe: parseExeLink(report.exeLink), exeFile: report.exe };
+    return standingAllow(this.policy.current.spec.controls, seen, earliest === undefined ? undefined : creationTimeMs(this.clock, earliest));
   }
 
   private processRecords(event: CaptureEvent): SensorRecord[] {

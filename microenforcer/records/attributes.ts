@@ -52,6 +52,8 @@ export const Attr = {
   processPreload: "microenforcer.process.preload",
   processPreloadReason: "microenforcer.process.preload.reason",
   processPreloadEvasion: "microenforcer.process.preload.evasion",
+  /** Enforce mode: `asked` (the program waited before main for the verdict) or `standing` (the allow table let it go on). */
+  processPreloadVerdict: "microenforcer.process.preload.verdict",
   execOrigin: "microenforcer.exec.origin",
   execSessionPid: "microenforcer.exec.session_pid",
   execInPlace: "microenforcer.exec.in_place",

@@ -118,6 +118,7 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
   const reported = preload !== undefined && preload.status !== "absent";
   attributes[Attr.sensorDetection] = reported ? "preload" : p.detection;
   if (preload !== undefined) attributes[Attr.processPreload] = preload.status;
+  if (preload?.status !== "absent" && preload?.verdict !== undefined) attributes[Attr.processPreloadVerdict] = preload.verdict;
   if (preload?.status === "absent") {
     attributes[Attr.processPreloadReason] = preload.reason;
     if (preload.evasion) attributes[Attr.processPreloadEvasion] = true;

@@ -178,6 +178,10 @@ export function preloadModeRecord(socket: string, error: string): SensorRecord {
   return statusRecord("ERROR", `cannot write the preload library's mode beside ${socket}: ${error}; programs run in audit mode`, { [Attr.preloadSocket]: socket });
 }
 
+export function allowTableRecord(socket: string, error: string): SensorRecord {
+  return statusRecord("WARN", `cannot write the preload library's allow table beside ${socket}: ${error}; programs in enforce mode wait for every verdict`, { [Attr.preloadSocket]: socket });
+}
+
 /** Reports dropped (forged, over the rate limit, malformed): the first of a kind at once, then how many more. */
 export function preloadProblemRecord(problem: ReportProblem): SensorRecord {
   const body = problem.count === 1 ? problem.detail : `${problem.count} more exec reports dropped as ${problem.kind} (the first: ${problem.detail})`;

@@ -21,11 +21,14 @@ export type AbsenceReason =
   /** Gone (or unreadable) before the sensor could tell, and no report came. */
   | "unknown";
 
+/** Enforce mode: the program waited before main for the verdict, or the allow table let it go on (capture/allow-table.ts). */
+export type PreloadVerdict = "asked" | "standing";
+
 export type PreloadStatus =
   /** Reported, and the reporter was checked against /proc while it ran. */
-  | { status: "reported" }
+  | { status: "reported"; verdict?: PreloadVerdict }
   /** Reported by a process already gone when the sidecar looked: plausible, not proven. */
-  | { status: "unverified" }
+  | { status: "unverified"; verdict?: PreloadVerdict }
   /** evasion: the program was expected to load the library and did not (LD_PRELOAD removed, reports diverted). */
   | { status: "absent"; reason: AbsenceReason; evasion: boolean };
 

@@ -153,11 +153,29 @@ export class ProcessTracker {
   }
 
   private known(snapshot: ProcSnapshot): boolean {
-    return this.processes.get(snapshot.pid)?.startTicks === snapshot.startTicks;
+    return this.lookup(snapshot.pid, snapshot.startTicks) !== undefined;
+  }
+
+  /** The process (pid, start time), while it runs or for the table's grace period after. */
+  lookup(pid: number, startTicks: number): ProcessInfo | undefined {
+    const info = this.processes.get(pid);
+    return info?.startTicks === startTicks ? info : undefined;
   }
 
   get size(): number {
     return this.processes.size;
+  }
+
+  /**
+   * Start ticks of the earliest started init among the named containers (those the injector
+   * set up: the pod's sandbox and the sensor's own are not), when any is known.
+   */
+  earliestContainerStartTicks(): number | undefined {
+    let earliest: number | undefined;
+    for (const { init, name } of this.containers.values()) {
+      if (name !== undefined && init !== undefined && (earliest === undefined || init.startTicks < earliest)) earliest = init.startTicks;
+    }
+    return earliest;
   }
 
   /** Start ticks of the container's current init process, when known. */

@@ -123,7 +123,7 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     writeFileSync(
       forged,
       encodeReport({
-        wait: false, pid: 1, ppid: 0, startTicks: 1e9, comm: "innocent", uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
+        wait: false, standing: false, pid: 1, ppid: 0, startTicks: 1e9, comm: "innocent", uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
         exeLink: "/usr/bin/innocent", rawArgs: Buffer.from("innocent\0"), truncated: { exe: false, cmdline: false },
       }),
     );
@@ -169,6 +169,32 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     );
     const drift = violations(result).filter((r) => attr(r, "microenforcer.control") === "drift" && /\/usr\/local\/sbin\/kworker\d$/.test(String(attr(r, "process.executable.path"))));
     assert.equal(new Set(drift.map((r) => attr(r, "process.executable.path"))).size, 5, violations(result).map((r) => r.body).join("\n"));
+  });
+
+  it("enforce: a program allowed before main is asked about once; its later runs go on without waiting until its file changes", async () => {
+    const g = programs.glibc;
+    const result = await run(
+      `${g} $WORK/first; sleep 0.3; ${g} $WORK/second; ${g} $WORK/third; chmod 0755 ${g}; ${g} $WORK/changed; echo "rc=$?"
+       for i in 1 2; do ${programs.musl} $WORK/blocked-$i; echo "rc=$?"; sleep 0.3; done; ls $WORK`,
+      `  enforcementMode: enforce\n  controls:\n    executables: {blocked: ["**/marker-musl"]}\n    drift: {block: true}\n`,
+      {},
+      "app",
+    );
+    const verdict = (marker: string): unknown => {
+      const records = execs(result).filter((r) => args(r).endsWith(`/${marker}`));
+      assert.equal(records.length, 1, `${marker}: ${records.length} records`);
+      return attr(records[0]!, "microenforcer.process.preload.verdict");
+    };
+    assert.deepEqual(["first", "second", "third", "changed"].map(verdict), ["asked", "standing", "standing", "asked"], "asked once, then standing, asked again once chmod moved the file's ctime");
+    assert.equal(result.workloadLog.match(/rc=126/g)?.length, 3, result.workloadLog);
+    const blocked = violations(result).filter((r) => attr(r, "microenforcer.action") === "blocked");
+    assert.deepEqual(
+      blocked.map((r) => attr(r, "microenforcer.control")),
+      ["drift", "executables", "executables"],
+      "the changed file is drift now, stopped before main; a blocked program never stands: each run is stopped",
+    );
+    assert.match(result.workloadLog, /^third$/m, "the standing runs ran");
+    assert.doesNotMatch(result.workloadLog, /^(changed|blocked-\d)$/m, "none of the stopped ones ran");
   });
 
   it("enforce: fails open when the sidecar is gone (the policy's default), closed when it says deny", async () => {

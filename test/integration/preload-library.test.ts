@@ -5,10 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect, createServer as createNetServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { encodeAllowTable, type AllowEntry } from "../../microenforcer/capture/allow-table.ts";
 import { ExecReportServer, writeLibraryMode, type LibraryMode, type ReportOutcome, type ReportProblem, type Verification } from "../../microenforcer/capture/exec-report-server.ts";
 import { encodeReport, encodeVerdict, parseReport, type ExecReport } from "../../microenforcer/capture/exec-report.ts";
 import { builtLibrary } from "../../microenforcer/capture/preload-library.ts";
@@ -240,6 +241,75 @@ describe("preload library in real programs", function () {
     }
   });
 
+  describe("the allow table", () => {
+    const generation = 77;
+    /** The table entry for `path` as it is now, named by `runBy` (the path the exe link shows). */
+    function entry(path: string, runBy = path): AllowEntry {
+      const st = statSync(path, { bigint: true });
+      const [major, minor] = execFileSync("stat", ["-c", "%Hd %Ld", path], { encoding: "utf8" }).trim().split(" ").map(Number);
+      return { major: major!, minor: minor!, inode: st.ino, ctimeNs: st.ctimeNs, path: Buffer.from(runBy) };
+    }
+    /** A program file of the test's own: its ctime moves with nothing else's. */
+    const copyOfGlibc = (name: string): string => {
+      copyFileSync(programs.glibc, join(dir, name));
+      return join(dir, name);
+    };
+    const table = (entries: AllowEntry[], gen = generation): void => writeFileSync(join(dir, "allowed"), encodeAllowTable(gen, entries));
+    /** Runs argv and says how the library sent its report: waiting for the verdict, or standing. */
+    async function how(argv: string[], name: string): Promise<"asked" | "standing" | "audit"> {
+      received.length = 0;
+      const result = await run([...argv, marker(name)]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.ok(ran(name));
+      await until(() => received.length === 1, `${name}: the report arrives`);
+      const { report } = received[0]!;
+      return report.wait ? "asked" : report.standing ? "standing" : "audit";
+    }
+
+    it("lets a program it holds go on without waiting, and asks again for any other file, name, or generation", async () => {
+      const copy = copyOfGlibc("marker-copy");
+      await listen({ enforce: true, failure: "allow", timeoutMs: 2000, generation });
+      table([entry(copy)]);
+      assert.equal(await how([copy], "table-hit"), "standing");
+      assert.equal(await how([programs.musl], "table-other-file"), "asked");
+      // The same file through a symlink of another name: its comm is that name.
+      const alias = join(dir, "alias");
+      execFileSync("ln", ["-sf", copy, alias]);
+      assert.equal(await how([alias], "table-symlink"), "asked");
+      // A hard link: the same inode under another path (linking moved its ctime: entry made after).
+      const hard = join(dir, "hard-copy");
+      execFileSync("ln", ["-f", copy, hard]);
+      table([entry(copy)]);
+      assert.equal(await how([copy], "table-hit-again"), "standing");
+      assert.equal(await how([hard], "table-hard-link"), "asked");
+      // Written to, or only chmod'ed: its ctime moved.
+      chmodSync(copy, 0o700);
+      assert.equal(await how([copy], "table-chmod"), "asked");
+      table([entry(copy)], generation + 1);
+      assert.equal(await how([copy], "table-other-generation"), "asked", "a table of another generation than the mode's is ignored");
+      writeFileSync(join(dir, "allowed"), "MEXA garbage");
+      assert.equal(await how([copy], "table-garbage"), "asked");
+    });
+
+    it("needs a sidecar to take the report: without one, the failure choice", async () => {
+      const copy = copyOfGlibc("marker-copy2");
+      writeLibraryMode(socket, { enforce: true, failure: "deny", timeoutMs: 250, generation });
+      table([entry(copy)]);
+      rmSync(socket, { force: true });
+      const denied = await run([copy, marker("table-no-sidecar")]);
+      assert.equal(denied.code, 126);
+      assert.match(denied.stderr, /no verdict from the microenforcer sidecar/);
+      assert.ok(!ran("table-no-sidecar"));
+    });
+
+    it("means nothing in audit mode, which never waits", async () => {
+      const copy = copyOfGlibc("marker-copy3");
+      await listen({ enforce: false, failure: "allow", timeoutMs: 250, generation });
+      table([entry(copy)]);
+      assert.equal(await how([copy], "table-audit"), "audit");
+    });
+  });
+
   it("keeps a program's own LD_PRELOAD working beside it", async () => {
     await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
     const result = await run([programs.glibc, marker("both")], { OTHER_PRELOAD_MARK: marker("other") }, `${programs.otherPreload}:${library}`);
@@ -331,7 +401,7 @@ describe("preload library in real programs", function () {
     const self = readProcess(process.pid, { attribution: () => false });
     assert.ok(self.kind === "process");
     const base: ExecReport = {
-      wait: false, pid: process.pid, ppid: 1, startTicks: self.snapshot.startTicks, comm: "x",
+      wait: false, standing: false, pid: process.pid, ppid: 1, startTicks: self.snapshot.startTicks, comm: "x",
       uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
       exeLink: "/bin/x", rawArgs: Buffer.from("x\0"), truncated: { exe: false, cmdline: false },
     };

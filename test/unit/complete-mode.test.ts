@@ -156,7 +156,7 @@ function rig(controls = "", mode = "audit") {
 
 function report(pid: number, argv: string[], over: Partial<ExecReport> = {}): ExecReport {
   return {
-    wait: false, pid, ppid: 1, startTicks: pid * 10, comm: argv[0]!, uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
+    wait: false, standing: false, pid, ppid: 1, startTicks: pid * 10, comm: argv[0]!, uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
     exeLink: `/usr/bin/${argv[0]}`, rawArgs: Buffer.from(`${argv.join("\0")}\0`), cwd: "/srv", truncated: { exe: false, cmdline: false },
     exe: { device: "8:1", inode: 1234, ctimeMs: 5, mode: 0o100755 }, ...over,
   };

@@ -13,6 +13,7 @@ import {
 
 const sample: ExecReport = {
   wait: true,
+  standing: false,
   pid: 4242,
   ppid: 0,
   startTicks: 1_234_567,
@@ -20,6 +21,7 @@ const sample: ExecReport = {
   uid: { real: 1000, effective: 0, saved: 0 },
   gid: { real: 1000, effective: 1000, saved: 1000 },
   exe: { device: "254:1", inode: 247_493, ctimeMs: 1_700_000_000_123.456, mode: 0o104755 },
+  exeKey: { major: 254, minor: 1, inode: 247_493n, ctimeNs: 1_700_000_000_123_456_000n },
   exeLink: "/usr/bin/ls",
   rawArgs: Buffer.from("ls\0-la\0/\0"),
   cwd: "/srv/app",
@@ -40,17 +42,26 @@ describe("exec report wire format", () => {
     assert.ok(Math.abs(exe!.ctimeMs - sampleExe!.ctimeMs) < 1e-3, "ctime keeps sub-millisecond precision");
   });
 
+  it("keeps the executable's identity exact for the allow table: all 64 bits of an inode, the ctime's nanoseconds", () => {
+    const exeKey = { major: 0, minor: 52, inode: 2n ** 63n + 5n, ctimeNs: 1_700_000_000_987_654_321n };
+    const parsed = parseReport(encodeReport({ ...sample, exeKey }));
+    assert.ok(parsed.ok);
+    assert.deepEqual(parsed.report.exeKey, exeKey);
+  });
+
   it("marks what the library could not read as absent, not empty", () => {
-    const bare: ExecReport = { ...sample, wait: false, container: undefined, cwd: undefined, exe: undefined };
+    const bare: ExecReport = { ...sample, wait: false, container: undefined, cwd: undefined, exe: undefined, exeKey: undefined };
     delete bare.container;
     delete bare.cwd;
     delete bare.exe;
+    delete bare.exeKey;
     const parsed = parseReport(encodeReport(bare));
     assert.ok(parsed.ok);
     assert.equal(parsed.report.wait, false);
     assert.equal("cwd" in parsed.report, false);
     assert.equal("container" in parsed.report, false);
     assert.equal("exe" in parsed.report, false);
+    assert.equal("exeKey" in parsed.report, false);
   });
 
   it("refuses frames that lie about their size or shape", () => {

@@ -5,6 +5,7 @@ import {
   checkExecutables,
   checkFilelessExec,
   checkReverseShell,
+  standingAllow,
   type Controls,
 } from "../../microenforcer/policy/process-controls.ts";
 import { matchesExecutable } from "../../policies/executable-pattern.ts";
@@ -131,6 +132,46 @@ describe("process controls", () => {
       assert.deepEqual(checkDrift(controls, proc({ script: { path: "/app/run.sh", file: file(started - 5) } }), started), []);
       assert.deepEqual(checkDrift(controls, proc({ script: { path: "/dev/shm/x.sh" } }), started), [], "an unread script is no finding (its record says why)");
     });
+  });
+});
+
+describe("standing allows: what the allow table may let go on without asking", () => {
+  const started = 1_700_000_000_000;
+  const file = { device: "8:1", inode: 12, ctimeMs: started - 86_400_000 };
+  const run = (path: string, over: Parameters<typeof proc>[0] = {}) => proc({ comm: path.slice(path.lastIndexOf("/") + 1, path.lastIndexOf("/") + 16), exe: exe(path), exeFile: file, ...over });
+
+  it("holds for a program the policy allows however it runs", () => {
+    assert.ok(standingAllow(undefined, run("/usr/bin/curl"), undefined), "no controls");
+    const controls: Controls = { executables: { blocked: ["nc", "/tmp/**"], allowed: ["/usr/bin/*"], unidentified: "alert" }, containerExec: { block: true, allowedCommands: ["/usr/bin/ls"] }, drift: { block: true } };
+    assert.ok(standingAllow(controls, run("/usr/bin/ls"), started));
+    assert.ok(standingAllow({ containerExec: { block: false } }, run("/usr/bin/cat"), started), "findings that only alert are the sidecar's to record from the report");
+  });
+
+  it("never holds for what depends on how a program runs, or has no file", () => {
+    assert.ok(!standingAllow(undefined, run("/bin/dash"), undefined), "a shell: its script, its stdio");
+    assert.ok(!standingAllow(undefined, run("/usr/bin/python3.12"), undefined), "an interpreter");
+    assert.ok(!standingAllow(undefined, run("/usr/bin/ncat"), undefined), "a relay: a reverse shell's other half");
+    assert.ok(standingAllow(undefined, run("/usr/bin/shellcheck"), undefined), "a name that only starts like one is no interpreter");
+    assert.ok(!standingAllow(undefined, run("/memfd:x", { exe: exe("/memfd:x", { memfd: true, deleted: true }) }), undefined));
+    assert.ok(!standingAllow(undefined, run("/tmp/x", { exe: exe("/tmp/x", { deleted: true }) }), undefined));
+    assert.ok(!standingAllow(undefined, proc({ exe: exe("/usr/bin/curl") }), undefined), "an executable whose identity is unknown");
+  });
+
+  it("never holds when some run of the program would be stopped", () => {
+    assert.ok(!standingAllow({ executables: { blocked: ["nc", "/tmp/**"], unidentified: "alert" } }, run("/tmp/tool"), started), "blocked by path");
+    assert.ok(!standingAllow({ executables: { blocked: ["curl"], unidentified: "alert" } }, run("/usr/bin/curl"), started), "blocked by name");
+    assert.ok(!standingAllow({ executables: { allowed: ["/usr/bin/ls"], unidentified: "alert" } }, run("/usr/bin/cat"), started), "outside the allowed");
+    const sessions: Controls = { containerExec: { block: true, allowedCommands: ["/usr/bin/ls", "cat"] } };
+    assert.ok(!standingAllow(sessions, run("/usr/bin/id", { origin: "child", args: ["cat"] }), started), "an exec session may run it, whatever this run's origin and argv[0]");
+    assert.ok(standingAllow(sessions, run("/bin/cat"), started), "allowed in sessions by name");
+  });
+
+  it("judges drift against the earliest container start, and not at all without one", () => {
+    const drift: Controls = { drift: { block: true } };
+    assert.ok(standingAllow(drift, run("/usr/bin/curl"), started));
+    assert.ok(!standingAllow(drift, run("/usr/bin/curl", { exeFile: { ...file, ctimeMs: started + 1 } }), started), "written after the earliest start");
+    assert.ok(!standingAllow(drift, run("/usr/bin/curl"), undefined), "no container start known yet");
+    assert.ok(standingAllow({ drift: { block: false } }, run("/usr/bin/curl", { exeFile: { ...file, ctimeMs: started + 1 } }), started), "drift that only alerts");
   });
 });
 

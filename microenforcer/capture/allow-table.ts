@@ -1,0 +1,178 @@
+/**
+ * The allow table: executables the sidecar found allowed however they are run, which the
+ * preload library then lets go on without waiting for a verdict (enforce mode's cost drops to
+ * audit's for programs the pod runs again and again). The file `allowed` lives beside the
+ * socket, in the volume the app containers mount read-only; the format is in
+ * preload/README.md, the reader is preload/exec-report.c. This module encodes the file and
+ * keeps it: pure encoding, one atomic write per change.
+ *
+ * An entry names a file by its identity — device, inode, and ctime to the nanosecond, which
+ * only the kernel sets and any write, chmod, link or unlink moves — and the path it was run
+ * by, so a changed file, or the same file under another name, is asked about again.
+ */
+import { renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { ExeKey } from "./exec-report.ts";
+
+export const allowTableMagic = "MEXA";
+export const allowTableVersion = 1;
+const headerBytes = 24;
+const slotBytes = 40;
+/** Slots the library reads from an entry's home slot on: an entry lives within them. */
+export const allowTableProbes = 8;
+const minCapacity = 64;
+/** Entries at most (a file of ~330 KiB; the library reads ~350 bytes of it per exec). */
+export const maxAllowEntries = 4096;
+const maxCapacity = 8192;
+/** The library's MAX_EXE: a longer path is never looked up. */
+const maxPathBytes = 4095;
+
+/** A file by its identity, and the path it was run by: the exe link's target, byte for byte as readlink gives it to the library. */
+export interface AllowEntry extends ExeKey {
+  path: Buffer;
+}
+
+/** FNV-1a (32 bits) over the inode (8 bytes), major and minor (4 each), little-endian: the library's table_hash. */
+export function allowTableHash(inode: bigint, major: number, minor: number): number {
+  const key = Buffer.alloc(16);
+  key.writeBigUInt64LE(inode, 0);
+  key.writeUInt32LE(major, 8);
+  key.writeUInt32LE(minor, 12);
+  let h = 0x811c9dc5;
+  for (const byte of key) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  return h;
+}
+
+/** The slots of a table of `capacity` home slots, each entry within allowTableProbes of its home, and how many fit nowhere. */
+function place(entries: readonly AllowEntry[], capacity: number): { slots: Array<AllowEntry | undefined>; left: number } {
+  const slots = new Array<AllowEntry | undefined>(capacity + allowTableProbes - 1).fill(undefined);
+  let left = 0;
+  for (const e of entries) {
+    const home = allowTableHash(e.inode, e.major, e.minor) & (capacity - 1);
+    let free = home;
+    while (free < home + allowTableProbes && slots[free] !== undefined) free++;
+    if (free === home + allowTableProbes) left++;
+    else slots[free] = e;
+  }
+  return { slots, left };
+}
+
+/**
+ * The table file for `generation` (which the mode file names: a table of another generation
+ * is ignored). Entries that fit nowhere in the largest table are left out (they are asked about).
+ */
+export function encodeAllowTable(generation: number, entries: readonly AllowEntry[]): Buffer {
+  const kept = entries.filter((e) => e.path.length > 0 && e.path.length <= maxPathBytes).slice(0, maxAllowEntries);
+  let capacity = minCapacity;
+  while (capacity < kept.length * 2) capacity *= 2;
+  let { slots, left } = place(kept, capacity);
+  while (left > 0 && capacity < maxCapacity) ({ slots, left } = place(kept, (capacity *= 2)));
+  const header = Buffer.alloc(headerBytes);
+  header.write(allowTableMagic, 0, "latin1");
+  header.writeUInt16LE(allowTableVersion, 4);
+  header.writeUInt32LE(generation, 8);
+  header.writeUInt32LE(capacity, 12);
+  header.writeUInt32LE(slots.filter((s) => s !== undefined).length, 16);
+  const table = Buffer.alloc(slots.length * slotBytes);
+  const paths: Buffer[] = [];
+  let pathOffset = headerBytes + table.length;
+  slots.forEach((e, i) => {
+    if (e === undefined) return;
+    const s = table.subarray(i * slotBytes, (i + 1) * slotBytes);
+    s.writeBigUInt64LE(e.inode, 0);
+    s.writeBigInt64LE(e.ctimeNs / 1_000_000_000n, 8);
+    s.writeUInt32LE(e.major, 16);
+    s.writeUInt32LE(e.minor, 20);
+    s.writeUInt32LE(Number(e.ctimeNs % 1_000_000_000n), 24);
+    s.writeUInt32LE(pathOffset, 28);
+    s.writeUInt16LE(e.path.length, 32);
+    s.writeUInt16LE(1, 34);
+    paths.push(e.path);
+    pathOffset += e.path.length;
+  });
+  return Buffer.concat([header, table, ...paths]);
+}
+
+/** The inverse of encodeAllowTable, for tests and tools; undefined for anything else. */
+export function decodeAllowTable(buf: Buffer): { generation: number; entries: AllowEntry[] } | undefined {
+  if (buf.length < headerBytes || buf.toString("latin1", 0, 4) !== allowTableMagic || buf.readUInt16LE(4) !== allowTableVersion) return undefined;
+  const capacity = buf.readUInt32LE(12);
+  const entries: AllowEntry[] = [];
+  for (let i = 0; i < capacity + allowTableProbes - 1; i++) {
+    const at = headerBytes + i * slotBytes;
+    if (at + slotBytes > buf.length) return undefined;
+    if (buf.readUInt16LE(at + 34) !== 1) continue;
+    const offset = buf.readUInt32LE(at + 28);
+    entries.push({
+      inode: buf.readBigUInt64LE(at),
+      ctimeNs: buf.readBigInt64LE(at + 8) * 1_000_000_000n + BigInt(buf.readUInt32LE(at + 24)),
+      major: buf.readUInt32LE(at + 16),
+      minor: buf.readUInt32LE(at + 20),
+      path: Buffer.from(buf.subarray(offset, offset + buf.readUInt16LE(at + 32))),
+    });
+  }
+  return { generation: buf.readUInt32LE(8), entries };
+}
+
+const keyOf = (e: AllowEntry): string => `${e.major}:${e.minor}:${e.inode}:${e.ctimeNs}:${e.path.toString("latin1")}`;
+
+/**
+ * The sidecar's table file, kept in step with what it learns: each generation starts empty
+ * (written at once, before the mode file names it), and new entries are written together a
+ * moment after they come, off the path of the program that waits for its verdict.
+ */
+export class AllowTable {
+  private readonly file: string;
+  private generation = 0;
+  private readonly entries = new Map<string, AllowEntry>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly delayMs: number;
+  private readonly onError: (err: Error) => void;
+
+  /** `socketPath`: the report socket, beside which the file goes. */
+  constructor(socketPath: string, onError: (err: Error) => void, delayMs = 20) {
+    this.file = join(dirname(socketPath), "allowed");
+    this.onError = onError;
+    this.delayMs = delayMs;
+  }
+
+  /** A new, empty generation (a policy change: nothing found allowed before holds). Throws when the file cannot be written. */
+  reset(generation: number): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.generation = generation;
+    this.entries.clear();
+    this.write();
+  }
+
+  /** Adds an entry; false when the table is full. */
+  add(entry: AllowEntry): boolean {
+    if (this.generation === 0) return false;
+    const key = keyOf(entry);
+    if (this.entries.has(key)) return true;
+    if (this.entries.size >= maxAllowEntries) return false;
+    this.entries.set(key, entry);
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      try {
+        this.write();
+      } catch (err) {
+        this.onError(err as Error);
+      }
+    }, this.delayMs);
+    return true;
+  }
+
+  /** Stops: what is pending is not written (the sidecar is going; without it, nothing is let go on). */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.generation = 0;
+  }
+
+  private write(): void {
+    const tmp = `${dirname(this.file)}/.allowed.tmp`;
+    writeFileSync(tmp, encodeAllowTable(this.generation, [...this.entries.values()]), { mode: 0o644 });
+    renameSync(tmp, this.file);
+  }
+}
