@@ -54,6 +54,22 @@ describe("e2e: enforce", function () {
     assert.deepEqual(violation.attributes["process.command_args"], RUN_MINER);
   });
 
+  it("asks about a dynamically linked program once, before main; its later runs go on by the allow table", async () => {
+    // A real copy of the host's id (test/infra/podman/build.sh), so the preload library loads into it.
+    const id = "/opt/dynamic/bin/id";
+    for (let i = 0; i < 3; i++) {
+      const run = await pod.exec("app", [id, "-u"]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout, "1000\n");
+    }
+    const runs = await env.records(pod, (r) => r.eventName === "microenforcer.process.exec" && r.attributes["process.executable.path"] === id, 3);
+    assert.deepEqual(
+      runs.map((r) => r.attributes["microenforcer.process.preload.verdict"]).sort(),
+      ["asked", "standing", "standing"],
+      "the first run waited for the verdict; the sidecar's allow table, in the read-only preload volume, let the others go on",
+    );
+  });
+
   it("leaves other programs in the pod alone", async () => {
     const shell = await pod.exec("app", ["sh", "-c", "sleep 1; echo still here"]);
     assert.equal(shell.code, 0, shell.stderr);
