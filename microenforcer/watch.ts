@@ -24,7 +24,7 @@ import { WatchPipeline } from "./pipeline/watch-pipeline.ts";
 import { networkSensorNeeded, stdioNeeded, type PolicyHolder } from "./policy/policy-holder.ts";
 import { readBootClock } from "./proc/boot-clock.ts";
 import { readPreloadFacts } from "./proc/preload-facts.ts";
-import { readStdio } from "./proc/process-facts.ts";
+import { readScript, readStdio } from "./proc/process-facts.ts";
 import { execFingerprint, readAccessDenial } from "./proc/reader.ts";
 import type { SensorRecord } from "./records/record.ts";
 import {
@@ -105,7 +105,13 @@ export function startWatch(options: WatchOptions): Watch {
     names: () => dns.names(),
     containerImages: options.containerImages ?? {},
     probes: options.probes ?? {},
-    ...(setup !== undefined && { preload: { setup, readFacts: (pid: number, fingerprint: string) => readPreloadFacts(pid, fingerprint, EXEC_SOCKET_ENV, procRoot) } }),
+    ...(setup !== undefined && {
+      preload: {
+        setup,
+        readFacts: (pid: number, fingerprint: string) => readPreloadFacts(pid, fingerprint, EXEC_SOCKET_ENV, procRoot),
+        readScript: (pid: number, path: string) => readScript(pid, path, procRoot),
+      },
+    }),
   });
   const emitAll = (records: SensorRecord[]): void => {
     for (const record of records) sink.emit(record);

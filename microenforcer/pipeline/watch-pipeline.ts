@@ -15,6 +15,7 @@ import { standingAllow } from "../policy/process-controls.ts";
 import { probeRecording } from "../../policies/schema.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
 import { parseExeLink } from "../proc/parse.ts";
+import type { ScriptFile } from "../proc/process-facts.ts";
 import type { PreloadFacts } from "../proc/preload-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { processRecord } from "../records/process-records.ts";
@@ -41,8 +42,11 @@ export interface PipelineDeps {
   containerImages?: Readonly<Record<string, string>>;
   /** Container name → its exec probes' argv (from the injector). */
   probes?: Readonly<Record<string, readonly string[][]>>;
-  /** Complete mode: the preload library's setup in the app containers, and the /proc facts that explain a missing report. */
-  preload?: { setup: PreloadSetup; readFacts: (pid: number, fingerprint: string) => PreloadFacts };
+  /**
+   * Complete mode: the preload library's setup in the app containers, the /proc facts that
+   * explain a missing report, and the script a reporting interpreter names (throws as readScript).
+   */
+  preload?: { setup: PreloadSetup; readFacts: (pid: number, fingerprint: string) => PreloadFacts; readScript: (pid: number, path: string) => ScriptFile };
 }
 
 /** What handling a preload report gives: records, and the verdict for a program waiting before main. */
@@ -70,6 +74,7 @@ export class WatchPipeline {
   private readonly now: () => number;
   private readonly selfPid: number;
   private readonly complete: CompleteMode | undefined;
+  private readonly readScript: ((pid: number, path: string) => ScriptFile) | undefined;
   private readonly probeRecording = new ProbeRecording();
   private readonly counts: PipelineCounts = { processes: 0, connections: 0, gaps: 0 };
 
@@ -83,6 +88,7 @@ export class WatchPipeline {
     this.engine = new PolicyEngine(policy, deps);
     if (deps.preload !== undefined) {
       const { setup, readFacts } = deps.preload;
+      this.readScript = deps.preload.readScript;
       this.complete = new CompleteMode({
         setup,
         readFacts,
@@ -162,6 +168,9 @@ export class WatchPipeline {
   handleReport(report: ExecReport, check: ReportCheck): ReportResult {
     if (this.complete === undefined || !this.policy.current.spec.forensics.preload) return { records: () => [], verdict: { allow: true } };
     const snapshot = reportSnapshot(report, check.containerId);
+    // A script's identity decides drift, and the report names only its path: read it now, while
+    // a waiting program holds still (the poller's later sight of this exec is dropped).
+    if (snapshot.script !== undefined) snapshot.script = this.scriptOf(snapshot.pid, snapshot.script.path);
     // Gone before the server could look, but the poller saw it run this very image: checked all the same.
     const checked = check.verification === "live" || this.complete.polled(snapshot);
     const verdict = report.wait ? "asked" : report.standing ? "standing" : undefined;
@@ -196,6 +205,15 @@ export class WatchPipeline {
     const earliest = this.tracker.earliestContainerStartTicks();
     const seen = { ...p, exe: parseExeLink(report.exeLink), exeFile: report.exe };
     return standingAllow(this.policy.current.spec.controls, seen, earliest === undefined ? undefined : creationTimeMs(this.clock, earliest));
+  }
+
+  /** The script as the sidecar reads it; the path alone when it cannot (gone already, or not ours to read: the poller says why). */
+  private scriptOf(pid: number, path: string): ScriptFile {
+    try {
+      return this.readScript?.(pid, path) ?? { path };
+    } catch {
+      return { path };
+    }
   }
 
   private processRecords(event: CaptureEvent): SensorRecord[] {

@@ -160,6 +160,18 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.equal(attr(drift[0]!, "microenforcer.action"), "blocked");
   });
 
+  it("enforce: a script written after the start is drift before main, whichever sensor sees its interpreter first", async () => {
+    const result = await run(
+      `sleep 1.1; printf 'echo ran > $WORK/script-ran\\n' > $WORK/dropped.sh; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do /bin/sh $WORK/dropped.sh; echo "rc=$?"; done; ls $WORK`,
+      `  enforcementMode: enforce\n  controls:\n    drift: {block: true}\n`,
+    );
+    assert.equal(result.workloadLog.match(/rc=126/g)?.length, 12, result.workloadLog);
+    assert.doesNotMatch(result.workloadLog, /^script-ran$/m, "the script never ran");
+    const drift = violations(result).filter((r) => attr(r, "microenforcer.rule") === "script changed after container start");
+    assert.equal(drift.length, 12, violations(result).map((r) => r.body).join("\n"));
+    assert.ok(drift.every((r) => attr(r, "microenforcer.action") === "blocked"));
+  });
+
   it("drift of a binary dropped into a system directory, run for a few ms and deleted at once: every run, from the identity the process reported", async () => {
     const result = await run(
       `sleep 1.1; for i in 1 2 3 4 5; do cp /bin/sleep /usr/local/sbin/kworker$i && /usr/local/sbin/kworker$i 0.003; rm /usr/local/sbin/kworker$i; done`,
