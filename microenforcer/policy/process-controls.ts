@@ -6,6 +6,7 @@
 import { containerExecRule, matchesExecutable } from "../../policies/executable-pattern.ts";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import { givesCommandLoop } from "../proc/interpreters.ts";
+import { runsNamedFiles } from "../proc/script-argv.ts";
 import type { Stdio } from "../proc/process-facts.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
 import { containerLabel, executableName, type ProcessInfo } from "../tracker/process-tracker.ts";
@@ -155,8 +156,8 @@ export function checkPreloadEvasion(controls: Controls, p: ProcessInfo, preload:
  * Whether the controls allow this executable at this path however it runs — whatever its
  * arguments, in an exec session or not, whatever its stdio, in any container (drift is
  * judged against the earliest container start, where it is strictest) — so that the allow
- * table may let it go on without asking again. Never an interpreter (a script or a reverse
- * shell depends on how it runs) nor code without a file; only by the name its path gives
+ * table may let it go on without asking again. Never an interpreter or the loader (the file
+ * its argv names, or a reverse shell, depends on how it runs) nor code without a file; only by the name its path gives
  * (the library checks that its comm is that name). Findings that only alert do not matter:
  * the sidecar still gets the report and records them.
  */
@@ -164,7 +165,7 @@ export function standingAllow(controls: Controls | undefined, p: ProcessInfo, ea
   if (p.exe === undefined || p.exe.memfd || p.exe.deleted || p.exeFile === undefined) return false;
   const name = p.exe.path.slice(p.exe.path.lastIndexOf("/") + 1);
   const comm = name.slice(0, 15);
-  if (givesCommandLoop(name) || givesCommandLoop(comm)) return false;
+  if (givesCommandLoop(name) || givesCommandLoop(comm) || runsNamedFiles(name)) return false;
   if (controls === undefined) return true;
   if (controls.drift?.block === true && earliestContainerStartMs === undefined) return false;
   // The least favourable run: in an exec session, with no argv[0] to match an allowed command.

@@ -10,8 +10,10 @@
  * A shebang exec is the first form: the kernel runs `INTERPRETER [ARG] FILE`. Inline code
  * (`python3 -c`, `perl -e`, `node -e`, a `-c` command that is not a lone path), a module
  * (`python3 -m`), stdin (`-`, `sh -s`) and a `-c` word without `/` (looked up in PATH)
- * name no script.
+ * name no script. The dynamic loader run as a program (`ld-linux-x86-64.so.2 [options] FILE`,
+ * musl's `ld-musl-*.so.1` too) is an interpreter of ELF programs: FILE is what it runs.
  */
+import { isDynamicLoader } from "./elf.ts";
 
 interface Syntax {
   /** Options whose value is the next argument (or the rest of a short cluster). */
@@ -49,6 +51,12 @@ const node: Syntax = {
 };
 const php: Syntax = { valued: set("-d", "-c", "-z", "-t", "-S"), noScript: set("-r", "-B", "-R", "-E", "-F", "-a", "-"), scriptOption: set("-f"), clusters: false };
 const simple: Syntax = { valued: set("-l", "-e"), noScript: set("-"), clusters: false };
+/** glibc's and musl's loader (`ld.so --help`): --list and --verify load the program but run nothing. */
+const loader: Syntax = {
+  valued: set("--library-path", "--preload", "--audit", "--inhibit-rpath", "--argv0", "--glibc-hwcaps-prepend", "--glibc-hwcaps-mask"),
+  noScript: set("--list", "--verify", "--help", "--version", "--list-tunables", "--list-diagnostics"),
+  clusters: false,
+};
 const awk: Syntax = { valued: set("-v", "-F"), noScript: set(), scriptOption: set("-f"), clusters: false, operandIsProgramText: true };
 
 const shells = /^(?:sh|ash|bash|dash|zsh|ksh|ksh93|mksh|pdksh|yash|posh|hush)$/;
@@ -62,7 +70,13 @@ function syntaxOf(name: string): Syntax | undefined {
   if (/^php[0-9.]*$/.test(name)) return php;
   if (/^(?:lua[0-9.]*|luajit|tclsh[0-9.]*)$/.test(name)) return simple;
   if (/^[gmn]?awk$/.test(name)) return awk;
+  if (isDynamicLoader(name)) return loader;
   return undefined;
+}
+
+/** Whether a program of this name may run a file its argv names (an interpreter, busybox, the loader). */
+export function runsNamedFiles(exeName: string): boolean {
+  return exeName === "busybox" || syntaxOf(exeName) !== undefined;
 }
 
 const baseName = (path: string): string => path.slice(path.lastIndexOf("/") + 1);

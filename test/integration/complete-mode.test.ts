@@ -6,7 +6,7 @@
  * before main — or letting it run when the sidecar is gone.
  */
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -170,6 +170,24 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     const drift = violations(result).filter((r) => attr(r, "microenforcer.rule") === "script changed after container start");
     assert.equal(drift.length, 12, violations(result).map((r) => r.body).join("\n"));
     assert.ok(drift.every((r) => attr(r, "microenforcer.action") === "blocked"));
+  });
+
+  it("enforce: a program run through the dynamic loader is judged as itself: a dropped one is drift, a blocked one blocked, before main", async () => {
+    const loader = process.arch === "arm64" ? "/lib/ld-linux-aarch64.so.1" : "/lib64/ld-linux-x86-64.so.2";
+    const forbidden = join(dir, "marker-forbidden");
+    copyFileSync(programs.glibc, forbidden);
+    const result = await run(
+      `sleep 1.1; cp ${programs.glibc} $WORK/dropped
+       ${loader} $WORK/dropped $WORK/dropped-ran; echo "rc=$?"
+       ${loader} --argv0 innocent ${forbidden} $WORK/blocked-ran; echo "rc=$?"
+       ${loader} ${programs.glibc} $WORK/allowed-ran; echo "rc=$?"; ls $WORK`,
+      `  enforcementMode: enforce\n  controls:\n    drift: {block: true}\n    executables: {blocked: ["marker-forbidden"]}\n`,
+    );
+    assert.deepEqual(result.workloadLog.match(/rc=\d+/g), ["rc=126", "rc=126", "rc=0"], result.workloadLog);
+    assert.doesNotMatch(result.workloadLog, /^(dropped|blocked)-ran$/m, "the stopped programs never ran");
+    assert.match(result.workloadLog, /^allowed-ran$/m);
+    const blocked = violations(result).filter((r) => attr(r, "microenforcer.action") === "blocked");
+    assert.deepEqual(blocked.map((r) => attr(r, "microenforcer.rule")).sort(), ["marker-forbidden", "script changed after container start"], blocked.map((r) => r.body).join("\n"));
   });
 
   it("drift of a binary dropped into a system directory, run for a few ms and deleted at once: every run, from the identity the process reported", async () => {

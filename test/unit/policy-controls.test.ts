@@ -151,6 +151,8 @@ describe("standing allows: what the allow table may let go on without asking", (
     assert.ok(!standingAllow(undefined, run("/bin/dash"), undefined), "a shell: its script, its stdio");
     assert.ok(!standingAllow(undefined, run("/usr/bin/python3.12"), undefined), "an interpreter");
     assert.ok(!standingAllow(undefined, run("/usr/bin/ncat"), undefined), "a relay: a reverse shell's other half");
+    assert.ok(!standingAllow(undefined, run("/lib64/ld-linux-x86-64.so.2"), undefined), "the loader: the program it runs is its argv's");
+    assert.ok(!standingAllow(undefined, run("/usr/bin/busybox"), undefined), "busybox: every applet");
     assert.ok(standingAllow(undefined, run("/usr/bin/shellcheck"), undefined), "a name that only starts like one is no interpreter");
     assert.ok(!standingAllow(undefined, run("/memfd:x", { exe: exe("/memfd:x", { memfd: true, deleted: true }) }), undefined));
     assert.ok(!standingAllow(undefined, run("/tmp/x", { exe: exe("/tmp/x", { deleted: true }) }), undefined));

@@ -75,6 +75,14 @@ describe("the script file an interpreter's argv names", () => {
     assert.equal(script("mawk", "awk", "{print}", "/etc/passwd"), undefined, "an awk operand is program text");
   });
 
+  it("finds the program the dynamic loader runs, past its options", () => {
+    assert.equal(script("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", "/tmp/.x/miner", "--threads", "2"), "/tmp/.x/miner");
+    assert.equal(script("ld-linux-aarch64.so.1", "ld.so", "--library-path", "/tmp/lib", "--argv0", "kworker", "--inhibit-cache", "/tmp/x"), "/tmp/x");
+    assert.equal(script("ld-musl-x86_64.so.1", "ld", "--preload", "/tmp/hook.so", "./dropped"), "./dropped");
+    assert.equal(script("ld-linux-x86-64.so.2", "ld.so", "--list", "/bin/ls"), undefined, "--list runs nothing");
+    assert.equal(script("ld-linux-x86-64.so.2", "ld.so", "--verify", "/bin/ls"), undefined);
+  });
+
   it("names no script for a program that is no interpreter", () => {
     assert.equal(script("cat", "cat", "/dev/shm/x.sh"), undefined);
     assert.equal(script("env", "/usr/bin/env", "python3", "/tmp/x.py"), undefined, "env execs the interpreter next");
