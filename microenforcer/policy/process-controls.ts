@@ -5,7 +5,7 @@
  */
 import { containerExecRule, matchesExecutable } from "../../policies/executable-pattern.ts";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
-import { givesCommandLoop } from "../proc/interpreters.ts";
+import { givesCommandLoop, runsCommandLoop } from "../proc/interpreters.ts";
 import { runsNamedFiles } from "../proc/script-argv.ts";
 import type { Stdio } from "../proc/process-facts.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
@@ -82,7 +82,7 @@ export function checkExecutables(controls: Controls, p: ProcessInfo): Finding[] 
 }
 
 export function isInterpreter(p: ProcessInfo): boolean {
-  return givesCommandLoop(executableName(p)) || givesCommandLoop(p.comm);
+  return runsCommandLoop(executableName(p), p.comm, p.script?.path);
 }
 
 /**

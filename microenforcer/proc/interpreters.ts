@@ -14,3 +14,11 @@ const relayNames = /^(?:socat|nc|ncat|netcat|telnet)$/;
 export function givesCommandLoop(name: string): boolean {
   return interpreterNames.test(name) || relayNames.test(name);
 }
+
+/**
+ * Whether a process gives a command loop: by its executable's name, its task name, or the
+ * file its argv has it run (`ld-linux-x86-64.so.2 /bin/sh`: the loader runs a shell).
+ */
+export function runsCommandLoop(exeName: string, comm: string, namedFile: string | undefined): boolean {
+  return givesCommandLoop(exeName) || givesCommandLoop(comm) || (namedFile !== undefined && givesCommandLoop(namedFile.slice(namedFile.lastIndexOf("/") + 1)));
+}

