@@ -246,7 +246,9 @@ function startReports(
     socketPath: socket,
     procRoot,
     onReport: (report, check) => {
-      const result = pipeline.handleReport(report, check);
+      // The reported executable as the allow table names it: its identity and the path it ran by.
+      const entry = report.exeKey === undefined ? undefined : { ...report.exeKey, path: Buffer.from(report.exeLink) };
+      const result = pipeline.handleReport(report, check, report.standing && entry !== undefined && table.holds(entry));
       // The verdict goes out first (the program waits for it); the records are built, and
       // the capture worker told, right after.
       queueMicrotask(() => {
@@ -254,7 +256,7 @@ function startReports(
         armRecheck();
         sensor.adopt(report.pid, report.startTicks, execFingerprint(report.exeLink, report.rawArgs.toString("latin1")));
         // Allowed before main, and allowed however it runs: asked about no more.
-        if (report.wait && result.verdict.allow && report.exeKey !== undefined && pipeline.allowsStanding(report)) table.add({ ...report.exeKey, path: Buffer.from(report.exeLink) });
+        if (report.wait && result.verdict.allow && entry !== undefined && pipeline.allowsStanding(report)) table.add(entry);
       });
       const { denied } = result;
       return { verdict: result.verdict, ...(denied !== undefined && { whenClosed: () => enforcer.kill(denied.pid, denied.startTicks) }) };

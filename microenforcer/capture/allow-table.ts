@@ -163,6 +163,11 @@ export class AllowTable {
     return true;
   }
 
+  /** Whether this generation holds the entry: what a program that went on without waiting says it found. */
+  holds(entry: AllowEntry): boolean {
+    return this.generation !== 0 && this.entries.has(keyOf(entry));
+  }
+
   /** Stops: what is pending is not written (the sidecar is going; without it, nothing is let go on). */
   close(): void {
     clearTimeout(this.timer);

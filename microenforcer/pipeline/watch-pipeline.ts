@@ -163,9 +163,10 @@ export class WatchPipeline {
 
   /**
    * An exec the preload library reported from inside the process. `waiting` reports (enforce
-   * mode) get the verdict of the same controls the poller's events go through.
+   * mode) get the verdict of the same controls the poller's events go through. `vouched`: a
+   * report that did not wait because of the allow table names an entry the sidecar made.
    */
-  handleReport(report: ExecReport, check: ReportCheck): ReportResult {
+  handleReport(report: ExecReport, check: ReportCheck, vouched = false): ReportResult {
     if (this.complete === undefined || !this.policy.current.spec.forensics.preload) return { records: () => [], verdict: { allow: true } };
     const snapshot = reportSnapshot(report, check.containerId);
     // A script's identity decides drift, and the report names only its path: read it now, while
@@ -173,7 +174,7 @@ export class WatchPipeline {
     if (snapshot.script !== undefined) snapshot.script = this.scriptOf(snapshot.pid, snapshot.script.path);
     // Gone before the server could look, but the poller saw it run this very image: checked all the same.
     const checked = check.verification === "live" || this.complete.polled(snapshot);
-    const verdict = report.wait ? "asked" : report.standing ? "standing" : undefined;
+    const verdict = report.wait ? "asked" : !report.standing ? undefined : vouched ? "standing" : "unvetted";
     const preload: PreloadStatus = { status: checked ? "reported" : "unverified", ...(verdict !== undefined && { verdict }) };
     const merged = this.complete.reported(snapshot, preload, report.wait);
     const result = merged.result;

@@ -52,7 +52,7 @@ export const Attr = {
   processPreload: "microenforcer.process.preload",
   processPreloadReason: "microenforcer.process.preload.reason",
   processPreloadEvasion: "microenforcer.process.preload.evasion",
-  /** Enforce mode: `asked` (the program waited before main for the verdict) or `standing` (the allow table let it go on). */
+  /** Enforce mode: `asked` (the program waited before main for the verdict), `standing` (the allow table let it go on), `unvetted` (it went on by an entry the sidecar never made). */
   processPreloadVerdict: "microenforcer.process.preload.verdict",
   execOrigin: "microenforcer.exec.origin",
   execSessionPid: "microenforcer.exec.session_pid",

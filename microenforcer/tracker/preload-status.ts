@@ -21,8 +21,12 @@ export type AbsenceReason =
   /** Gone (or unreadable) before the sensor could tell, and no report came. */
   | "unknown";
 
-/** Enforce mode: the program waited before main for the verdict, or the allow table let it go on (capture/allow-table.ts). */
-export type PreloadVerdict = "asked" | "standing";
+/**
+ * Enforce mode: the program waited before main for the verdict (`asked`), or the allow table
+ * let it go on (`standing`, capture/allow-table.ts) — `unvetted` when the sidecar's table holds
+ * no such entry: the file was written by someone else, or a policy change emptied it meanwhile.
+ */
+export type PreloadVerdict = "asked" | "standing" | "unvetted";
 
 export type PreloadStatus =
   /** Reported, and the reporter was checked against /proc while it ran. */

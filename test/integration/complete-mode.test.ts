@@ -154,10 +154,31 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
       `sleep 1.1; cp /bin/true $WORK/dropped; $WORK/dropped; echo "rc=$?"; rm $WORK/dropped`,
       `  enforcementMode: enforce\n  controls:\n    drift: {block: true}\n`,
     );
-    assert.match(result.workloadLog, /rc=126/);
+    // What the sensor made of it, should the program not have been stopped before main.
+    const seen = result.records
+      .filter((r) => /\/dropped/.test(String(attr(r, "process.executable.path"))))
+      .map((r) => `${r.eventName} ${attr(r, "microenforcer.sensor.detection")} ${attr(r, "microenforcer.process.preload")} ${attr(r, "microenforcer.process.preload.verdict")} ${attr(r, "microenforcer.action")} ${attr(r, "microenforcer.enforcement.latency_ms")}: ${r.body}`);
+    assert.match(result.workloadLog, /rc=126/, seen.join("\n"));
     const drift = violations(result).filter((r) => attr(r, "microenforcer.control") === "drift");
     assert.equal(drift.length, 1);
     assert.equal(attr(drift[0]!, "microenforcer.action"), "blocked");
+  });
+
+  it("enforce: an allow table entry the sidecar never made lets a blocked program start, and says so; the sidecar still kills it", async () => {
+    const forge = new URL("../fixtures/preload/forge-allow-table.ts", import.meta.url).pathname;
+    const result = await run(
+      `sleep 0.5; ${process.execPath} ${forge} ${programs.glibc} && ${programs.glibc} $WORK/forged 3000; echo "rc=$?"`,
+      `  enforcementMode: enforce\n  controls:\n    executables: {blocked: ["**/marker-glibc"]}\n`,
+      {},
+      "app",
+    );
+    assert.match(result.workloadLog, /rc=137/, "not stopped before main, killed once it ran");
+    const [exec] = execs(result).filter((r) => args(r).endsWith("/forged 3000"));
+    assert.ok(exec, result.workloadLog);
+    assert.equal(attr(exec, "microenforcer.process.preload.verdict"), "unvetted");
+    assert.equal(exec.severityText, "WARN");
+    assert.match(String(exec.body), /by an allow table entry the sidecar never made/);
+    assert.deepEqual(violations(result).map((r) => attr(r, "microenforcer.action")), ["killed"]);
   });
 
   it("enforce: a script written after the start is drift before main, whichever sensor sees its interpreter first", async () => {

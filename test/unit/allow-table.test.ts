@@ -60,11 +60,13 @@ describe("capture/allow-table: the file the preload library reads to go on witho
       table.reset(3);
       assert.deepEqual(read(), { generation: 3, entries: [] });
       assert.ok(table.add(entry(1)) && table.add(entry(2)) && table.add(entry(1)));
+      assert.ok(table.holds(entry(1)) && !table.holds(entry(3)) && !table.holds(entry(1, "/tmp/other-name")), "what it made, by identity and path");
       assert.equal(read().entries.length, 0, "not yet written");
       await new Promise((r) => setTimeout(r, 30));
       assert.equal(read().entries.length, 2);
       table.reset(4);
       assert.deepEqual(read(), { generation: 4, entries: [] }, "a new policy: nothing found allowed before holds");
+      assert.ok(!table.holds(entry(1)));
       table.add(entry(5));
       table.close();
       await new Promise((r) => setTimeout(r, 30));
