@@ -4,13 +4,14 @@
  * audit's for programs the pod runs again and again). The file `allowed` lives beside the
  * socket, in the volume the app containers mount read-only; the format is in
  * preload/README.md, the reader is preload/exec-report.c. This module encodes the file and
- * keeps it: pure encoding, one atomic write per change.
+ * keeps it: pure encoding, atomic writes (a temporary file renamed over the table).
  *
  * An entry names a file by its identity — device, inode, and ctime to the nanosecond, which
  * only the kernel sets and any write, chmod, link or unlink moves — and the path it was run
  * by, so a changed file, or the same file under another name, is asked about again.
  */
 import { renameSync, writeFileSync } from "node:fs";
+import { rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ExeKey } from "./exec-report.ts";
 
@@ -126,6 +127,9 @@ export class AllowTable {
   private generation = 0;
   private readonly entries = new Map<string, AllowEntry>();
   private timer: NodeJS.Timeout | undefined;
+  private writing = false;
+  /** Entries came while a write was under way. */
+  private dirty = false;
   private readonly delayMs: number;
   private readonly onError: (err: Error) => void;
 
@@ -142,7 +146,10 @@ export class AllowTable {
     this.timer = undefined;
     this.generation = generation;
     this.entries.clear();
-    this.write();
+    // At once, before the mode file names the generation.
+    const tmp = join(dirname(this.file), ".allowed.tmp");
+    writeFileSync(tmp, encodeAllowTable(generation, []), { mode: 0o644 });
+    renameSync(tmp, this.file);
   }
 
   /** Adds an entry; false when the table is full. */
@@ -152,15 +159,40 @@ export class AllowTable {
     if (this.entries.has(key)) return true;
     if (this.entries.size >= maxAllowEntries) return false;
     this.entries.set(key, entry);
+    this.schedule();
+    return true;
+  }
+
+  private schedule(): void {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
-      try {
-        this.write();
-      } catch (err) {
-        this.onError(err as Error);
-      }
+      void this.write();
     }, this.delayMs);
-    return true;
+  }
+
+  /**
+   * Off the main thread: a write stalled on a busy disk must not hold up the verdicts the
+   * event loop owes waiting programs. One at a time; entries added meanwhile go in the next.
+   */
+  private async write(): Promise<void> {
+    if (this.writing) {
+      this.dirty = true;
+      return;
+    }
+    this.writing = true;
+    const generation = this.generation;
+    const tmp = join(dirname(this.file), ".allowed.next");
+    try {
+      await writeFile(tmp, encodeAllowTable(generation, [...this.entries.values()]), { mode: 0o644 });
+      // A reset meanwhile wrote its own generation, which this must not replace.
+      if (this.generation === generation) await rename(tmp, this.file);
+    } catch (err) {
+      this.onError(err as Error);
+    } finally {
+      this.writing = false;
+      if (this.dirty && this.generation !== 0) this.schedule();
+      this.dirty = false;
+    }
   }
 
   /** Whether this generation holds the entry: what a program that went on without waiting says it found. */
@@ -173,11 +205,5 @@ export class AllowTable {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.generation = 0;
-  }
-
-  private write(): void {
-    const tmp = `${dirname(this.file)}/.allowed.tmp`;
-    writeFileSync(tmp, encodeAllowTable(this.generation, [...this.entries.values()]), { mode: 0o644 });
-    renameSync(tmp, this.file);
   }
 }
