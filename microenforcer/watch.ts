@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { heartbeatSeconds, type RuntimePolicy } from "../policies/schema.ts";
 import { defaultCaptureOptions, type CaptureOptions } from "./capture/capture-loop.ts";
-import { AllowTable } from "./capture/allow-table.ts";
+import { AllowTable, maxAllowEntries } from "./capture/allow-table.ts";
 import { ExecReportServer, writeLibraryMode } from "./capture/exec-report-server.ts";
 import { libraryMachine, libraryMode } from "./capture/preload-library.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
@@ -28,6 +28,7 @@ import { readScript, readStdio } from "./proc/process-facts.ts";
 import { execFingerprint, readAccessDenial } from "./proc/reader.ts";
 import type { SensorRecord } from "./records/record.ts";
 import {
+  allowTableFullRecord,
   allowTableRecord,
   forwarderRecord,
   heartbeatRecord,
@@ -222,11 +223,13 @@ function startReports(
   armRecheck: () => void,
 ): { close(): Promise<void> } {
   const table = new AllowTable(socket, (err) => sink.emit(allowTableRecord(socket, err.message)));
+  let fullSaid = false;
   // Unique per run and policy: a table an earlier run left in the volume is never taken for this one's.
   let generation = randomInt(1, 2 ** 31);
   const apply = (next: RuntimePolicy): void => {
     sensor.setPreload(next.spec.forensics.preload);
     generation = (generation % 0xffff_fffe) + 1;
+    fullSaid = false;
     let tabled = true;
     try {
       table.reset(generation);
@@ -256,7 +259,10 @@ function startReports(
         armRecheck();
         sensor.adopt(report.pid, report.startTicks, execFingerprint(report.exeLink, report.rawArgs.toString("latin1")));
         // Allowed before main, and allowed however it runs: asked about no more.
-        if (report.wait && result.verdict.allow && entry !== undefined && pipeline.allowsStanding(report)) table.add(entry);
+        if (report.wait && result.verdict.allow && entry !== undefined && pipeline.allowsStanding(report) && !table.add(entry) && !fullSaid) {
+          fullSaid = true;
+          sink.emit(allowTableFullRecord(socket, maxAllowEntries));
+        }
       });
       const { denied } = result;
       return { verdict: result.verdict, ...(denied !== undefined && { whenClosed: () => enforcer.kill(denied.pid, denied.startTicks) }) };

@@ -178,6 +178,14 @@ export function preloadModeRecord(socket: string, error: string): SensorRecord {
   return statusRecord("ERROR", `cannot write the preload library's mode beside ${socket}: ${error}; programs run in audit mode`, { [Attr.preloadSocket]: socket });
 }
 
+/** The allow table holds as many executables as it may: programs not in it keep waiting for their verdicts. */
+export function allowTableFullRecord(socket: string, entries: number): SensorRecord {
+  return statusRecord("INFO", `the preload library's allow table beside ${socket} is full (${entries} executables): other programs in enforce mode wait for every verdict until the policy changes`, {
+    [Attr.preloadSocket]: socket,
+    [Attr.statusCause]: "allow-table-full",
+  });
+}
+
 export function allowTableRecord(socket: string, error: string): SensorRecord {
   return statusRecord("WARN", `cannot write the preload library's allow table beside ${socket}: ${error}; programs in enforce mode wait for every verdict`, { [Attr.preloadSocket]: socket });
 }

@@ -72,6 +72,12 @@ describe("capture/allow-table: the file the preload library reads to go on witho
       await new Promise((r) => setTimeout(r, 30));
       assert.equal(read().entries.length, 0, "closed: nothing more written");
       assert.equal(table.add(entry(6)), false);
+      const full = new AllowTable(join(dir, "exec.sock"), (e) => errors.push(e), 5);
+      full.reset(5);
+      for (let i = 0; i < maxAllowEntries; i++) assert.ok(full.add(entry(i)));
+      assert.equal(full.add(entry(maxAllowEntries)), false, "full: the caller says so once");
+      assert.ok(full.add(entry(0)), "what it holds it still holds");
+      full.close();
       assert.deepEqual(errors, []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
