@@ -543,7 +543,12 @@ __attribute__((constructor)) static void microenforcer_report_exec(void) {
       /* A standing allow still needs a sidecar to take the report: without one, the failure choice. */
       if (sent && standing) verdict = ALLOW;
       else if (sent && mode.enforce) verdict = read_verdict(fd, deadline, reason, sizeof reason);
-      sys1(SYS_close, fd);
+      /*
+       * Denied: the exit closes the connection. Closing it first would tell the sidecar the
+       * program hung up while it still lives, and the sidecar kills a denied program that
+       * hangs up (one whose wait timed out), which could come before our own exit.
+       */
+      if (verdict != DENY) sys1(SYS_close, fd);
     }
   }
   if (!mode.enforce || verdict == ALLOW) return;

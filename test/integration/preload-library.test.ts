@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect, createServer as createNetServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -167,6 +168,46 @@ describe("preload library in real programs", function () {
       assert.equal(result.stderr, `microenforcer: ${program} blocked before it ran: executables: it is a blocked executable\n`);
     }
     assert.ok(!ran("denied"), "main never ran");
+  });
+
+  it("enforce: a denied program hangs up only by exiting, so the sidecar's kill on hang-up never beats its own exit", async () => {
+    let hangups = 0;
+    const sidecar = createNetServer((s) =>
+      s.once("data", (frame: Buffer) => {
+        const parsed = parseReport(frame);
+        if (!parsed.ok || parsed.report.exeLink !== programs.glibc) return void s.end(encodeVerdict({ allow: true }));
+        const pid = parsed.report.pid;
+        // As the sidecar does with a denied program that hangs up (its wait timed out).
+        s.on("end", () => {
+          hangups++;
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // gone already
+          }
+        });
+        s.write(encodeVerdict({ allow: false, reason: "executables: no" }));
+      }),
+    );
+    rmSync(socket, { force: true });
+    await new Promise<void>((resolve) => sidecar.listen(socket, resolve));
+    try {
+      writeLibraryMode(socket, { enforce: true, failure: "allow", timeoutMs: 2000 });
+      // Its stderr a full pipe that is read only after 600 ms: the denied program's line holds
+      // it up, so a hang-up before its exit would come, and be killed, while it still lives.
+      const fifo = marker("stderr.fifo");
+      rmSync(fifo, { force: true });
+      const script = `mkfifo ${fifo}; (sleep 0.6; cat > /dev/null) < ${fifo} & exec 2> ${fifo}; head -c 65536 /dev/zero >&2; exec ${programs.glibc} ${marker("hangup")}`;
+      const child = spawn("/bin/sh", ["-c", script], { env: { PATH: process.env.PATH!, LD_PRELOAD: library, MICROENFORCER_EXEC_SOCKET: socket }, stdio: "ignore" });
+      const exited = once(child, "exit");
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(hangups, 0, "no hang-up while the program is held up writing its line");
+      const [code, signal] = (await exited) as [number | null, string | null];
+      assert.deepEqual([code, signal], [126, null], "it stopped itself, before main");
+      assert.ok(!ran("hangup"));
+    } finally {
+      sidecar.close();
+    }
   });
 
   it("enforce without a sidecar: the failure choice at once, allow by default", async () => {
