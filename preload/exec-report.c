@@ -32,6 +32,7 @@ enum {
   FLAG_CWD_UNKNOWN = 8,
   FLAG_CMDLINE_TRUNCATED = 16,
   FLAG_STANDING = 32,         /* sent without waiting: the sidecar's table allows this file at this path */
+  FLAG_LOADER = 64,           /* the executable is a dynamic loader run as a program: its argv names what runs */
 };
 
 static const char socket_var[] = "MICROENFORCER_EXEC_SOCKET=";
@@ -312,7 +313,8 @@ static slong pread_full(int fd, void *buf, ulong len, ulong offset) {
 static int standing_allow(const char *socket_path, unsigned long long generation, const unsigned char *m, const struct self *self) {
   ulong exe_len = get16(m + 88);
   const char *exe = (const char *)m + HEADER_BYTES;
-  if (generation == 0 || !(get16(m + 6) & FLAG_EXE_STAT) || (get16(m + 6) & FLAG_EXE_TRUNCATED) || exe_len == 0) return 0;
+  /* A loader's verdict depends on the program its argv names: never standing. */
+  if (generation == 0 || !(get16(m + 6) & FLAG_EXE_STAT) || (get16(m + 6) & (FLAG_EXE_TRUNCATED | FLAG_LOADER)) || exe_len == 0) return 0;
   /* comm is what a control may name the program by: only the one its path gives (not a symlink's name). */
   ulong base = exe_len;
   while (base > 0 && exe[base - 1] != '/') base--;
@@ -354,6 +356,27 @@ static int standing_allow(const char *socket_path, unsigned long long generation
   return allowed;
 }
 
+#define PR_GET_AUXV_ 0x41555856
+#define AT_BASE_ 7
+#define AUXV_WORDS 128
+
+/*
+ * Whether the kernel started this program with no loader of its own (AT_BASE 0) — yet a
+ * loader loaded this library: then the executable is that loader, run as a program
+ * (`ld.so FILE`), under whatever name it was copied or linked to. The kernel's auxv, from
+ * prctl (Linux 6.4) or /proc/self/auxv, is what it set at exec, whatever the loader did since.
+ */
+static int exe_is_loader(void) {
+  ulong auxv[AUXV_WORDS];
+  slong n = sys5(SYS_prctl, PR_GET_AUXV_, (ulong)auxv, sizeof auxv, 0, 0);
+  if (n < 0) n = read_file("/proc/self/auxv", (char *)auxv, sizeof auxv, 0);
+  if (n <= 0) return 0; /* unknown: the sidecar still knows the loader by its name */
+  ulong words = (ulong)n < sizeof auxv ? (ulong)n / sizeof(ulong) : AUXV_WORDS;
+  for (ulong i = 0; i + 1 < words && auxv[i] != 0; i += 2)
+    if (auxv[i] == AT_BASE_) return auxv[i + 1] == 0;
+  return 0;
+}
+
 static long now_ms(void) {
   struct kernel_timespec ts;
   if (sys2(SYS_clock_gettime, CLOCK_MONOTONIC_, &ts) < 0) return 0;
@@ -377,6 +400,7 @@ static int wait_fd(int fd, short events, long deadline) {
 static ulong build_report(const struct self *self, const struct environment *env, int wait, unsigned char *m, char *exe_out) {
   memset(m, 0, HEADER_BYTES);
   ulong flags = wait ? FLAG_WAIT : 0;
+  if (exe_is_loader()) flags |= FLAG_LOADER;
   put32(m + 12, (ulong)sys0(SYS_getpid));
   put32(m + 16, (ulong)sys0(SYS_getppid));
   put64(m + 24, self->start_ticks);

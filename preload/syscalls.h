@@ -15,6 +15,7 @@ enum {
   SYS_sendto = 44, SYS_recvfrom = 45, SYS_getcwd = 79, SYS_getppid = 110, SYS_getresuid = 118,
   SYS_getresgid = 120, SYS_clock_gettime = 228, SYS_exit_group = 231, SYS_openat = 257,
   SYS_readlinkat = 267, SYS_ppoll = 271, SYS_nanosleep = 35, SYS_statx = 332, SYS_pread64 = 17,
+  SYS_prctl = 157,
 };
 
 static inline slong raw_syscall6(slong n, slong a, slong b, slong c, slong d, slong e, slong f) {
@@ -31,6 +32,7 @@ enum {
   SYS_readlinkat = 78, SYS_exit_group = 94, SYS_nanosleep = 101, SYS_clock_gettime = 113,
   SYS_getresuid = 148, SYS_getresgid = 150, SYS_getpid = 172, SYS_getppid = 173, SYS_socket = 198,
   SYS_connect = 203, SYS_sendto = 206, SYS_recvfrom = 207, SYS_statx = 291, SYS_pread64 = 67,
+  SYS_prctl = 167,
 };
 
 static inline slong raw_syscall6(slong n, slong a, slong b, slong c, slong d, slong e, slong f) {

@@ -4,7 +4,7 @@
  * preload/exec-report.c). Pure: parsing and encoding only.
  */
 import { execFingerprint, type ProcSnapshot } from "../proc/reader.ts";
-import { parseExeLink, splitCmdline } from "../proc/parse.ts";
+import { parseExeLink, splitCmdline, type ExeTarget } from "../proc/parse.ts";
 import type { ExeIdentity } from "../proc/process-facts.ts";
 import { absoluteScriptPath, scriptNamedBy } from "../proc/script-argv.ts";
 
@@ -14,13 +14,15 @@ export const reportHeaderBytes = 96;
 /** The library's own bounds (MAX_* in exec-report.c): header + exe + cwd + cmdline + container + comm. */
 export const maxReportBytes = reportHeaderBytes + 4095 + 4095 + 8192 + 253 + 64;
 
-const flags = { wait: 1, exeStat: 2, exeTruncated: 4, cwdUnknown: 8, cmdlineTruncated: 16, standing: 32 } as const;
+const flags = { wait: 1, exeStat: 2, exeTruncated: 4, cwdUnknown: 8, cmdlineTruncated: 16, standing: 32, loader: 64 } as const;
 
 export interface ExecReport {
   /** The sender waits for a verdict (enforce mode). */
   wait: boolean;
   /** Enforce mode, and the sender did not wait: the allow table (allow-table.ts) holds its executable. */
   standing: boolean;
+  /** The kernel started the executable with no loader of its own, yet the library was loaded: it is a loader run as a program. */
+  loader: boolean;
   pid: number;
   ppid: number;
   startTicks: number;
@@ -80,6 +82,7 @@ export function parseReport(buf: Buffer): ParseResult {
   const report: ExecReport = {
     wait: (f & flags.wait) !== 0,
     standing: (f & flags.standing) !== 0,
+    loader: (f & flags.loader) !== 0,
     pid,
     ppid: buf.readInt32LE(16),
     startTicks,
@@ -122,6 +125,7 @@ export function encodeReport(r: ExecReport): Buffer {
   if (r.cwd === undefined) f |= flags.cwdUnknown;
   if (r.truncated.exe) f |= flags.exeTruncated;
   if (r.truncated.cmdline) f |= flags.cmdlineTruncated;
+  if (r.loader) f |= flags.loader;
   header.writeUInt16LE(f, 6);
   header.writeUInt32LE(total, 8);
   header.writeInt32LE(r.pid, 12);
@@ -177,14 +181,23 @@ export function reportSnapshot(r: ExecReport, containerId?: string): ProcSnapsho
     problems: [],
     fingerprint: execFingerprint(r.exeLink, r.rawArgs.toString("latin1")),
   };
-  if (r.exeLink !== "") snapshot.exe = parseExeLink(r.exeLink);
+  const exe = reportedExe(r);
+  if (exe !== undefined) snapshot.exe = exe;
   if (r.container !== undefined) snapshot.container = r.container;
   if (containerId !== undefined) snapshot.containerId = containerId;
   if (r.exe !== undefined) snapshot.exeFile = r.exe;
   if (r.cwd !== undefined) snapshot.cwd = r.cwd;
   // The script's path from the reported argv, for the controls before main; its identity is the poller's to read.
-  const named = snapshot.exe === undefined ? undefined : scriptNamedBy(snapshot.exe.path.slice(snapshot.exe.path.lastIndexOf("/") + 1), snapshot.args!);
+  const named = exe === undefined ? undefined : scriptNamedBy(exe.path.slice(exe.path.lastIndexOf("/") + 1), snapshot.args!, r.loader);
   const script = named === undefined ? undefined : absoluteScriptPath(named, r.cwd);
   if (script !== undefined) snapshot.script = { path: script };
   return snapshot;
+}
+
+/** The executable the report names, a loader as such (ExeTarget.loader); undefined when its link was unreadable. */
+export function reportedExe(r: ExecReport): ExeTarget | undefined {
+  if (r.exeLink === "") return undefined;
+  const exe = parseExeLink(r.exeLink);
+  if (r.loader) exe.loader = true;
+  return exe;
 }

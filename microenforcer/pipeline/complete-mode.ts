@@ -30,7 +30,7 @@ import { sameImage, type ProcSnapshot, type ReadProblem } from "../proc/reader.t
 import { processRecord } from "../records/process-records.ts";
 import type { SensorRecord } from "../records/record.ts";
 import { absenceReason, absent, type AbsenceReason, type PreloadSetup, type PreloadStatus } from "../tracker/preload-status.ts";
-import type { ProcessEvent, ProcessInfo } from "../tracker/process-tracker.ts";
+import { addReported, type ProcessEvent, type ProcessInfo } from "../tracker/process-tracker.ts";
 
 /**
  * A record built when it is taken. A program waiting before main needs only the verdict, so
@@ -180,13 +180,7 @@ export class CompleteMode {
     const held = queue.find((h): h is Held => open(h) && sameImage(h.fingerprint, snapshot.fingerprint));
     if (held !== undefined) {
       held.outcome = { kind: "reported", preload, waiting };
-      const p = held.event.process;
-      // What the sensor read itself at first sight wins over what the process reports, which
-      // fills in what the poller's look missed.
-      p.exe ??= snapshot.exe;
-      p.exeFile ??= snapshot.exeFile;
-      p.cwd ??= snapshot.cwd;
-      p.script ??= snapshot.script;
+      addReported(held.event.process, snapshot);
       return { kind: "merged", current: known.current === snapshot.fingerprint, result: this.drain(key) };
     }
     const unseen = sight === undefined ? queue.find((h): h is Held => open(h) && h.replaceable) : undefined;
@@ -223,7 +217,7 @@ export class CompleteMode {
     const replaceable = p.image === "exec-unseen" || (p.exe === undefined && (p.args ?? []).length === 0);
     if (fingerprint === undefined || (!replaceable && !this.expectsReport(p))) return this.now(key, event, undefined);
     const facts = replaceable ? {} : this.deps.readFacts(p.pid, fingerprint);
-    const reason = replaceable ? undefined : absenceReason(facts, { uid: p.uid, euid: p.euid, ...(p.exe !== undefined && { exePath: p.exe.path }) }, this.deps.setup);
+    const reason = replaceable ? undefined : absenceReason(facts, p, this.deps.setup);
     if (reason !== undefined) return this.now(key, event, this.absence(p, reason));
     const held: Held = {
       kind: "held",

@@ -5,7 +5,7 @@
  * joins the two sensors' views of each exec).
  */
 import type { CaptureEvent } from "../capture/events.ts";
-import { reportSnapshot, type ExecReport, type Verdict } from "../capture/exec-report.ts";
+import { reportedExe, reportSnapshot, type ExecReport, type Verdict } from "../capture/exec-report.ts";
 import type { ReportCheck } from "../capture/exec-report-server.ts";
 import type { Enforcer } from "../enforce/kill.ts";
 import type { PeerNames } from "../net/dns-names.ts";
@@ -14,7 +14,6 @@ import type { PolicyHolder } from "../policy/policy-holder.ts";
 import { standingAllow } from "../policy/process-controls.ts";
 import { probeRecording } from "../../policies/schema.ts";
 import { creationTimeMs, type BootClock } from "../proc/boot-clock.ts";
-import { parseExeLink } from "../proc/parse.ts";
 import type { ScriptFile } from "../proc/process-facts.ts";
 import type { PreloadFacts } from "../proc/preload-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
@@ -202,9 +201,10 @@ export class WatchPipeline {
    */
   allowsStanding(report: ExecReport): boolean {
     const p = this.tracker.lookup(report.pid, report.startTicks);
-    if (p === undefined || report.exe === undefined || this.policy.current.spec.enforcementMode !== "enforce") return false;
+    const exe = reportedExe(report);
+    if (p === undefined || exe === undefined || report.exe === undefined || this.policy.current.spec.enforcementMode !== "enforce") return false;
     const earliest = this.tracker.earliestContainerStartTicks();
-    const seen = { ...p, exe: parseExeLink(report.exeLink), exeFile: report.exe };
+    const seen = { ...p, exe, exeFile: report.exe };
     return standingAllow(this.policy.current.spec.controls, seen, earliest === undefined ? undefined : creationTimeMs(this.clock, earliest));
   }
 

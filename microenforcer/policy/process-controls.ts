@@ -165,7 +165,7 @@ export function standingAllow(controls: Controls | undefined, p: ProcessInfo, ea
   if (p.exe === undefined || p.exe.memfd || p.exe.deleted || p.exeFile === undefined) return false;
   const name = p.exe.path.slice(p.exe.path.lastIndexOf("/") + 1);
   const comm = name.slice(0, 15);
-  if (givesCommandLoop(name) || givesCommandLoop(comm) || runsNamedFiles(name)) return false;
+  if (givesCommandLoop(name) || givesCommandLoop(comm) || runsNamedFiles(name, p.exe.loader)) return false;
   if (controls === undefined) return true;
   if (controls.drift?.block === true && earliestContainerStartMs === undefined) return false;
   // The least favourable run: in an exec session, with no argv[0] to match an allowed command.

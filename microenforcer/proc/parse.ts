@@ -181,6 +181,11 @@ export interface ExeTarget {
   deleted: boolean;
   /** Executed from an anonymous memfd (`/memfd:NAME`): no file on disk at all. */
   memfd: boolean;
+  /**
+   * A dynamic loader run as a program (`ld.so FILE`), whatever its name: the preload library
+   * saw the kernel start it with no loader of its own. What runs is the file its argv names.
+   */
+  loader?: true;
 }
 
 /** Target of the `/proc/PID/exe` link. */

@@ -38,8 +38,11 @@ export function readPreloadFacts(pid: number, fingerprint: string, socketEnv: st
   const linking = optional(() => {
     const fd = openSync(exe, "r");
     try {
-      const head = Buffer.alloc(headBytes);
-      return elfLinking(head.subarray(0, readSync(fd, head, 0, headBytes, 0)));
+      const readAt = (offset: number, length: number): Buffer => {
+        const bytes = Buffer.alloc(length);
+        return bytes.subarray(0, readSync(fd, bytes, 0, length, offset));
+      };
+      return elfLinking(readAt(0, headBytes), readAt);
     } finally {
       closeSync(fd);
     }

@@ -52,7 +52,7 @@ const node: Syntax = {
 const php: Syntax = { valued: set("-d", "-c", "-z", "-t", "-S"), noScript: set("-r", "-B", "-R", "-E", "-F", "-a", "-"), scriptOption: set("-f"), clusters: false };
 const simple: Syntax = { valued: set("-l", "-e"), noScript: set("-"), clusters: false };
 /** glibc's and musl's loader (`ld.so --help`): --list and --verify load the program but run nothing. */
-const loader: Syntax = {
+const loaderSyntax: Syntax = {
   valued: set("--library-path", "--preload", "--audit", "--inhibit-rpath", "--argv0", "--glibc-hwcaps-prepend", "--glibc-hwcaps-mask"),
   noScript: set("--list", "--verify", "--help", "--version", "--list-tunables", "--list-diagnostics"),
   clusters: false,
@@ -61,7 +61,9 @@ const awk: Syntax = { valued: set("-v", "-F"), noScript: set(), scriptOption: se
 
 const shells = /^(?:sh|ash|bash|dash|zsh|ksh|ksh93|mksh|pdksh|yash|posh|hush)$/;
 
-function syntaxOf(name: string): Syntax | undefined {
+/** `loader`: the executable is known to be a dynamic loader, whatever its name (ExeTarget.loader). */
+function syntaxOf(name: string, loader = false): Syntax | undefined {
+  if (loader) return loaderSyntax;
   if (shells.test(name)) return shell;
   if (/^python[0-9.]*$/.test(name)) return python;
   if (/^perl[0-9.]*$/.test(name)) return perl;
@@ -70,13 +72,13 @@ function syntaxOf(name: string): Syntax | undefined {
   if (/^php[0-9.]*$/.test(name)) return php;
   if (/^(?:lua[0-9.]*|luajit|tclsh[0-9.]*)$/.test(name)) return simple;
   if (/^[gmn]?awk$/.test(name)) return awk;
-  if (isDynamicLoader(name)) return loader;
+  if (isDynamicLoader(name)) return loaderSyntax;
   return undefined;
 }
 
 /** Whether a program of this name may run a file its argv names (an interpreter, busybox, the loader). */
-export function runsNamedFiles(exeName: string): boolean {
-  return exeName === "busybox" || syntaxOf(exeName) !== undefined;
+export function runsNamedFiles(exeName: string, loader = false): boolean {
+  return exeName === "busybox" || syntaxOf(exeName, loader) !== undefined;
 }
 
 const baseName = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
@@ -95,15 +97,15 @@ function commandScript(command: string): string | undefined {
  * The script file argv makes the interpreter `exeName` run, as argv names it (maybe relative
  * to the working directory); undefined when it runs none, or `exeName` is no interpreter.
  */
-export function scriptNamedBy(exeName: string, args: readonly string[]): string | undefined {
+export function scriptNamedBy(exeName: string, args: readonly string[], loader = false): string | undefined {
   let name = exeName;
   let rest = args.slice(1);
   // busybox is every applet: the applet is argv[0]'s name, or argv[1] after `busybox`.
-  if (name === "busybox") {
+  if (name === "busybox" && !loader) {
     name = baseName(args[0] ?? "");
     if (name === "busybox") [name = "", ...rest] = rest;
   }
-  const syntax = syntaxOf(name);
+  const syntax = syntaxOf(name, loader);
   if (syntax === undefined) return undefined;
   let command = false;
   for (let i = 0; i < rest.length; i++) {

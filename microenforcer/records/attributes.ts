@@ -30,6 +30,7 @@ export const Attr = {
   processComm: "microenforcer.process.comm",
   processExeDeleted: "microenforcer.process.exe_deleted",
   processExeMemfd: "microenforcer.process.exe_memfd",
+  processExeLoader: "microenforcer.process.exe_loader",
   processForkOnly: "microenforcer.process.fork_only",
   processExecUnseen: "microenforcer.process.exec_unseen",
   /** The working directory at first sight. */

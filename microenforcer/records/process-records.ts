@@ -65,6 +65,7 @@ export function processAttributes(p: ProcessInfo, clock: BootClock, forensics: F
   if (p.unread !== undefined) a[Attr.processUnread] = p.unread.map((u) => `${u.file}:${u.code}`);
   if (p.exe?.deleted) a[Attr.processExeDeleted] = true;
   if (p.exe?.memfd) a[Attr.processExeMemfd] = true;
+  if (p.exe?.loader) a[Attr.processExeLoader] = true;
   if (p.args !== undefined && p.args.length > 0) {
     a[Attr.processArgsCount] = p.args.length;
     // argv[0] is the command's name, not an argument: recorded whatever the switch, redacted all the same.

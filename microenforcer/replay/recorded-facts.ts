@@ -58,7 +58,10 @@ export function recordedProcess(a: Attributes): ProcessInfo | undefined {
     image,
   };
   const path = str(a[Attr.processExecutablePath]);
-  if (path !== undefined) p.exe = { path, deleted: a[Attr.processExeDeleted] === true, memfd: a[Attr.processExeMemfd] === true };
+  if (path !== undefined) {
+    p.exe = { path, deleted: a[Attr.processExeDeleted] === true, memfd: a[Attr.processExeMemfd] === true };
+    if (a[Attr.processExeLoader] === true) p.exe.loader = true;
+  }
   const args = a[Attr.processCommandArgs];
   if (Array.isArray(args) && args.every((x) => typeof x === "string")) p.args = args;
   const container = str(a[Attr.k8sContainerName]);

@@ -2,11 +2,10 @@
  * Whether the preload library reported an exec, and when it did not, why — the two sensors
  * checking each other. Pure: the facts come from proc/preload-facts.ts.
  */
-import { isDynamicLoader } from "../proc/elf.ts";
 import type { PreloadFacts } from "../proc/preload-facts.ts";
 
 export type AbsenceReason =
-  /** No dynamic loader runs (static or static-pie): nothing loads LD_PRELOAD. */
+  /** No dynamic loader runs (static or static-pie, by its ELF headers): nothing loads LD_PRELOAD. */
   | "static"
   /** A program for another architecture or word size (a 32-bit x86 program): its loader cannot load the library. */
   | "other-architecture"
@@ -52,13 +51,13 @@ export function absent(reason: AbsenceReason): PreloadStatus {
 
 /**
  * Why no report will come, when /proc already tells; undefined when one is due and worth
- * waiting for. `identity`: the process's UIDs and executable as the poller saw them.
+ * waiting for. `identity`: the process's UIDs as the poller saw them.
  */
-export function absenceReason(facts: PreloadFacts, identity: { uid: number; euid: number; exePath?: string }, setup: PreloadSetup): AbsenceReason | undefined {
-  // ld.so run as a program shows no PT_INTERP, yet it loads LD_PRELOAD like any loader.
-  const loader = identity.exePath !== undefined && isDynamicLoader(identity.exePath);
-  if (facts.linking?.kind === "static" && !loader) return "static";
-  if (facts.linking?.kind === "dynamic" && (facts.linking.machine !== setup.machine || !facts.linking.wide)) return "other-architecture";
+export function absenceReason(facts: PreloadFacts, identity: { uid: number; euid: number }, setup: PreloadSetup): AbsenceReason | undefined {
+  const linking = facts.linking;
+  // A loader run as a program (ld.so under any name) shows no PT_INTERP, yet loads LD_PRELOAD like any loader.
+  if (linking?.kind === "static") return "static";
+  if ((linking?.kind === "dynamic" || linking?.kind === "loader") && (linking.machine !== setup.machine || !linking.wide)) return "other-architecture";
   if (facts.setid === true || identity.uid !== identity.euid) return "secure-execution";
   if (facts.environ === undefined) return undefined;
   // Both loaders split LD_PRELOAD on colons and white space.

@@ -71,6 +71,19 @@ export interface Ancestor {
 /** How far back a process's ancestry is kept: enough for `sh -c` chains, bounded per process. */
 export const MAX_ANCESTORS = 8;
 
+/**
+ * What a preload report of the image `p` runs adds to what the poller read of it: the facts its
+ * look missed (what the sensor read itself wins over what a process says), and that the
+ * executable is a loader, which only the process itself can tell.
+ */
+export function addReported(p: ProcessInfo, report: ProcSnapshot): void {
+  p.exe ??= report.exe;
+  if (report.exe?.loader === true && p.exe !== undefined && p.exe.loader !== true) p.exe = { ...p.exe, loader: true };
+  p.exeFile ??= report.exeFile;
+  p.cwd ??= report.cwd;
+  p.script ??= report.script;
+}
+
 /** The executable's base name, else (unreadable) the kernel's task name. */
 export function executableName(p: ProcessInfo): string {
   return p.exe?.path.split("/").pop() ?? p.comm;
@@ -146,9 +159,7 @@ export class ProcessTracker {
   refresh(snapshot: ProcSnapshot): ProcessInfo | undefined {
     if (!this.known(snapshot)) return undefined;
     const info = this.processes.get(snapshot.pid)!;
-    info.exeFile ??= snapshot.exeFile;
-    info.cwd ??= snapshot.cwd;
-    info.script ??= snapshot.script;
+    addReported(info, snapshot);
     return info;
   }
 

@@ -4,7 +4,9 @@
  * musl-gcc (Debian's musl-tools), aarch64-linux-gnu-gcc (run through qemu-aarch64-static).
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
+import { elfLinking } from "../../microenforcer/proc/elf.ts";
 
 const source = (name: string): string => new URL(`../fixtures/preload/${name}`, import.meta.url).pathname;
 
@@ -46,4 +48,11 @@ export function buildPreloadPrograms(dir: string): PreloadPrograms {
     otherPreload: out("libother.so"),
     spawner: out("spawner"),
   };
+}
+
+/** The dynamic loader a program names (PT_INTERP), its symlinks resolved: glibc's ld.so, or musl's libc.so. */
+export function loaderOf(program: string): string {
+  const linking = elfLinking(readFileSync(program).subarray(0, 4096));
+  if (linking.kind !== "dynamic") throw new Error(`${program} names no loader`);
+  return realpathSync(linking.interpreter);
 }

@@ -6,12 +6,12 @@
  * before main — or letting it run when the sidecar is gone.
  */
 import assert from "node:assert/strict";
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, linkSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeReport } from "../../microenforcer/capture/exec-report.ts";
-import { buildPreloadPrograms, type PreloadPrograms } from "../infra/preload-programs.ts";
+import { buildPreloadPrograms, loaderOf, type PreloadPrograms } from "../infra/preload-programs.ts";
 import { cli, execs, runInPidNamespace, type JsonRecord, type NamespaceRun, type RunOptions } from "./pid-namespace.ts";
 
 const attr = (r: JsonRecord, key: string): unknown => r.attributes[key];
@@ -123,7 +123,7 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     writeFileSync(
       forged,
       encodeReport({
-        wait: false, standing: false, pid: 1, ppid: 0, startTicks: 1e9, comm: "innocent", uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
+        wait: false, standing: false, loader: false, pid: 1, ppid: 0, startTicks: 1e9, comm: "innocent", uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
         exeLink: "/usr/bin/innocent", rawArgs: Buffer.from("innocent\0"), truncated: { exe: false, cmdline: false },
       }),
     );
@@ -209,6 +209,47 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.match(result.workloadLog, /^allowed-ran$/m);
     const blocked = violations(result).filter((r) => attr(r, "microenforcer.action") === "blocked");
     assert.deepEqual(blocked.map((r) => attr(r, "microenforcer.rule")).sort(), ["marker-forbidden", "script changed after container start"], blocked.map((r) => r.body).join("\n"));
+  });
+
+  it("enforce: a copy or hard link of the loader under another name is known from inside: the program it runs is judged, every time", async () => {
+    // The loaders the two test programs name (glibc's, musl's), copied before the sensor starts: no drift.
+    const glibcCopy = join(dir, "update-check");
+    const muslCopy = join(dir, "healthz");
+    copyFileSync(loaderOf(programs.glibc), glibcCopy);
+    copyFileSync(loaderOf(programs.musl), muslCopy);
+    rmSync(join(dir, "warm"), { force: true });
+    linkSync(glibcCopy, join(dir, "warm"));
+    const forbidden = join(dir, "marker-forbidden");
+    copyFileSync(programs.glibc, forbidden);
+    const result = await run(
+      `${glibcCopy} ${programs.glibc} $WORK/first; echo "rc=$?"; sleep 0.3
+       ${glibcCopy} ${programs.glibc} $WORK/second; echo "rc=$?"
+       ${glibcCopy} ${forbidden} $WORK/copy-ran; echo "rc=$?"
+       ${join(dir, "warm")} ${forbidden} $WORK/link-ran; echo "rc=$?"
+       ${muslCopy} ${forbidden} $WORK/musl-ran; echo "rc=$?"; ls $WORK`,
+      `  enforcementMode: enforce
+  controls:
+    executables: {blocked: ["marker-forbidden"]}
+`,
+      {},
+      "app",
+    );
+    assert.deepEqual(result.workloadLog.match(/rc=\d+/g), ["rc=0", "rc=0", "rc=126", "rc=126", "rc=126"], result.workloadLog);
+    assert.doesNotMatch(result.workloadLog, /^(copy|link|musl)-ran$/m, "the blocked program never ran");
+    const runs = (marker: string): JsonRecord => {
+      const records = execs(result).filter((r) => args(r).endsWith(`/${marker}`));
+      assert.equal(records.length, 1, `${marker}: ${records.length} records`);
+      return records[0]!;
+    };
+    for (const marker of ["first", "second", "copy-ran", "link-ran", "musl-ran"]) {
+      const r = runs(marker);
+      assert.equal(attr(r, "microenforcer.process.exe_loader"), true, `${marker}: ${JSON.stringify(r.attributes)}`);
+      assert.equal(attr(r, "microenforcer.process.preload.verdict"), "asked", `${marker}: a loader never stands`);
+    }
+    assert.equal(attr(runs("first"), "microenforcer.process.script.path"), programs.glibc, "the program the copy ran is in its record");
+    const blocked = violations(result).filter((r) => attr(r, "microenforcer.action") === "blocked");
+    assert.equal(blocked.length, 3, violations(result).map((r) => r.body).join("\n"));
+    assert.ok(blocked.every((r) => attr(r, "microenforcer.rule") === "marker-forbidden"));
   });
 
   it("drift of a binary dropped into a system directory, run for a few ms and deleted at once: every run, from the identity the process reported", async () => {

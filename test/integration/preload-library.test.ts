@@ -16,7 +16,7 @@ import { encodeReport, encodeVerdict, parseReport, type ExecReport } from "../..
 import { builtLibrary } from "../../microenforcer/capture/preload-library.ts";
 import { EXEC_SOCKET_FILE } from "../../microenforcer/sidecar-contract.ts";
 import { readProcess } from "../../microenforcer/proc/reader.ts";
-import { buildPreloadPrograms, type PreloadPrograms } from "../infra/preload-programs.ts";
+import { buildPreloadPrograms, loaderOf, type PreloadPrograms } from "../infra/preload-programs.ts";
 
 interface Run {
   code: number | null;
@@ -332,6 +332,24 @@ describe("preload library in real programs", function () {
       assert.equal(await how([copy], "table-garbage"), "asked");
     });
 
+    it("says when its executable is a loader run as a program, under any name, and never lets one stand", async () => {
+      const glibcCopy = join(dir, "update-check");
+      const muslCopy = join(dir, "healthz");
+      copyFileSync(loaderOf(programs.glibc), glibcCopy);
+      copyFileSync(loaderOf(programs.musl), muslCopy);
+      await listen({ enforce: true, failure: "allow", timeoutMs: 2000, generation });
+      // An entry for the copy, as a pod owner who can write the volume would forge it.
+      table([entry(glibcCopy)]);
+      const loader = async (argv: string[], name: string): Promise<boolean> => {
+        assert.equal(await how(argv, name), "asked", `${name}: a loader is always asked about`);
+        return received[0]!.report.loader;
+      };
+      assert.equal(await loader([glibcCopy, programs.glibc], "loader-glibc-copy"), true);
+      assert.equal(await loader([muslCopy, programs.musl], "loader-musl-copy"), true);
+      assert.equal(await loader([loaderOf(programs.glibc), programs.glibc], "loader-by-name"), true);
+      assert.equal(await loader([programs.glibc], "loader-none"), false, "a program the kernel started through its PT_INTERP");
+    });
+
     it("needs a sidecar to take the report: without one, the failure choice", async () => {
       const copy = copyOfGlibc("marker-copy2");
       writeLibraryMode(socket, { enforce: true, failure: "deny", timeoutMs: 250, generation });
@@ -442,7 +460,7 @@ describe("preload library in real programs", function () {
     const self = readProcess(process.pid, { attribution: () => false });
     assert.ok(self.kind === "process");
     const base: ExecReport = {
-      wait: false, standing: false, pid: process.pid, ppid: 1, startTicks: self.snapshot.startTicks, comm: "x",
+      wait: false, standing: false, loader: false, pid: process.pid, ppid: 1, startTicks: self.snapshot.startTicks, comm: "x",
       uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
       exeLink: "/bin/x", rawArgs: Buffer.from("x\0"), truncated: { exe: false, cmdline: false },
     };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { verify } from "../../microenforcer/capture/exec-report-server.ts";
 import { builtRecords, CompleteMode } from "../../microenforcer/pipeline/complete-mode.ts";
@@ -37,21 +37,57 @@ describe("ELF linking", () => {
     assert.equal(elfLinking(Buffer.alloc(0)).kind, "unknown");
   });
 
+  it("knows a loader by its headers, whatever its name: ld.so, and no static-pie", () => {
+    assert.equal(elfLinking(readFileSync(realpathSync(process.arch === "arm64" ? "/lib/ld-linux-aarch64.so.1" : "/lib64/ld-linux-x86-64.so.2"))).kind, "loader");
+    // The dynamic section lies past the 4 KiB head in real loaders: read through readAt.
+    const flags1 = (flags: number): Array<[number, number]> => [[0x6ffffffb, flags]];
+    const file = (type: number, dynamic?: Array<[number, number]>): Buffer => elf64(type, dynamic);
+    const linking = (bytes: Buffer): string => elfLinking(bytes.subarray(0, 4096), (offset, length) => bytes.subarray(offset, offset + length)).kind;
+    assert.equal(linking(file(3, [[14, 1], [5, 0x300]])), "loader", "a shared object with no PT_INTERP (musl's libc.so has no soname either)");
+    assert.equal(linking(file(3, flags1(0x08000001))), "static", "a static-pie: DF_1_PIE");
+    assert.equal(linking(file(3)), "static", "a PIE with nothing to relocate");
+    assert.equal(linking(file(2, [[5, 0x300]])), "static", "ET_EXEC");
+    assert.equal(elfLinking(file(3, flags1(0x08000000)).subarray(0, 4096)).kind, "unknown", "its dynamic section cannot be read");
+  });
+
   it("knows the dynamic loaders by name", () => {
     for (const name of ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/ld-musl-x86_64.so.1", "/usr/lib/ld-linux.so.2"]) assert.ok(isDynamicLoader(name), name);
     for (const name of ["/bin/ld", "/usr/lib/libld.so", "/bin/sh"]) assert.ok(!isDynamicLoader(name), name);
   });
 });
 
+/** An ELF64 little-endian x86_64 file: type, and a PT_DYNAMIC at 8 KiB with these entries (none: no PT_DYNAMIC). */
+function elf64(type: number, dynamic?: Array<[number, number]>): Buffer {
+  const bytes = Buffer.alloc(8192 + 16 * ((dynamic?.length ?? 0) + 1));
+  bytes.writeUInt32BE(0x7f454c46, 0);
+  bytes[4] = 2;
+  bytes[5] = 1;
+  bytes.writeUInt16LE(type, 16);
+  bytes.writeUInt16LE(elfMachines.x86_64, 18);
+  bytes.writeBigUInt64LE(64n, 32); // e_phoff
+  bytes.writeUInt16LE(56, 54); // e_phentsize
+  bytes.writeUInt16LE(dynamic === undefined ? 0 : 1, 56);
+  if (dynamic !== undefined) {
+    bytes.writeUInt32LE(2, 64); // PT_DYNAMIC
+    bytes.writeBigUInt64LE(8192n, 64 + 8);
+    bytes.writeBigUInt64LE(BigInt(16 * (dynamic.length + 1)), 64 + 32);
+    dynamic.forEach(([tag, value], i) => {
+      bytes.writeBigInt64LE(BigInt(tag), 8192 + 16 * i);
+      bytes.writeBigUInt64LE(BigInt(value), 8192 + 16 * i + 8);
+    });
+  }
+  return bytes;
+}
+
 describe("why the preload library did not report", () => {
-  const root = { uid: 0, euid: 0, exePath: "/usr/bin/true" };
+  const root = { uid: 0, euid: 0 };
 
   it("waits for a report when everything says one is coming", () => {
     assert.equal(absenceReason({ linking: dynamic, setid: false, environ: goodEnv }, root, setup), undefined);
   });
 
   it("names what /proc tells: static, another architecture, secure execution, the environment", () => {
-    const cases: Array<[PreloadFacts, { uid: number; euid: number; exePath?: string }, string]> = [
+    const cases: Array<[PreloadFacts, { uid: number; euid: number }, string]> = [
       [{ linking: { kind: "static", machine: 62, wide: true }, environ: goodEnv }, root, "static"],
       [{ linking: { ...dynamic, machine: 3, wide: false }, environ: goodEnv }, root, "other-architecture"],
       [{ linking: dynamic, setid: true, environ: goodEnv }, root, "secure-execution"],
@@ -64,9 +100,11 @@ describe("why the preload library did not report", () => {
     for (const [facts, identity, reason] of cases) assert.equal(absenceReason(facts, identity, setup), reason, JSON.stringify(facts));
   });
 
-  it("takes ld.so run as a program for a loader, not a static binary", () => {
-    const facts: PreloadFacts = { linking: { kind: "static", machine: 62, wide: true }, environ: goodEnv };
-    assert.equal(absenceReason(facts, { ...root, exePath: "/lib64/ld-linux-x86-64.so.2" }, setup), undefined);
+  it("waits for a loader run as a program, under any name: it loads the library like any loader", () => {
+    const loader = { kind: "loader", machine: elfMachines.x86_64, wide: true } as const;
+    assert.equal(absenceReason({ linking: loader, environ: goodEnv }, root, setup), undefined);
+    assert.equal(absenceReason({ linking: loader, environ: { socket: setup.socket } }, root, setup), "environment-without-preload");
+    assert.equal(absenceReason({ linking: { ...loader, machine: 3, wide: false } }, root, setup), "other-architecture");
   });
 
   it("waits when the facts could not be read (gone, or not permitted)", () => {
@@ -156,7 +194,7 @@ function rig(controls = "", mode = "audit") {
 
 function report(pid: number, argv: string[], over: Partial<ExecReport> = {}): ExecReport {
   return {
-    wait: false, standing: false, pid, ppid: 1, startTicks: pid * 10, comm: argv[0]!, uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
+    wait: false, standing: false, loader: false, pid, ppid: 1, startTicks: pid * 10, comm: argv[0]!, uid: { real: 0, effective: 0, saved: 0 }, gid: { real: 0, effective: 0, saved: 0 },
     exeLink: `/usr/bin/${argv[0]}`, rawArgs: Buffer.from(`${argv.join("\0")}\0`), cwd: "/srv", truncated: { exe: false, cmdline: false },
     exe: { device: "8:1", inode: 1234, ctimeMs: 5, mode: 0o100755 }, ...over,
   };

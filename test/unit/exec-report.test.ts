@@ -14,6 +14,7 @@ import {
 const sample: ExecReport = {
   wait: true,
   standing: false,
+  loader: false,
   pid: 4242,
   ppid: 0,
   startTicks: 1_234_567,
@@ -108,6 +109,18 @@ describe("exec report wire format", () => {
     assert.equal(snapshot.container, "app");
     assert.equal(snapshot.euid, 0);
     assert.equal(snapshot.uid, 1000);
+  });
+
+  it("takes a loader the library saw from inside for one, whatever its name: the file its argv names is what runs", () => {
+    const copy: ExecReport = { ...sample, loader: true, comm: "sh", exeLink: "/tmp/sh", rawArgs: Buffer.from("sh\0--library-path\0/opt\0./evil\0-c\0x\0") };
+    const parsed = parseReport(encodeReport(copy));
+    assert.ok(parsed.ok && parsed.report.loader);
+    const snapshot = reportSnapshot(parsed.report);
+    assert.deepEqual(snapshot.exe, { path: "/tmp/sh", deleted: false, memfd: false, loader: true });
+    assert.equal(snapshot.script?.path, "/srv/app/evil", "the loader's option skipped, not a shell's `-c`");
+    const plain = reportSnapshot({ ...copy, loader: false });
+    assert.equal(plain.exe?.loader, undefined);
+    assert.notEqual(plain.script?.path, "/srv/app/evil", "without the flag, a shell by its name");
   });
 
   it("encodes verdicts the library reads: allow, and deny with a reason cut to 255 bytes", () => {

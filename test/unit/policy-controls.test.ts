@@ -14,7 +14,7 @@ import { processInfo } from "./process-fixture.ts";
 
 const proc = processInfo;
 
-const exe = (path: string, flags: Partial<{ deleted: boolean; memfd: boolean }> = {}) => ({ path, deleted: false, memfd: false, ...flags });
+const exe = (path: string, flags: Partial<{ deleted: boolean; memfd: boolean; loader: true }> = {}) => ({ path, deleted: false, memfd: false, ...flags });
 
 describe("process controls", () => {
   it("matches executables by path glob, and by name for patterns without a slash", () => {
@@ -152,6 +152,7 @@ describe("standing allows: what the allow table may let go on without asking", (
     assert.ok(!standingAllow(undefined, run("/usr/bin/python3.12"), undefined), "an interpreter");
     assert.ok(!standingAllow(undefined, run("/usr/bin/ncat"), undefined), "a relay: a reverse shell's other half");
     assert.ok(!standingAllow(undefined, run("/lib64/ld-linux-x86-64.so.2"), undefined), "the loader: the program it runs is its argv's");
+    assert.ok(!standingAllow(undefined, run("/tmp/update-check", { exe: exe("/tmp/update-check", { loader: true }) }), undefined), "a copy of the loader under another name");
     assert.ok(!standingAllow(undefined, run("/usr/bin/busybox"), undefined), "busybox: every applet");
     assert.ok(standingAllow(undefined, run("/usr/bin/shellcheck"), undefined), "a name that only starts like one is no interpreter");
     assert.ok(!standingAllow(undefined, run("/memfd:x", { exe: exe("/memfd:x", { memfd: true, deleted: true }) }), undefined));
