@@ -8,7 +8,8 @@
  * - the looks due at known processes, for an exec or an exit (process-watch.ts);
  * - a /proc directory scan on a slower timer finds what the trigger cannot (PID wrap, a
  *   missing ns_last_pid) and the exits of processes not yet due for a look;
- * - every gapReportIntervalMs, what it knows it missed (gap-counter.ts).
+ * - every gapReportIntervalMs, what it knows it missed (gap-counter.ts);
+ * - a tick stallMs later than planned: the loop itself was stopped or starved (a stall event).
  * What it reports is the event contract of events.ts.
  */
 import { defaultSamplerOptions, type SamplerOptions } from "../net/network-sampler.ts";
@@ -38,6 +39,8 @@ export interface CaptureOptions extends WatchTiming {
   gapReportIntervalMs: number;
   /** Scan interval when ns_last_pid is unavailable. */
   fallbackScanMs: number;
+  /** A tick this much later than planned: the loop did not run (stopped, frozen, starved), which is evidence. */
+  stallMs: number;
   /** The network sensor's timing and limits (see net/network-sampler.ts). */
   network: Omit<SamplerOptions, "procRoot">;
 }
@@ -57,6 +60,7 @@ export const defaultCaptureOptions: CaptureOptions = {
   rescanIntervalMs: 1000,
   gapReportIntervalMs: 10_000,
   fallbackScanMs: 10,
+  stallMs: 1000,
   network: defaultSamplerOptions,
 };
 
@@ -71,6 +75,9 @@ export class CaptureLoop {
   private readonly gaps = new GapCounter();
   private lastActivity = 0;
   private lastRescan = 0;
+  /** The last tick, and when the next was planned (nextDelayMs): a tick far later is a stall. */
+  private lastTick: number | undefined;
+  private nextTick: number | undefined;
   private preload = false;
   private events: CaptureEvent[] = [];
   /** PIDs handed out that were not in /proc yet at their first look (see notInProcYet). */
@@ -93,6 +100,12 @@ export class CaptureLoop {
 
   /** Delay until the next tick should run. */
   nextDelayMs(now: number): number {
+    const delay = this.plannedDelayMs(now);
+    this.nextTick = now + delay;
+    return delay;
+  }
+
+  private plannedDelayMs(now: number): number {
     if (this.trigger === undefined) return this.options.fallbackScanMs;
     const active = now - this.lastActivity < this.options.activeWindowMs;
     // Idle, every process is older than the active window, so its looks are maxCheckIntervalMs
@@ -131,6 +144,7 @@ export class CaptureLoop {
 
   /** The first look: every process already running, reported as `startup`. */
   start(now: number): CaptureEvent[] {
+    this.lastTick = now;
     this.gaps.start(now);
     this.rescan(now, "startup");
     // In start order, so parents precede children and a container's init its exec sessions.
@@ -143,8 +157,15 @@ export class CaptureLoop {
 
   tick(now: number): CaptureEvent[] {
     try {
-      this.lookAgainAtUnborn(now);
       const change = this.trigger?.changed();
+      // First, so that what it found on waking up comes after the evidence of how long it slept.
+      if (this.nextTick !== undefined && this.lastTick !== undefined && now - this.nextTick >= this.options.stallMs) {
+        const pidCount = this.trigger === undefined ? undefined : change === undefined ? 0 : change.count;
+        this.events.push({ type: "stall", since: this.lastTick, until: now, ...(pidCount !== undefined && { pidCount }) });
+      }
+      this.lastTick = now;
+      this.nextTick = undefined;
+      this.lookAgainAtUnborn(now);
       if (change !== undefined) {
         if (change.setBack) this.rescan(now, "rescan");
         else for (const pid of change.pids) if (!this.processes.visit(pid, "trigger", now)) this.notInProcYet(pid);

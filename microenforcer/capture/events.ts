@@ -22,6 +22,12 @@ export type CaptureEvent =
   | { type: "exit"; pid: number; startTicks: number; observedAt: number; exitStatus?: number }
   | ({ type: "gap" } & GapReport)
   | { type: "trigger"; mode: "ns_last_pid" | "scan"; reason?: string }
+  /**
+   * The loop did not run from `since` (its last look) to `until`, though a look was due long
+   * before: the sensor was stopped (SIGSTOP, a frozen cgroup) or starved of CPU. pidCount: the
+   * PIDs the namespace handed out meanwhile (unknown without ns_last_pid, or when set back).
+   */
+  | { type: "stall"; since: number; until: number; pidCount?: number }
   /** What one read of the socket tables found (only while the network sensor is on). */
   | { type: "network"; sample: NetworkSample; observedAt: number }
   | { type: "error"; message: string };

@@ -19,6 +19,8 @@ export interface PidChange {
   setBack: boolean;
   /** The PIDs handed out meanwhile, when not set back. */
   pids: Iterable<number>;
+  /** How many, when not set back. */
+  count?: number;
 }
 
 export class PidTrigger {
@@ -43,7 +45,8 @@ export class PidTrigger {
     const current = this.read();
     if (current === this.last) return undefined;
     const back = setBack(this.last, current, this.pidMax);
-    return { current, setBack: back, pids: back ? [] : allocatedSince(this.last, current, this.pidMax) };
+    if (back) return { current, setBack: true, pids: [] };
+    return { current, setBack: false, pids: allocatedSince(this.last, current, this.pidMax), count: allocatedCount(this.last, current, this.pidMax)! };
   }
 
   /** The PIDs of `change` have been looked at. */

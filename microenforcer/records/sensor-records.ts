@@ -220,6 +220,24 @@ export function previousRunRecord(previous: PreviousRun): SensorRecord {
   return statusRecord("WARN", `${how}: nothing was watched for ${seconds} s, while the pod handed out ${pids}`, attributes);
 }
 
+/**
+ * The capture loop did not run for a while though it was due: stopped (SIGSTOP, which the app
+ * may send, as it may SIGKILL), frozen, or starved of CPU. What lived and died meanwhile is
+ * counted in the gap records that follow; this says why, and for how long.
+ */
+export function stallRecord(stall: { since: number; until: number; pidCount?: number }): SensorRecord {
+  const seconds = ((stall.until - stall.since) / 1000).toFixed(1);
+  const pids = stall.pidCount === undefined ? "an unknown number of PIDs" : `${stall.pidCount} PIDs (processes or threads)`;
+  const attributes: Attributes = {
+    [Attr.statusCause]: "sensor-stalled",
+    [Attr.blindSince]: new Date(stall.since).toISOString(),
+    [Attr.blindUntil]: new Date(stall.until).toISOString(),
+  };
+  if (stall.pidCount !== undefined) attributes[Attr.blindPidCount] = stall.pidCount;
+  const body = `the sensor did not run for ${seconds} s (stopped with SIGSTOP, frozen, or starved of CPU): nothing was watched or enforced meanwhile, while the pod handed out ${pids}`;
+  return statusRecord("WARN", body, attributes);
+}
+
 /** What the sensor counted since its start, for the heartbeat. */
 export interface SensorCounts {
   /** Processes seen start (or exec), recorded or not. */

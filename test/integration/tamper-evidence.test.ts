@@ -2,7 +2,8 @@
  * Tamper evidence against the real kernel: the app (same UID as the sidecar) SIGKILLs the
  * sensor and starts processes while it is gone; the restarted sensor, on the same emptyDir,
  * says it was killed, for how long, and how many PIDs the namespace handed out meanwhile.
- * Its heartbeat carries its counters.
+ * Its heartbeat carries its counters. A sensor the app stops (SIGSTOP) says the same once
+ * continued.
  */
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -74,5 +75,30 @@ describe("tamper evidence against the real kernel", function () {
     // Stopped in order (SIGINT) this time: the next start will say so, not "unclean".
     const state = decodeRunState(readFileSync(join(spool, "run-state.json"), "utf8"));
     assert.ok(typeof state === "object" && state.stoppedAt !== undefined, JSON.stringify(state));
+  });
+
+  it("a sensor stopped with SIGSTOP says, once continued, how long it was blind and how many PIDs were handed out meanwhile", async () => {
+    const run = await runInPidNamespace(
+      `sleep 0.5
+       kill -STOP $SENSOR
+       i=0; while [ $i -lt ${pidsWhileGone - 1} ]; do /bin/true; i=$((i+1)); done
+       sleep 1.5
+       kill -CONT $SENSOR
+       sleep 0.5`,
+    );
+    assert.equal(run.exitCode, 0, run.stderr);
+    const stalls = run.records.filter((r) => attr(r, "microenforcer.status.cause") === "sensor-stalled");
+    assert.equal(stalls.length, 1, run.records.map((r) => r.body).join("\n"));
+    const [stall] = stalls;
+    assert.equal(stall!.severityText, "WARN");
+    const blind = Date.parse(String(attr(stall!, "microenforcer.blind.until"))) - Date.parse(String(attr(stall!, "microenforcer.blind.since")));
+    assert.ok(blind >= 1500 && blind < 10_000, `${blind} ms`);
+    // The app's PIDs (the loop's and the sleep's), and maybe a thread or two of its own.
+    const pidCount = attr(stall!, "microenforcer.blind.pid_count") as number;
+    assert.ok(pidCount >= pidsWhileGone && pidCount <= pidsWhileGone + 20, `pid_count ${pidCount}`);
+    const gaps = run.records.filter((r) => r.eventName === "microenforcer.sensor.gap" && attr(r, "microenforcer.gap.kind") === "pid");
+    const missed = gaps.reduce((n, r) => n + (attr(r, "microenforcer.gap.count") as number), 0);
+    assert.ok(missed >= pidsWhileGone - 1, `the processes that lived and died meanwhile are counted as missed too: ${missed}`);
+    assert.ok(run.records.indexOf(stall!) < run.records.indexOf(gaps[0]!), "the stall comes first: it says why they were missed");
   });
 });

@@ -225,6 +225,23 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.deepEqual(describe_(l.tick(800)), ["exec 10 python3"]);
   });
 
+  it("says when it ran a second or more after a planned tick (stopped or starved), with the PIDs handed out meanwhile, before what it then found", () => {
+    const l = start();
+    l.start(0);
+    const first = l.nextDelayMs(0);
+    l.tick(first);
+    const planned = first + l.nextDelayMs(first);
+    proc.setLastPid(12);
+    proc.add({ pid: 13, ppid: 10, comm: "nc", startTicks: 300, exe: "/bin/nc", args: ["nc"] });
+    const woke = planned + defaultCaptureOptions.stallMs;
+    const events = l.tick(woke);
+    assert.deepEqual(events[0], { type: "stall", since: first, until: woke, pidCount: 3 });
+    assert.deepEqual(describe_(events.slice(1)), ["spawn 13 nc exec trigger"], "what was still there comes after");
+    const late = woke + l.nextDelayMs(woke) + defaultCaptureOptions.stallMs - 1;
+    assert.ok(!l.tick(late).some((e) => e.type === "stall"), "late by less than stallMs: no stall");
+    assert.ok(!l.tick(late + 60_000).some((e) => e.type === "stall"), "a tick without a planned one (a caller's own pace): no stall");
+  });
+
   it("at the end, reports every exit not seen yet and the gaps", () => {
     const l = start();
     l.start(0);
