@@ -4,6 +4,7 @@
  * policy loader. The contracts: no throw where none is promised, output bounded by input.
  */
 import assert from "node:assert/strict";
+import { readFileSync, realpathSync } from "node:fs";
 import fc from "fast-check";
 import {
   containerIdFromCgroup,
@@ -19,6 +20,7 @@ import {
   splitCmdline,
 } from "../../microenforcer/proc/parse.ts";
 import { decodeAddress, parseSocketTable, socketInode, type SocketEntry } from "../../microenforcer/proc/socket-table.ts";
+import { elfLinking } from "../../microenforcer/proc/elf.ts";
 import { parsePolicies, validatePolicy } from "../../policies/load.ts";
 import { InputError } from "../../policies/input-error.ts";
 
@@ -125,6 +127,41 @@ describe("fuzz: /proc parsers", () => {
         assert.ok(pidsFromDirEntries(input.split(/[\s/]/)).length <= lines(input.replace(/[\s/]/g, "\n")));
       }),
       RUNS,
+    );
+  });
+});
+
+describe("fuzz: ELF headers (a program file is the pod's to write)", () => {
+  const kinds = new Set(["dynamic", "static", "loader", "unknown"]);
+  const readerOf = (file: Uint8Array) => (offset: number, length: number) => file.subarray(offset, offset + length);
+
+  it("elfLinking: random bytes and damaged real programs and loaders give a kind, never a throw", () => {
+    const originals = ["/bin/sh", realpathSync(process.arch === "arm64" ? "/lib/ld-linux-aarch64.so.1" : "/lib64/ld-linux-x86-64.so.2")].map((path) => {
+      const file = readFileSync(path);
+      // Where the parser reads past the head: the loader's dynamic section.
+      let section = 0;
+      elfLinking(file.subarray(0, 4096), (offset, length) => ((section = offset), file.subarray(offset, offset + length)));
+      return { file, section };
+    });
+    // Damage where the parser reads: the ELF and program headers, and the dynamic section.
+    const damaged = fc
+      .tuple(
+        fc.constantFrom(...originals),
+        fc.array(fc.tuple(fc.nat({ max: 4095 }), fc.integer({ min: 0, max: 255 })), { maxLength: 12 }),
+        fc.array(fc.tuple(fc.nat({ max: 511 }), fc.integer({ min: 0, max: 255 })), { maxLength: 12 }),
+      )
+      .map(([{ file: original, section }, head, dynamic]) => {
+        const file = Buffer.from(original);
+        for (const [at, value] of head) file[at] = value;
+        for (const [at, value] of dynamic) if (section + at < file.length) file[section + at] = value;
+        return file;
+      });
+    fc.assert(
+      fc.property(fc.oneof(damaged, fc.uint8Array({ maxLength: 8192 }).map((b) => Buffer.from(b))), (file) => {
+        assert.ok(kinds.has(elfLinking(file.subarray(0, 4096), readerOf(file)).kind));
+        assert.ok(kinds.has(elfLinking(file.subarray(0, 4096)).kind));
+      }),
+      { numRuns: 500 },
     );
   });
 });
