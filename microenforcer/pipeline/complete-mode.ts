@@ -19,7 +19,9 @@
  * - the poller first, where /proc already tells no report can come (a static binary, an
  *   environment without LD_PRELOAD, ...): at once, marked absent with the reason;
  * - the poller saw only a fork that died (`exec_unseen`) or a zombie: that record waits too,
- *   and a report for the same process replaces it with the program it ran.
+ *   and a report for the same process replaces it with the program it ran;
+ * - a report ends the wait of the poller's earlier sights of its process (their reports would
+ *   have come first): a verdict never waits behind them.
  * Records about a process that wait keep their order (its exit comes after its exec).
  */
 import type { Finding } from "../policy/process-controls.ts";
@@ -178,6 +180,7 @@ export class CompleteMode {
     const queue = this.queues.get(key) ?? [];
     const open = (h: Held | HeldExit): h is Held => h.kind === "held" && h.outcome === undefined;
     const held = queue.find((h): h is Held => open(h) && sameImage(h.fingerprint, snapshot.fingerprint));
+    this.supersede(queue, held);
     if (held !== undefined) {
       held.outcome = { kind: "reported", preload, waiting };
       addReported(held.event.process, snapshot);
@@ -230,6 +233,21 @@ export class CompleteMode {
     if (queue === undefined) this.queues.set(key, [held]);
     else queue.push(held);
     return empty();
+  }
+
+  /**
+   * The process reported a later image: what the poller saw it run before (up to `held`, the
+   * sight this report completes, or all when none does) waits no longer. A report of it would
+   * have come first (a program reports before its main can exec anything), so none is coming:
+   * it was a fork still showing its parent's program (a rescan cannot tell a fork from an
+   * exec of the same program), or its report was lost. No claim is made either way. Above all,
+   * a program waiting before main for its verdict must not wait behind it.
+   */
+  private supersede(queue: ReadonlyArray<Held | HeldExit>, held: Held | undefined): void {
+    for (const h of queue) {
+      if (h === held) return;
+      if (h.kind === "held" && h.outcome === undefined && !h.replaceable) h.outcome = { kind: "settled" };
+    }
   }
 
   /** Poller events wait for their reports: expire() has work. */

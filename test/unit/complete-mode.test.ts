@@ -144,9 +144,14 @@ function rig(controls = "", mode = "audit") {
   });
   complete.start(0);
   const out: SensorRecord[] = [];
-  const polled = (snapshot: ProcSnapshot, image: "exec" | "exec-unseen" = "exec"): void => {
+  const polled = (snapshot: ProcSnapshot, image: "exec" | "exec-unseen" = "exec", detection: "trigger" | "rescan" = "trigger"): void => {
     if (complete.repeatsReport(snapshot)) return;
-    for (const e of tracker.handle({ type: "spawn", snapshot, detection: "trigger", observedAt: now, image })) out.push(...builtRecords(complete.records(e, snapshot.fingerprint).records));
+    for (const e of tracker.handle({ type: "spawn", snapshot, detection, observedAt: now, image })) out.push(...builtRecords(complete.records(e, snapshot.fingerprint).records));
+  };
+  /** The poller's look at a known process that shows another image now. */
+  const execed = (snapshot: ProcSnapshot): void => {
+    if (complete.repeatsReport(snapshot)) return;
+    for (const e of tracker.handle({ type: "exec", snapshot, observedAt: now })) out.push(...builtRecords(complete.records(e, snapshot.fingerprint).records));
   };
   const exited = (pid: number, startTicks: number): void => {
     for (const e of tracker.handle({ type: "exit", pid, startTicks, observedAt: now })) out.push(...builtRecords(complete.records(e, undefined).records));
@@ -170,6 +175,7 @@ function rig(controls = "", mode = "audit") {
     out,
     kills,
     polled,
+    execed,
     exited,
     reported,
     /** Time passing with the sidecar's recheck timer firing every 50 ms, as watch.ts runs it. */
@@ -344,6 +350,21 @@ describe("complete mode: one record per exec from two sensors", () => {
     const violation = t.out.find((r) => r.eventName === "microenforcer.policy.violation");
     assert.equal(violation?.attributes["microenforcer.action"], "blocked");
     assert.deepEqual(t.kills, []);
+  });
+
+  it("enforce: a waiting program is denied at once, even behind an earlier sight of its process that no report will come for (a fork a rescan found)", () => {
+    const t = rig("{executables: {blocked: ['**/nc']}}", "enforce");
+    // A rescan finds the loop's fork still running the shell, a look later it runs nc: both wait for reports.
+    t.polled(snapshot(17, ["sh", "-c", "loop"]), "exec", "rescan");
+    t.execed(snapshot(17, ["nc", "-l"]));
+    const deny = t.reported(report(17, ["nc", "-l"], { wait: true }));
+    assert.equal(deny?.control, "executables", "the verdict does not wait for the shell's report, which never comes");
+    assert.deepEqual(execRecords(t.out).map(summary), [
+      [17, "sh -c loop", "rescan", undefined, undefined],
+      [17, "nc -l", "preload", "reported", undefined],
+    ], "in order, and the shell is not called absent: it may have been a fork, and nc's report proves the library ran");
+    t.tick(1000);
+    assert.equal(execRecords(t.out).length, 2, "nothing more once the grace is over");
   });
 
   it("enforce: without a report, the held program is killed once the grace is over, and the evasion is a finding", () => {
