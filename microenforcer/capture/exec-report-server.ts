@@ -8,12 +8,13 @@
  * bounded in size and time, and rate-limited per process. What it cannot check (the
  * process was already gone) is passed on marked unverified.
  */
-import { chmodSync, lstatSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, readlinkSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { parseUptime } from "../proc/parse.ts";
-import { readContainerId, readProcText, readStat } from "../proc/reader.ts";
-import { encodeVerdict, frameLength, maxReportBytes, parseReport, type ExecReport, type Verdict } from "./exec-report.ts";
+import { readCwd, readExeIdentity } from "../proc/process-facts.ts";
+import { readContainerId, readProcBytes, readProcText, readStat } from "../proc/reader.ts";
+import { encodeVerdict, frameLength, maxReportBytes, parseReport, reportDisagrees, type ExecReport, type SeenImage, type Verdict } from "./exec-report.ts";
 
 /** How the library behaves, read by it from `mode` beside the socket (see preload/README.md). */
 export interface LibraryMode {
@@ -25,7 +26,11 @@ export interface LibraryMode {
   generation?: number;
 }
 
-/** What the sidecar could establish about a report's sender. */
+/**
+ * What the sidecar could establish about a report's sender: `live`, the process runs what it
+ * reported (the sidecar read it in /proc); `unverified`, it is gone, or it runs another program
+ * now (it did not wait, and exec'd since: or the report lies), so nothing may be killed on its word.
+ */
 export type Verification = "live" | "unverified";
 
 /** A report's sender as /proc shows it: live, and then in which container (its cgroup's id). */
@@ -187,6 +192,12 @@ export class ExecReportServer {
  * holder lives, so a live holder that started before the claimed start proves the claim false;
  * a claimed start in the future too. A holder that started later means the reporter is gone
  * and its PID reused: true or not, it can no longer be checked.
+ *
+ * A live holder is held to the report too: any process of the pod can read another's PID,
+ * start time and argv, and a report in its name would otherwise have the sidecar judge, and
+ * kill, that process for a program it does not run. A program waiting for its verdict runs
+ * what it reported, so a waiting report that disagrees is forged; one that did not wait may
+ * have exec'd since, and is unverified.
  */
 export function verify(report: ExecReport, procRoot: string): ReportCheck & { forged?: string } {
   // Read before the start time is checked: a match then proves the cgroup was the sender's.
@@ -196,14 +207,38 @@ export function verify(report: ExecReport, procRoot: string): ReportCheck & { fo
   } catch {
     // gone: unverified below, as the poller would have no cgroup either
   }
+  const seen = readImage(report.pid, procRoot);
   const stat = readStat(report.pid, procRoot);
-  if (stat !== undefined && stat.startTicks === report.startTicks) return { verification: "live", ...(containerId !== undefined && { containerId }) };
+  if (stat !== undefined && stat.startTicks === report.startTicks && seen !== undefined) {
+    const disagrees = reportDisagrees(report, seen);
+    if (disagrees !== undefined && report.wait) return { verification: "unverified", forged: `pid ${report.pid} waits for a verdict, yet ${disagrees}` };
+    return { verification: disagrees === undefined ? "live" : "unverified", ...(containerId !== undefined && { containerId }) };
+  }
+  if (stat !== undefined && stat.startTicks === report.startTicks) return { verification: "unverified", ...(containerId !== undefined && { containerId }) };
   if (stat !== undefined && stat.startTicks < report.startTicks) {
     return { verification: "unverified", forged: `pid ${report.pid} belongs to a process started at ${stat.startTicks}, before the claimed start` };
   }
   const uptime = readUptimeTicks(procRoot);
   if (uptime !== undefined && report.startTicks > uptime) return { verification: "unverified", forged: `claimed start ${report.startTicks} is in the future (now ${uptime})` };
   return { verification: "unverified" };
+}
+
+/** The image a process runs now, as far as the sidecar may read it; undefined when its argv is gone (it exited). */
+function readImage(pid: number, procRoot: string): SeenImage | undefined {
+  const optional = <T>(read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch {
+      return undefined;
+    }
+  };
+  // A copy: readProcBytes lends a buffer the next /proc read reuses.
+  const rawArgs = optional(() => Buffer.from(readProcBytes(`${procRoot}/${pid}/cmdline`)));
+  if (rawArgs === undefined || rawArgs.length === 0) return undefined;
+  const exeLink = optional(() => readlinkSync(`${procRoot}/${pid}/exe`)) ?? "";
+  const exe = optional(() => readExeIdentity(pid, procRoot));
+  const cwd = optional(() => readCwd(pid, procRoot));
+  return { exeLink, rawArgs, ...(exe !== undefined && { exe }), ...(cwd !== undefined && { cwd }) };
 }
 
 /** Clock ticks (USER_HZ 100, as every Linux ABI in use) since boot, rounded up to absorb /proc/uptime's 10 ms steps. */

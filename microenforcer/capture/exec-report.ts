@@ -201,3 +201,28 @@ export function reportedExe(r: ExecReport): ExeTarget | undefined {
   if (r.loader) exe.loader = true;
   return exe;
 }
+
+/** What /proc shows of a live process now, to hold its report against. */
+export interface SeenImage {
+  /** Empty when unreadable. */
+  exeLink: string;
+  rawArgs: Buffer;
+  exe?: ExeIdentity;
+  cwd?: string;
+}
+
+/**
+ * Where a report disagrees with what its live process shows now: undefined when it agrees.
+ * A process reports before its main: one that waits still runs what it reported; one that did
+ * not wait may have exec'd or changed directory since (or the report lies: no telling).
+ */
+export function reportDisagrees(r: ExecReport, seen: SeenImage): string | undefined {
+  if (seen.exeLink !== "" && r.exeLink !== seen.exeLink) return `runs ${seen.exeLink}, not ${r.exeLink}`;
+  const args = r.truncated.cmdline ? seen.rawArgs.subarray(0, r.rawArgs.length) : seen.rawArgs;
+  if (!args.equals(r.rawArgs)) return "runs with other arguments than the report names";
+  if (r.exe !== undefined && seen.exe !== undefined && (r.exe.device !== seen.exe.device || r.exe.inode !== seen.exe.inode || Math.abs(r.exe.ctimeMs - seen.exe.ctimeMs) >= 0.001)) {
+    return "its executable's identity or ctime is not the one the report names";
+  }
+  if (r.cwd !== undefined && seen.cwd !== undefined && r.cwd !== seen.cwd) return `works in ${seen.cwd}, not ${r.cwd}`;
+  return undefined;
+}

@@ -86,7 +86,9 @@ export class PolicyEngine {
    * A process started or exec'd; containerStartTicks is its container init's start.
    * `waiting`: the preload library holds the program before main for the verdict, so a
    * blocking finding in enforce mode is answered with deny (`blocked`) instead of a kill.
-   * `preload`: whether the library reported this exec (complete mode).
+   * `preload`: whether the library reported this exec (complete mode). A report the sidecar
+   * could not hold against its process (`unverified`: gone, or running another program by
+   * then) is recorded, and its findings alert: nothing is killed on its word alone.
    */
   onExec(p: ProcessInfo, observedAt: number, containerStartTicks: number | undefined, waiting = false, preload?: PreloadStatus): VerdictResult {
     const controls = this.policy.current.spec.controls;
@@ -101,7 +103,7 @@ export class PolicyEngine {
       this.interpreters.set(key(p), p);
       findings.push(...this.reverseShell(result, p, p.stdio));
     }
-    this.enforceFindings(result, p, findings, observedAt, waiting);
+    this.enforceFindings(result, p, findings, observedAt, waiting, preload?.status === "unverified");
     return result;
   }
 
@@ -178,7 +180,7 @@ export class PolicyEngine {
    * blocks (one kill per process), else an alert. A program `waiting` before main for the
    * verdict is not killed but denied (`blocked`), whether or not the finding was new.
    */
-  private enforceFindings(result: VerdictResult, p: ProcessInfo, findings: Finding[], observedAt: number, waiting = false): void {
+  private enforceFindings(result: VerdictResult, p: ProcessInfo, findings: Finding[], observedAt: number, waiting = false, unverified = false): void {
     const enforce = this.policy.current.spec.enforcementMode === "enforce";
     let killed: Action | undefined;
     for (const finding of findings) {
@@ -191,7 +193,7 @@ export class PolicyEngine {
       let latency: number | undefined;
       if (enforce && finding.block) {
         // One kill per process, however many controls it broke.
-        killed ??= waiting ? "blocked" : this.deps.enforcer.kill(p.pid, p.startTicks);
+        killed ??= waiting ? "blocked" : unverified ? "alert" : this.deps.enforcer.kill(p.pid, p.startTicks);
         action = killed;
         latency = this.deps.now() - observedAt;
       }

@@ -30,7 +30,7 @@ export type PreloadVerdict = "asked" | "standing" | "unvetted";
 export type PreloadStatus =
   /** Reported, and the reporter was checked against /proc while it ran. */
   | { status: "reported"; verdict?: PreloadVerdict }
-  /** Reported by a process already gone when the sidecar looked: plausible, not proven. */
+  /** Reported by a process already gone, or running another program, when the sidecar looked: plausible, not proven (its findings only alert). */
   | { status: "unverified"; verdict?: PreloadVerdict }
   /** evasion: the program was expected to load the library and did not (LD_PRELOAD removed, reports diverted). */
   | { status: "absent"; reason: AbsenceReason; evasion: boolean };

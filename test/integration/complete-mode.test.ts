@@ -10,9 +10,10 @@ import { chmodSync, copyFileSync, linkSync, mkdtempSync, rmSync, writeFileSync }
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { encodeReport } from "../../microenforcer/capture/exec-report.ts";
 import { buildPreloadPrograms, loaderOf, type PreloadPrograms } from "../infra/preload-programs.ts";
-import { cli, execs, runInPidNamespace, type JsonRecord, type NamespaceRun, type RunOptions } from "./pid-namespace.ts";
+import { cli, execs, runInPidNamespace, shellQuote, type JsonRecord, type NamespaceRun, type RunOptions } from "./pid-namespace.ts";
 
 const attr = (r: JsonRecord, key: string): unknown => r.attributes[key];
 const args = (r: JsonRecord): string => ((attr(r, "process.command_args") as string[] | undefined) ?? []).join(" ");
@@ -134,6 +135,32 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.equal(statuses.length, 1, result.records.map((r) => r.body).join("\n"));
     assert.match(statuses[0]!.body, /forged exec report dropped: pid 1 /);
     assert.deepEqual(execs(result).filter((r) => args(r).includes("innocent")), []);
+  });
+
+  it("enforce: a report in another live process's name is held against what that process runs: it is neither denied nor killed for a program it does not run", async () => {
+    const forge = fileURLToPath(new URL("../infra/forge-report.ts", import.meta.url));
+    const send = (how: string): string => `${shellQuote(process.execPath)} ${shellQuote(forge)} $VICTIM "$MICROENFORCER_EXEC_SOCKET" ${how} /tmp/evil`;
+    const result = await run(
+      `sleep 30 & VICTIM=$!; sleep 0.3
+       ${send("wait")}; ${send("nowait")}; sleep 0.3
+       kill -0 $VICTIM && echo victim-alive; kill $VICTIM`,
+      `  enforcementMode: enforce
+  controls:
+    executables: {blocked: ["/tmp/evil"]}
+`,
+      {},
+      "app",
+    );
+    assert.match(result.workloadLog, /^victim-alive$/m, result.workloadLog);
+    assert.doesNotMatch(result.workloadLog, /verdict D/, "no deny for the forger to hang up on");
+    const forged = result.records.filter((r) => attr(r, "microenforcer.preload.problem") === "forged");
+    assert.equal(forged.length, 1, result.records.map((r) => r.body).join("\n"));
+    assert.match(forged[0]!.body, /waits for a verdict, yet runs \/usr\/bin\/sleep, not \/tmp\/evil/);
+    // The report that did not wait may be true (the victim could have exec'd since): recorded as unverified, it alerts.
+    const evil = violations(result).filter((r) => attr(r, "microenforcer.rule") === "/tmp/evil");
+    assert.deepEqual(evil.map((r) => attr(r, "microenforcer.action")), ["alert"]);
+    const claimed = execs(result).filter((r) => attr(r, "process.executable.path") === "/tmp/evil");
+    assert.deepEqual(claimed.map((r) => attr(r, "microenforcer.process.preload")), ["unverified"]);
   });
 
   it("enforce: blocks a program before main — its marker never appears — and records the block", async () => {

@@ -241,7 +241,8 @@ describe("complete mode: one record per exec from two sensors", () => {
       // `kubectl exec`: the runtime starts the shell from outside the pod's PID namespace (PPID 0).
       proc.add({ pid: 30, ppid: 0, comm: "sh", startTicks: 300, exe: "/bin/sh", args: ["sh"], container: "app" });
       writeFileSync(join(proc.root, "30/cgroup"), `0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-${id}.scope\n`);
-      const sh = report(30, ["sh"], { ppid: 0, container: "app" });
+      // What the fake /proc shows of it: the report holds up against it.
+      const sh = report(30, ["sh"], { ppid: 0, container: "app", exeLink: "/bin/sh", exe: undefined });
       const check = verify(sh, proc.root);
       assert.deepEqual(check, { verification: "live", containerId: id });
       t.reported(sh, check.containerId);

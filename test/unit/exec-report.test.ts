@@ -6,6 +6,7 @@ import {
   frameLength,
   maxReportBytes,
   parseReport,
+  reportDisagrees,
   reportHeaderBytes,
   reportSnapshot,
   type ExecReport,
@@ -121,6 +122,19 @@ describe("exec report wire format", () => {
     const plain = reportSnapshot({ ...copy, loader: false });
     assert.equal(plain.exe?.loader, undefined);
     assert.notEqual(plain.script?.path, "/srv/app/evil", "without the flag, a shell by its name");
+  });
+
+  it("holds a report against what its live process shows: its program, argv, executable and working directory", () => {
+    const seen = { exeLink: "/usr/bin/ls", rawArgs: Buffer.from("ls\0-la\0/\0"), exe: { ...sample.exe! }, cwd: "/srv/app" };
+    assert.equal(reportDisagrees(sample, seen), undefined);
+    assert.equal(reportDisagrees(sample, { ...seen, exeLink: "", exe: undefined, cwd: undefined }), undefined, "what the sidecar may not read is not held against it");
+    assert.equal(reportDisagrees(sample, { ...seen, exeLink: "/usr/bin/sleep" }), "runs /usr/bin/sleep, not /usr/bin/ls");
+    assert.match(reportDisagrees(sample, { ...seen, rawArgs: Buffer.from("ls\0-l\0") })!, /other arguments/);
+    assert.match(reportDisagrees(sample, { ...seen, exe: { ...seen.exe, ctimeMs: seen.exe.ctimeMs + 1 } })!, /identity or ctime/);
+    assert.match(reportDisagrees(sample, { ...seen, exe: { ...seen.exe, inode: 1 } })!, /identity or ctime/);
+    assert.equal(reportDisagrees(sample, { ...seen, cwd: "/" }), "works in /, not /srv/app");
+    const cut = { ...sample, rawArgs: Buffer.from("ls\0-la"), truncated: { exe: false, cmdline: true } };
+    assert.equal(reportDisagrees(cut, seen), undefined, "a cut argv is held against as much of it as it names");
   });
 
   it("encodes verdicts the library reads: allow, and deny with a reason cut to 255 bytes", () => {
