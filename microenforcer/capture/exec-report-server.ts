@@ -8,12 +8,12 @@
  * bounded in size and time, and rate-limited per process. What it cannot check (the
  * process was already gone) is passed on marked unverified.
  */
-import { chmodSync, lstatSync, readlinkSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { parseUptime } from "../proc/parse.ts";
 import { readCwd, readExeIdentity } from "../proc/process-facts.ts";
-import { readContainerId, readProcBytes, readProcText, readStat } from "../proc/reader.ts";
+import { argvOf, readContainerId, readExecFingerprint, readProcText, readStat } from "../proc/reader.ts";
 import { encodeVerdict, frameLength, maxReportBytes, parseReport, reportDisagrees, type ExecReport, type SeenImage, type Verdict } from "./exec-report.ts";
 
 /** How the library behaves, read by it from `mode` beside the socket (see preload/README.md). */
@@ -207,14 +207,18 @@ export function verify(report: ExecReport, procRoot: string): ReportCheck & { fo
   } catch {
     // gone: unverified below, as the poller would have no cgroup either
   }
+  // Read before the start time too, for the same reason (a process gone fails these reads at once).
   const seen = readImage(report.pid, procRoot);
   const stat = readStat(report.pid, procRoot);
-  if (stat !== undefined && stat.startTicks === report.startTicks && seen !== undefined) {
+  if (stat !== undefined && stat.startTicks === report.startTicks) {
+    const sender = containerId !== undefined ? { containerId } : {};
+    // No argv: it exited meanwhile (a zombie), and nothing is left to hold the report against.
+    if (seen === undefined) return { verification: "unverified", ...sender };
     const disagrees = reportDisagrees(report, seen);
-    if (disagrees !== undefined && report.wait) return { verification: "unverified", forged: `pid ${report.pid} waits for a verdict, yet ${disagrees}` };
-    return { verification: disagrees === undefined ? "live" : "unverified", ...(containerId !== undefined && { containerId }) };
+    if (disagrees === undefined) return { verification: "live", ...sender };
+    if (report.wait) return { verification: "unverified", forged: `pid ${report.pid} waits for a verdict, yet ${disagrees}` };
+    return { verification: "unverified", ...sender };
   }
-  if (stat !== undefined && stat.startTicks === report.startTicks) return { verification: "unverified", ...(containerId !== undefined && { containerId }) };
   if (stat !== undefined && stat.startTicks < report.startTicks) {
     return { verification: "unverified", forged: `pid ${report.pid} belongs to a process started at ${stat.startTicks}, before the claimed start` };
   }
@@ -223,22 +227,26 @@ export function verify(report: ExecReport, procRoot: string): ReportCheck & { fo
   return { verification: "unverified" };
 }
 
-/** The image a process runs now, as far as the sidecar may read it; undefined when its argv is gone (it exited). */
+/**
+ * The image a process runs now, read as the poller reads it (its fingerprint: exe link and raw
+ * argv), with its executable's identity and cwd where the sidecar may read them; undefined
+ * when its argv is gone (it exited).
+ */
 function readImage(pid: number, procRoot: string): SeenImage | undefined {
-  const optional = <T>(read: () => T): T | undefined => {
-    try {
-      return read();
-    } catch {
-      return undefined;
-    }
-  };
-  // A copy: readProcBytes lends a buffer the next /proc read reuses.
-  const rawArgs = optional(() => Buffer.from(readProcBytes(`${procRoot}/${pid}/cmdline`)));
-  if (rawArgs === undefined || rawArgs.length === 0) return undefined;
-  const exeLink = optional(() => readlinkSync(`${procRoot}/${pid}/exe`)) ?? "";
-  const exe = optional(() => readExeIdentity(pid, procRoot));
-  const cwd = optional(() => readCwd(pid, procRoot));
-  return { exeLink, rawArgs, ...(exe !== undefined && { exe }), ...(cwd !== undefined && { cwd }) };
+  const fingerprint = readExecFingerprint(pid, procRoot);
+  if (fingerprint === undefined || argvOf(fingerprint) === "\0") return undefined;
+  const seen: SeenImage = { fingerprint };
+  try {
+    seen.exe = readExeIdentity(pid, procRoot);
+  } catch {
+    // refused, or gone since: not held against the report
+  }
+  try {
+    seen.cwd = readCwd(pid, procRoot);
+  } catch {
+    // the same
+  }
+  return seen;
 }
 
 /** Clock ticks (USER_HZ 100, as every Linux ABI in use) since boot, rounded up to absorb /proc/uptime's 10 ms steps. */

@@ -3,7 +3,7 @@
  * (wire format version 1, documented in preload/README.md; the writer is
  * preload/exec-report.c). Pure: parsing and encoding only.
  */
-import { execFingerprint, type ProcSnapshot } from "../proc/reader.ts";
+import { argvOf, execFingerprint, exeOf, type ProcSnapshot } from "../proc/reader.ts";
 import { parseExeLink, splitCmdline, type ExeTarget } from "../proc/parse.ts";
 import type { ExeIdentity } from "../proc/process-facts.ts";
 import { absoluteScriptPath, scriptNamedBy } from "../proc/script-argv.ts";
@@ -204,9 +204,8 @@ export function reportedExe(r: ExecReport): ExeTarget | undefined {
 
 /** What /proc shows of a live process now, to hold its report against. */
 export interface SeenImage {
-  /** Empty when unreadable. */
-  exeLink: string;
-  rawArgs: Buffer;
+  /** Its exe link (empty when unreadable) and raw argv, as proc/reader.ts readExecFingerprint reads them. */
+  fingerprint: string;
   exe?: ExeIdentity;
   cwd?: string;
 }
@@ -217,9 +216,11 @@ export interface SeenImage {
  * not wait may have exec'd or changed directory since (or the report lies: no telling).
  */
 export function reportDisagrees(r: ExecReport, seen: SeenImage): string | undefined {
-  if (seen.exeLink !== "" && r.exeLink !== seen.exeLink) return `runs ${seen.exeLink}, not ${r.exeLink}`;
-  const args = r.truncated.cmdline ? seen.rawArgs.subarray(0, r.rawArgs.length) : seen.rawArgs;
-  if (!args.equals(r.rawArgs)) return "runs with other arguments than the report names";
+  const exeLink = exeOf(seen.fingerprint);
+  if (exeLink !== "" && r.exeLink !== exeLink) return `runs ${exeLink}, not ${r.exeLink}`;
+  const args = argvOf(seen.fingerprint).slice(1);
+  const reported = r.rawArgs.toString("latin1");
+  if (r.truncated.cmdline ? !args.startsWith(reported) : args !== reported) return "runs with other arguments than the report names";
   if (r.exe !== undefined && seen.exe !== undefined && (r.exe.device !== seen.exe.device || r.exe.inode !== seen.exe.inode || Math.abs(r.exe.ctimeMs - seen.exe.ctimeMs) >= 0.001)) {
     return "its executable's identity or ctime is not the one the report names";
   }

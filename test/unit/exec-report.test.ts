@@ -11,6 +11,7 @@ import {
   reportSnapshot,
   type ExecReport,
 } from "../../microenforcer/capture/exec-report.ts";
+import { execFingerprint } from "../../microenforcer/proc/reader.ts";
 
 const sample: ExecReport = {
   wait: true,
@@ -125,11 +126,12 @@ describe("exec report wire format", () => {
   });
 
   it("holds a report against what its live process shows: its program, argv, executable and working directory", () => {
-    const seen = { exeLink: "/usr/bin/ls", rawArgs: Buffer.from("ls\0-la\0/\0"), exe: { ...sample.exe! }, cwd: "/srv/app" };
+    const seen = { fingerprint: execFingerprint("/usr/bin/ls", "ls\0-la\0/\0"), exe: { ...sample.exe! }, cwd: "/srv/app" };
     assert.equal(reportDisagrees(sample, seen), undefined);
-    assert.equal(reportDisagrees(sample, { ...seen, exeLink: "", exe: undefined, cwd: undefined }), undefined, "what the sidecar may not read is not held against it");
-    assert.equal(reportDisagrees(sample, { ...seen, exeLink: "/usr/bin/sleep" }), "runs /usr/bin/sleep, not /usr/bin/ls");
-    assert.match(reportDisagrees(sample, { ...seen, rawArgs: Buffer.from("ls\0-l\0") })!, /other arguments/);
+    const unreadable = { fingerprint: execFingerprint("", "ls\0-la\0/\0") };
+    assert.equal(reportDisagrees(sample, unreadable), undefined, "what the sidecar may not read is not held against it");
+    assert.equal(reportDisagrees(sample, { ...seen, fingerprint: execFingerprint("/usr/bin/sleep", "ls\0-la\0/\0") }), "runs /usr/bin/sleep, not /usr/bin/ls");
+    assert.match(reportDisagrees(sample, { ...seen, fingerprint: execFingerprint("/usr/bin/ls", "ls\0-l\0") })!, /other arguments/);
     assert.match(reportDisagrees(sample, { ...seen, exe: { ...seen.exe, ctimeMs: seen.exe.ctimeMs + 1 } })!, /identity or ctime/);
     assert.match(reportDisagrees(sample, { ...seen, exe: { ...seen.exe, inode: 1 } })!, /identity or ctime/);
     assert.equal(reportDisagrees(sample, { ...seen, cwd: "/" }), "works in /, not /srv/app");
