@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { CaptureEvent } from "../../microenforcer/capture/events.ts";
 import { verify } from "../../microenforcer/capture/exec-report-server.ts";
 import { builtRecords, CompleteMode } from "../../microenforcer/pipeline/complete-mode.ts";
 import { PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
@@ -41,13 +42,12 @@ describe("ELF linking", () => {
     assert.equal(elfLinking(readFileSync(realpathSync(process.arch === "arm64" ? "/lib/ld-linux-aarch64.so.1" : "/lib64/ld-linux-x86-64.so.2"))).kind, "loader");
     // The dynamic section lies past the 4 KiB head in real loaders: read through readAt.
     const flags1 = (flags: number): Array<[number, number]> => [[0x6ffffffb, flags]];
-    const file = (type: number, dynamic?: Array<[number, number]>): Buffer => elf64(type, dynamic);
     const linking = (bytes: Buffer): string => elfLinking(bytes.subarray(0, 4096), (offset, length) => bytes.subarray(offset, offset + length)).kind;
-    assert.equal(linking(file(3, [[14, 1], [5, 0x300]])), "loader", "a shared object with no PT_INTERP (musl's libc.so has no soname either)");
-    assert.equal(linking(file(3, flags1(0x08000001))), "static", "a static-pie: DF_1_PIE");
-    assert.equal(linking(file(3)), "static", "a PIE with nothing to relocate");
-    assert.equal(linking(file(2, [[5, 0x300]])), "static", "ET_EXEC");
-    assert.equal(elfLinking(file(3, flags1(0x08000000)).subarray(0, 4096)).kind, "unknown", "its dynamic section cannot be read");
+    assert.equal(linking(elf64(3, [[14, 1], [5, 0x300]])), "loader", "a shared object with no PT_INTERP (musl's libc.so has no soname either)");
+    assert.equal(linking(elf64(3, flags1(0x08000001))), "static", "a static-pie: DF_1_PIE");
+    assert.equal(linking(elf64(3)), "static", "a PIE with nothing to relocate");
+    assert.equal(linking(elf64(2, [[5, 0x300]])), "static", "ET_EXEC");
+    assert.equal(elfLinking(elf64(3, flags1(0x08000000)).subarray(0, 4096)).kind, "unknown", "its dynamic section cannot be read");
   });
 
   it("knows the dynamic loaders by name", () => {
@@ -144,15 +144,15 @@ function rig(controls = "", mode = "audit") {
   });
   complete.start(0);
   const out: SensorRecord[] = [];
-  const polled = (snapshot: ProcSnapshot, image: "exec" | "exec-unseen" = "exec", detection: "trigger" | "rescan" = "trigger"): void => {
-    if (complete.repeatsReport(snapshot)) return;
-    for (const e of tracker.handle({ type: "spawn", snapshot, detection, observedAt: now, image })) out.push(...builtRecords(complete.records(e, snapshot.fingerprint).records));
+  /** A poller event, as the pipeline takes it: dropped when it repeats a report. */
+  const look = (event: Extract<CaptureEvent, { type: "spawn" | "exec" }>): void => {
+    if (complete.repeatsReport(event.snapshot)) return;
+    for (const e of tracker.handle(event)) out.push(...builtRecords(complete.records(e, event.snapshot.fingerprint).records));
   };
+  const polled = (snapshot: ProcSnapshot, image: "exec" | "exec-unseen" = "exec", detection: "trigger" | "rescan" = "trigger"): void =>
+    look({ type: "spawn", snapshot, detection, observedAt: now, image });
   /** The poller's look at a known process that shows another image now. */
-  const execed = (snapshot: ProcSnapshot): void => {
-    if (complete.repeatsReport(snapshot)) return;
-    for (const e of tracker.handle({ type: "exec", snapshot, observedAt: now })) out.push(...builtRecords(complete.records(e, snapshot.fingerprint).records));
-  };
+  const execed = (snapshot: ProcSnapshot): void => look({ type: "exec", snapshot, observedAt: now });
   const exited = (pid: number, startTicks: number): void => {
     for (const e of tracker.handle({ type: "exit", pid, startTicks, observedAt: now })) out.push(...builtRecords(complete.records(e, undefined).records));
   };
