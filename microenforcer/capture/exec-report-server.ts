@@ -5,7 +5,8 @@
  *
  * A report is input from the pod owner's processes, never proof: each is checked against
  * /proc (a (pid, start time) that contradicts what /proc shows is forged and dropped),
- * bounded in size and time, and rate-limited per process. What it cannot check (the
+ * bounded in size and time, and rate-limited per process (past the limit, a program that
+ * waits is denied rather than left to the failure choice). What it cannot check (the
  * process was already gone) is passed on marked unverified.
  */
 import { chmodSync, lstatSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
@@ -164,8 +165,13 @@ export class ExecReportServer {
       return undefined;
     }
     if (!this.withinRate(report)) {
-      this.problem("rate-limited", `exec reports of pid ${report.pid} dropped: more than ${this.maxPerProcess} in ${rateWindowMs / 1000} s`);
-      return undefined;
+      const limit = `more than ${this.maxPerProcess} exec reports of pid ${report.pid} in ${rateWindowMs / 1000} s`;
+      this.problem("rate-limited", `${limit}: those beyond dropped, a program waiting for its verdict denied`);
+      // Dropped, a waiting program would take the failure choice (allow by default) and run
+      // before main: a process that first exec'd in place past the limit could so start a
+      // blocked program. Denied, it stops (exit 126); its record and controls are the poller's.
+      // No kill on hang-up: a copy of another process's state would otherwise kill it.
+      return report.wait ? { verdict: { allow: false, reason: limit }, wait: true } : undefined;
     }
     return { ...this.options.onReport(report, check), wait: report.wait };
   }

@@ -176,6 +176,23 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.ok(blocked.every((r) => r.severityText === "ERROR"));
   });
 
+  it("enforce: a process past the report rate limit cannot slip a blocked program through: the limit denies it before main", async () => {
+    // 40 execs in place (each reports) take the process past 32 reports in 10 s; its 42nd
+    // exec is the blocked program. Dropping that report would leave the library to its
+    // failure choice (allow), and main would run.
+    const result = await run(
+      `printf '%s\\n' 'if [ "$1" -lt 40 ]; then exec /bin/sh "$0" $(($1 + 1)); fi' 'exec ${programs.glibc} $WORK/reached-main' > $WORK/chain.sh
+       sh $WORK/chain.sh 0; echo "rc=$?"; ls $WORK`,
+      `  enforcementMode: enforce\n  controls:\n    executables: {blocked: ["**/marker-glibc"]}\n`,
+    );
+    assert.match(result.workloadLog, /^rc=126$/m, result.workloadLog);
+    assert.doesNotMatch(result.workloadLog, /reached-main/, "main never ran");
+    assert.match(result.workloadLog, /more than 32 exec reports of pid \d+ in 10 s/);
+    const limited = result.records.filter((r) => attr(r, "microenforcer.preload.problem") === "rate-limited");
+    assert.ok(limited.length >= 1, result.records.map((r) => r.body).join("\n"));
+    assert.match(limited[0]!.body, /more than 32 exec reports of pid \d+ in 10 s: those beyond dropped, a program waiting for its verdict denied/);
+  });
+
   it("enforce: drift is decided before main from the executable's ctime the process reported", async () => {
     const result = await run(
       `sleep 1.1; cp /bin/true $WORK/dropped; $WORK/dropped; echo "rc=$?"; rm $WORK/dropped`,
