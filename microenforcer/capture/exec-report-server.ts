@@ -14,8 +14,8 @@ import { createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { parseUptime } from "../proc/parse.ts";
 import { readCwd, readExeIdentity } from "../proc/process-facts.ts";
-import { argvOf, readContainerId, readExecFingerprint, readProcText, readStat } from "../proc/reader.ts";
-import { encodeVerdict, frameLength, maxReportBytes, parseReport, reportDisagrees, type ExecReport, type SeenImage, type Verdict } from "./exec-report.ts";
+import { argvOf, readContainerId, readExecFingerprint, readProcText, readStat, readStatus } from "../proc/reader.ts";
+import { encodeVerdict, frameLength, maxReportBytes, parentClaimHolds, parseReport, reportDisagrees, type ExecReport, type SeenImage, type Sender, type Verdict } from "./exec-report.ts";
 
 /** How the library behaves, read by it from `mode` beside the socket (see preload/README.md). */
 export interface LibraryMode {
@@ -34,10 +34,9 @@ export interface LibraryMode {
  */
 export type Verification = "live" | "unverified";
 
-/** A report's sender as /proc shows it: live, and then in which container (its cgroup's id). */
-export interface ReportCheck {
+/** A report's sender as /proc shows it: live or not, what the sidecar read of it. */
+export interface ReportCheck extends Sender {
   verification: Verification;
-  containerId?: string;
 }
 
 export interface ReportOutcome {
@@ -203,7 +202,8 @@ export class ExecReportServer {
  * start time and argv, and a report in its name would otherwise have the sidecar judge, and
  * kill, that process for a program it does not run. A program waiting for its verdict runs
  * what it reported, so a waiting report that disagrees is forged; one that did not wait may
- * have exec'd since, and is unverified.
+ * have exec'd since, and is unverified. A parent the report names that cannot be true is
+ * replaced by /proc's.
  */
 export function verify(report: ExecReport, procRoot: string): ReportCheck & { forged?: string } {
   // Read before the start time is checked: a match then proves the cgroup was the sender's.
@@ -217,10 +217,11 @@ export function verify(report: ExecReport, procRoot: string): ReportCheck & { fo
   const seen = readImage(report.pid, procRoot);
   const stat = readStat(report.pid, procRoot);
   if (stat !== undefined && stat.startTicks === report.startTicks) {
-    const sender = containerId !== undefined ? { containerId } : {};
+    const holds = parentClaimHolds(report, stat.ppid, report.ppid === stat.ppid ? undefined : readStat(report.ppid, procRoot));
+    const sender: Sender = { ...(containerId !== undefined && { containerId }), ...(!holds && { ppid: stat.ppid }) };
     // No argv: it exited meanwhile (a zombie), and nothing is left to hold the report against.
     if (seen === undefined) return { verification: "unverified", ...sender };
-    const disagrees = reportDisagrees(report, seen);
+    const disagrees = reportDisagrees(report, seen) ?? (holds ? undefined : `its parent is ${stat.ppid}, not ${report.ppid}`);
     if (disagrees === undefined) return { verification: "live", ...sender };
     if (report.wait) return { verification: "unverified", forged: `pid ${report.pid} waits for a verdict, yet ${disagrees}` };
     return { verification: "unverified", ...sender };
@@ -235,8 +236,8 @@ export function verify(report: ExecReport, procRoot: string): ReportCheck & { fo
 
 /**
  * The image a process runs now, read as the poller reads it (its fingerprint: exe link and raw
- * argv), with its executable's identity and cwd where the sidecar may read them; undefined
- * when its argv is gone (it exited).
+ * argv), with its executable's identity, cwd and ids where the sidecar may read them;
+ * undefined when its argv is gone (it exited).
  */
 function readImage(pid: number, procRoot: string): SeenImage | undefined {
   const fingerprint = readExecFingerprint(pid, procRoot);
@@ -252,6 +253,8 @@ function readImage(pid: number, procRoot: string): SeenImage | undefined {
   } catch {
     // the same
   }
+  const status = readStatus(pid, procRoot);
+  if (status !== undefined) seen.ids = { uid: status.uid, ...(status.gid !== undefined && { gid: status.gid }) };
   return seen;
 }
 

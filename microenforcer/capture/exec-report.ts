@@ -4,7 +4,7 @@
  * preload/exec-report.c). Pure: parsing and encoding only.
  */
 import { argvOf, execFingerprint, exeOf, type ProcSnapshot } from "../proc/reader.ts";
-import { parseExeLink, splitCmdline, type ExeTarget } from "../proc/parse.ts";
+import { parseExeLink, splitCmdline, type ExeTarget, type Ids, type StatFields } from "../proc/parse.ts";
 import type { ExeIdentity } from "../proc/process-facts.ts";
 import { absoluteScriptPath, scriptNamedBy } from "../proc/script-argv.ts";
 
@@ -164,14 +164,19 @@ export function encodeVerdict(v: Verdict): Buffer {
   return Buffer.concat([Buffer.from([0x44, reason.length]), reason]);
 }
 
-/**
- * The report as the capture loop's snapshot of the same process, so both sensors feed one
- * tracker; `containerId`: its cgroup's, read from /proc while the sender lived.
- */
-export function reportSnapshot(r: ExecReport, containerId?: string): ProcSnapshot {
+/** What the sidecar read of a report's sender in /proc, and takes over the report's word. */
+export interface Sender {
+  /** Its cgroup's container id, read while the sender lived. */
+  containerId?: string;
+  /** Its parent, where the report's cannot be true (parentClaimHolds). */
+  ppid?: number;
+}
+
+/** The report as the capture loop's snapshot of the same process, so both sensors feed one tracker. */
+export function reportSnapshot(r: ExecReport, sender: Sender = {}): ProcSnapshot {
   const snapshot: ProcSnapshot = {
     pid: r.pid,
-    ppid: r.ppid,
+    ppid: sender.ppid ?? r.ppid,
     comm: r.comm,
     state: "R",
     startTicks: r.startTicks,
@@ -184,7 +189,7 @@ export function reportSnapshot(r: ExecReport, containerId?: string): ProcSnapsho
   const exe = reportedExe(r);
   if (exe !== undefined) snapshot.exe = exe;
   if (r.container !== undefined) snapshot.container = r.container;
-  if (containerId !== undefined) snapshot.containerId = containerId;
+  if (sender.containerId !== undefined) snapshot.containerId = sender.containerId;
   if (r.exe !== undefined) snapshot.exeFile = r.exe;
   if (r.cwd !== undefined) snapshot.cwd = r.cwd;
   // The script's path from the reported argv, for the controls before main; its identity is the poller's to read.
@@ -208,6 +213,8 @@ export interface SeenImage {
   fingerprint: string;
   exe?: ExeIdentity;
   cwd?: string;
+  /** Its user and group ids (/proc/PID/status); gid absent from a truncated status. */
+  ids?: { uid: Ids; gid?: Ids };
 }
 
 /**
@@ -225,5 +232,23 @@ export function reportDisagrees(r: ExecReport, seen: SeenImage): string | undefi
     return "its executable's identity or ctime is not the one the report names";
   }
   if (r.cwd !== undefined && seen.cwd !== undefined && r.cwd !== seen.cwd) return `works in ${seen.cwd}, not ${r.cwd}`;
+  const same = (claimed: ExecReport["uid"], ids: Ids): boolean => claimed.real === ids.real && claimed.effective === ids.effective && claimed.saved === ids.saved;
+  if (seen.ids !== undefined && (!same(r.uid, seen.ids.uid) || (seen.ids.gid !== undefined && !same(r.gid, seen.ids.gid)))) {
+    return `runs as uid ${seen.ids.uid.effective}, not the user and group ids the report names`;
+  }
   return undefined;
+}
+
+/**
+ * Whether a report's parent can be true of a live process whose parent is `ppidNow`. A parent
+ * never changes while it lives, and an orphan goes to a reaper: a claim other than `ppidNow`
+ * holds only when the claimed parent died since (a zombie, gone, or its PID taken by a
+ * younger process: `claimed` is what /proc shows under that PID). A parent outside the PID
+ * namespace (0) leaves its orphans to the namespace's init. Without this, a process could
+ * name the sensor as its parent, and the sensor ignores its own tree.
+ */
+export function parentClaimHolds(r: ExecReport, ppidNow: number, claimed: StatFields | undefined): boolean {
+  if (r.ppid === ppidNow) return true;
+  if (r.ppid === 0) return ppidNow === 1;
+  return claimed === undefined || claimed.state === "Z" || claimed.state === "X" || claimed.startTicks > r.startTicks;
 }

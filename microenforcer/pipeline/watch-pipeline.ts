@@ -169,7 +169,7 @@ export class WatchPipeline {
    */
   handleReport(report: ExecReport, check: ReportCheck, vouched = false): ReportResult {
     if (this.complete === undefined || !this.policy.current.spec.forensics.preload) return { records: () => [], verdict: { allow: true } };
-    const snapshot = reportSnapshot(report, check.containerId);
+    const snapshot = reportSnapshot(report, check);
     // A script's identity decides drift, and the report names only its path: read it now, while
     // a waiting program holds still (the poller's later sight of this exec is dropped).
     if (snapshot.script !== undefined) snapshot.script = this.scriptOf(snapshot.pid, snapshot.script.path);

@@ -355,7 +355,6 @@ export function readExecFingerprint(pid: number, procRoot = "/proc"): string | u
   }
 }
 
-/** `/proc/PID/stat` alone (identity, comm, state), or undefined when the PID is gone. */
 /**
  * The container id of a process's cgroup: the identity both sensors give a process (a
  * preload report carries none, and the tracker knows containers by it). Throws when unreadable.
@@ -364,9 +363,19 @@ export function readContainerId(pid: number, procRoot = "/proc"): string | undef
   return containerIdFromCgroup(readProcText(`${procRoot}/${pid}/cgroup`));
 }
 
+/** `/proc/PID/stat` alone (identity, comm, state), or undefined when the PID is gone. */
 export function readStat(pid: number, procRoot = "/proc"): StatFields | undefined {
   try {
     return parseStat(readProcText(`${procRoot}/${pid}/stat`));
+  } catch {
+    return undefined;
+  }
+}
+
+/** `/proc/PID/status` alone (parent, user and group ids), or undefined when unreadable. */
+export function readStatus(pid: number, procRoot = "/proc"): StatusFields | undefined {
+  try {
+    return parseStatus(readProcText(`${procRoot}/${pid}/status`));
   } catch {
     return undefined;
   }

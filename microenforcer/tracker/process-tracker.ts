@@ -207,7 +207,9 @@ export class ProcessTracker {
     if (this.known(snapshot)) return image === "exec" ? this.exec(snapshot, observedAt) : [];
     const { pid, ppid, startTicks } = snapshot;
     const ownParent = this.own.get(ppid);
-    if (pid === this.selfPid || (ownParent !== undefined && ownParent <= startTicks)) {
+    // The sensor's tree is known from /proc alone: a report's parent is its sender's word (one
+    // gone before the sidecar could check it could name the sensor, and hide what its PID runs next).
+    if (pid === this.selfPid || (detection !== "preload" && ownParent !== undefined && ownParent <= startTicks)) {
       this.own.set(pid, startTicks);
       return [];
     }

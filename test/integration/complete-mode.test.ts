@@ -6,7 +6,7 @@
  * before main — or letting it run when the sidecar is gone.
  */
 import assert from "node:assert/strict";
-import { chmodSync, copyFileSync, linkSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, linkSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -161,6 +161,27 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.deepEqual(evil.map((r) => attr(r, "microenforcer.action")), ["alert"]);
     const claimed = execs(result).filter((r) => attr(r, "process.executable.path") === "/tmp/evil");
     assert.deepEqual(claimed.map((r) => attr(r, "microenforcer.process.preload")), ["unverified"]);
+  });
+
+  it("a process's report about itself cannot choose its parent: one naming the sensor as parent does not hide its subtree", async () => {
+    // The sensor ignores its own process tree. A fork that reported itself as the sensor's
+    // child, true in all else, was taken for one, and so was everything it started.
+    const script = fileURLToPath(new URL("../infra/launder-report.py", import.meta.url));
+    const template = join(dir, "launder.bin");
+    const root = { real: 0, effective: 0, saved: 0 };
+    writeFileSync(
+      template,
+      encodeReport({
+        wait: false, standing: false, loader: false, pid: 0, ppid: 0, startTicks: 0, comm: "python3", uid: root, gid: root,
+        exeLink: realpathSync("/usr/bin/python3"), rawArgs: Buffer.from(`/usr/bin/python3\0${script}\0${template}\0`), truncated: { exe: false, cmdline: false },
+      }),
+    );
+    const result = await run(`echo "sensor=$SENSOR"; LAUNDER_PPID=$SENSOR /usr/bin/python3 ${script} ${template}; ls $WORK`, "", {}, "app");
+    assert.match(result.workloadLog, /laundered-ran/, result.workloadLog);
+    const touched = execs(result).filter((r) => args(r).includes("laundered-ran"));
+    assert.deepEqual(touched.map((r) => attr(r, "process.executable.name")), ["dash", "touch"], execs(result).map(args).join("\n"));
+    const sensor = Number(/^sensor=(\d+)$/m.exec(result.workloadLog)![1]);
+    assert.deepEqual(execs(result).filter((r) => attr(r, "process.parent_pid") === sensor), [], "no process is the sensor's child");
   });
 
   it("enforce: blocks a program before main — its marker never appears — and records the block", async () => {

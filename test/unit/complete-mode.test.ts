@@ -6,7 +6,7 @@ import { verify } from "../../microenforcer/capture/exec-report-server.ts";
 import { builtRecords, CompleteMode } from "../../microenforcer/pipeline/complete-mode.ts";
 import { PolicyHolder } from "../../microenforcer/policy/policy-holder.ts";
 import { violationRecord } from "../../microenforcer/records/violation-records.ts";
-import { reportSnapshot, type ExecReport } from "../../microenforcer/capture/exec-report.ts";
+import { reportSnapshot, type ExecReport, type Sender } from "../../microenforcer/capture/exec-report.ts";
 import { PolicyEngine } from "../../microenforcer/policy/engine.ts";
 import { elfLinking, elfMachines, isDynamicLoader } from "../../microenforcer/proc/elf.ts";
 import type { PreloadFacts } from "../../microenforcer/proc/preload-facts.ts";
@@ -156,8 +156,8 @@ function rig(controls = "", mode = "audit") {
   const exited = (pid: number, startTicks: number): void => {
     for (const e of tracker.handle({ type: "exit", pid, startTicks, observedAt: now })) out.push(...builtRecords(complete.records(e, undefined).records));
   };
-  const reported = (report: ExecReport, containerId?: string) => {
-    const snapshot = reportSnapshot(report, containerId);
+  const reported = (report: ExecReport, sender?: Sender) => {
+    const snapshot = reportSnapshot(report, sender);
     const preload = { status: "reported" } as const;
     const merged = complete.reported(snapshot, preload, report.wait);
     const result = merged.result;
@@ -239,16 +239,33 @@ describe("complete mode: one record per exec from two sensors", () => {
       const t = rig();
       t.polled(snapshot(5, ["nginx"], { ppid: 0, containerId: id }));
       // `kubectl exec`: the runtime starts the shell from outside the pod's PID namespace (PPID 0).
-      proc.add({ pid: 30, ppid: 0, comm: "sh", startTicks: 300, exe: "/bin/sh", args: ["sh"], container: "app" });
+      proc.add({ pid: 30, ppid: 0, comm: "sh", startTicks: 300, exe: "/bin/sh", args: ["sh"], container: "app", uid: 0 });
       writeFileSync(join(proc.root, "30/cgroup"), `0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-${id}.scope\n`);
       // What the fake /proc shows of it: the report holds up against it.
       const sh = report(30, ["sh"], { ppid: 0, container: "app", exeLink: "/bin/sh", exe: undefined });
       const check = verify(sh, proc.root);
       assert.deepEqual(check, { verification: "live", containerId: id });
-      t.reported(sh, check.containerId);
+      t.reported(sh, check);
       t.finish();
       const origins = execRecords(t.out).map((r) => [r.attributes["process.pid"], r.attributes["microenforcer.exec.origin"]]);
       assert.deepEqual(origins.sort(), [[30, "exec-session"], [5, "container-init"]]);
+    } finally {
+      proc.cleanup();
+    }
+  });
+
+  it("a report that names a live process other than its own parent gets /proc's parent; one that waits is forged", () => {
+    const proc = new FakeProc();
+    try {
+      proc.add({ pid: 7, ppid: 1, comm: "node", startTicks: 70, exe: "/usr/bin/node", args: ["node"], uid: 0 });
+      proc.add({ pid: 40, ppid: 8, comm: "sh", startTicks: 400, exe: "/bin/sh", args: ["sh"], uid: 0 });
+      const laundered = report(40, ["sh"], { ppid: 7, exeLink: "/bin/sh", exe: undefined });
+      assert.deepEqual(verify(laundered, proc.root), { verification: "unverified", ppid: 8 });
+      assert.match(verify({ ...laundered, wait: true }, proc.root).forged ?? "", /waits for a verdict, yet its parent is 8, not 7/);
+      const t = rig();
+      t.reported(laundered, verify(laundered, proc.root));
+      t.finish();
+      assert.deepEqual(execRecords(t.out).map((r) => r.attributes["process.parent_pid"]), [8]);
     } finally {
       proc.cleanup();
     }

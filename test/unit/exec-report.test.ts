@@ -5,6 +5,7 @@ import {
   encodeVerdict,
   frameLength,
   maxReportBytes,
+  parentClaimHolds,
   parseReport,
   reportDisagrees,
   reportHeaderBytes,
@@ -137,6 +138,26 @@ describe("exec report wire format", () => {
     assert.equal(reportDisagrees(sample, { ...seen, cwd: "/" }), "works in /, not /srv/app");
     const cut = { ...sample, rawArgs: Buffer.from("ls\0-la"), truncated: { exe: false, cmdline: true } };
     assert.equal(reportDisagrees(cut, seen), undefined, "a cut argv is held against as much of it as it names");
+  });
+
+  it("holds a report's user and group ids against the process's: a claim of another UID is a disagreement", () => {
+    const seen = { fingerprint: execFingerprint("/usr/bin/ls", "ls\0-la\0/\0"), ids: { uid: { ...sample.uid, fs: 0 }, gid: { ...sample.gid, fs: 1000 } } };
+    assert.equal(reportDisagrees(sample, seen), undefined);
+    assert.match(reportDisagrees(sample, { ...seen, ids: { ...seen.ids, uid: { real: 1000, effective: 1000, saved: 1000, fs: 1000 } } })!, /runs as uid 1000, not the user and group ids/);
+    assert.match(reportDisagrees(sample, { ...seen, ids: { ...seen.ids, gid: { real: 0, effective: 0, saved: 0, fs: 0 } } })!, /group ids/);
+    assert.equal(reportDisagrees(sample, { ...seen, ids: { uid: seen.ids.uid } }), undefined, "a status without Gid holds no GIDs against it");
+  });
+
+  it("takes a report's parent only where it can be true: the parent now, or one that died since", () => {
+    const child = { ...sample, ppid: 300, startTicks: 5000 };
+    const parent = (state: string, startTicks: number) => ({ pid: 300, comm: "sh", state, ppid: 1, startTicks, flags: 0, utimeTicks: 0, stimeTicks: 0, pgrp: 300, session: 300, ttyNr: 0 });
+    assert.ok(parentClaimHolds(child, 300, undefined), "the parent /proc shows");
+    assert.ok(parentClaimHolds(child, 1, undefined), "gone: its orphan went to a reaper");
+    assert.ok(parentClaimHolds(child, 1, parent("Z", 4000)), "a zombie: it died");
+    assert.ok(parentClaimHolds(child, 1, parent("S", 6000)), "its PID taken by a younger process");
+    assert.ok(!parentClaimHolds(child, 42, parent("S", 4000)), "alive, and not the parent: the sensor named as parent, say");
+    assert.ok(parentClaimHolds({ ...child, ppid: 0 }, 1, undefined), "a parent outside the namespace leaves orphans to its init");
+    assert.ok(!parentClaimHolds({ ...child, ppid: 0 }, 42, undefined), "but not to a process of the pod");
   });
 
   it("encodes verdicts the library reads: allow, and deny with a reason cut to 255 bytes", () => {

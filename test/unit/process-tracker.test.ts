@@ -191,6 +191,12 @@ describe("ProcessTracker", () => {
     assert.equal(tracker.size, 0);
   });
 
+  it("takes no report for the sensor's own: a process that names the sensor as parent is recorded, and so are its children", () => {
+    feed(spawn(snapshot({ pid: selfPid, ppid: 1, startTicks: 90 })));
+    assert.deepEqual(summary(tracker.report(snapshot({ pid: 60, ppid: selfPid, startTicks: 95 }), 5)), ["exec 60 child ?"]);
+    assert.deepEqual(feed(spawn(snapshot({ pid: 61, ppid: 60, startTicks: 96 }))), ["exec 61 child ?"]);
+  });
+
   it("reports an exec in place with the new program, and ignores events of an earlier process on the same PID", () => {
     feed(spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app" })));
     const python = { path: "/usr/bin/python3", deleted: false, memfd: false };
