@@ -217,9 +217,9 @@ export class ProcessTracker {
     const container: ContainerRef = {};
     const id = snapshot.containerId ?? parent?.container.id;
     if (id !== undefined) container.id = id;
-    // The environment that names the container may be gone before it is read (a short exec
-    // probe): then the name its cgroup's container already has.
-    const name = snapshot.container ?? parent?.container.name ?? (id === undefined ? undefined : this.containers.get(id)?.name);
+    // A cgroup's container keeps the name it started with: a process's environment is its own
+    // word, and could name another container (or be gone before it is read, a short exec probe).
+    const name = (id === undefined ? undefined : this.containers.get(id)?.name) ?? snapshot.container ?? parent?.container.name;
     if (name !== undefined) this.name(container, name);
 
     const info: ProcessInfo = {

@@ -164,6 +164,17 @@ describe("ProcessTracker", () => {
     );
   });
 
+  it("keeps the name a cgroup's container started with: a process cannot name another container in its environment", () => {
+    assert.deepEqual(
+      feed(
+        spawn(snapshot({ pid: 10, ppid: 0, startTicks: 100, container: "app", containerId: "c0ffee" })),
+        spawn(snapshot({ pid: 11, ppid: 10, startTicks: 101, container: "istio-proxy", containerId: "c0ffee" })),
+        spawn(snapshot({ pid: 12, ppid: 11, startTicks: 102, container: "istio-proxy" })),
+      ),
+      ["exec 10 container-init app", "exec 11 child app", "exec 12 child app"],
+    );
+  });
+
   it("knows a container by its cgroup's id: an exec probe gone before its environment was read is an exec session of the named container", () => {
     assert.deepEqual(
       feed(
