@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { heartbeatSeconds, type RuntimePolicy } from "../policies/schema.ts";
 import { defaultCaptureOptions, type CaptureOptions } from "./capture/capture-loop.ts";
 import { AllowTable, maxAllowEntries } from "./capture/allow-table.ts";
-import { ExecReportServer, writeLibraryMode } from "./capture/exec-report-server.ts";
+import { ExecReportServer, readLibraryMode, writeLibraryMode, type LibraryMode } from "./capture/exec-report-server.ts";
 import { libraryMachine, libraryMode } from "./capture/preload-library.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
 import type { DeliveryStats } from "./emit/delivery.ts";
@@ -33,6 +33,7 @@ import {
   forwarderRecord,
   heartbeatRecord,
   policyStatusRecord,
+  preloadModeChangedRecord,
   preloadModeRecord,
   preloadProblemRecord,
   preloadSocketRecord,
@@ -40,7 +41,7 @@ import {
   runStateProblemRecord,
 } from "./records/sensor-records.ts";
 import { EXEC_SOCKET_ENV, PRELOAD_LIBRARY_FILE } from "./sidecar-contract.ts";
-import type { PreloadSetup } from "./tracker/preload-status.ts";
+import { preloadVerdict, type PreloadSetup } from "./tracker/preload-status.ts";
 
 export interface RecordSink {
   emit(record: SensorRecord): void;
@@ -77,6 +78,8 @@ export interface Watch {
 const recheckIntervalMs = 50;
 /** How often the run-state file is rewritten: the precision of the next run's blind.since. */
 const aliveIntervalMs = 1000;
+/** A report handled this long after the mode turned to enforce was sent by a library that read it (it reads the mode at exec). */
+const modeSettleMs = 1000;
 
 export function startWatch(options: WatchOptions): Watch {
   const selfPid = options.selfPid ?? process.pid;
@@ -226,8 +229,24 @@ function startReports(
   let fullSaid = false;
   // Unique per run and policy: a table an earlier run left in the volume is never taken for this one's.
   let generation = randomInt(1, 2 ** 31);
+  // Since when the mode has said enforce (Infinity: it does not): a library that read it before
+  // may still report unasked. The first mode is written before the socket listens.
+  let enforcingSince = libraryMode(policy.current).enforce ? -Infinity : Infinity;
+  // What the mode file should say, as last written: one that says otherwise was changed under the sidecar.
+  let mode: LibraryMode;
+  let modeText: string | undefined;
+  const writeMode = (): void => {
+    try {
+      modeText = writeLibraryMode(socket, mode);
+    } catch (err) {
+      sink.emit(preloadModeRecord(socket, (err as Error).message));
+    }
+  };
   const apply = (next: RuntimePolicy): void => {
     sensor.setPreload(next.spec.forensics.preload);
+    const enforce = libraryMode(next).enforce;
+    if (!enforce) enforcingSince = Infinity;
+    else if (enforcingSince === Infinity) enforcingSince = Date.now();
     generation = (generation % 0xffff_fffe) + 1;
     fullSaid = false;
     let tabled = true;
@@ -237,11 +256,8 @@ function startReports(
       tabled = false;
       sink.emit(allowTableRecord(socket, (err as Error).message));
     }
-    try {
-      writeLibraryMode(socket, { ...libraryMode(next), ...(tabled && { generation }) });
-    } catch (err) {
-      sink.emit(preloadModeRecord(socket, (err as Error).message));
-    }
+    mode = { ...libraryMode(next), ...(tabled && { generation }) };
+    writeMode();
   };
   apply(policy.current);
   policy.subscribe(apply);
@@ -251,13 +267,21 @@ function startReports(
     onReport: (report, check) => {
       // The reported executable as the allow table names it: its identity and the path it ran by.
       const entry = report.exeKey === undefined ? undefined : { ...report.exeKey, path: Buffer.from(report.exeLink) };
-      const result = pipeline.handleReport(report, check, report.standing && entry !== undefined && table.holds(entry));
+      const enforcing = libraryMode(policy.current).enforce && Date.now() - enforcingSince >= modeSettleMs;
+      const verdict = preloadVerdict(report, entry !== undefined && table.holds(entry), enforcing);
+      const result = pipeline.handleReport(report, check, verdict);
       // The verdict goes out first (the program waits for it); the records are built, and
       // the capture worker told, right after.
       queueMicrotask(() => {
         for (const record of result.records()) sink.emit(record);
         armRecheck();
         sensor.adopt(report.pid, report.startTicks, execFingerprint(report.exeLink, report.rawArgs.toString("latin1")));
+        // Its library read another mode: if it was the sidecar's file, it was changed under it.
+        const found = verdict === "unasked" ? readLibraryMode(socket) : modeText;
+        if (found !== modeText) {
+          sink.emit(preloadModeChangedRecord(socket, found));
+          writeMode();
+        }
         // Allowed before main, and allowed however it runs: asked about no more.
         if (report.wait && result.verdict.allow && entry !== undefined && pipeline.allowsStanding(report) && !table.add(entry) && !fullSaid) {
           fullSaid = true;

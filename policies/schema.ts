@@ -169,7 +169,7 @@ export const RuntimePolicySpec = Type.Object(
           ),
           reverseShell: Type.Optional(Block),
           filelessExec: Type.Optional(Block),
-          /** A program that should have loaded the preload library and did not (LD_PRELOAD removed, reports diverted). */
+          /** A program that should have loaded the preload library and did not (LD_PRELOAD removed, reports diverted), or whose library went on without asking in enforce mode. */
           preloadEvasion: Type.Optional(Block),
           drift: Type.Optional(Block),
           network: Type.Optional(

@@ -9,7 +9,7 @@
  * waits is denied rather than left to the failure choice). What it cannot check (the
  * process was already gone) is passed on marked unverified.
  */
-import { chmodSync, lstatSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { parseUptime } from "../proc/parse.ts";
@@ -277,11 +277,21 @@ function removeStaleSocket(path: string): void {
   }
 }
 
-/** The `mode` file beside the socket: `audit|enforce allow|deny TIMEOUT_MS [GENERATION]`, replaced atomically. */
-export function writeLibraryMode(socketPath: string, mode: LibraryMode): void {
+/** The `mode` file beside the socket: `audit|enforce allow|deny TIMEOUT_MS [GENERATION]`, replaced atomically; returns what it wrote. */
+export function writeLibraryMode(socketPath: string, mode: LibraryMode): string {
   const dir = dirname(socketPath);
   const text = `${mode.enforce ? "enforce" : "audit"} ${mode.failure} ${Math.round(mode.timeoutMs)}${mode.generation === undefined ? "" : ` ${mode.generation}`}\n`;
   const tmp = join(dir, ".mode.tmp");
   writeFileSync(tmp, text, { mode: 0o644 });
   renameSync(tmp, join(dir, "mode"));
+  return text;
+}
+
+/** The `mode` file as it is now; undefined when it cannot be read (gone). */
+export function readLibraryMode(socketPath: string): string | undefined {
+  try {
+    return readFileSync(join(dirname(socketPath), "mode"), "latin1");
+  } catch {
+    return undefined;
+  }
 }

@@ -22,7 +22,7 @@ import type { SensorRecord } from "../records/record.ts";
 import { gapRecord, readProblemCause, readProblemRecord, sensorErrorRecord, stallRecord, triggerRecord, type SensorCounts } from "../records/sensor-records.ts";
 import { violationRecord } from "../records/violation-records.ts";
 import { ProcessTable } from "../tracker/process-table.ts";
-import type { PreloadSetup, PreloadStatus } from "../tracker/preload-status.ts";
+import type { PreloadSetup, PreloadStatus, PreloadVerdict } from "../tracker/preload-status.ts";
 import { ProcessTracker, type ProcessEvent } from "../tracker/process-tracker.ts";
 import { builtRecords, CompleteMode, type StageResult } from "./complete-mode.ts";
 import { NetworkMonitor, type MonitorResult } from "./network-monitor.ts";
@@ -164,10 +164,10 @@ export class WatchPipeline {
 
   /**
    * An exec the preload library reported from inside the process. `waiting` reports (enforce
-   * mode) get the verdict of the same controls the poller's events go through. `vouched`: a
-   * report that did not wait because of the allow table names an entry the sidecar made.
+   * mode) get the verdict of the same controls the poller's events go through. `verdict`: how
+   * the program went on (tracker/preload-status.ts preloadVerdict), undefined in audit mode.
    */
-  handleReport(report: ExecReport, check: ReportCheck, vouched = false): ReportResult {
+  handleReport(report: ExecReport, check: ReportCheck, verdict?: PreloadVerdict): ReportResult {
     if (this.complete === undefined || !this.policy.current.spec.forensics.preload) return { records: () => [], verdict: { allow: true } };
     const snapshot = reportSnapshot(report, check);
     // A script's identity decides drift, and the report names only its path: read it now, while
@@ -175,7 +175,6 @@ export class WatchPipeline {
     if (snapshot.script !== undefined) snapshot.script = this.scriptOf(snapshot.pid, snapshot.script.path);
     // Gone before the server could look, but the poller saw it run this very image: checked all the same.
     const checked = check.verification === "live" || this.complete.polled(snapshot);
-    const verdict = report.wait ? "asked" : !report.standing ? undefined : vouched ? "standing" : "unvetted";
     const preload: PreloadStatus = { status: checked ? "reported" : "unverified", ...(verdict !== undefined && { verdict }) };
     const merged = this.complete.reported(snapshot, preload, report.wait);
     const result = merged.result;

@@ -136,20 +136,21 @@ export function checkDrift(controls: Controls, p: ProcessInfo, containerStartMs:
 
 /**
  * A program that should have loaded the preload library and did not: its environment
- * dropped LD_PRELOAD or diverted the socket, or no report came although all looked right.
+ * dropped LD_PRELOAD or diverted the socket, or no report came although all looked right;
+ * or, in enforce mode, one whose library went on without asking (it read another mode).
  * Static and setuid programs are not findings here: the loader never preloads them.
  */
 export function checkPreloadEvasion(controls: Controls, p: ProcessInfo, preload: PreloadStatus): Finding[] {
   const rule = controls.preloadEvasion;
-  if (rule === undefined || preload.status !== "absent" || !preload.evasion) return [];
-  return [
-    {
-      control: "preloadEvasion",
-      rule: preload.reason,
-      reason: `${p.exe?.path ?? p.comm} ran without the preload library (${preload.reason})`,
-      block: rule.block,
-    },
-  ];
+  if (rule === undefined) return [];
+  const program = p.exe?.path ?? p.comm;
+  if (preload.status === "absent" && preload.evasion) {
+    return [{ control: "preloadEvasion", rule: preload.reason, reason: `${program} ran without the preload library (${preload.reason})`, block: rule.block }];
+  }
+  if (preload.status !== "absent" && preload.verdict === "unasked") {
+    return [{ control: "preloadEvasion", rule: "unasked", reason: `${program} went on without asking for a verdict in enforce mode (its preload library read another mode)`, block: rule.block }];
+  }
+  return [];
 }
 
 /**

@@ -130,11 +130,17 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
   if (p.image === "exec-unseen") attributes[Attr.processExecUnseen] = true;
   const origin = p.origin === "child" ? "" : ` (${p.origin})`;
   const evasion = preload?.status === "absent" && preload.evasion;
-  const unvetted = preload?.status !== "absent" && preload?.verdict === "unvetted";
-  const why = evasion ? ` without the preload library (${preload.reason})` : unvetted ? " without waiting for a verdict, by an allow table entry the sidecar never made" : "";
+  const verdict = preload?.status !== "absent" ? preload?.verdict : undefined;
+  const why = evasion
+    ? ` without the preload library (${preload.reason})`
+    : verdict === "unvetted"
+      ? " without waiting for a verdict, by an allow table entry the sidecar never made"
+      : verdict === "unasked"
+        ? " without waiting for a verdict in enforce mode: its preload library read another mode"
+        : "";
   return {
     eventName: EventNames.processExec,
-    severity: evasion || unvetted ? "WARN" : "INFO",
+    severity: why !== "" ? "WARN" : "INFO",
     body: `exec ${what} (pid ${p.pid}) ${where}${origin}${why}`,
     attributes,
     // A new process happened when it was created; an exec in place when we saw it.

@@ -178,6 +178,15 @@ export function preloadModeRecord(socket: string, error: string): SensorRecord {
   return statusRecord("ERROR", `cannot write the preload library's mode beside ${socket}: ${error}; programs run in audit mode`, { [Attr.preloadSocket]: socket });
 }
 
+/** The mode file was not what the sidecar wrote (someone reached the volume: /proc/PID/root); written again. */
+export function preloadModeChangedRecord(socket: string, found: string | undefined): SensorRecord {
+  const what = found === undefined ? "was gone" : `said ${JSON.stringify(found.trim().slice(0, 64))}`;
+  return statusRecord("WARN", `the preload library's mode beside ${socket} ${what}, not what the sidecar wrote: written again; programs that read it went on without asking`, {
+    [Attr.preloadSocket]: socket,
+    [Attr.statusCause]: "preload-mode-changed",
+  });
+}
+
 /** The allow table holds as many executables as it may: programs not in it keep waiting for their verdicts. */
 export function allowTableFullRecord(socket: string, entries: number): SensorRecord {
   return statusRecord("INFO", `the preload library's allow table beside ${socket} is full (${entries} executables): other programs in enforce mode wait for every verdict until the policy changes`, {

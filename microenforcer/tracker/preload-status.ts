@@ -23,9 +23,22 @@ export type AbsenceReason =
 /**
  * Enforce mode: the program waited before main for the verdict (`asked`), or the allow table
  * let it go on (`standing`, capture/allow-table.ts) — `unvetted` when the sidecar's table holds
- * no such entry: the file was written by someone else, or a policy change emptied it meanwhile.
+ * no such entry: the file was written by someone else, or a policy change emptied it meanwhile;
+ * `unasked` when it went on without either: its library read another mode than the sidecar's
+ * (the `mode` file rewritten, or a socket path the process chose, beside a mode of its own).
  */
-export type PreloadVerdict = "asked" | "standing" | "unvetted";
+export type PreloadVerdict = "asked" | "standing" | "unvetted" | "unasked";
+
+/**
+ * The verdict a report shows; undefined in audit mode. `tableHolds`: the sidecar's allow table
+ * has the entry a standing report went on by; `enforcing`: the sidecar's mode has said enforce
+ * long enough that the library read it before this report.
+ */
+export function preloadVerdict(report: { wait: boolean; standing: boolean }, tableHolds: boolean, enforcing: boolean): PreloadVerdict | undefined {
+  if (report.wait) return "asked";
+  if (report.standing) return tableHolds ? "standing" : "unvetted";
+  return enforcing ? "unasked" : undefined;
+}
 
 export type PreloadStatus =
   /** Reported, and the reporter was checked against /proc while it ran. */

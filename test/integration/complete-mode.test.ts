@@ -214,6 +214,46 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.match(limited[0]!.body, /more than 32 exec reports of pid \d+ in 10 s: those beyond dropped, a program waiting for its verdict denied/);
   });
 
+  it("enforce: a library that read another mode goes on unasked: recorded so, and preloadEvasion kills it", async () => {
+    // The sidecar's `mode` rewritten to audit (as an app reaching it through /proc/PID/root
+    // would); and a socket path of the process's own choosing, in a directory with a link to
+    // the sidecar's socket and a `mode` of its own, which any process may do. Reports come, but never wait.
+    const result = await run(
+      `mkdir $WORK/own && echo 'audit allow 250' > $WORK/own/mode && ln -s "$MICROENFORCER_EXEC_SOCKET" $WORK/own/exec.sock
+       echo 'audit allow 250' > "$(dirname "$MICROENFORCER_EXEC_SOCKET")/mode"
+       ${programs.glibc} $WORK/ran 3000; echo "rc=$?"
+       MICROENFORCER_EXEC_SOCKET=$WORK/own/exec.sock ${programs.glibc} $WORK/ran 3000; echo "rc=$?"
+       ${programs.glibc} $WORK/after; echo "after: rc=$?"`,
+      `  enforcementMode: enforce
+  controls:
+    preloadEvasion: {block: true}
+`,
+      {},
+      "app",
+    );
+    assert.equal(result.workloadLog.match(/^rc=137$/gm)?.length, 2, result.workloadLog);
+    const marker = execs(result).filter((r) => attr(r, "process.executable.path") === programs.glibc);
+    const how = marker.map((r) => `${attr(r, "microenforcer.process.preload")} ${attr(r, "microenforcer.process.preload.verdict") ?? attr(r, "microenforcer.process.preload.reason")} ${r.severityText}`);
+    assert.equal(how.length, 3, how.join("\n"));
+    // The sidecar found its mode file changed, said so, and wrote it again: the next program asks.
+    const changed = result.records.filter((r) => attr(r, "microenforcer.status.cause") === "preload-mode-changed");
+    assert.deepEqual(changed.map((r) => r.body.replace(/ beside \S+/, "")), [
+      `the preload library's mode said "audit allow 250", not what the sidecar wrote: written again; programs that read it went on without asking`,
+    ]);
+    assert.match(result.workloadLog, /^after: rc=0$/m);
+    assert.equal(how[2], "reported asked INFO");
+    how.pop();
+    assert.equal(how[0], "reported unasked WARN");
+    assert.match(marker[0]!.body, /without waiting for a verdict in enforce mode: its preload library read another mode/);
+    // Whichever sensor is first names the second: the report (unasked), or the poller, which
+    // reads another socket path in its environment (absent: socket-changed). An evasion either way.
+    assert.match(how[1]!, /^(reported unasked|absent socket-changed) WARN$/);
+    // (The harness's own sleeps run without the library in the same container: findings too.)
+    const found = violations(result).filter((r) => r.body.includes(programs.glibc));
+    const rules = how.map((h) => h.split(" ")[1]);
+    assert.deepEqual(found.map((r) => [attr(r, "microenforcer.rule"), attr(r, "microenforcer.action")]), rules.map((rule) => [rule, "killed"]), found.map((r) => r.body).join("\n"));
+  });
+
   it("enforce: drift is decided before main from the executable's ctime the process reported", async () => {
     const result = await run(
       `sleep 1.1; cp /bin/true $WORK/dropped; $WORK/dropped; echo "rc=$?"; rm $WORK/dropped`,

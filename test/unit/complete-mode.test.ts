@@ -12,7 +12,7 @@ import { elfLinking, elfMachines, isDynamicLoader } from "../../microenforcer/pr
 import type { PreloadFacts } from "../../microenforcer/proc/preload-facts.ts";
 import { execFingerprint, type ProcSnapshot } from "../../microenforcer/proc/reader.ts";
 import type { SensorRecord } from "../../microenforcer/records/record.ts";
-import { absenceReason, type PreloadSetup, type PreloadStatus } from "../../microenforcer/tracker/preload-status.ts";
+import { absenceReason, preloadVerdict, type PreloadSetup, type PreloadStatus, type PreloadVerdict } from "../../microenforcer/tracker/preload-status.ts";
 import { ProcessTracker, type ProcessEvent } from "../../microenforcer/tracker/process-tracker.ts";
 import { parsePolicies } from "../../policies/load.ts";
 import { FakeProc } from "./fake-proc.ts";
@@ -156,9 +156,9 @@ function rig(controls = "", mode = "audit") {
   const exited = (pid: number, startTicks: number): void => {
     for (const e of tracker.handle({ type: "exit", pid, startTicks, observedAt: now })) out.push(...builtRecords(complete.records(e, undefined).records));
   };
-  const reported = (report: ExecReport, sender?: Sender) => {
+  const reported = (report: ExecReport, sender?: Sender, verdict?: PreloadVerdict) => {
     const snapshot = reportSnapshot(report, sender);
-    const preload = { status: "reported" } as const;
+    const preload: PreloadStatus = { status: "reported", ...(verdict !== undefined && { verdict }) };
     const merged = complete.reported(snapshot, preload, report.wait);
     const result = merged.result;
     if (merged.kind === "new") {
@@ -392,6 +392,20 @@ describe("complete mode: one record per exec from two sensors", () => {
     assert.deepEqual(t.kills, [17]);
     const controls = t.out.filter((r) => r.eventName === "microenforcer.policy.violation").map((r) => [r.attributes["microenforcer.control"], r.attributes["microenforcer.rule"]]);
     assert.deepEqual(controls, [["executables", "**/nc"], ["preloadEvasion", "not-reported"]]);
+  });
+
+  it("enforce: a report that neither waited nor stood went on unasked (its library read another mode): WARN, and an evasion finding", () => {
+    assert.equal(preloadVerdict({ wait: false, standing: false }, false, true), "unasked");
+    assert.equal(preloadVerdict({ wait: false, standing: false }, false, false), undefined, "audit mode, or the mode only just turned to enforce");
+    assert.deepEqual([preloadVerdict({ wait: true, standing: false }, false, true), preloadVerdict({ wait: false, standing: true }, true, true), preloadVerdict({ wait: false, standing: true }, false, true)], ["asked", "standing", "unvetted"]);
+    const t = rig("{preloadEvasion: {block: true}}", "enforce");
+    t.reported(report(18, ["curl", "x"]), undefined, "unasked");
+    assert.deepEqual(t.kills, [18]);
+    const [exec] = execRecords(t.out);
+    assert.equal(exec!.severity, "WARN");
+    assert.equal(exec!.attributes["microenforcer.process.preload.verdict"], "unasked");
+    const controls = t.out.filter((r) => r.eventName === "microenforcer.policy.violation").map((r) => [r.attributes["microenforcer.control"], r.attributes["microenforcer.rule"]]);
+    assert.deepEqual(controls, [["preloadEvasion", "unasked"]]);
   });
 
   it("expects no report from a process of no app container (the pod's pause, the injector's own installer)", () => {
