@@ -170,7 +170,9 @@ describe("admission server hardening (fuzzing, load, slow clients, TLS versions)
     // Huge and deep values are described, and built inside the property, so that fast-check's
     // own report of a counterexample stays small (it would overflow the stack printing them).
     type Replacement = { value: unknown } | { huge: number } | { deep: number; shape: "array" | "object" };
-    const build = (r: Replacement): unknown => ("value" in r ? r.value : "huge" in r ? "x".repeat(r.huge * 1024 - 7) : nested(r.deep, r.shape));
+    // A value is copied in: fast-check hands the same instance to many runs (constantFrom's
+    // `{}`, shrinking), and a later mutation through it would change it for all of them.
+    const build = (r: Replacement): unknown => ("value" in r ? structuredClone(r.value) : "huge" in r ? "x".repeat(r.huge * 1024 - 7) : nested(r.deep, r.shape));
     const replacement: fc.Arbitrary<Replacement> = fc.oneof(
       fc.constant({ value: undefined }), // a missing field
       fc.jsonValue({ maxDepth: 3 }).map((value) => ({ value })), // any other type
