@@ -131,7 +131,10 @@ export class ProcessWatch {
     // execve makes the new argv visible before it commits the new credentials: an exe refused
     // right after an exec may be readable a moment later (or never: another user's process).
     const exeRefused = snapshot.exe === undefined && snapshot.problems.some((p) => p.file === "exe");
-    if (detection === "trigger" && !dead && (unfinished || runtimeInit || exeRefused)) {
+    // Found by a rescan (the trigger missed it, or there is none) just the same: reported as
+    // an exec, a fork would be taken for its parent's program run again, which in complete
+    // mode waits for a report that never comes. Only what ran before the sensor is taken as seen.
+    if (detection !== "startup" && !dead && (unfinished || runtimeInit || exeRefused)) {
       const holdMs = runtimeInit ? runtimeInitHoldMs : this.timing.holdForkMs;
       w.held = { snapshot, detection, observedAt: now, holdMs, expiresAs: unfinished || runtimeInit ? "fork-only" : "exec" };
     } else {

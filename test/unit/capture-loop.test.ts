@@ -126,6 +126,21 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.deepEqual(describe_(l.tick(22)), ["spawn 11 sh fork-only trigger"]);
   });
 
+  it("holds a fork found by a rescan (the trigger missed it, or there is none) as it holds one the trigger found", () => {
+    proc.cleanup();
+    proc = new FakeProc({ trigger: false });
+    proc.add({ pid: 10, ppid: 0, comm: "sh", startTicks: 100, exe: "/bin/sh", args: ["sh", "-c", "app"] }, false);
+    const l = start();
+    l.start(0);
+    proc.fork(10, 11, 200);
+    proc.fork(10, 12, 201);
+    // Not an exec of sh: in complete mode that sight would wait for a report a fork never sends.
+    assert.deepEqual(describe_(l.tick(10)), [], "still their parent's image: held");
+    proc.exec(12, "/usr/bin/id", ["id"]);
+    assert.deepEqual(describe_(l.tick(11)), ["spawn 12 id exec rescan"]);
+    assert.deepEqual(describe_(l.tick(40)), ["spawn 11 sh fork-only rescan"]);
+  });
+
   it("reports an exec in place of a process it already reported, and its exit", () => {
     const l = start();
     l.start(0);
