@@ -36,10 +36,11 @@ const classes = [
   { name: "1ms", lifetimeUs: 1_000, count: 500, spacingUs: 3_000 },
 ];
 const quickIdle = Number(process.env.BENCH_IDLE_SECONDS) || undefined;
-const idleSeconds = { complete: quickIdle ?? 60, poller: quickIdle ?? 20 };
+// Both alike: over 20 s, one 10 ms tick of the kernel's accounting is 0.05 % of a core.
+const idleSeconds = { complete: quickIdle ?? 60, poller: quickIdle ?? 60 };
 const rounds = 1000;
 const blockRuns = 300;
-const targets = { capturePercent: 100, auditP50Us: 100, enforceP50Us: 300, p99Us: 2000, idleCpuPercent: 0.5 };
+const targets = { capturePercent: 100, auditP50Us: 100, enforceP50Us: 300, p99Us: 2000, idleCpuPercent: 0.5, pollerIdleCpuPercent: 1 };
 
 const us = (ns: number | undefined): string => (ns === undefined ? "-" : `${(ns / 1000).toFixed(0)} µs`);
 const pct = (v: number): string => `${v.toFixed(1)}%`;
@@ -214,6 +215,7 @@ async function main(): Promise<void> {
       pass: blockComplete.reachedMain === 0,
     },
     { name: "idle CPU, complete mode", target: `<= ${targets.idleCpuPercent}%`, value: pct(complete.idleCpuPercent), pass: complete.idleCpuPercent <= targets.idleCpuPercent },
+    { name: "idle CPU, the poller alone", target: `<= ${targets.pollerIdleCpuPercent}%`, value: pct(poller.idleCpuPercent), pass: poller.idleCpuPercent <= targets.pollerIdleCpuPercent },
   ];
   const row = (cells: string[]): string => cells.map((c, i) => c.padEnd([26, 8, 16, 16][i] ?? 16)).join(" ").trimEnd();
   const lines = [
@@ -238,7 +240,7 @@ async function main(): Promise<void> {
     row(["runs whose main never ran", "", `${blockRuns - blockComplete.reachedMain}/${blockRuns}`, `${blockRuns - blockPoller.reachedMain}/${blockRuns}`]),
     row(["exit statuses", "", JSON.stringify(blockComplete.exits), JSON.stringify(blockPoller.exits)]),
     "",
-    "targets (complete mode):",
+    "targets (complete mode, and the poller alone at idle):",
     ...checks.map((c) => `  ${c.pass ? "PASS" : "FAIL"}  ${c.name.padEnd(36)} ${c.target.padEnd(10)} ${c.value}`),
   ];
   console.log(lines.join("\n"));
