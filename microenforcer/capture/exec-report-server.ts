@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { parseUptime } from "../proc/parse.ts";
 import { readCwd, readExeIdentity } from "../proc/process-facts.ts";
 import { argvOf, readContainerId, readExecFingerprint, readProcText, readStat, readStatus } from "../proc/reader.ts";
-import { encodeVerdict, frameLength, maxReportBytes, parentClaimHolds, parseReport, reportDisagrees, type ExecReport, type SeenImage, type Sender, type Verdict } from "./exec-report.ts";
+import { encodeVerdict, frameLength, maxReportBytes, parentClaim, parseReport, reportDisagrees, type ExecReport, type SeenImage, type Sender, type Verdict } from "./exec-report.ts";
 
 /** How the library behaves, read by it from `mode` beside the socket (see preload/README.md). */
 export interface LibraryMode {
@@ -202,8 +202,8 @@ export class ExecReportServer {
  * start time and argv, and a report in its name would otherwise have the sidecar judge, and
  * kill, that process for a program it does not run. A program waiting for its verdict runs
  * what it reported, so a waiting report that disagrees is forged; one that did not wait may
- * have exec'd since, and is unverified. A parent the report names that cannot be true is
- * replaced by /proc's.
+ * have exec'd since, and is unverified. A parent the report names that does not hold is
+ * replaced by /proc's; one alive and not the parent is a disagreement like any other.
  */
 export function verify(report: ExecReport, procRoot: string): ReportCheck & { forged?: string } {
   // Read before the start time is checked: a match then proves the cgroup was the sender's.
@@ -217,11 +217,11 @@ export function verify(report: ExecReport, procRoot: string): ReportCheck & { fo
   const seen = readImage(report.pid, procRoot);
   const stat = readStat(report.pid, procRoot);
   if (stat !== undefined && stat.startTicks === report.startTicks) {
-    const holds = parentClaimHolds(report, stat.ppid, report.ppid === stat.ppid ? undefined : readStat(report.ppid, procRoot));
-    const sender: Sender = { ...(containerId !== undefined && { containerId }), ...(!holds && { ppid: stat.ppid }) };
+    const claim = parentClaim(report, stat.ppid, report.ppid === stat.ppid ? undefined : readStat(report.ppid, procRoot));
+    const sender: Sender = { ...(containerId !== undefined && { containerId }), ...(claim !== "holds" && { ppid: stat.ppid }) };
     // No argv: it exited meanwhile (a zombie), and nothing is left to hold the report against.
     if (seen === undefined) return { verification: "unverified", ...sender };
-    const disagrees = reportDisagrees(report, seen) ?? (holds ? undefined : `its parent is ${stat.ppid}, not ${report.ppid}`);
+    const disagrees = reportDisagrees(report, seen) ?? (claim === "false" ? `its parent is ${stat.ppid}, not ${report.ppid}` : undefined);
     if (disagrees === undefined) return { verification: "live", ...sender };
     if (report.wait) return { verification: "unverified", forged: `pid ${report.pid} waits for a verdict, yet ${disagrees}` };
     return { verification: "unverified", ...sender };

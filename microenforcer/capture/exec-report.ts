@@ -168,7 +168,7 @@ export function encodeVerdict(v: Verdict): Buffer {
 export interface Sender {
   /** Its cgroup's container id, read while the sender lived. */
   containerId?: string;
-  /** Its parent, where the report's cannot be true (parentClaimHolds). */
+  /** Its parent, where the report's does not hold (parentClaim). */
   ppid?: number;
 }
 
@@ -240,15 +240,22 @@ export function reportDisagrees(r: ExecReport, seen: SeenImage): string | undefi
 }
 
 /**
- * Whether a report's parent can be true of a live process whose parent is `ppidNow`. A parent
- * never changes while it lives, and an orphan goes to a reaper: a claim other than `ppidNow`
- * holds only when the claimed parent died since (a zombie, gone, or its PID taken by a
- * younger process: `claimed` is what /proc shows under that PID). A parent outside the PID
- * namespace (0) leaves its orphans to the namespace's init. Without this, a process could
- * name the sensor as its parent, and the sensor ignores its own tree.
+ * What a report's parent claim is worth for a live process whose parent is `ppidNow`. A parent
+ * never changes while it lives, so a claimed parent alive now and other than `ppidNow` is
+ * `false` (a process naming the sensor as its parent, whose tree the sensor ignores). One
+ * that died since (a zombie, gone, or its PID taken by a younger process: `claimed` is what
+ * /proc shows under that PID) can be true only of an orphan, which the namespace's init
+ * adopts: it `holds` there, and is `unsure` elsewhere (a subreaper adopts only its own
+ * descendants' orphans, but a process whose parent lives could also name any dead PID): /proc's
+ * parent is taken, and the claim is not called false. A parent outside the PID namespace (0)
+ * leaves its orphans to the namespace's init.
  */
-export function parentClaimHolds(r: ExecReport, ppidNow: number, claimed: StatFields | undefined): boolean {
-  if (r.ppid === ppidNow) return true;
-  if (r.ppid === 0) return ppidNow === 1;
-  return claimed === undefined || claimed.state === "Z" || claimed.state === "X" || claimed.startTicks > r.startTicks;
+export type ParentClaim = "holds" | "unsure" | "false";
+
+export function parentClaim(r: ExecReport, ppidNow: number, claimed: StatFields | undefined): ParentClaim {
+  if (r.ppid === ppidNow) return "holds";
+  if (r.ppid === 0) return ppidNow === 1 ? "holds" : "false";
+  const died = claimed === undefined || claimed.state === "Z" || claimed.state === "X" || claimed.startTicks > r.startTicks;
+  if (!died) return "false";
+  return ppidNow === 1 ? "holds" : "unsure";
 }

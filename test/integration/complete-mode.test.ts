@@ -163,9 +163,8 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.deepEqual(claimed.map((r) => attr(r, "microenforcer.process.preload")), ["unverified"]);
   });
 
-  it("a process's report about itself cannot choose its parent: one naming the sensor as parent does not hide its subtree", async () => {
-    // The sensor ignores its own process tree. A fork that reported itself as the sensor's
-    // child, true in all else, was taken for one, and so was everything it started.
+  /** Runs test/infra/launder-report.py with LAUNDER_PPID from `ppid` (shell text); its template is a true report of that very command. */
+  async function launder(ppid: string, before = ""): Promise<NamespaceRun> {
     const script = fileURLToPath(new URL("../infra/launder-report.py", import.meta.url));
     const template = join(dir, "launder.bin");
     const root = { real: 0, effective: 0, saved: 0 };
@@ -176,12 +175,28 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
         exeLink: realpathSync("/usr/bin/python3"), rawArgs: Buffer.from(`/usr/bin/python3\0${script}\0${template}\0`), truncated: { exe: false, cmdline: false },
       }),
     );
-    const result = await run(`echo "sensor=$SENSOR"; LAUNDER_PPID=$SENSOR /usr/bin/python3 ${script} ${template}; ls $WORK`, "", {}, "app");
+    const result = await run(`${before}LAUNDER_PPID=${ppid} /usr/bin/python3 ${script} ${template}; ls $WORK`, "", {}, "app");
     assert.match(result.workloadLog, /laundered-ran/, result.workloadLog);
+    return result;
+  }
+
+  it("a process's report about itself cannot choose its parent: one naming the sensor as parent does not hide its subtree", async () => {
+    // The sensor ignores its own process tree. A fork that reported itself as the sensor's
+    // child, true in all else, was taken for one, and so was everything it started.
+    const result = await launder("$SENSOR", 'echo "sensor=$SENSOR"; ');
     const touched = execs(result).filter((r) => args(r).includes("laundered-ran"));
     assert.deepEqual(touched.map((r) => attr(r, "process.executable.name")), ["dash", "touch"], execs(result).map(args).join("\n"));
     const sensor = Number(/^sensor=(\d+)$/m.exec(result.workloadLog)![1]);
     assert.deepEqual(execs(result).filter((r) => attr(r, "process.parent_pid") === sensor), [], "no process is the sensor's child");
+  });
+
+  it("nor name a dead process as its parent while its own lives (out of the exec session it descends from, say)", async () => {
+    const result = await launder("$dead", 'true & dead=$!; wait; echo "dead=$dead"; ');
+    const dead = Number(/^dead=(\d+)$/m.exec(result.workloadLog)![1]);
+    const pythons = execs(result).filter((r) => attr(r, "process.executable.name")?.toString().startsWith("python3"));
+    assert.deepEqual(execs(result).filter((r) => attr(r, "process.parent_pid") === dead).map(args), [], "no process is the dead one's child");
+    const [parent, fork] = [pythons.find((r) => pythons.some((o) => attr(o, "process.parent_pid") === attr(r, "process.pid"))), pythons.find((r) => pythons.some((o) => attr(r, "process.parent_pid") === attr(o, "process.pid")))];
+    assert.ok(parent !== undefined && fork !== undefined, `the fork's record names the python that forked it:\n${pythons.map((r) => JSON.stringify(r.attributes)).join("\n")}`);
   });
 
   it("enforce: blocks a program before main — its marker never appears — and records the block", async () => {

@@ -5,7 +5,7 @@ import {
   encodeVerdict,
   frameLength,
   maxReportBytes,
-  parentClaimHolds,
+  parentClaim,
   parseReport,
   reportDisagrees,
   reportHeaderBytes,
@@ -148,16 +148,18 @@ describe("exec report wire format", () => {
     assert.equal(reportDisagrees(sample, { ...seen, ids: { uid: seen.ids.uid } }), undefined, "a status without Gid holds no GIDs against it");
   });
 
-  it("takes a report's parent only where it can be true: the parent now, or one that died since", () => {
+  it("takes a report's parent only where it can be true: the parent now, or for an orphan one that died since", () => {
     const child = { ...sample, ppid: 300, startTicks: 5000 };
     const parent = (state: string, startTicks: number) => ({ pid: 300, comm: "sh", state, ppid: 1, startTicks, flags: 0, utimeTicks: 0, stimeTicks: 0, pgrp: 300, session: 300, ttyNr: 0 });
-    assert.ok(parentClaimHolds(child, 300, undefined), "the parent /proc shows");
-    assert.ok(parentClaimHolds(child, 1, undefined), "gone: its orphan went to a reaper");
-    assert.ok(parentClaimHolds(child, 1, parent("Z", 4000)), "a zombie: it died");
-    assert.ok(parentClaimHolds(child, 1, parent("S", 6000)), "its PID taken by a younger process");
-    assert.ok(!parentClaimHolds(child, 42, parent("S", 4000)), "alive, and not the parent: the sensor named as parent, say");
-    assert.ok(parentClaimHolds({ ...child, ppid: 0 }, 1, undefined), "a parent outside the namespace leaves orphans to its init");
-    assert.ok(!parentClaimHolds({ ...child, ppid: 0 }, 42, undefined), "but not to a process of the pod");
+    assert.equal(parentClaim(child, 300, undefined), "holds", "the parent /proc shows");
+    assert.equal(parentClaim(child, 1, undefined), "holds", "gone: its orphan went to the namespace's init");
+    assert.equal(parentClaim(child, 1, parent("Z", 4000)), "holds", "a zombie: it died");
+    assert.equal(parentClaim(child, 1, parent("S", 6000)), "holds", "its PID taken by a younger process");
+    assert.equal(parentClaim(child, 42, parent("S", 4000)), "false", "alive, and not the parent: the sensor named as parent, say");
+    assert.equal(parentClaim(child, 42, undefined), "unsure", "dead, but its parent lives: /proc's parent, not called false (a subreaper's orphan)");
+    assert.equal(parentClaim(child, 42, parent("Z", 4000)), "unsure");
+    assert.equal(parentClaim({ ...child, ppid: 0 }, 1, undefined), "holds", "a parent outside the namespace leaves orphans to its init");
+    assert.equal(parentClaim({ ...child, ppid: 0 }, 42, undefined), "false", "but not to a process of the pod");
   });
 
   it("encodes verdicts the library reads: allow, and deny with a reason cut to 255 bytes", () => {
