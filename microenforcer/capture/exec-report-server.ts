@@ -45,7 +45,8 @@ export interface ReportOutcome {
   whenClosed?: () => void;
 }
 
-export type ReportProblemKind = "forged" | "rate-limited" | "malformed";
+/** `silent`: a connection that sent no report in time, or was closed to let reports in (a flood of them). */
+export type ReportProblemKind = "forged" | "rate-limited" | "malformed" | "silent";
 
 export interface ReportProblem {
   kind: ReportProblemKind;
@@ -66,6 +67,15 @@ export interface ReportServerOptions {
 
 /** A connection that has not delivered its report by then is dropped. */
 const readTimeoutMs = 1000;
+/**
+ * Connections open without a report before the oldest is closed for a new one. The library
+ * sends its report right after it connects, so only a process holding the socket busy keeps
+ * connections silent: refusing new ones instead would refuse the library, and a waiting
+ * program would take the failure choice (allow by default) and run.
+ */
+const maxSilent = 256;
+/** A silent connection younger than this is not closed for a new one: its report may be in flight. */
+const minSilentMs = 20;
 const rateWindowMs = 10_000;
 const defaultMaxReportsPerProcess = 32;
 /** Per-process counters kept at most per window: beyond, the window restarts early. */
@@ -80,11 +90,14 @@ export class ExecReportServer {
   /** Problems of the current window: the first is said at once, the rest counted. */
   private readonly problems = new Map<ReportProblemKind, { more: number; detail: string }>();
   private readonly problemTimer: NodeJS.Timeout;
+  /** Connections without their report yet, in the order accepted, with when. */
+  private readonly silent = new Map<Socket, number>();
 
   constructor(options: ReportServerOptions) {
     this.options = options;
     this.server = createServer({ allowHalfOpen: true }, (socket) => this.connection(socket));
-    this.server.maxConnections = 1024;
+    this.server.maxConnections = 4096;
+    this.server.on("drop", () => this.problem("silent", `a connection to the report socket refused: ${this.server.maxConnections} open`));
     this.problemTimer = setInterval(() => this.flushProblems(), rateWindowMs).unref();
     this.listening = new Promise((resolve, reject) => {
       removeStaleSocket(options.socketPath);
@@ -127,9 +140,17 @@ export class ExecReportServer {
   private connection(socket: Socket): void {
     let buffered: Buffer = Buffer.alloc(0);
     let done = false;
-    const timer = setTimeout(() => socket.destroy(), readTimeoutMs);
+    this.makeRoom();
+    this.silent.set(socket, Date.now());
+    const timer = setTimeout(() => {
+      this.problem("silent", `a connection to the report socket sent no report within ${readTimeoutMs} ms: closed`);
+      socket.destroy();
+    }, readTimeoutMs);
     socket.on("error", () => socket.destroy());
-    socket.on("close", () => clearTimeout(timer));
+    socket.on("close", () => {
+      clearTimeout(timer);
+      this.silent.delete(socket);
+    });
     socket.on("data", (chunk: Buffer) => {
       if (done) return;
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
@@ -137,6 +158,7 @@ export class ExecReportServer {
       if (length === undefined || (buffered.length < length && length <= maxReportBytes)) return;
       done = true;
       clearTimeout(timer);
+      this.silent.delete(socket);
       const outcome = this.receive(length > maxReportBytes ? buffered : buffered.subarray(0, length));
       if (outcome === undefined || !outcome.wait) {
         socket.destroy();
@@ -148,6 +170,16 @@ export class ExecReportServer {
     socket.on("end", () => {
       if (!done) socket.destroy();
     });
+  }
+
+  /** Closes the oldest silent connection when too many are open, unless it is young enough to be a report on its way. */
+  private makeRoom(): void {
+    if (this.silent.size < maxSilent) return;
+    const [oldest, since] = this.silent.entries().next().value!;
+    if (Date.now() - since < minSilentMs) return;
+    this.silent.delete(oldest);
+    oldest.destroy();
+    this.problem("silent", `${maxSilent} connections to the report socket open without a report: the oldest, silent ${Date.now() - since} ms, closed to let reports in`);
   }
 
   /** One complete frame: parsed, checked, counted, handed on; undefined when dropped. */

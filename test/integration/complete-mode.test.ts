@@ -212,6 +212,23 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.ok(blocked.every((r) => r.severityText === "ERROR"));
   });
 
+  it("enforce: a process flooding the report socket with connections that send nothing cannot make a verdict fail open", async () => {
+    // The socket refused connections past 1 024 open: the library's too, and a waiting program
+    // took the failure choice (allow) and ran main. Silent connections now make room for reports.
+    const flood = fileURLToPath(new URL("../infra/flood-report-socket.py", import.meta.url));
+    const result = await run(
+      `/usr/bin/python3 ${flood} 1100 4 & sleep 1.5
+       for i in 1 2 3; do ${programs.glibc} $WORK/blocked-$i; echo "rc=$?"; done; wait; ls $WORK`,
+      `  enforcementMode: enforce\n  controls:\n    executables: {blocked: ["**/marker-glibc"]}\n`,
+    );
+    assert.match(result.workloadLog, /flooding \d+/, result.workloadLog);
+    assert.equal(result.workloadLog.match(/^rc=126$/gm)?.length, 3, result.workloadLog);
+    assert.doesNotMatch(result.workloadLog, /blocked-\d/, "main never ran");
+    const silent = result.records.filter((r) => attr(r, "microenforcer.preload.problem") === "silent");
+    assert.ok(silent.length > 0, "a status record says the socket was held busy");
+    assert.match(String(silent[0]!.body), /connections to the report socket open without a report: the oldest, silent \d+ ms, closed to let reports in/);
+  });
+
   it("enforce: a process past the report rate limit cannot slip a blocked program through: the limit denies it before main", async () => {
     // 40 execs in place (each reports) take the process past 32 reports in 10 s; its 42nd
     // exec is the blocked program. Dropping that report would leave the library to its
