@@ -22,7 +22,7 @@ import { RunStateFile } from "./lifecycle/run-state-file.ts";
 import { DnsService } from "./net/dns-service.ts";
 import { WatchPipeline } from "./pipeline/watch-pipeline.ts";
 import { networkSensorNeeded, stdioNeeded, type PolicyHolder } from "./policy/policy-holder.ts";
-import { readBootClock } from "./proc/boot-clock.ts";
+import { creationTimeMs, readBootClock, type BootClock } from "./proc/boot-clock.ts";
 import { readPreloadFacts } from "./proc/preload-facts.ts";
 import { readScript, readStdio } from "./proc/process-facts.ts";
 import { execFingerprint, readAccessDenial } from "./proc/reader.ts";
@@ -80,6 +80,12 @@ const recheckIntervalMs = 50;
 const aliveIntervalMs = 1000;
 /** A report handled this long after the mode turned to enforce was sent by a library that read it (it reads the mode at exec). */
 const modeSettleMs = 1000;
+/**
+ * A waiting report taken this close to the end of the library's wait is late: a verdict might
+ * reach it after it went on by the failure choice (start times are in 10 ms ticks, and a busy
+ * sidecar takes a while from here to the answer). A kill stops it either way.
+ */
+const lateWithinMs = 50;
 
 export function startWatch(options: WatchOptions): Watch {
   const selfPid = options.selfPid ?? process.pid;
@@ -100,8 +106,9 @@ export function startWatch(options: WatchOptions): Watch {
   // Complete mode only where the injector delivered the library (forensics.preload at admission).
   const delivered = library !== undefined && existsSync(library);
   const setup: PreloadSetup | undefined = delivered ? { socket: execSocket!, library, machine: libraryMachine() } : undefined;
+  const clock = readBootClock(procRoot);
   const pipeline = new WatchPipeline(policy, {
-    clock: readBootClock(procRoot),
+    clock,
     selfPid,
     facts: { stdio: (pid) => readStdio(pid, procRoot), denial: (pid) => readAccessDenial(pid, procRoot) },
     enforcer,
@@ -168,7 +175,7 @@ export function startWatch(options: WatchOptions): Watch {
       heartbeats = setInterval(heartbeat, interval * 1000);
     }
   });
-  const reports = setup === undefined ? undefined : startReports(setup.socket, policy, pipeline, sensor, enforcer, procRoot, sink, armRecheck);
+  const reports = setup === undefined ? undefined : startReports(setup.socket, policy, pipeline, sensor, enforcer, procRoot, clock, sink, armRecheck);
   return {
     watching,
     async stop() {
@@ -222,6 +229,7 @@ function startReports(
   sensor: ProcessSensor,
   enforcer: Enforcer,
   procRoot: string,
+  clock: BootClock,
   sink: RecordSink,
   armRecheck: () => void,
 ): { close(): Promise<void> } {
@@ -268,7 +276,9 @@ function startReports(
       // The reported executable as the allow table names it: its identity and the path it ran by.
       const entry = report.exeKey === undefined ? undefined : { ...report.exeKey, path: Buffer.from(report.exeLink) };
       const enforcing = libraryMode(policy.current).enforce && Date.now() - enforcingSince >= modeSettleMs;
-      const verdict = preloadVerdict(report, entry !== undefined && table.holds(entry), enforcing);
+      // The library waits timeoutMs from its start: past that, it went on by the failure choice.
+      const pastWait = report.wait && performance.timeOrigin + performance.now() > creationTimeMs(clock, report.startTicks) + mode.timeoutMs - lateWithinMs;
+      const verdict = preloadVerdict(report, entry !== undefined && table.holds(entry), enforcing, pastWait);
       const result = pipeline.handleReport(report, check, verdict);
       // The verdict goes out first (the program waits for it); the records are built, and
       // the capture worker told, right after.

@@ -176,15 +176,17 @@ export class WatchPipeline {
     // Gone before the server could look, but the poller saw it run this very image: checked all the same.
     const checked = check.verification === "live" || this.complete.polled(snapshot);
     const preload: PreloadStatus = { status: checked ? "reported" : "unverified", ...(verdict !== undefined && { verdict }) };
-    const merged = this.complete.reported(snapshot, preload, report.wait);
+    // Past its wait, the program went on by the failure choice: judged as one that did not wait.
+    const waiting = report.wait && verdict !== "late";
+    const merged = this.complete.reported(snapshot, preload, waiting);
     const result = merged.result;
     if (merged.kind === "new") {
-      for (const processEvent of this.tracker.report(snapshot, this.now())) mergeStage(result, this.eventStage(processEvent, snapshot.fingerprint, { preload, waiting: report.wait }));
+      for (const processEvent of this.tracker.report(snapshot, this.now())) mergeStage(result, this.eventStage(processEvent, snapshot.fingerprint, { preload, waiting }));
     } else if (merged.kind === "repeat" && merged.current) {
       // Recorded already (by the poller, before the report was due): the controls again, for
       // the verdict the library waits for, with what the report adds to the poller's facts.
       const p = this.tracker.refresh(snapshot);
-      if (p !== undefined) mergeStage(result, this.violationStage(this.engine.onExec(p, this.now(), this.tracker.containerStartTicks(p.container), report.wait)));
+      if (p !== undefined) mergeStage(result, this.violationStage(this.engine.onExec(p, this.now(), this.tracker.containerStartTicks(p.container), waiting)));
     } else if (merged.kind === "merged" && merged.current) {
       this.tracker.refresh(snapshot);
     }

@@ -137,7 +137,9 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
       ? " without waiting for a verdict, by an allow table entry the sidecar never made"
       : verdict === "unasked"
         ? " without waiting for a verdict in enforce mode: its preload library read another mode"
-        : "";
+        : verdict === "late"
+          ? " after its wait for a verdict was over, or about to be (the sidecar took its report too late): it may have gone on by the policy's failure choice"
+          : "";
   return {
     eventName: EventNames.processExec,
     severity: why !== "" ? "WARN" : "INFO",

@@ -25,17 +25,20 @@ export type AbsenceReason =
  * let it go on (`standing`, capture/allow-table.ts) — `unvetted` when the sidecar's table holds
  * no such entry: the file was written by someone else, or a policy change emptied it meanwhile;
  * `unasked` when it went on without either: its library read another mode than the sidecar's
- * (the `mode` file rewritten, or a socket path the process chose, beside a mode of its own).
+ * (the `mode` file rewritten, or a socket path the process chose, beside a mode of its own);
+ * `late` when it asked, but the sidecar took its report at the end of the library's wait or
+ * after (a busy or stopped sidecar): it may have gone on by the policy's failure choice.
  */
-export type PreloadVerdict = "asked" | "standing" | "unvetted" | "unasked";
+export type PreloadVerdict = "asked" | "standing" | "unvetted" | "unasked" | "late";
 
 /**
  * The verdict a report shows; undefined in audit mode. `tableHolds`: the sidecar's allow table
  * has the entry a standing report went on by; `enforcing`: the sidecar's mode has said enforce
- * long enough that the library read it before this report.
+ * long enough that the library read it before this report; `pastWait`: the library's wait for
+ * the verdict ended, or was about to, when the sidecar took the report.
  */
-export function preloadVerdict(report: { wait: boolean; standing: boolean }, tableHolds: boolean, enforcing: boolean): PreloadVerdict | undefined {
-  if (report.wait) return "asked";
+export function preloadVerdict(report: { wait: boolean; standing: boolean }, tableHolds: boolean, enforcing: boolean, pastWait = false): PreloadVerdict | undefined {
+  if (report.wait) return pastWait ? "late" : "asked";
   if (report.standing) return tableHolds ? "standing" : "unvetted";
   return enforcing ? "unasked" : undefined;
 }

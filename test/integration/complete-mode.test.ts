@@ -212,6 +212,27 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.ok(blocked.every((r) => r.severityText === "ERROR"));
   });
 
+  it("enforce: a verdict the sidecar decides after the library's wait is over is no block: the program that went on is killed, and the record says why", async () => {
+    // Stopped (or too busy) past the library's 250 ms wait, the sidecar took the report late:
+    // the program had taken the failure choice (allow) and run main, yet the sidecar answered
+    // the connection the library had given up with a deny, and recorded a block (the kill
+    // once the library hung up came later, after main had run).
+    const result = await run(
+      `(kill -STOP $SENSOR; sleep 0.6; kill -CONT $SENSOR) & sleep 0.1
+       ${programs.glibc} $WORK/late-ran 1500; echo "rc=$?"; wait; ls $WORK`,
+      `  enforcementMode: enforce\n  controls:\n    executables: {blocked: ["**/marker-glibc"]}\n`,
+    );
+    assert.match(result.workloadLog, /late-ran/, "no verdict in time: the failure choice (allow), and main ran");
+    assert.match(result.workloadLog, /^rc=137$/m, "then killed, as the poller alone would have it");
+    const actions = violations(result).filter((r) => String(r.body).includes("marker-glibc")).map((r) => attr(r, "microenforcer.action"));
+    assert.deepEqual(actions, ["killed"], "what happened to it, not a block that did not happen");
+    const exec = execs(result).find((r) => String(attr(r, "process.executable.path")).endsWith("marker-glibc"));
+    assert.ok(exec !== undefined, execs(result).map(args).join("\n"));
+    assert.equal(attr(exec, "microenforcer.process.preload.verdict"), "late");
+    assert.equal(exec.severityText, "WARN");
+    assert.match(String(exec.body), /after its wait for a verdict was over.* the policy's failure choice/);
+  });
+
   it("enforce: a process flooding the report socket with connections that send nothing cannot make a verdict fail open", async () => {
     // The socket refused connections past 1 024 open: the library's too, and a waiting program
     // took the failure choice (allow) and ran main. Silent connections now make room for reports.

@@ -398,6 +398,7 @@ describe("complete mode: one record per exec from two sensors", () => {
     assert.equal(preloadVerdict({ wait: false, standing: false }, false, true), "unasked");
     assert.equal(preloadVerdict({ wait: false, standing: false }, false, false), undefined, "audit mode, or the mode only just turned to enforce");
     assert.deepEqual([preloadVerdict({ wait: true, standing: false }, false, true), preloadVerdict({ wait: false, standing: true }, true, true), preloadVerdict({ wait: false, standing: true }, false, true)], ["asked", "standing", "unvetted"]);
+    assert.equal(preloadVerdict({ wait: true, standing: false }, false, true, true), "late", "asked, but taken after the library's wait was over");
     const t = rig("{preloadEvasion: {block: true}}", "enforce");
     t.reported(report(18, ["curl", "x"]), undefined, "unasked");
     assert.deepEqual(t.kills, [18]);
