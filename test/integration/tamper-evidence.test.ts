@@ -93,9 +93,11 @@ describe("tamper evidence against the real kernel", function () {
     assert.equal(stall!.severityText, "WARN");
     const blind = Date.parse(String(attr(stall!, "microenforcer.blind.until"))) - Date.parse(String(attr(stall!, "microenforcer.blind.since")));
     assert.ok(blind >= 1500 && blind < 10_000, `${blind} ms`);
-    // The app's PIDs (the loop's and the sleep's), and maybe a thread or two of its own.
+    // The app's PIDs (the loop's and the sleep's), and maybe a thread or two of its own; less
+    // the first one or two, when the capture worker, running on the other core as SIGSTOP was
+    // sent, took its look before it stopped (seen once in CI: 40 of 41).
     const pidCount = attr(stall!, "microenforcer.blind.pid_count") as number;
-    assert.ok(pidCount >= pidsWhileGone && pidCount <= pidsWhileGone + 20, `pid_count ${pidCount}`);
+    assert.ok(pidCount >= pidsWhileGone - 2 && pidCount <= pidsWhileGone + 20, `pid_count ${pidCount}`);
     const gaps = run.records.filter((r) => r.eventName === "microenforcer.sensor.gap" && attr(r, "microenforcer.gap.kind") === "pid");
     const missed = gaps.reduce((n, r) => n + (attr(r, "microenforcer.gap.count") as number), 0);
     assert.ok(missed >= pidsWhileGone - 1, `the processes that lived and died meanwhile are counted as missed too: ${missed}`);
