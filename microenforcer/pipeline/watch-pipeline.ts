@@ -176,7 +176,8 @@ export class WatchPipeline {
     // Gone before the server could look, but the poller saw it run this very image: checked all the same.
     const checked = check.verification === "live" || this.complete.polled(snapshot);
     const preload: PreloadStatus = { status: checked ? "reported" : "unverified", ...(verdict !== undefined && { verdict }) };
-    // Past its wait, the program went on by the failure choice: judged as one that did not wait.
+    // At the end of its wait or past it, the program may go on by the failure choice before a
+    // verdict reaches it: judged as one that did not wait (a kill stops it either way).
     const waiting = report.wait && verdict !== "late";
     const merged = this.complete.reported(snapshot, preload, waiting);
     const result = merged.result;
