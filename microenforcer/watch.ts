@@ -86,6 +86,8 @@ const modeSettleMs = 1000;
  * sidecar takes a while from here to the answer). A kill stops it either way.
  */
 const lateWithinMs = 50;
+/** Wall-clock ms that never step back: what the pipeline and the late-report check measure with. */
+const monotonicNow = (): number => performance.timeOrigin + performance.now();
 
 export function startWatch(options: WatchOptions): Watch {
   const selfPid = options.selfPid ?? process.pid;
@@ -112,7 +114,7 @@ export function startWatch(options: WatchOptions): Watch {
     selfPid,
     facts: { stdio: (pid) => readStdio(pid, procRoot), denial: (pid) => readAccessDenial(pid, procRoot) },
     enforcer,
-    now: () => performance.timeOrigin + performance.now(),
+    now: monotonicNow,
     names: () => dns.names(),
     containerImages: options.containerImages ?? {},
     probes: options.probes ?? {},
@@ -276,8 +278,8 @@ function startReports(
       // The reported executable as the allow table names it: its identity and the path it ran by.
       const entry = report.exeKey === undefined ? undefined : { ...report.exeKey, path: Buffer.from(report.exeLink) };
       const enforcing = libraryMode(policy.current).enforce && Date.now() - enforcingSince >= modeSettleMs;
-      // The library waits timeoutMs from its start: past that, it went on by the failure choice.
-      const pastWait = report.wait && performance.timeOrigin + performance.now() > creationTimeMs(clock, report.startTicks) + mode.timeoutMs - lateWithinMs;
+      // The library waits timeoutMs from its start: near its end or past it, a verdict may come too late.
+      const pastWait = report.wait && monotonicNow() > creationTimeMs(clock, report.startTicks) + mode.timeoutMs - lateWithinMs;
       const verdict = preloadVerdict(report, entry !== undefined && table.holds(entry), enforcing, pastWait);
       const result = pipeline.handleReport(report, check, verdict);
       // The verdict goes out first (the program waits for it); the records are built, and
