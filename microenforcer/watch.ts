@@ -13,8 +13,9 @@ import { dirname, join } from "node:path";
 import { heartbeatSeconds, type RuntimePolicy } from "../policies/schema.ts";
 import { defaultCaptureOptions, type CaptureOptions } from "./capture/capture-loop.ts";
 import { AllowTable, maxAllowEntries } from "./capture/allow-table.ts";
-import { ExecReportServer, readLibraryMode, writeLibraryMode, type LibraryMode } from "./capture/exec-report-server.ts";
+import { ExecReportServer, readLibraryMode, writeLibraryMode, type LibraryMode, type ReportServerOptions } from "./capture/exec-report-server.ts";
 import { libraryMachine, libraryMode } from "./capture/preload-library.ts";
+import { readLastPid } from "./capture/pid-trigger.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
 import type { DeliveryStats } from "./emit/delivery.ts";
 import { createEnforcer, type Enforcer } from "./enforce/kill.ts";
@@ -143,7 +144,7 @@ export function startWatch(options: WatchOptions): Watch {
   const applyDns = (next: RuntimePolicy): Promise<void> => dns.apply(next).then((outcomes) => emitAll(outcomes.map(forwarderRecord)));
   let dnsApplied = applyDns(policy.current);
   let markWatching!: () => void;
-  const watching = new Promise<void>((resolve) => (markWatching = resolve));
+  const firstLook = new Promise<void>((resolve) => (markWatching = resolve));
   // Rechecks run while something waits, and not at all while nothing does: an idle
   // sidecar's main thread sleeps until the next event instead of waking 20 times a second.
   let recheckTimer: NodeJS.Timeout | undefined;
@@ -177,9 +178,12 @@ export function startWatch(options: WatchOptions): Watch {
       heartbeats = setInterval(heartbeat, interval * 1000);
     }
   });
-  const reports = setup === undefined ? undefined : startReports(setup.socket, policy, pipeline, sensor, enforcer, procRoot, clock, sink, armRecheck);
+  // The socket listens once the first look is done: every process that can report since was
+  // either alive then or got its PID later, which is what a report of a gone one is held against.
+  const reports = setup === undefined ? undefined : startReports(setup.socket, firstLook, policy, pipeline, sensor, enforcer, procRoot, clock, sink, armRecheck);
   return {
-    watching,
+    // Watching once both sensors are on: an app started earlier would find no socket.
+    watching: reports === undefined ? firstLook : reports.listening,
     async stop() {
       clearTimeout(recheckTimer);
       clearInterval(heartbeats);
@@ -226,6 +230,7 @@ function keepRunState(dir: string, procRoot: string, startedAt: number, selfPid:
  */
 function startReports(
   socket: string,
+  firstLook: Promise<void>,
   policy: PolicyHolder,
   pipeline: WatchPipeline,
   sensor: ProcessSensor,
@@ -234,7 +239,7 @@ function startReports(
   clock: BootClock,
   sink: RecordSink,
   armRecheck: () => void,
-): { close(): Promise<void> } {
+): { listening: Promise<void>; close(): Promise<void> } {
   const table = new AllowTable(socket, (err) => sink.emit(allowTableRecord(socket, err.message)));
   let fullSaid = false;
   // Unique per run and policy: a table an earlier run left in the volume is never taken for this one's.
@@ -271,9 +276,10 @@ function startReports(
   };
   apply(policy.current);
   policy.subscribe(apply);
-  const server = new ExecReportServer({
+  const options: ReportServerOptions = {
     socketPath: socket,
     procRoot,
+    allocation: (pid, startTicks) => sensor.history.judge(pid, startTicks, clock, readLastPid(procRoot)),
     onReport: (report, check) => {
       // The reported executable as the allow table names it: its identity and the path it ran by.
       const entry = report.exeKey === undefined ? undefined : { ...report.exeKey, path: Buffer.from(report.exeLink) };
@@ -304,17 +310,25 @@ function startReports(
       return { verdict: result.verdict, ...(denied !== undefined && { whenClosed: () => enforcer.kill(denied.pid, denied.startTicks) }) };
     },
     onProblem: (problem) => sink.emit(preloadProblemRecord(problem)),
+  };
+  let closing = false;
+  let server: ExecReportServer | undefined;
+  const listening = firstLook.then(() => {
+    if (closing) return;
+    server = new ExecReportServer(options);
+    return server.ready().then(
+      () => {
+        pipeline.startReports(Date.now());
+        sink.emit(preloadSocketRecord(socket));
+      },
+      (err: Error) => sink.emit(preloadSocketRecord(socket, `cannot listen on ${socket}: ${err.message}`)),
+    );
   });
-  server.ready().then(
-    () => {
-      pipeline.startReports(Date.now());
-      sink.emit(preloadSocketRecord(socket));
-    },
-    (err: Error) => sink.emit(preloadSocketRecord(socket, `cannot listen on ${socket}: ${err.message}`)),
-  );
   return {
+    listening,
     close: async () => {
-      await server.close();
+      closing = true;
+      await server?.close();
       table.close();
     },
   };

@@ -16,6 +16,7 @@ import { defaultSamplerOptions, type SamplerOptions } from "../net/network-sampl
 import type { CaptureEvent, Detection } from "./events.ts";
 import { GapCounter } from "./gap-counter.ts";
 import { NetworkHost, type PollReason } from "./network-host.ts";
+import type { PidHistory } from "./pid-history.ts";
 import { PidTrigger } from "./pid-trigger.ts";
 import { ProcessWatch, type WatchTiming } from "./process-watch.ts";
 
@@ -73,6 +74,8 @@ export class CaptureLoop {
   private readonly processes: ProcessWatch;
   private readonly network: NetworkHost;
   private readonly gaps = new GapCounter();
+  /** Which PIDs were handed out when, for the main thread to hold reports of gone processes against. */
+  private readonly history: PidHistory | undefined;
   private lastActivity = 0;
   private lastRescan = 0;
   /** The last tick, and when the next was planned (nextDelayMs): a tick far later is a stall. */
@@ -83,8 +86,9 @@ export class CaptureLoop {
   /** PIDs handed out that were not in /proc yet at their first look (see notInProcYet). */
   private unborn: number[] = [];
 
-  constructor(options: CaptureOptions) {
+  constructor(options: CaptureOptions, history?: PidHistory) {
     this.options = options;
+    this.history = history;
     const root = options.procRoot;
     try {
       this.trigger = new PidTrigger(root);
@@ -146,11 +150,13 @@ export class CaptureLoop {
   start(now: number): CaptureEvent[] {
     this.lastTick = now;
     this.gaps.start(now);
+    if (this.trigger !== undefined) this.history?.begin(this.trigger.lastPid, now);
     this.rescan(now, "startup");
     // In start order, so parents precede children and a container's init its exec sessions.
     const order = (e: CaptureEvent): number =>
       e.type === "spawn" ? e.snapshot.startTicks : e.type === "exit" ? e.startTicks + 0.5 : -1;
     const processes = this.drain().sort((x, y) => order(x) - order(y));
+    if (this.trigger !== undefined) for (const e of processes) if (e.type === "spawn") this.history?.alive(e.snapshot.pid, e.snapshot.startTicks);
     this.pollNetwork(now, "nudge");
     return [...processes, ...this.drain()];
   }
@@ -162,6 +168,10 @@ export class CaptureLoop {
       if (this.nextTick !== undefined && this.lastTick !== undefined && now - this.nextTick >= this.options.stallMs) {
         const pidCount = this.trigger === undefined ? undefined : change === undefined ? 0 : change.count;
         this.events.push({ type: "stall", since: this.lastTick, until: now, ...(pidCount !== undefined && { pidCount }) });
+      }
+      if (change !== undefined && this.lastTick !== undefined) {
+        if (change.setBack) this.history?.lost(change.current, this.lastTick, now);
+        else this.history?.handedOut(this.trigger!.lastPid, change.current, this.lastTick, now);
       }
       this.lastTick = now;
       this.nextTick = undefined;

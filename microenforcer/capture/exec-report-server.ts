@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { parseUptime } from "../proc/parse.ts";
 import { readCwd, readExeIdentity } from "../proc/process-facts.ts";
 import { argvOf, readContainerId, readExecFingerprint, readProcText, readStat, readStatus } from "../proc/reader.ts";
+import type { Allocation } from "./pid-history.ts";
 import { encodeVerdict, frameLength, maxReportBytes, parentClaim, parseReport, reportDisagrees, type ExecReport, type SeenImage, type Sender, type Verdict } from "./exec-report.ts";
 
 /** How the library behaves, read by it from `mode` beside the socket (see preload/README.md). */
@@ -63,6 +64,8 @@ export interface ReportServerOptions {
   onProblem: (problem: ReportProblem) => void;
   /** Reports one process may send per window (one per exec is normal). */
   maxReportsPerProcess?: number;
+  /** Whether the namespace handed a PID out when a process gone before the sidecar looked claims to have started (pid-history.ts). */
+  allocation?: (pid: number, startTicks: number) => Allocation;
 }
 
 /** A connection that has not delivered its report by then is dropped. */
@@ -190,7 +193,7 @@ export class ExecReportServer {
       return undefined;
     }
     const report = parsed.report;
-    const { forged, ...check } = verify(report, this.options.procRoot);
+    const { forged, ...check } = verify(report, this.options.procRoot, this.options.allocation);
     if (forged !== undefined) {
       this.problem("forged", `forged exec report dropped: pid ${report.pid} start ${report.startTicks} (${forged})`);
       return undefined;
@@ -236,8 +239,11 @@ export class ExecReportServer {
  * what it reported, so a waiting report that disagrees is forged; one that did not wait may
  * have exec'd since, and is unverified. A parent the report names that does not hold is
  * replaced by /proc's; one alive and not the parent is a disagreement like any other.
+ *
+ * A report of a process gone already is held against when the namespace handed its PID out
+ * (`allocation`): a process that never was had no PID to report from.
  */
-export function verify(report: ExecReport, procRoot: string): ReportCheck & { forged?: string } {
+export function verify(report: ExecReport, procRoot: string, allocation?: ReportServerOptions["allocation"]): ReportCheck & { forged?: string } {
   // Read before the start time is checked: a match then proves the cgroup was the sender's.
   let containerId: string | undefined;
   try {
@@ -263,6 +269,8 @@ export function verify(report: ExecReport, procRoot: string): ReportCheck & { fo
   }
   const uptime = readUptimeTicks(procRoot);
   if (uptime !== undefined && report.startTicks > uptime) return { verification: "unverified", forged: `claimed start ${report.startTicks} is in the future (now ${uptime})` };
+  const handed = allocation?.(report.pid, report.startTicks);
+  if (handed?.kind === "not-handed-out") return { verification: "unverified", forged: handed.detail };
   return { verification: "unverified" };
 }
 

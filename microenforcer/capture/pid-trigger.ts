@@ -40,6 +40,11 @@ export class PidTrigger {
     this.pidMax = readPidMax(procRoot);
   }
 
+  /** The last accepted value: the PIDs up to it have been looked at. */
+  get lastPid(): number {
+    return this.last;
+  }
+
   /** What moved since the last accepted value; undefined when nothing did. */
   changed(): PidChange | undefined {
     const current = this.read();

@@ -2,6 +2,7 @@
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import type { CaptureOptions } from "./capture-loop.ts";
 import { Control, controlSlots, type CaptureEvent } from "./events.ts";
+import { PidHistory } from "./pid-history.ts";
 
 // Runs from compiled .js and, in tests, straight from .ts source.
 const workerUrl = new URL(`./worker-entry${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
@@ -12,13 +13,15 @@ export class ProcessSensor {
   private readonly exited: Promise<void>;
   /** Reported processes for the loop to adopt, read synchronously between its ticks. */
   private readonly reports: MessagePort;
+  /** When the namespace handed out which PIDs, as the loop saw it (written by the loop, read here). */
+  readonly history = new PidHistory();
 
   constructor(options: CaptureOptions, onEvents: (events: CaptureEvent[]) => void, needs: { network: boolean; stdio: boolean }) {
     this.setNetwork(needs.network);
     this.setStdio(needs.stdio);
     const channel = new MessageChannel();
     this.reports = channel.port1;
-    this.worker = new Worker(workerUrl, { workerData: { options, control: this.control.buffer, reports: channel.port2 }, transferList: [channel.port2] });
+    this.worker = new Worker(workerUrl, { workerData: { options, control: this.control.buffer, reports: channel.port2, history: this.history.buffer }, transferList: [channel.port2] });
     this.worker.on("message", onEvents);
     this.exited = new Promise((resolve) => {
       this.worker.on("error", (err) => onEvents([{ type: "error", message: `capture worker failed: ${err.message}` }]));

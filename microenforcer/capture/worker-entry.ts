@@ -7,15 +7,16 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "
 import { CaptureLoop, type CaptureOptions } from "./capture-loop.ts";
 import { Control, type CaptureEvent } from "./events.ts";
 import { messages } from "./messages.ts";
+import { PidHistory } from "./pid-history.ts";
 
-const { options, control: buffer, reports } = workerData as { options: CaptureOptions; control: SharedArrayBuffer; reports: MessagePort };
+const { options, control: buffer, reports, history } = workerData as { options: CaptureOptions; control: SharedArrayBuffer; reports: MessagePort; history: SharedArrayBuffer };
 const control = new Int32Array(buffer);
 const now = (): number => performance.timeOrigin + performance.now();
 const post = (events: CaptureEvent[]): void => {
   for (const message of messages(events)) parentPort!.postMessage(message);
 };
 
-const loop = new CaptureLoop(options);
+const loop = new CaptureLoop(options, new PidHistory(history));
 const follow = (): void => {
   loop.setNetwork(Atomics.load(control, Control.network) === 1);
   loop.setPreload(Atomics.load(control, Control.preload) === 1);

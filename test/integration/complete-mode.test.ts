@@ -137,6 +137,31 @@ describe("complete mode: the preload library and the sensor in a real PID namesp
     assert.deepEqual(execs(result).filter((r) => args(r).includes("innocent")), []);
   });
 
+  it("drops reports in the name of processes that never were (no PID handed out then), and takes a gone process's only with its real PID and start", async () => {
+    const forge = fileURLToPath(new URL("../infra/forge-gone-reports.ts", import.meta.url));
+    // A real program, gone by the time of the reports; its start read while it ran. Then
+    // claims: two PIDs the namespace has not handed out, the program's PID with a start before
+    // the sensor's (nothing by that PID ran then), and the program's PID and start (it ran).
+    const result = await run(
+      `sleep 0.2 & p=$!; pst=$(cut -d' ' -f22 /proc/$p/stat); wait $p
+      own=$(cut -d' ' -f22 /proc/self/stat); last=$(cat /proc/sys/kernel/ns_last_pid)
+      ${shellQuote(process.execPath)} ${shellQuote(forge)} "$MICROENFORCER_EXEC_SOCKET" $((last + 5000)):$own $((last + 5001)):$own $p:$((pst - 1000)) $p:$pst
+      echo "real $p:$pst"; sleep 0.1`,
+    );
+    const real = /real (\d+:\d+)/.exec(result.workloadLog)?.[1];
+    assert.ok(real !== undefined, result.workloadLog);
+    const forged = result.records.filter((r) => attr(r, "microenforcer.preload.problem") === "forged");
+    assert.equal(
+      forged.reduce((n, r) => n + Number(attr(r, "microenforcer.preload.dropped")), 0),
+      3,
+      forged.map((r) => r.body).join("\n"),
+    );
+    assert.match(forged[0]!.body, /did not hand pid \d+ out around the claimed start/);
+    const innocent = execs(result).filter((r) => args(r).startsWith("innocent"));
+    assert.deepEqual(innocent.map(args), [`innocent ${real}`], "only the claim a real process could make");
+    assert.equal(attr(innocent[0]!, "microenforcer.process.preload"), "unverified");
+  });
+
   it("enforce: a report in another live process's name is held against what that process runs: it is neither denied nor killed for a program it does not run", async () => {
     const forge = fileURLToPath(new URL("../infra/forge-report.ts", import.meta.url));
     const send = (how: string): string => `${shellQuote(process.execPath)} ${shellQuote(forge)} $VICTIM "$MICROENFORCER_EXEC_SOCKET" ${how} /tmp/evil`;

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { CaptureLoop, defaultCaptureOptions } from "../../microenforcer/capture/capture-loop.ts";
 import type { CaptureEvent } from "../../microenforcer/capture/events.ts";
 import { messages, networkEvents, maxEventsPerPost } from "../../microenforcer/capture/messages.ts";
+import { PidHistory } from "../../microenforcer/capture/pid-history.ts";
 import { allocatedSince, setBack } from "../../microenforcer/capture/pid-trigger.ts";
 import type { NetworkObservation } from "../../microenforcer/net/connection-reporter.ts";
 import { FakeProc } from "./fake-proc.ts";
@@ -181,6 +182,27 @@ describe("CaptureLoop over a fake /proc", () => {
     proc.add({ pid: 11, ppid: 10, comm: "curl", startTicks: 200, exe: "/usr/bin/curl", args: ["curl", "example.test"] }, false);
     assert.deepEqual(describe_(l.tick(2)), ["spawn 11 curl exec trigger"]);
     assert.deepEqual(describe_(l.tick(1000)), ["gap pid 1 (12-12)"], "12 never showed");
+  });
+
+  it("keeps which PIDs were handed out when, and who ran at start, for reports of processes gone before a look", () => {
+    const history = new PidHistory(64);
+    const clock = { bootMs: 0, ticksPerSecond: 100 };
+    loop = new CaptureLoop({ ...defaultCaptureOptions, procRoot: proc.root }, history);
+    loop.start(1000);
+    proc.setLastPid(14); // 11-14 handed out and gone before the look at 1500 ms
+    loop.tick(1500);
+    proc.add({ pid: 15, ppid: 10, comm: "ls", startTicks: 180, exe: "/bin/ls", args: ["ls"] });
+    loop.tick(2000);
+    assert.equal(history.judge(12, 120, clock, 15).kind, "handed-out", "missed, started in its window");
+    assert.equal(history.judge(12, 190, clock, 15).kind, "not-handed-out", "handed out by 1500 ms, not at 1900");
+    assert.equal(history.judge(15, 180, clock, 15).kind, "handed-out");
+    assert.equal(history.judge(10, 100, clock, 15).kind, "handed-out", "alive at start");
+    assert.equal(history.judge(10, 90, clock, 15).kind, "not-handed-out", "not the start time of the process alive then");
+    assert.equal(history.judge(16, 195, clock, 15).kind, "not-handed-out", "never handed out");
+
+    proc.setLastPid(9); // set back by root
+    loop.tick(2500);
+    assert.equal(history.judge(30, 220, clock, 9).kind, "unknown", "the set-back's window cannot be told");
   });
 
   it("tells a new process on a reused PID from the one before", () => {
