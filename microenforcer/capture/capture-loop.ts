@@ -78,9 +78,9 @@ export class CaptureLoop {
   private readonly history: PidHistory | undefined;
   private lastActivity = 0;
   private lastRescan = 0;
-  /** The last tick, and when the next was planned (nextDelayMs): a tick far later is a stall. */
+  /** The last tick, and the delay planned after it (nextDelayMs): a tick far later than both is a stall. */
   private lastTick: number | undefined;
-  private nextTick: number | undefined;
+  private plannedDelay: number | undefined;
   private preload = false;
   private events: CaptureEvent[] = [];
   /** PIDs handed out that were not in /proc yet at their first look (see notInProcYet). */
@@ -105,7 +105,7 @@ export class CaptureLoop {
   /** Delay until the next tick should run. */
   nextDelayMs(now: number): number {
     const delay = this.plannedDelayMs(now);
-    this.nextTick = now + delay;
+    this.plannedDelay = delay;
     return delay;
   }
 
@@ -165,7 +165,9 @@ export class CaptureLoop {
     try {
       const change = this.trigger?.changed();
       // First, so that what it found on waking up comes after the evidence of how long it slept.
-      if (this.nextTick !== undefined && this.lastTick !== undefined && now - this.nextTick >= this.options.stallMs) {
+      // Counted from the last tick's start, not from when the delay was planned: a stop that
+      // lands during a tick (after its look, before the plan) is a stall all the same.
+      if (this.plannedDelay !== undefined && this.lastTick !== undefined && now - this.lastTick - this.plannedDelay >= this.options.stallMs) {
         const pidCount = this.trigger === undefined ? undefined : change === undefined ? 0 : change.count;
         this.events.push({ type: "stall", since: this.lastTick, until: now, ...(pidCount !== undefined && { pidCount }) });
       }
@@ -174,7 +176,7 @@ export class CaptureLoop {
         else this.history?.handedOut(this.trigger!.lastPid, change.current, this.lastTick, now);
       }
       this.lastTick = now;
-      this.nextTick = undefined;
+      this.plannedDelay = undefined;
       this.lookAgainAtUnborn(now);
       if (change !== undefined) {
         if (change.setBack) this.rescan(now, "rescan");

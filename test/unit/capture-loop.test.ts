@@ -279,6 +279,15 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.ok(!l.tick(late + 60_000).some((e) => e.type === "stall"), "a tick without a planned one (a caller's own pace): no stall");
   });
 
+  it("says so too when the stop came during a tick, before the next one was planned", () => {
+    const l = start();
+    l.start(0);
+    l.tick(l.nextDelayMs(0));
+    const resumed = 1 + defaultCaptureOptions.stallMs + 500;
+    const woke = resumed + l.nextDelayMs(resumed);
+    assert.equal(l.tick(woke)[0]?.type, "stall");
+  });
+
   it("at the end, reports every exit not seen yet and the gaps", () => {
     const l = start();
     l.start(0);
