@@ -7,8 +7,8 @@
  * process of the pod could fill the export with records of programs that never ran.
  *
  * Entries, oldest first, each closing a window of time (from, to]:
- * - begin: the trigger's first read; processes started before it are known only as
- * - alive: a process the startup scan found (pid, start time);
+ * - begin: the trigger's first read (a process started before it is known only by the next);
+ * - alive: a process the startup scan found, by its exact (pid, start time);
  * - handed: PIDs (last, after] handed out between two reads of ns_last_pid;
  * - lost: ns_last_pid was set back (see pid-trigger.ts): what was handed out then is unknown.
  * The worker appends; the main thread reads. A full ring forgets its oldest entries, and a
