@@ -23,7 +23,7 @@ import { RunStateFile } from "./lifecycle/run-state-file.ts";
 import { DnsService } from "./net/dns-service.ts";
 import { WatchPipeline } from "./pipeline/watch-pipeline.ts";
 import { networkSensorNeeded, stdioNeeded, type PolicyHolder } from "./policy/policy-holder.ts";
-import { creationTimeMs, readBootClock, type BootClock } from "./proc/boot-clock.ts";
+import { creationTimeMs, monotonicNow, readBootClock, type BootClock } from "./proc/boot-clock.ts";
 import { readPreloadFacts } from "./proc/preload-facts.ts";
 import { readScript, readStdio } from "./proc/process-facts.ts";
 import { execFingerprint, readAccessDenial } from "./proc/reader.ts";
@@ -87,8 +87,6 @@ const modeSettleMs = 1000;
  * sidecar takes a while from here to the answer). A kill stops it either way.
  */
 const lateWithinMs = 50;
-/** Wall-clock ms that never step back: what the pipeline and the late-report check measure with. */
-const monotonicNow = (): number => performance.timeOrigin + performance.now();
 
 export function startWatch(options: WatchOptions): Watch {
   const selfPid = options.selfPid ?? process.pid;

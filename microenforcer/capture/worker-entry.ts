@@ -4,6 +4,7 @@
  * sub-millisecond timing that timers on an event loop do not.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
+import { monotonicNow as now } from "../proc/boot-clock.ts";
 import { CaptureLoop, type CaptureOptions } from "./capture-loop.ts";
 import { Control, type CaptureEvent } from "./events.ts";
 import { messages } from "./messages.ts";
@@ -11,7 +12,6 @@ import { PidHistory } from "./pid-history.ts";
 
 const { options, control: buffer, reports, history } = workerData as { options: CaptureOptions; control: SharedArrayBuffer; reports: MessagePort; history: SharedArrayBuffer };
 const control = new Int32Array(buffer);
-const now = (): number => performance.timeOrigin + performance.now();
 const post = (events: CaptureEvent[]): void => {
   for (const message of messages(events)) parentPort!.postMessage(message);
 };

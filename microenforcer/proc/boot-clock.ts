@@ -10,6 +10,13 @@ export interface BootClock {
   ticksPerSecond: number;
 }
 
+/**
+ * Wall-clock ms that never step back (the wall clock at the thread's start, then monotonic):
+ * what start times are compared with, on either thread (the worker's PID history is read on
+ * the main thread against creationTimeMs).
+ */
+export const monotonicNow = (): number => performance.timeOrigin + performance.now();
+
 export function creationTimeMs(clock: BootClock, startTicks: number): number {
   return clock.bootMs + (startTicks * 1000) / clock.ticksPerSecond;
 }
