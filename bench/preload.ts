@@ -8,8 +8,8 @@
  * 2. per-exec cost of the library: exec-timer runs a small dynamic program alternately
  *    without and with the library, spawn to exit, with the sidecar answering in audit mode
  *    (no wait) and in enforce mode: a program run before goes on by the allow table
- *    (standing), and, under a policy that lets no program stand (an exec session could be
- *    blocked from running it), every run waits for the verdict (asked);
+ *    (standing), and, under a policy that lets no program stand (drift blocks, with no
+ *    container start to judge it against), every run waits for the verdict (asked);
  * 3. blocking before main: 300 runs of a program an enforce policy blocks, each asked to
  *    write a marker first thing in main; with the library, and with the poller alone (kill).
  *
@@ -127,8 +127,9 @@ const costSpecs: Record<CostMode, string> = {
   audit: "  enforcementMode: audit\n",
   // A control that does not match: every program is allowed, and stands after its first run.
   standing: "  enforcementMode: enforce\n  controls:\n    executables: {blocked: ['**/never-this']}\n",
-  // Exec sessions may run nothing: no program's allow holds however it runs, so each run asks.
-  asked: "  enforcementMode: enforce\n  controls:\n    executables: {blocked: ['**/never-this']}\n    containerExec: {block: true}\n",
+  // Drift blocks, and no container start is known here to judge it against: no program's
+  // allow holds however it runs, so each run asks, as any program's first run does.
+  asked: "  enforcementMode: enforce\n  controls:\n    executables: {blocked: ['**/never-this']}\n    drift: {block: true}\n",
 };
 
 async function overhead(tmp: string, mode: CostMode, timer: string, program: string): Promise<Overhead> {

@@ -284,7 +284,8 @@ function startReports(
       const enforcing = libraryMode(policy.current).enforce && Date.now() - enforcingSince >= modeSettleMs;
       // The library waits timeoutMs from its start: near its end or past it, a verdict may come too late.
       const pastWait = report.wait && monotonicNow() > creationTimeMs(clock, report.startTicks) + mode.timeoutMs - lateWithinMs;
-      const verdict = preloadVerdict(report, entry !== undefined && table.holds(entry), enforcing, pastWait);
+      const sender = { wait: report.wait, standing: report.standing, ppid: check.ppid ?? report.ppid };
+      const verdict = preloadVerdict(sender, entry !== undefined && table.holds(entry), enforcing, pastWait);
       const result = pipeline.handleReport(report, check, verdict);
       // The verdict goes out first (the program waits for it); the records are built, and
       // the capture worker told, right after.

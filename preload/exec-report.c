@@ -288,10 +288,10 @@ static void read_mode(const char *socket_path, struct mode *mode) {
 
 /*
  * The allow table (`allowed` beside the socket, format in preload/README.md): executables the
- * sidecar found allowed whatever their arguments, session, stdio or container, each by its
- * identity (device, inode, ctime: only the kernel sets ctime, and any write, chmod, link or
- * unlink moves it) and the path it was run by. A program it holds sends its report and goes
- * on without waiting for the verdict. Read with two preads, a third for a candidate's path.
+ * sidecar found allowed whatever their arguments, stdio or container, each by its identity
+ * (device, inode, ctime: only the kernel sets ctime, and any write, chmod, link or unlink
+ * moves it) and the path it was run by. A program it holds sends its report and goes on
+ * without waiting for the verdict. Read with two preads, a third for a candidate's path.
  */
 #define TABLE_HEADER 24
 #define TABLE_SLOT 40
@@ -313,8 +313,12 @@ static slong pread_full(int fd, void *buf, ulong len, ulong offset) {
 static int standing_allow(const char *socket_path, unsigned long long generation, const unsigned char *m, const struct self *self) {
   ulong exe_len = get16(m + 88);
   const char *exe = (const char *)m + HEADER_BYTES;
-  /* A loader's verdict depends on the program its argv names: never standing. */
-  if (generation == 0 || !(get16(m + 6) & FLAG_EXE_STAT) || (get16(m + 6) & (FLAG_EXE_TRUNCATED | FLAG_LOADER)) || exe_len == 0) return 0;
+  /*
+   * A loader's verdict depends on the program its argv names: never standing. Nor does a
+   * process whose parent is outside the PID namespace (a container's first, an exec
+   * session's, a probe's) stand: the container-exec control judges those, and no entry speaks for them.
+   */
+  if (generation == 0 || get32(m + 16) == 0 || !(get16(m + 6) & FLAG_EXE_STAT) || (get16(m + 6) & (FLAG_EXE_TRUNCATED | FLAG_LOADER)) || exe_len == 0) return 0;
   /* comm is what a control may name the program by: only the one its path gives (not a symlink's name). */
   ulong base = exe_len;
   while (base > 0 && exe[base - 1] != '/') base--;

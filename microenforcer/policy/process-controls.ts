@@ -155,12 +155,14 @@ export function checkPreloadEvasion(controls: Controls, p: ProcessInfo, preload:
 
 /**
  * Whether the controls allow this executable at this path however it runs — whatever its
- * arguments, in an exec session or not, whatever its stdio, in any container (drift is
- * judged against the earliest container start, where it is strictest) — so that the allow
- * table may let it go on without asking again. Never an interpreter or the loader (the file
- * its argv names, or a reverse shell, depends on how it runs) nor code without a file; only by the name its path gives
- * (the library checks that its comm is that name). Findings that only alert do not matter:
- * the sidecar still gets the report and records them.
+ * arguments, whatever its stdio, in any container (drift is judged against the earliest
+ * container start, where it is strictest) — so that the allow table may let it go on without
+ * asking again. Never an interpreter or the loader (the file its argv names, or a reverse
+ * shell, depends on how it runs) nor code without a file; only by the name its path gives
+ * (the library checks that its comm is that name). The container-exec control is not asked:
+ * it judges only a process whose parent is outside the PID namespace (an exec session's
+ * first), and such a process always asks (the library checks its parent is not 0). Findings
+ * that only alert do not matter: the sidecar still gets the report and records them.
  */
 export function standingAllow(controls: Controls | undefined, p: ProcessInfo, earliestContainerStartMs: number | undefined): boolean {
   if (p.exe === undefined || p.exe.memfd || p.exe.deleted || p.exeFile === undefined) return false;
@@ -169,11 +171,10 @@ export function standingAllow(controls: Controls | undefined, p: ProcessInfo, ea
   if (givesCommandLoop(name) || givesCommandLoop(comm) || runsNamedFiles(name, p.exe.loader)) return false;
   if (controls === undefined) return true;
   if (controls.drift?.block === true && earliestContainerStartMs === undefined) return false;
-  // The least favourable run: in an exec session, with no argv[0] to match an allowed command.
+  // The least favourable run a table entry speaks for: a child in the pod, with no argv.
   const { script: _script, ...rest } = p;
-  const anyRun: ProcessInfo = { ...rest, comm, args: [], origin: "exec-session" };
+  const anyRun: ProcessInfo = { ...rest, comm, args: [], origin: "child" };
   const findings = [
-    ...checkContainerExec(controls, anyRun),
     ...checkExecutables(controls, anyRun),
     ...checkFilelessExec(controls, anyRun),
     ...(earliestContainerStartMs === undefined ? [] : checkDrift(controls, anyRun, earliestContainerStartMs)),

@@ -53,7 +53,7 @@ export const Attr = {
   processPreload: "microenforcer.process.preload",
   processPreloadReason: "microenforcer.process.preload.reason",
   processPreloadEvasion: "microenforcer.process.preload.evasion",
-  /** Enforce mode: `asked` (the program waited before main for the verdict), `standing` (the allow table let it go on), `unvetted` (it went on by an entry the sidecar never made), `unasked` (it went on without either: its library read another mode), `late` (it asked, and the sidecar took its report at the end of the library's wait or after: it may have gone on by the failure choice). */
+  /** Enforce mode: `asked` (the program waited before main for the verdict), `standing` (the allow table let it go on), `unvetted` (it went on by an entry the sidecar never made for it), `unasked` (it went on without either: its library read another mode), `late` (it asked, and the sidecar took its report at the end of the library's wait or after: it may have gone on by the failure choice). */
   processPreloadVerdict: "microenforcer.process.preload.verdict",
   execOrigin: "microenforcer.exec.origin",
   execSessionPid: "microenforcer.exec.session_pid",

@@ -134,7 +134,7 @@ export function processRecord(event: ProcessEvent, clock: BootClock, forensics: 
   const why = evasion
     ? ` without the preload library (${preload.reason})`
     : verdict === "unvetted"
-      ? " without waiting for a verdict, by an allow table entry the sidecar never made"
+      ? " without waiting for a verdict, by an allow table entry the sidecar never made for it"
       : verdict === "unasked"
         ? " without waiting for a verdict in enforce mode: its preload library read another mode"
         : verdict === "late"

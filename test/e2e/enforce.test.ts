@@ -54,20 +54,22 @@ describe("e2e: enforce", function () {
     assert.deepEqual(violation.attributes["process.command_args"], RUN_MINER);
   });
 
-  it("asks about a dynamically linked program once, before main; its later runs go on by the allow table", async () => {
+  it("asks about a dynamically linked program once, before main; its later runs go on by the allow table, an exec session's own first process always asks", async () => {
     // A real copy of the host's id (test/infra/podman/build.sh), so the preload library loads into it.
     const id = "/opt/dynamic/bin/id";
-    for (let i = 0; i < 3; i++) {
-      const run = await pod.exec("app", [id, "-u"]);
+    const runs = [];
+    // A child of the session's shell (`; true` keeps the shell from exec'ing it in place), then the session's first process itself.
+    for (let i = 0; i < 3; i++) runs.push(await pod.exec("app", ["sh", "-c", `${id} -u; true`]));
+    runs.push(await pod.exec("app", [id, "-u"]));
+    for (const run of runs) {
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout, "1000\n");
     }
-    const runs = await env.records(pod, (r) => r.eventName === "microenforcer.process.exec" && r.attributes["process.executable.path"] === id, 3);
-    assert.deepEqual(
-      runs.map((r) => r.attributes["microenforcer.process.preload.verdict"]).sort(),
-      ["asked", "standing", "standing"],
-      "the first run waited for the verdict; the sidecar's allow table, in the read-only preload volume, let the others go on",
-    );
+    const records = await env.records(pod, (r) => r.eventName === "microenforcer.process.exec" && r.attributes["process.executable.path"] === id, 4);
+    const how = (origin: string): unknown[] =>
+      records.filter((r) => r.attributes["microenforcer.exec.origin"] === origin).map((r) => r.attributes["microenforcer.process.preload.verdict"]);
+    assert.deepEqual(how("child").sort(), ["asked", "standing", "standing"], "the first run waited for the verdict; the sidecar's allow table, in the read-only preload volume, let the others go on");
+    assert.deepEqual(how("exec-session"), ["asked"], "a process whose parent is outside the pod (what the container-exec control judges) asks, though the table holds its file");
   });
 
   it("leaves other programs in the pod alone", async () => {

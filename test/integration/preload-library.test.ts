@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeAllowTable, type AllowEntry } from "../../microenforcer/capture/allow-table.ts";
 import { ExecReportServer, writeLibraryMode, type LibraryMode, type ReportOutcome, type ReportProblem, type Verification } from "../../microenforcer/capture/exec-report-server.ts";
-import { encodeReport, encodeVerdict, parseReport, type ExecReport } from "../../microenforcer/capture/exec-report.ts";
+import { encodeReport, encodeVerdict, parseReport, type ExecReport, type Verdict } from "../../microenforcer/capture/exec-report.ts";
 import { builtLibrary } from "../../microenforcer/capture/preload-library.ts";
 import { EXEC_SOCKET_FILE } from "../../microenforcer/sidecar-contract.ts";
 import { readProcess } from "../../microenforcer/proc/reader.ts";
@@ -91,6 +91,22 @@ describe("preload library in real programs", function () {
     assert.ok(check(), what);
   };
 
+  /** A listener on the socket that takes reports unchecked and answers each with `verdict`, where the server's /proc check cannot apply. */
+  async function bareListener(verdict: Verdict): Promise<{ reports: ExecReport[]; close: () => void }> {
+    const reports: ExecReport[] = [];
+    const raw = createNetServer((s) => {
+      s.on("error", () => {}); // a program that does not wait hangs up without reading the verdict
+      s.once("data", (frame: Buffer) => {
+        const parsed = parseReport(frame);
+        if (parsed.ok) reports.push(parsed.report);
+        s.end(encodeVerdict(verdict));
+      });
+    });
+    rmSync(socket, { force: true });
+    await new Promise<void>((resolve) => raw.listen(socket, resolve));
+    return { reports, close: () => raw.close() };
+  }
+
   it("reports a glibc program before main with the facts /proc shows for it", async () => {
     await listen({ enforce: true, failure: "allow", timeoutMs: 2000 });
     const result = await run([programs.glibc, marker("glibc"), "arg with space"]);
@@ -132,18 +148,9 @@ describe("preload library in real programs", function () {
   it("loads into an aarch64 program (under qemu-user), reports it and is stopped by a deny", async () => {
     const arm = builtLibrary("arm64");
     assert.ok(existsSync(arm), `${arm} missing: npm run build builds it when aarch64-linux-gnu-gcc is installed (.ci/run)`);
-    // A bare listener: qemu-user fakes /proc/self/stat (its start time is off by a tick) and
-    // statx of /proc/self/exe (qemu's own file), so the server's /proc check cannot apply here.
-    const reports: ExecReport[] = [];
-    const raw = createNetServer((s) =>
-      s.once("data", (frame: Buffer) => {
-        const parsed = parseReport(frame);
-        if (parsed.ok) reports.push(parsed.report);
-        s.end(encodeVerdict({ allow: false, reason: "aarch64 says no" }));
-      }),
-    );
-    rmSync(socket, { force: true });
-    await new Promise<void>((resolve) => raw.listen(socket, resolve));
+    // qemu-user fakes /proc/self/stat (its start time is off by a tick) and statx of
+    // /proc/self/exe (qemu's own file), so the server's /proc check cannot apply here.
+    const { reports, close } = await bareListener({ allow: false, reason: "aarch64 says no" });
     try {
       writeLibraryMode(socket, { enforce: true, failure: "allow", timeoutMs: 5000 });
       const result = await run(["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu", programs.aarch64, marker("arm")], {}, arm);
@@ -155,7 +162,7 @@ describe("preload library in real programs", function () {
       assert.equal(reports[0]!.cwd, dir);
       assert.ok(!ran("arm"), "blocked before main");
     } finally {
-      raw.close();
+      close();
     }
   });
 
@@ -330,6 +337,33 @@ describe("preload library in real programs", function () {
       assert.equal(await how([copy], "table-other-generation"), "asked", "a table of another generation than the mode's is ignored");
       writeFileSync(join(dir, "allowed"), "MEXA garbage");
       assert.equal(await how([copy], "table-garbage"), "asked");
+    });
+
+    it("never lets the first process of a PID namespace stand (a container's, an exec session's: its parent is outside)", async () => {
+      const copy = copyOfGlibc("marker-namespace");
+      // The namespace's PIDs are not this /proc's, so the server's check cannot apply.
+      const { reports, close } = await bareListener({ allow: true });
+      try {
+        writeLibraryMode(socket, { enforce: true, failure: "allow", timeoutMs: 2000, generation });
+        table([entry(copy)]);
+        // The library only in the program: neither unshare nor the shell reports.
+        const inNamespace = (script: string, name: string) => run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script, marker(name)], {}, "");
+        const child = await inNamespace(`LD_PRELOAD=${library} ${copy} "$0"; true`, "namespace-child");
+        const first = await inNamespace(`LD_PRELOAD=${library} exec ${copy} "$0"`, "namespace-first");
+        assert.deepEqual([child.code, first.code], [0, 0], child.stderr + first.stderr);
+        assert.ok(ran("namespace-child") && ran("namespace-first"));
+        await until(() => reports.length === 2, "both reports arrive");
+        assert.deepEqual(
+          reports.map((r) => [r.pid, r.ppid, r.wait ? "asked" : r.standing ? "standing" : "audit"]),
+          [
+            [2, 1, "standing"],
+            [1, 0, "asked"],
+          ],
+          "the same file the table holds: a child in the namespace stands, its first process asks",
+        );
+      } finally {
+        close();
+      }
     });
 
     it("says when its executable is a loader run as a program, under any name, and never lets one stand", async () => {

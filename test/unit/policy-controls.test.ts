@@ -164,9 +164,13 @@ describe("standing allows: what the allow table may let go on without asking", (
     assert.ok(!standingAllow({ executables: { blocked: ["nc", "/tmp/**"], unidentified: "alert" } }, run("/tmp/tool"), started), "blocked by path");
     assert.ok(!standingAllow({ executables: { blocked: ["curl"], unidentified: "alert" } }, run("/usr/bin/curl"), started), "blocked by name");
     assert.ok(!standingAllow({ executables: { allowed: ["/usr/bin/ls"], unidentified: "alert" } }, run("/usr/bin/cat"), started), "outside the allowed");
-    const sessions: Controls = { containerExec: { block: true, allowedCommands: ["/usr/bin/ls", "cat"] } };
-    assert.ok(!standingAllow(sessions, run("/usr/bin/id", { origin: "child", args: ["cat"] }), started), "an exec session may run it, whatever this run's origin and argv[0]");
-    assert.ok(standingAllow(sessions, run("/bin/cat"), started), "allowed in sessions by name");
+  });
+
+  it("holds under a policy that blocks exec sessions: the session's first process asks anyway (its parent is outside the PID namespace)", () => {
+    const sessions: Controls = { containerExec: { block: true, allowedCommands: ["/usr/bin/ls"] } };
+    assert.ok(standingAllow(sessions, run("/usr/bin/id", { origin: "child", args: ["id"] }), started), "a child in the pod: no session control judges it");
+    assert.ok(standingAllow(sessions, run("/usr/bin/id", { origin: "exec-session", args: ["id"] }), started), "judged as the child runs it: the library never lets a session's first stand");
+    assert.ok(!standingAllow({ ...sessions, executables: { blocked: ["id"], unidentified: "alert" } }, run("/usr/bin/id", { origin: "child" }), started), "what other controls block still asks");
   });
 
   it("judges drift against the earliest container start, and not at all without one", () => {
