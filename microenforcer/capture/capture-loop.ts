@@ -85,6 +85,9 @@ export class CaptureLoop {
   private events: CaptureEvent[] = [];
   /** PIDs handed out that were not in /proc yet at their first look (see notInProcYet). */
   private unborn: number[] = [];
+  /** Set-backs of ns_last_pid not said yet: the first is said at once, later ones counted, at most once per gap report interval. */
+  private setBacks: { count: number; since: number; until: number; lastPid: number } | undefined;
+  private setBacksSaidAt = -Infinity;
 
   constructor(options: CaptureOptions, history?: PidHistory) {
     this.options = options;
@@ -172,9 +175,13 @@ export class CaptureLoop {
         this.events.push({ type: "stall", since: this.lastTick, until: now, ...(pidCount !== undefined && { pidCount }) });
       }
       if (change !== undefined && this.lastTick !== undefined) {
-        if (change.setBack) this.history?.lost(change.current, this.lastTick, now);
-        else this.history?.handedOut(this.trigger!.lastPid, change.current, this.lastTick, now);
+        if (change.setBack) {
+          this.history?.lost(change.current, this.lastTick, now);
+          const s = (this.setBacks ??= { count: 0, since: this.lastTick, until: now, lastPid: change.current });
+          Object.assign(s, { count: s.count + 1, until: now, lastPid: change.current });
+        } else this.history?.handedOut(this.trigger!.lastPid, change.current, this.lastTick, now);
       }
+      this.queueSetBacks(now);
       this.lastTick = now;
       this.plannedDelay = undefined;
       this.lookAgainAtUnborn(now);
@@ -203,6 +210,7 @@ export class CaptureLoop {
     this.pollNetwork(now, "final");
     this.processes.checkAll(now);
     this.queueGaps(now);
+    this.queueSetBacks(now, true);
     return this.drain();
   }
 
@@ -236,6 +244,14 @@ export class CaptureLoop {
   private pollNetwork(now: number, reason: PollReason): void {
     const events = this.network.poll(now, reason, this.processes);
     this.events.push(...events);
+  }
+
+  /** A writer of ns_last_pid could otherwise make a record a tick. */
+  private queueSetBacks(now: number, final = false): void {
+    if (this.setBacks === undefined || (!final && now - this.setBacksSaidAt < this.options.gapReportIntervalMs)) return;
+    this.events.push({ type: "pid-set-back", ...this.setBacks });
+    this.setBacks = undefined;
+    this.setBacksSaidAt = now;
   }
 
   private queueGaps(now: number): void {

@@ -28,6 +28,13 @@ export type CaptureEvent =
    * PIDs the namespace handed out meanwhile (unknown without ns_last_pid, or when set back).
    */
   | { type: "stall"; since: number; until: number; pidCount?: number }
+  /**
+   * ns_last_pid was written back (`count` times from `since` to `until`; `lastPid` after the
+   * last): by a process with CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE over the namespace. The
+   * PIDs handed out around it are unknown: processes gone before the rescan went uncounted,
+   * and reports of gone processes that claim to have started then cannot be checked.
+   */
+  | { type: "pid-set-back"; count: number; since: number; until: number; lastPid: number }
   /** What one read of the socket tables found (only while the network sensor is on). */
   | { type: "network"; sample: NetworkSample; observedAt: number }
   | { type: "error"; message: string };

@@ -19,7 +19,7 @@ import type { PreloadFacts } from "../proc/preload-facts.ts";
 import type { ReadProblem } from "../proc/reader.ts";
 import { processRecord } from "../records/process-records.ts";
 import type { SensorRecord } from "../records/record.ts";
-import { gapRecord, readProblemCause, readProblemRecord, sensorErrorRecord, stallRecord, triggerRecord, type SensorCounts } from "../records/sensor-records.ts";
+import { gapRecord, pidSetBackRecord, readProblemCause, readProblemRecord, sensorErrorRecord, stallRecord, triggerRecord, type SensorCounts } from "../records/sensor-records.ts";
 import { violationRecord } from "../records/violation-records.ts";
 import { ProcessTable } from "../tracker/process-table.ts";
 import type { PreloadSetup, PreloadStatus, PreloadVerdict } from "../tracker/preload-status.ts";
@@ -118,6 +118,8 @@ export class WatchPipeline {
         return [sensorErrorRecord(event.message)];
       case "stall":
         return [stallRecord(event)];
+      case "pid-set-back":
+        return [pidSetBackRecord(event)];
       case "gap":
         this.counts.gaps += event.count;
         return [gapRecord(event)];

@@ -108,6 +108,10 @@ export const Attr = {
   blindUntil: "microenforcer.blind.until",
   /** PIDs the pod handed out meanwhile (ns_last_pid), each a process or thread nobody watched. */
   blindPidCount: "microenforcer.blind.pid_count",
+  /** ns_last_pid written back: how often, from the look before the first to the look that found the last. */
+  pidSetBackCount: "microenforcer.pid_set_back.count",
+  pidSetBackSince: "microenforcer.pid_set_back.since",
+  pidSetBackUntil: "microenforcer.pid_set_back.until",
   /** Heartbeat: this run's start, the interval, and its counters since then. */
   sensorStarted: "microenforcer.sensor.started",
   heartbeatIntervalSeconds: "microenforcer.heartbeat.interval_s",

@@ -247,6 +247,21 @@ export function stallRecord(stall: { since: number; until: number; pidCount?: nu
   return statusRecord("WARN", body, attributes);
 }
 
+/** Someone with the capabilities to wrote ns_last_pid back: evidence, and what the sensor could not tell because of it. */
+export function pidSetBackRecord(e: { count: number; since: number; until: number; lastPid: number }): SensorRecord {
+  const attributes: Attributes = {
+    [Attr.statusCause]: "pid-trigger-set-back",
+    [Attr.pidSetBackCount]: e.count,
+    [Attr.pidSetBackSince]: new Date(e.since).toISOString(),
+    [Attr.pidSetBackUntil]: new Date(e.until).toISOString(),
+  };
+  const times = e.count === 1 ? "" : ` ${e.count} times`;
+  const body =
+    `ns_last_pid was set back${times} (to ${e.lastPid} last), which only a process with CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE over the pod's PID namespace can do: ` +
+    "processes that lived and died around it went uncounted, and preload reports of gone processes that claim to have started then could not be checked (recorded unverified)";
+  return { ...statusRecord("WARN", body, attributes), timestamp: e.until };
+}
+
 /** What the sensor counted since its start, for the heartbeat. */
 export interface SensorCounts {
   /** Processes seen start (or exec), recorded or not. */

@@ -115,6 +115,18 @@ describe("process sensor in a real PID namespace", function () {
     assert.deepEqual(pidExits.map((r) => attr(r, "process.command_line")), ["sleep 0.15", "sleep 0.25"], "each exit names its own process");
   });
 
+  it("says when ns_last_pid is set back (root over the namespace, as CRIU), with when: what it could not tell meanwhile", async () => {
+    // Written back below the writer's own PID, then quiet (no fork) so the trigger reads the set-back.
+    const run = await runInPidNamespace(`python3 -c "import os, time; open('/proc/sys/kernel/ns_last_pid', 'w').write(str(os.getpid() - 3)); time.sleep(0.3)"`);
+    assert.equal(run.exitCode, 0, run.stderr);
+    const setBack = run.records.filter((r) => attr(r, "microenforcer.status.cause") === "pid-trigger-set-back");
+    assert.equal(setBack.length, 1, run.records.map((r) => r.body).join("\n"));
+    assert.equal(setBack[0]!.severityText, "WARN");
+    assert.equal(attr(setBack[0]!, "microenforcer.pid_set_back.count"), 1);
+    assert.ok(String(attr(setBack[0]!, "microenforcer.pid_set_back.since")) <= String(attr(setBack[0]!, "microenforcer.pid_set_back.until")));
+    assert.match(setBack[0]!.body, /CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE/);
+  });
+
   it("flags deleted and memfd executables", async () => {
     const run = await runInPidNamespace(
       `cp /bin/sleep $WORK/dropper

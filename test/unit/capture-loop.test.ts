@@ -214,12 +214,32 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.deepEqual(describe_(l.tick(1)), ["exit 20", "spawn 20 new exec trigger"]);
   });
 
-  it("scans /proc when ns_last_pid is set back, instead of walking a wrap of millions of PIDs", () => {
+  it("scans /proc when ns_last_pid is set back, instead of walking a wrap of millions of PIDs, and says it was set back", () => {
     proc.setLastPid(4_000_000);
     const l = start();
     l.start(0);
     proc.add({ pid: 3, ppid: 1, comm: "restored", startTicks: 400, exe: "/bin/restored", args: ["restored"] });
-    assert.deepEqual(describe_(l.tick(1)), ["spawn 3 restored exec rescan"]);
+    const events = l.tick(1);
+    assert.deepEqual(describe_(events), ["pid-set-back", "spawn 3 restored exec rescan"]);
+    assert.deepEqual(events[0], { type: "pid-set-back", count: 1, since: 0, until: 1, lastPid: 3 });
+  });
+
+  it("says later set-backs at most once per gap report interval, counted, and the last ones at the end", () => {
+    const interval = defaultCaptureOptions.gapReportIntervalMs;
+    const l = start();
+    l.start(0);
+    const setBackAt = (now: number): string[] => {
+      proc.setLastPid(20);
+      l.tick(now - 1);
+      proc.setLastPid(5);
+      return describe_(l.tick(now)).filter((e) => e === "pid-set-back");
+    };
+    assert.deepEqual(setBackAt(10), ["pid-set-back"], "the first at once");
+    assert.deepEqual([setBackAt(20), setBackAt(30)], [[], []], "a writer of ns_last_pid could otherwise make a record a tick");
+    const due = l.tick(10 + interval).filter((e) => e.type === "pid-set-back");
+    assert.deepEqual(due, [{ type: "pid-set-back", count: 2, since: 19, until: 30, lastPid: 5 }]);
+    setBackAt(interval + 100);
+    assert.deepEqual(l.finish(interval + 200).filter((e) => e.type === "pid-set-back").map((e) => e.type === "pid-set-back" && e.count), [1]);
   });
 
   it("falls back to scanning /proc, and says why, without ns_last_pid", () => {
