@@ -285,7 +285,7 @@ function startReports(
       // The library waits timeoutMs from its start: near its end or past it, a verdict may come too late.
       const pastWait = report.wait && monotonicNow() > creationTimeMs(clock, report.startTicks) + mode.timeoutMs - lateWithinMs;
       const sender = { wait: report.wait, standing: report.standing, ppid: check.ppid ?? report.ppid };
-      const verdict = preloadVerdict(sender, entry !== undefined && table.holds(entry), enforcing, pastWait);
+      const verdict = preloadVerdict(sender, entry !== undefined && table.holds(entry, report), enforcing, pastWait);
       const result = pipeline.handleReport(report, check, verdict);
       // The verdict goes out first (the program waits for it); the records are built, and
       // the capture worker told, right after.
@@ -299,8 +299,9 @@ function startReports(
           sink.emit(preloadModeChangedRecord(socket, found));
           writeMode();
         }
-        // Allowed before main, and allowed however it runs: asked about no more.
-        if (report.wait && result.verdict.allow && entry !== undefined && pipeline.allowsStanding(report) && !table.add(entry) && !fullSaid) {
+        // Allowed before main, and allowed however it runs (a shell: as a plain command): asked about no more.
+        const runs = report.wait && result.verdict.allow && entry !== undefined ? pipeline.allowsStanding(report) : undefined;
+        if (entry !== undefined && runs !== undefined && !table.add({ ...entry, ...(runs === "command" && { runs }) }) && !fullSaid) {
           fullSaid = true;
           sink.emit(allowTableFullRecord(socket, maxAllowEntries));
         }

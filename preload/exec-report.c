@@ -309,7 +309,53 @@ static slong pread_full(int fd, void *buf, ulong len, ulong offset) {
   return n;
 }
 
-/* Whether the table of `generation` holds the executable the report `m` describes, run by this path and comm. */
+/* How an entry lets a program go on (the slot's kind): however it runs, or a shell only as runs_plain_command says. */
+enum { RUNS_ANY = 1, RUNS_COMMAND = 2 };
+
+/* Any shell syntax in a -c command (microenforcer/proc/script-argv.ts commandScript): a program of its own, naming no file. */
+static int shell_syntax(char c) {
+  const char *syntax = ";&|<>()$`'\"\\*?[]{}~\n";
+  for (const char *s = syntax; *s; s++)
+    if (c == *s) return 1;
+  return 0;
+}
+
+/* Whether fd is a socket other than a unix one (a reverse shell's stdio); unsure counts as one. */
+static int network_socket(int fd) {
+  int domain = 0;
+  unsigned int len = sizeof domain;
+  slong r = sys5(SYS_getsockopt, fd, SOL_SOCKET_, SO_DOMAIN_, &domain, &len);
+  if (r == -E_NOTSOCK || r == -E_BADF) return 0;
+  return r != 0 || domain != AF_UNIX_;
+}
+
+/*
+ * A shell run as `SHELL -c COMMAND ...` whose command names no file it runs (shell syntax,
+ * or no `/` at all: a word without one is looked up in PATH and reports itself), with no
+ * network socket on stdin, stdout or stderr (a reverse shell's; a unix socket is none, as
+ * for the reverse shell control): then only the shell's own file decides its verdict. The
+ * report `m` holds the argv; a cut one tells nothing.
+ */
+static int runs_plain_command(const unsigned char *m) {
+  if (get16(m + 6) & FLAG_CMDLINE_TRUNCATED) return 0;
+  const char *a = (const char *)m + HEADER_BYTES + get16(m + 88) + get16(m + 90), *end = a + get16(m + 92);
+  while (a < end && *a) a++; /* argv[0] */
+  if (end - a < 4 || a[1] != '-' || a[2] != 'c' || a[3] != 0) return 0;
+  const char *command = a + 4;
+  int slash = 0, syntax = 0, terminated = 0;
+  for (const char *c = command; c < end; c++) {
+    if (*c == 0) {
+      terminated = 1;
+      break;
+    }
+    slash |= *c == '/';
+    syntax |= shell_syntax(*c);
+  }
+  if (!terminated || (slash && !syntax)) return 0;
+  return !network_socket(0) && !network_socket(1) && !network_socket(2);
+}
+
+/* Whether the table of `generation` holds the executable the report `m` describes, run by this path and comm, and lets this run go on. */
 static int standing_allow(const char *socket_path, unsigned long long generation, const unsigned char *m, const struct self *self) {
   ulong exe_len = get16(m + 88);
   const char *exe = (const char *)m + HEADER_BYTES;
@@ -345,7 +391,8 @@ static int standing_allow(const char *socket_path, unsigned long long generation
     slong n = pread_full(fd, slots, sizeof slots, TABLE_HEADER + home * TABLE_SLOT);
     for (slong at = 0; !allowed && at + TABLE_SLOT <= n; at += TABLE_SLOT) {
       const unsigned char *s = slots + at;
-      if (get16(s + 34) != 1 || get64(s) != get64(m + 64) || get64(s + 8) != get64(m + 72) || get32(s + 16) != get32(m + 56) ||
+      ulong kind = get16(s + 34);
+      if ((kind != RUNS_ANY && kind != RUNS_COMMAND) || get64(s) != get64(m + 64) || get64(s + 8) != get64(m + 72) || get32(s + 16) != get32(m + 56) ||
           get32(s + 20) != get32(m + 60) || get32(s + 24) != get32(m + 80) || get16(s + 32) != exe_len) {
         continue;
       }
@@ -354,6 +401,7 @@ static int standing_allow(const char *socket_path, unsigned long long generation
       allowed = 1;
       for (ulong i = 0; i < exe_len; i++)
         if (stored[i] != exe[i]) allowed = 0;
+      if (allowed && kind == RUNS_COMMAND && !runs_plain_command(m)) allowed = 0;
     }
   }
   sys1(SYS_close, fd);

@@ -15,7 +15,7 @@ enum {
   SYS_sendto = 44, SYS_recvfrom = 45, SYS_getcwd = 79, SYS_getppid = 110, SYS_getresuid = 118,
   SYS_getresgid = 120, SYS_clock_gettime = 228, SYS_exit_group = 231, SYS_openat = 257,
   SYS_readlinkat = 267, SYS_ppoll = 271, SYS_nanosleep = 35, SYS_statx = 332, SYS_pread64 = 17,
-  SYS_prctl = 157,
+  SYS_prctl = 157, SYS_getsockopt = 55,
 };
 
 static inline slong raw_syscall6(slong n, slong a, slong b, slong c, slong d, slong e, slong f) {
@@ -32,7 +32,7 @@ enum {
   SYS_readlinkat = 78, SYS_exit_group = 94, SYS_nanosleep = 101, SYS_clock_gettime = 113,
   SYS_getresuid = 148, SYS_getresgid = 150, SYS_getpid = 172, SYS_getppid = 173, SYS_socket = 198,
   SYS_connect = 203, SYS_sendto = 206, SYS_recvfrom = 207, SYS_statx = 291, SYS_pread64 = 67,
-  SYS_prctl = 167,
+  SYS_prctl = 167, SYS_getsockopt = 209,
 };
 
 static inline slong raw_syscall6(slong n, slong a, slong b, slong c, slong d, slong e, slong f) {
@@ -65,7 +65,7 @@ enum {
   AF_UNIX_ = 1, SOCK_STREAM_ = 1, SOCK_NONBLOCK_ = 04000, SOCK_CLOEXEC_ = 02000000,
   MSG_DONTWAIT_ = 0x40, MSG_NOSIGNAL_ = 0x4000,
   POLLIN_ = 0x1, POLLOUT_ = 0x4, CLOCK_MONOTONIC_ = 1,
-  STATX_BASIC_STATS_ = 0x7ff,
+  STATX_BASIC_STATS_ = 0x7ff, E_BADF = 9, E_NOTSOCK = 88, SOL_SOCKET_ = 1, SO_DOMAIN_ = 39,
 };
 
 struct kernel_timespec { slong sec; slong nsec; };

@@ -13,7 +13,8 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { ExeKey } from "./exec-report.ts";
+import { shellSyntax } from "../proc/script-argv.ts";
+import type { ExeKey, ExecReport } from "./exec-report.ts";
 
 export const allowTableMagic = "MEXA";
 export const allowTableVersion = 1;
@@ -31,6 +32,23 @@ const maxPathBytes = 4095;
 /** A file by its identity, and the path it was run by: the exe link's target, byte for byte as readlink gives it to the library. */
 export interface AllowEntry extends ExeKey {
   path: Buffer;
+  /** `command`: a shell, let go on only as `SHELL -c COMMAND` (runsPlainCommand) with no socket on its stdio; absent: however it runs. */
+  runs?: "command";
+}
+
+/** The slot's kind: how the entry lets the program go on (RUNS_* in exec-report.c). */
+const runsAny = 1;
+const runsCommand = 2;
+/**
+ * Whether a run is `SHELL -c COMMAND ...` with a command that names no file the shell runs
+ * (script-argv.ts commandScript: shell syntax, or no `/` at all), its argv read whole. The
+ * library's runs_plain_command, but for stdio, which it checks in the process itself.
+ */
+export function runsPlainCommand(run: Pick<ExecReport, "rawArgs" | "truncated">): boolean {
+  // argv[0], -c, the command, and what follows its NUL.
+  const words = run.rawArgs.toString("latin1").split("\0");
+  const command = words[2];
+  return !run.truncated.cmdline && words.length >= 4 && words[1] === "-c" && command !== undefined && (shellSyntax.test(command) || !command.includes("/"));
 }
 
 /** FNV-1a (32 bits) over the inode (8 bytes), major and minor (4 each), little-endian: the library's table_hash. */
@@ -87,7 +105,7 @@ export function encodeAllowTable(generation: number, entries: readonly AllowEntr
     s.writeUInt32LE(Number(e.ctimeNs % 1_000_000_000n), 24);
     s.writeUInt32LE(pathOffset, 28);
     s.writeUInt16LE(e.path.length, 32);
-    s.writeUInt16LE(1, 34);
+    s.writeUInt16LE(e.runs === "command" ? runsCommand : runsAny, 34);
     paths.push(e.path);
     pathOffset += e.path.length;
   });
@@ -102,7 +120,8 @@ export function decodeAllowTable(buf: Buffer): { generation: number; entries: Al
   for (let i = 0; i < capacity + allowTableProbes - 1; i++) {
     const at = headerBytes + i * slotBytes;
     if (at + slotBytes > buf.length) return undefined;
-    if (buf.readUInt16LE(at + 34) !== 1) continue;
+    const kind = buf.readUInt16LE(at + 34);
+    if (kind !== runsAny && kind !== runsCommand) continue;
     const offset = buf.readUInt32LE(at + 28);
     entries.push({
       inode: buf.readBigUInt64LE(at),
@@ -110,6 +129,7 @@ export function decodeAllowTable(buf: Buffer): { generation: number; entries: Al
       major: buf.readUInt32LE(at + 16),
       minor: buf.readUInt32LE(at + 20),
       path: Buffer.from(buf.subarray(offset, offset + buf.readUInt16LE(at + 32))),
+      ...(kind === runsCommand && { runs: "command" as const }),
     });
   }
   return { generation: buf.readUInt32LE(8), entries };
@@ -195,9 +215,10 @@ export class AllowTable {
     }
   }
 
-  /** Whether this generation holds the entry: what a program that went on without waiting says it found. */
-  holds(entry: AllowEntry): boolean {
-    return this.generation !== 0 && this.entries.has(keyOf(entry));
+  /** Whether this generation holds an entry for the file that lets this run go on: what a program that went on without waiting says it found. */
+  holds(entry: AllowEntry, run: Pick<ExecReport, "rawArgs" | "truncated">): boolean {
+    const held = this.generation === 0 ? undefined : this.entries.get(keyOf(entry));
+    return held !== undefined && (held.runs !== "command" || runsPlainCommand(run));
   }
 
   /** Stops: what is pending is not written (the sidecar is going; without it, nothing is let go on). */

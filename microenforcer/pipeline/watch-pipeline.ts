@@ -200,15 +200,15 @@ export class WatchPipeline {
   }
 
   /**
-   * Whether the executable of a program just allowed before main may join the allow table:
-   * the policy allows it however it runs (policy/process-controls.ts standingAllow). Judged
+   * Whether the executable of a program just allowed before main may join the allow table,
+   * and for which runs: those the policy allows it in however it runs (policy/process-controls.ts standingAllow). Judged
    * on what the report says of the executable, which is also the table's key (its path and
    * identity): a report that lies can only add an entry for the file it named, judged as that file.
    */
-  allowsStanding(report: ExecReport): boolean {
+  allowsStanding(report: ExecReport): ReturnType<typeof standingAllow> {
     const p = this.tracker.lookup(report.pid, report.startTicks);
     const exe = reportedExe(report);
-    if (p === undefined || exe === undefined || report.exe === undefined || this.policy.current.spec.enforcementMode !== "enforce") return false;
+    if (p === undefined || exe === undefined || report.exe === undefined || this.policy.current.spec.enforcementMode !== "enforce") return undefined;
     const earliest = this.tracker.earliestContainerStartTicks();
     const seen = { ...p, exe, exeFile: report.exe };
     return standingAllow(this.policy.current.spec.controls, seen, earliest === undefined ? undefined : creationTimeMs(this.clock, earliest));

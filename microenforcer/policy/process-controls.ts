@@ -6,7 +6,7 @@
 import { containerExecRule, matchesExecutable } from "../../policies/executable-pattern.ts";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import { givesCommandLoop, runsCommandLoop } from "../proc/interpreters.ts";
-import { runsNamedFiles } from "../proc/script-argv.ts";
+import { isShell, runsNamedFiles } from "../proc/script-argv.ts";
 import type { Stdio } from "../proc/process-facts.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
 import { containerLabel, executableName, type ProcessInfo } from "../tracker/process-tracker.ts";
@@ -157,20 +157,24 @@ export function checkPreloadEvasion(controls: Controls, p: ProcessInfo, preload:
  * Whether the controls allow this executable at this path however it runs — whatever its
  * arguments, whatever its stdio, in any container (drift is judged against the earliest
  * container start, where it is strictest) — so that the allow table may let it go on without
- * asking again. Never an interpreter or the loader (the file its argv names, or a reverse
- * shell, depends on how it runs) nor code without a file; only by the name its path gives
- * (the library checks that its comm is that name). The container-exec control is not asked:
- * it judges only a process whose parent is outside the PID namespace (an exec session's
- * first), and such a process always asks (the library checks its parent is not 0). Findings
- * that only alert do not matter: the sidecar still gets the report and records them.
+ * asking again: `any`, or `command` for a shell, which may go on so only when run as
+ * `SHELL -c COMMAND` naming no file, with no socket on its stdio (allow-table.ts
+ * runsPlainCommand: then no script and no reverse shell is in question). Never another
+ * interpreter, a relay or the loader (the file its argv names, or a reverse shell, depends
+ * on how it runs) nor code without a file; only by the name its path gives (the library
+ * checks that its comm is that name). The container-exec control is not asked: it judges
+ * only a process whose parent is outside the PID namespace (an exec session's first), and
+ * such a process always asks (the library checks its parent is not 0). Findings that only
+ * alert do not matter: the sidecar still gets the report and records them. Undefined: it asks.
  */
-export function standingAllow(controls: Controls | undefined, p: ProcessInfo, earliestContainerStartMs: number | undefined): boolean {
-  if (p.exe === undefined || p.exe.memfd || p.exe.deleted || p.exeFile === undefined) return false;
+export function standingAllow(controls: Controls | undefined, p: ProcessInfo, earliestContainerStartMs: number | undefined): "any" | "command" | undefined {
+  if (p.exe === undefined || p.exe.memfd || p.exe.deleted || p.exeFile === undefined || p.exe.loader) return undefined;
   const name = p.exe.path.slice(p.exe.path.lastIndexOf("/") + 1);
   const comm = name.slice(0, 15);
-  if (givesCommandLoop(name) || givesCommandLoop(comm) || runsNamedFiles(name, p.exe.loader)) return false;
-  if (controls === undefined) return true;
-  if (controls.drift?.block === true && earliestContainerStartMs === undefined) return false;
+  const runs = isShell(name) ? "command" : "any";
+  if (runs === "any" && (givesCommandLoop(name) || givesCommandLoop(comm) || runsNamedFiles(name, p.exe.loader))) return undefined;
+  if (controls === undefined) return runs;
+  if (controls.drift?.block === true && earliestContainerStartMs === undefined) return undefined;
   // The least favourable run a table entry speaks for: a child in the pod, with no argv.
   const { script: _script, ...rest } = p;
   const anyRun: ProcessInfo = { ...rest, comm, args: [], origin: "child" };
@@ -179,5 +183,5 @@ export function standingAllow(controls: Controls | undefined, p: ProcessInfo, ea
     ...checkFilelessExec(controls, anyRun),
     ...(earliestContainerStartMs === undefined ? [] : checkDrift(controls, anyRun, earliestContainerStartMs)),
   ];
-  return !findings.some((f) => f.block);
+  return findings.some((f) => f.block) ? undefined : runs;
 }

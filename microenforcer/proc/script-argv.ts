@@ -61,6 +61,11 @@ const awk: Syntax = { valued: set("-v", "-F"), noScript: set(), scriptOption: se
 
 const shells = /^(?:sh|ash|bash|dash|zsh|ksh|ksh93|mksh|pdksh|yash|posh|hush)$/;
 
+/** A POSIX-family shell by its executable's name: `-c` runs its operand as a command string. */
+export function isShell(name: string): boolean {
+  return shells.test(name);
+}
+
 /** `loader`: the executable is known to be a dynamic loader, whatever its name (ExeTarget.loader). */
 function syntaxOf(name: string, loader = false): Syntax | undefined {
   if (loader) return loaderSyntax;
@@ -83,10 +88,12 @@ export function runsNamedFiles(exeName: string, loader = false): boolean {
 
 const baseName = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
 
+/** Shell syntax beyond plain words (pipes, lists, expansions, quotes): a command with any is a program of its own. */
+export const shellSyntax = /[;&|<>()$`'"\\*?[\]{}~\n]/;
+
 /** A shell command string that only runs one file: `FILE [args]`, `. FILE`, `source FILE`. Undefined for anything else. */
 function commandScript(command: string): string | undefined {
-  // Any shell syntax beyond plain words (pipes, lists, expansions, quotes) is a program of its own.
-  if (/[;&|<>()$`'"\\*?[\]{}~\n]/.test(command)) return undefined;
+  if (shellSyntax.test(command)) return undefined;
   const words = command.trim().split(/[ \t]+/);
   const file = [".", "source", "exec"].includes(words[0]!) ? words[1] : words[0];
   // A word without `/` is looked up in PATH (a command), not a file named by the argv.

@@ -304,9 +304,9 @@ describe("preload library in real programs", function () {
     };
     const table = (entries: AllowEntry[], gen = generation): void => writeFileSync(join(dir, "allowed"), encodeAllowTable(gen, entries));
     /** Runs argv and says how the library sent its report: waiting for the verdict, or standing. */
-    async function how(argv: string[], name: string): Promise<"asked" | "standing" | "audit"> {
+    async function how(argv: string[], name: string, preload = library): Promise<"asked" | "standing" | "audit"> {
       received.length = 0;
-      const result = await run([...argv, marker(name)]);
+      const result = await run([...argv, marker(name)], {}, preload);
       assert.equal(result.code, 0, result.stderr);
       assert.ok(ran(name));
       await until(() => received.length === 1, `${name}: the report arrives`);
@@ -337,6 +337,29 @@ describe("preload library in real programs", function () {
       assert.equal(await how([copy], "table-other-generation"), "asked", "a table of another generation than the mode's is ignored");
       writeFileSync(join(dir, "allowed"), "MEXA garbage");
       assert.equal(await how([copy], "table-garbage"), "asked");
+    });
+
+    it("lets a shell it holds go on only as `SHELL -c COMMAND` naming no file, with no network socket on its stdio", async () => {
+      const shell = join(dir, "dash");
+      copyFileSync("/usr/bin/dash", shell);
+      const sourced = join(dir, "sourced.sh");
+      const script = join(dir, "script.sh");
+      writeFileSync(sourced, ': > "$0"\n'); // sourced, $0 is the shell's: the marker
+      writeFileSync(script, ': > "$1"\n');
+      await listen({ enforce: true, failure: "allow", timeoutMs: 2000, generation });
+      table([{ ...entry(shell), runs: "command" }]);
+      assert.equal(await how([shell, "-c", ': > "$0"'], "shell-plain"), "standing");
+      assert.equal(await how([shell, "-c", `. ${sourced}`], "shell-sourced"), "asked", "a command that names a file: a script is a program");
+      assert.equal(await how([shell, script], "shell-script"), "asked");
+      assert.equal(await how([shell, "-ec", ': > "$0"'], "shell-options"), "asked", "other options: asked");
+      // The same plain command with a socket on stdin: python (without the library) execs the shell so.
+      const withStdin = (socket: string) =>
+        `import os, socket, sys; s = ${socket}; os.dup2(s.fileno(), 0); os.execve(sys.argv[1], sys.argv[1:], {**os.environ, "LD_PRELOAD": "${library}"})`;
+      const inet = withStdin("socket.socket(socket.AF_INET, socket.SOCK_DGRAM)");
+      assert.equal(await how(["python3", "-c", inet, shell, "-c", ': > "$0"'], "shell-inet", ""), "asked", "a network socket on its stdio, as a reverse shell's: asked");
+      const unix = withStdin("socket.socketpair()[0]");
+      assert.equal(await how(["python3", "-c", unix, shell, "-c", ': > "$0"'], "shell-unix", ""), "standing", "a unix socket is no reverse shell's (Node's own child stdio is one)");
+      assert.equal(await how([programs.glibc], "shell-other"), "asked", "no entry for another file");
     });
 
     it("never lets the first process of a PID namespace stand (a container's, an exec session's: its parent is outside)", async () => {

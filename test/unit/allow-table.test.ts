@@ -2,24 +2,28 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AllowTable, allowTableHash, allowTableProbes, decodeAllowTable, encodeAllowTable, maxAllowEntries, type AllowEntry } from "../../microenforcer/capture/allow-table.ts";
+import { AllowTable, allowTableHash, allowTableProbes, decodeAllowTable, encodeAllowTable, maxAllowEntries, runsPlainCommand, type AllowEntry } from "../../microenforcer/capture/allow-table.ts";
+import { scriptNamedBy } from "../../microenforcer/proc/script-argv.ts";
 
 const entry = (i: number, path = `/usr/bin/tool-${i}`): AllowEntry => ({ major: 0, minor: 40 + (i % 3), inode: 1_000_000n + BigInt(i), ctimeNs: 1_700_000_000_123_456_789n + BigInt(i), path: Buffer.from(path) });
 
-/** The library's lookup (preload/exec-report.c standing_allow), over the encoded bytes. */
-function lookup(buf: Buffer, generation: number, e: AllowEntry): boolean {
-  if (buf.readUInt32LE(8) !== generation) return false;
+/** The library's lookup (preload/exec-report.c standing_allow), over the encoded bytes: the slot's kind, 0 when none. */
+function lookup(buf: Buffer, generation: number, e: AllowEntry): number {
+  if (buf.readUInt32LE(8) !== generation) return 0;
   const capacity = buf.readUInt32LE(12);
   const home = allowTableHash(e.inode, e.major, e.minor) & (capacity - 1);
   for (let i = home; i < home + allowTableProbes; i++) {
     const at = 24 + i * 40;
-    if (buf.readUInt16LE(at + 34) !== 1 || buf.readBigUInt64LE(at) !== e.inode || buf.readUInt32LE(at + 16) !== e.major || buf.readUInt32LE(at + 20) !== e.minor) continue;
+    const kind = buf.readUInt16LE(at + 34);
+    if ((kind !== 1 && kind !== 2) || buf.readBigUInt64LE(at) !== e.inode || buf.readUInt32LE(at + 16) !== e.major || buf.readUInt32LE(at + 20) !== e.minor) continue;
     const ctime = buf.readBigInt64LE(at + 8) * 1_000_000_000n + BigInt(buf.readUInt32LE(at + 24));
     const offset = buf.readUInt32LE(at + 28);
-    if (ctime === e.ctimeNs && buf.subarray(offset, offset + buf.readUInt16LE(at + 32)).equals(e.path)) return true;
+    if (ctime === e.ctimeNs && buf.subarray(offset, offset + buf.readUInt16LE(at + 32)).equals(e.path)) return kind;
   }
-  return false;
+  return 0;
 }
+
+const argv = (...words: string[]) => ({ rawArgs: Buffer.from(`${words.join("\0")}\0`), truncated: { exe: false, cmdline: false } });
 
 describe("capture/allow-table: the file the preload library reads to go on without waiting", () => {
   it("round-trips entries and finds each within the slots the library reads", () => {
@@ -28,10 +32,30 @@ describe("capture/allow-table: the file the preload library reads to go on witho
     const decoded = decodeAllowTable(buf)!;
     assert.equal(decoded.generation, 9);
     assert.equal(decoded.entries.length, 300);
-    for (const e of entries) assert.ok(lookup(buf, 9, e), `entry ${e.path.toString()}`);
+    for (const e of entries) assert.equal(lookup(buf, 9, e), 1, `entry ${e.path.toString()}`);
     assert.ok(!lookup(buf, 9, { ...entries[0]!, ctimeNs: entries[0]!.ctimeNs + 1n }), "a nanosecond later is another file");
     assert.ok(!lookup(buf, 9, { ...entries[0]!, path: Buffer.from("/tmp/tool-0") }), "another path to the same file");
     assert.ok(!lookup(buf, 10, entries[0]!), "another generation");
+    const shell: AllowEntry = { ...entry(400, "/usr/bin/dash"), runs: "command" };
+    const withShell = encodeAllowTable(9, [entries[0]!, shell]);
+    assert.deepEqual([lookup(withShell, 9, entries[0]!), lookup(withShell, 9, shell)], [1, 2], "a shell's entry lets it go on only as a plain command");
+    assert.deepEqual(new Set(decodeAllowTable(withShell)!.entries.map((e) => e.runs)), new Set([undefined, "command"]), "round-trips");
+  });
+
+  it("lets a shell's entry stand only for `SHELL -c COMMAND` naming no file it runs", () => {
+    const plain = ["ls -la", "cat /etc/passwd | head -1", "exec nginx -g 'daemon off;'", "echo $HOME/x", "id"];
+    for (const command of plain) {
+      assert.ok(runsPlainCommand(argv("sh", "-c", command)), command);
+      assert.equal(scriptNamedBy("sh", ["sh", "-c", command]), undefined, `${command}: the sidecar names no script either`);
+    }
+    const script = ["/tmp/x.sh", "./run.sh arg", ". /etc/profile", "source /tmp/evil", "/usr/bin/env"];
+    for (const command of script) assert.ok(!runsPlainCommand(argv("sh", "-c", command)), command);
+    assert.ok(!runsPlainCommand(argv("sh", "script.sh")), "a script");
+    assert.ok(!runsPlainCommand(argv("sh")), "commands from stdin");
+    assert.ok(!runsPlainCommand(argv("sh", "-ec", "ls")), "options besides -c: asked");
+    assert.ok(!runsPlainCommand(argv("sh", "-c")), "no command");
+    assert.ok(!runsPlainCommand({ rawArgs: Buffer.from("sh\0-c\0ls"), truncated: { exe: false, cmdline: false } }), "its command cut short");
+    assert.ok(!runsPlainCommand({ ...argv("sh", "-c", "ls"), truncated: { exe: false, cmdline: true } }), "argv cut");
   });
 
   it("hashes as the library does (FNV-1a over inode, major, minor)", () => {
@@ -60,14 +84,17 @@ describe("capture/allow-table: the file the preload library reads to go on witho
       table.reset(3);
       assert.deepEqual(read(), { generation: 3, entries: [] });
       assert.ok(table.add(entry(1)) && table.add(entry(2)) && table.add(entry(1)));
-      assert.ok(table.holds(entry(1)) && !table.holds(entry(3)) && !table.holds(entry(1, "/tmp/other-name")), "what it made, by identity and path");
+      const run = argv("tool");
+      assert.ok(table.holds(entry(1), run) && !table.holds(entry(3), run) && !table.holds(entry(1, "/tmp/other-name"), run), "what it made, by identity and path");
+      table.add({ ...entry(7, "/bin/dash"), runs: "command" });
+      assert.ok(table.holds(entry(7, "/bin/dash"), argv("dash", "-c", "ls")) && !table.holds(entry(7, "/bin/dash"), argv("dash", "/tmp/x.sh")), "a shell's, for a plain command only");
       assert.equal(read().entries.length, 0, "not yet written");
       // A 5 ms timer: on a busy machine (CI's other tiers on both cores) it can fire 30 ms late.
       for (const until = Date.now() + 2000; read().entries.length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 5));
-      assert.equal(read().entries.length, 2);
+      assert.equal(read().entries.length, 3);
       table.reset(4);
       assert.deepEqual(read(), { generation: 4, entries: [] }, "a new policy: nothing found allowed before holds");
-      assert.ok(!table.holds(entry(1)));
+      assert.ok(!table.holds(entry(1), argv("tool")));
       table.add(entry(5));
       table.close();
       await new Promise((r) => setTimeout(r, 30));

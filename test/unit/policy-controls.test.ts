@@ -148,7 +148,10 @@ describe("standing allows: what the allow table may let go on without asking", (
   });
 
   it("never holds for what depends on how a program runs, or has no file", () => {
-    assert.ok(!standingAllow(undefined, run("/bin/dash"), undefined), "a shell: its script, its stdio");
+    assert.equal(standingAllow(undefined, run("/usr/bin/curl"), undefined), "any");
+    assert.equal(standingAllow(undefined, run("/bin/dash"), undefined), "command", "a shell: only as `dash -c COMMAND` naming no script, with no socket on its stdio");
+    assert.equal(standingAllow({ executables: { blocked: ["/bin/dash"], unidentified: "alert" } }, run("/bin/dash"), started), undefined, "a shell blocked as such");
+    assert.equal(standingAllow(undefined, run("/tmp/sh", { exe: exe("/tmp/sh", { loader: true }) }), undefined), undefined, "the loader under a shell's name");
     assert.ok(!standingAllow(undefined, run("/usr/bin/python3.12"), undefined), "an interpreter");
     assert.ok(!standingAllow(undefined, run("/usr/bin/ncat"), undefined), "a relay: a reverse shell's other half");
     assert.ok(!standingAllow(undefined, run("/lib64/ld-linux-x86-64.so.2"), undefined), "the loader: the program it runs is its argv's");
