@@ -365,13 +365,17 @@ static int standing_allow(const char *socket_path, unsigned long long generation
    * session's, a probe's) stand: the container-exec control judges those, and no entry speaks for them.
    */
   if (generation == 0 || get32(m + 16) == 0 || !(get16(m + 6) & FLAG_EXE_STAT) || (get16(m + 6) & (FLAG_EXE_TRUNCATED | FLAG_LOADER)) || exe_len == 0) return 0;
-  /* comm is what a control may name the program by: only the one its path gives (not a symlink's name). */
+  /*
+   * comm is what a control may take for an interpreter's name: a program stands only under
+   * the name its path gives (not a symlink's). A shell's entry holds under any (Debian's
+   * `sh` is a link to dash): it is an interpreter whatever its name.
+   */
   ulong base = exe_len;
   while (base > 0 && exe[base - 1] != '/') base--;
   ulong name_len = exe_len - base < MAX_COMM_NAME ? exe_len - base : MAX_COMM_NAME;
-  if (self->comm_len != name_len) return 0;
-  for (ulong i = 0; i < name_len; i++)
-    if (self->comm[i] != exe[base + i]) return 0;
+  int named_so = self->comm_len == name_len;
+  for (ulong i = 0; named_so && i < name_len; i++)
+    if (self->comm[i] != exe[base + i]) named_so = 0;
   char path[128];
   if (beside(socket_path, "allowed", path, sizeof path) < 0) return 0;
   int fd = open_read(path);
@@ -401,7 +405,7 @@ static int standing_allow(const char *socket_path, unsigned long long generation
       allowed = 1;
       for (ulong i = 0; i < exe_len; i++)
         if (stored[i] != exe[i]) allowed = 0;
-      if (allowed && kind == RUNS_COMMAND && !runs_plain_command(m)) allowed = 0;
+      if (allowed && (kind == RUNS_ANY ? !named_so : !runs_plain_command(m))) allowed = 0;
     }
   }
   sys1(SYS_close, fd);

@@ -349,6 +349,10 @@ describe("preload library in real programs", function () {
       await listen({ enforce: true, failure: "allow", timeoutMs: 2000, generation });
       table([{ ...entry(shell), runs: "command" }]);
       assert.equal(await how([shell, "-c", ': > "$0"'], "shell-plain"), "standing");
+      // Through a link of another name, as Debian's sh is to dash: a shell whatever its name.
+      const link = join(dir, "sh");
+      execFileSync("ln", ["-sf", shell, link]);
+      assert.equal(await how([link, "-c", ': > "$0"'], "shell-link"), "standing");
       assert.equal(await how([shell, "-c", `. ${sourced}`], "shell-sourced"), "asked", "a command that names a file: a script is a program");
       assert.equal(await how([shell, script], "shell-script"), "asked");
       assert.equal(await how([shell, "-ec", ': > "$0"'], "shell-options"), "asked", "other options: asked");
