@@ -15,7 +15,7 @@ import { buildKube, startControlPlane, type ControlPlane } from "../infra/kube/c
 import { buildNode, startNode, type Node } from "../infra/node/node.ts";
 import { buildCollector, startCollector, type CollectedLogRecord, type Collector } from "../infra/otelcol/collector.ts";
 import { buildImages, type Images } from "../infra/podman/podman.ts";
-import { freeLoopbackPorts } from "../infra/processes.ts";
+import { freeTcpPorts } from "../infra/processes.ts";
 import { eventually } from "./eventually.ts";
 import { INJECTOR_DEPLOYMENT, INJECTOR_NAMESPACE, pointWebhooksAt, startInjector, type Injector } from "./injector.ts";
 import { kubectl, kubectlJson } from "./kube.ts";
@@ -60,7 +60,7 @@ async function startEnvironment(options: { otlpProtocol?: OtlpProtocol } = {}): 
     await cp.stop();
     throw error;
   }
-  const [injectorPort] = await freeLoopbackPorts(1);
+  const [injectorPort] = await freeTcpPorts(1);
   const environment = new Environment(cp, node, { dns, www }, collector, collectorBinary, images, injectorPort!, options.otlpProtocol ?? "http/protobuf");
   try {
     await applyManifests(cp);

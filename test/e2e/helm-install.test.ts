@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { buildHelm } from "../../charts/generate-manifests.ts";
 import { buildKube, startControlPlane, type ControlPlane } from "../infra/kube/control-plane.ts";
 import { buildImages, type Images } from "../infra/podman/podman.ts";
-import { freeLoopbackPorts } from "../infra/processes.ts";
+import { freeTcpPorts } from "../infra/processes.ts";
 import { eventually } from "./eventually.ts";
 import { INJECTOR_NAMESPACE, pointWebhooksAt, startInjector, type Injector } from "./injector.ts";
 import { kubectl, kubectlJson } from "./kube.ts";
@@ -40,7 +40,7 @@ describe("Helm: install, upgrade and uninstall on a real kube-apiserver", functi
   before(async function () {
     this.timeout(60 * 60 * 1000); // cold builds of helm, the control plane and the images
     let kubeBin: string;
-    [helms, kubeBin, images, [injectorPort = 0]] = await Promise.all([buildHelm(), buildKube(), buildImages(), freeLoopbackPorts(1)]);
+    [helms, kubeBin, images, [injectorPort = 0]] = await Promise.all([buildHelm(), buildKube(), buildImages(), freeTcpPorts(1)]);
     cp = await startControlPlane({ binDir: kubeBin });
     await kubectl(cp, ["create", "namespace", INJECTOR_NAMESPACE]);
     await kubectl(cp, ["label", "namespace", INJECTOR_NAMESPACE, "pod-security.kubernetes.io/enforce=restricted"]);

@@ -5,11 +5,15 @@ import { open, readFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
-/** Distinct free TCP ports on 127.0.0.1 (all listeners stay open until every port is known). */
-export async function freeLoopbackPorts(count: number): Promise<number[]> {
+/**
+ * Distinct free TCP ports on `host` (all listeners stay open until every port is known).
+ * Free only now: another socket (an outgoing connection's ephemeral port) may take one
+ * before the caller binds it, so a caller that can picks again on EADDRINUSE.
+ */
+export async function freeTcpPorts(count: number, host = "127.0.0.1"): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: count }, async () => {
-      const server = createServer().listen(0, "127.0.0.1");
+      const server = createServer().listen(0, host);
       await once(server, "listening");
       return server;
     }),

@@ -5,13 +5,13 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { serveStarted } from "../../microenforcer/started-endpoint.ts";
-import { freeLoopbackPorts } from "../infra/processes.ts";
+import { freeTcpPorts } from "../infra/processes.ts";
 
 const probe = async (port: number) => (await fetch(`http://127.0.0.1:${port}/started`)).status;
 
 describe("startup probe endpoint", () => {
   it("answers 503 until the sensor watches, 200 after", async () => {
-    const [port] = await freeLoopbackPorts(1);
+    const [port] = await freeTcpPorts(1);
     let markWatching!: () => void;
     const endpoint = serveStarted(port!, new Promise((resolve) => (markWatching = resolve)), assert.fail);
     try {
@@ -26,7 +26,7 @@ describe("startup probe endpoint", () => {
   });
 
   it("says why when the port is taken", async () => {
-    const [port] = await freeLoopbackPorts(1);
+    const [port] = await freeTcpPorts(1);
     const squatter = createServer().listen(port!);
     await new Promise((resolve) => squatter.once("listening", resolve));
     try {

@@ -26,7 +26,7 @@ import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { freeLoopbackPorts, startProcess, stopProcess, waitUntil } from "../processes.ts";
+import { freeTcpPorts, startProcess, stopProcess, waitUntil } from "../processes.ts";
 
 const run = promisify(execFile);
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
@@ -119,7 +119,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const certificates = Date.now() - mark;
 
     mark = Date.now();
-    const [clientPort, peerPort, securePort] = await freeLoopbackPorts(3);
+    const [clientPort, peerPort, securePort] = await freeTcpPorts(3);
     const etcdUrl = `http://127.0.0.1:${clientPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     children.push(
@@ -194,7 +194,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       mark = Date.now();
       logs.controllerManager = join(dir, "kube-controller-manager.log");
       logs.scheduler = join(dir, "kube-scheduler.log");
-      const [managerPort, schedulerPort] = await freeLoopbackPorts(2);
+      const [managerPort, schedulerPort] = await freeTcpPorts(2);
       // Both run as admin (the kubeconfig is also what they check callers of /healthz
       // with); one instance each, so no leader election.
       const common = (port: number) => [

@@ -24,7 +24,7 @@ import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { kubeconfig, SERVICE_RANGE, type ControlPlane } from "../kube/control-plane.ts";
-import { freeLoopbackPorts, startProcess, stopProcess, waitUntil } from "../processes.ts";
+import { freeTcpPorts, startProcess, stopProcess, waitUntil } from "../processes.ts";
 import { cgroupProcsFiles, makeCgroup, removeCgroup } from "./cgroups.ts";
 
 const run = promisify(execFile);
@@ -134,7 +134,7 @@ export async function startNode(cp: ControlPlane, options: NodeOptions): Promise
     const imagesMillis = Date.now() - mark;
 
     mark = Date.now();
-    const [port, healthzPort] = await freeLoopbackPorts(2);
+    const [port, healthzPort] = await freeTcpPorts(2);
     const [serving, client] = await Promise.all([
       cp.issueCertificate(`kubelet-${basename(dir)}`, { ipAddresses: [hostAddress] }),
       // The Node authorizer knows a kubelet by this user and group.

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { flattenLogsRequest, type FlatLogRecord, type OtlpLogsRequest } from "../../../microenforcer/replay/otlp-json.ts";
-import { acceptsConnections, freeLoopbackPorts, stopProcess } from "../processes.ts";
+import { acceptsConnections, freeTcpPorts, stopProcess } from "../processes.ts";
 
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
 
@@ -43,15 +43,30 @@ export interface Collector {
   stop(): Promise<void>;
 }
 
-/** Loopback ports free right now; pass them to startCollector to know endpoints before it runs. */
-export async function freePorts(): Promise<Ports> {
-  const [grpc, http] = await freeLoopbackPorts(2);
+/** Ports free on `host` right now; pass them to startCollector to know endpoints before it runs. */
+export async function freePorts(host = "127.0.0.1"): Promise<Ports> {
+  const [grpc, http] = await freeTcpPorts(2, host);
   return { grpc: grpc!, http: http! };
 }
 
-/** `host`: the local address to listen on; ports are picked free on loopback, which is usually enough. */
+/** Tries with new ports when the picked ones were taken before the collector bound them. */
+const portAttempts = 3;
+
+/**
+ * `host`: the local address to listen on; `ports`: where (picked free on `host` when not
+ * given, and picked again when another socket took one meanwhile).
+ */
 export async function startCollector(binary: string, ports?: Ports, host = "127.0.0.1"): Promise<Collector> {
-  const { grpc, http } = ports ?? (await freePorts());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCollectorOn(binary, ports ?? (await freePorts(host)), host);
+    } catch (error) {
+      if (ports !== undefined || attempt === portAttempts || !/address already in use/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+async function startCollectorOn(binary: string, { grpc, http }: Ports, host: string): Promise<Collector> {
   const dir = await mkdtemp(join(tmpdir(), "otelcol-"));
   const output = join(dir, "logs.jsonl");
   const config = join(dir, "config.yaml");
