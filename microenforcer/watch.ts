@@ -17,6 +17,8 @@ import { ExecReportServer, readLibraryMode, writeLibraryMode, type LibraryMode, 
 import { libraryMachine, libraryMode } from "./capture/preload-library.ts";
 import { readLastPid } from "./capture/pid-trigger.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
+import type { CaptureEvent } from "./capture/events.ts";
+import { ReportsFirst } from "./pipeline/reports-first.ts";
 import type { DeliveryStats } from "./emit/delivery.ts";
 import { createEnforcer, type Enforcer } from "./enforce/kill.ts";
 import { RunStateFile } from "./lifecycle/run-state-file.ts";
@@ -154,14 +156,16 @@ export function startWatch(options: WatchOptions): Watch {
       armRecheck();
     }, recheckIntervalMs);
   };
+  // A program waiting for its verdict goes before the poller's sight of it (reports-first.ts).
+  const reportsFirst = new ReportsFirst<CaptureEvent[]>((events) => {
+    for (const event of events) emitAll(pipeline.handle(event));
+    armRecheck();
+    // The worker's first batch is its first look (CaptureLoop.start).
+    markWatching();
+  });
   const sensor = new ProcessSensor(
     capture,
-    (events) => {
-      for (const event of events) emitAll(pipeline.handle(event));
-      armRecheck();
-      // The worker's first batch is its first look (CaptureLoop.start).
-      markWatching();
-    },
+    (events) => reportsFirst.offer(events, reports?.reportOnItsWay() ?? false),
     { network: networkSensorNeeded(policy.current), stdio: stdioNeeded(policy.current) },
   );
   policy.subscribe((next, source) => {
@@ -178,7 +182,7 @@ export function startWatch(options: WatchOptions): Watch {
   });
   // The socket listens once the first look is done: every process that can report since was
   // either alive then or got its PID later, which is what a report of a gone one is held against.
-  const reports = setup === undefined ? undefined : startReports(setup.socket, firstLook, policy, pipeline, sensor, enforcer, procRoot, clock, sink, armRecheck);
+  const reports = setup === undefined ? undefined : startReports(setup.socket, firstLook, policy, pipeline, sensor, enforcer, procRoot, clock, sink, armRecheck, () => reportsFirst.flush());
   return {
     // Watching once both sensors are on: an app started earlier would find no socket.
     watching: reports === undefined ? firstLook : reports.listening,
@@ -187,6 +191,7 @@ export function startWatch(options: WatchOptions): Watch {
       clearInterval(heartbeats);
       await reports?.close();
       await sensor.stop();
+      reportsFirst.flush();
       emitAll(pipeline.recheck(true));
       await dnsApplied;
       await dns.stop();
@@ -237,7 +242,8 @@ function startReports(
   clock: BootClock,
   sink: RecordSink,
   armRecheck: () => void,
-): { listening: Promise<void>; close(): Promise<void> } {
+  onSettled: () => void,
+): { listening: Promise<void>; reportOnItsWay(): boolean; close(): Promise<void> } {
   const table = new AllowTable(socket, (err) => sink.emit(allowTableRecord(socket, err.message)));
   let fullSaid = false;
   // Unique per run and policy: a table an earlier run left in the volume is never taken for this one's.
@@ -310,6 +316,7 @@ function startReports(
       return { verdict: result.verdict, ...(denied !== undefined && { whenClosed: () => enforcer.kill(denied.pid, denied.startTicks) }) };
     },
     onProblem: (problem) => sink.emit(preloadProblemRecord(problem)),
+    onSettled,
   };
   let closing = false;
   let server: ExecReportServer | undefined;
@@ -326,6 +333,7 @@ function startReports(
   });
   return {
     listening,
+    reportOnItsWay: () => server?.reportOnItsWay() ?? false,
     close: async () => {
       closing = true;
       await server?.close();

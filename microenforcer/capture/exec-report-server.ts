@@ -66,6 +66,8 @@ export interface ReportServerOptions {
   maxReportsPerProcess?: number;
   /** Whether the namespace handed a PID out when a process gone before the sidecar looked claims to have started (pid-history.ts). */
   allocation?: (pid: number, startTicks: number) => Allocation;
+  /** No report is on its way any more (reportOnItsWay turned false). */
+  onSettled?: () => void;
 }
 
 /** A connection that has not delivered its report by then is dropped. */
@@ -79,6 +81,8 @@ const readTimeoutMs = 1000;
 const maxSilent = 256;
 /** A silent connection younger than this is not closed for a new one: its report may be in flight. */
 const minSilentMs = 20;
+/** A connection without its report yet, younger than this, has one on its way: the library sends right after it connects. */
+const onItsWayMs = 3;
 const rateWindowMs = 10_000;
 const defaultMaxReportsPerProcess = 32;
 /** Per-process counters kept at most per window: beyond, the window restarts early. */
@@ -112,6 +116,19 @@ export class ExecReportServer {
         resolve();
       });
     });
+  }
+
+  /** Whether a connection accepted moments ago has not delivered its report yet: one is on its way. */
+  reportOnItsWay(): boolean {
+    let newest = -Infinity;
+    for (const since of this.silent.values()) newest = since; // in the order accepted
+    return Date.now() - newest < onItsWayMs;
+  }
+
+  /** A connection stopped being silent (its report came, or it closed): say when none is on its way any more. */
+  private unsilence(socket: Socket): void {
+    if (!this.silent.delete(socket) || this.options.onSettled === undefined || this.reportOnItsWay()) return;
+    this.options.onSettled();
   }
 
   /** Resolves once the socket accepts connections; rejects when it cannot be created. */
@@ -152,7 +169,7 @@ export class ExecReportServer {
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
       clearTimeout(timer);
-      this.silent.delete(socket);
+      this.unsilence(socket);
     });
     socket.on("data", (chunk: Buffer) => {
       if (done) return;
@@ -163,6 +180,8 @@ export class ExecReportServer {
       clearTimeout(timer);
       this.silent.delete(socket);
       const outcome = this.receive(length > maxReportBytes ? buffered : buffered.subarray(0, length));
+      // After the report's verdict: the events that waited for it come now.
+      if (this.options.onSettled !== undefined && !this.reportOnItsWay()) queueMicrotask(this.options.onSettled);
       if (outcome === undefined || !outcome.wait) {
         socket.destroy();
         return;

@@ -495,6 +495,31 @@ describe("preload library in real programs", function () {
     assert.deepEqual(received[1]!.report.rawArgs.toString().split("\0"), [programs.glibc, marker("hidden-small"), "0", "last", ""]);
   });
 
+  it("says a report is on its way from a connection just made until its report is in, or the connection is a few ms old", async () => {
+    let settled = 0;
+    const onItsWay = new ExecReportServer({ socketPath: socket, procRoot: "/proc", onReport: () => ({ verdict: { allow: true } }), onProblem: () => {}, onSettled: () => settled++ });
+    await onItsWay.ready();
+    try {
+      assert.equal(onItsWay.reportOnItsWay(), false);
+      const client = connect(socket);
+      // Checked every loop turn: the window is a few ms.
+      let seen = false;
+      for (let turn = 0; turn < 10_000 && !seen; turn++) {
+        await new Promise((r) => setImmediate(r));
+        seen = onItsWay.reportOnItsWay();
+      }
+      assert.ok(seen, "accepted, no report yet: one on its way");
+      await new Promise((r) => setTimeout(r, 10));
+      assert.equal(onItsWay.reportOnItsWay(), false, "silent for 10 ms: no report of a library, which sends at once");
+      const result = await run([programs.glibc, marker("on-its-way")]);
+      assert.equal(result.code, 0, result.stderr);
+      await until(() => settled > 0, "the report in, the events held for it may go");
+      client.destroy();
+    } finally {
+      await onItsWay.close();
+    }
+  });
+
   it("audit: never waits, whatever the sidecar does", async () => {
     const silent = createNetServer({ pauseOnConnect: true }, () => {});
     rmSync(socket, { force: true });
