@@ -32,7 +32,7 @@ const maxPathBytes = 4095;
 /** A file by its identity, and the path it was run by: the exe link's target, byte for byte as readlink gives it to the library. */
 export interface AllowEntry extends ExeKey {
   path: Buffer;
-  /** `command`: a shell, let go on only as `SHELL -c COMMAND` (runsPlainCommand) with no socket on its stdio; absent: however it runs. */
+  /** `command`: a shell, let go on only as `SHELL -c COMMAND` (runsPlainCommand) with no network socket on its stdio; absent: however it runs. */
   runs?: "command";
 }
 

@@ -158,14 +158,15 @@ export function checkPreloadEvasion(controls: Controls, p: ProcessInfo, preload:
  * arguments, whatever its stdio, in any container (drift is judged against the earliest
  * container start, where it is strictest) — so that the allow table may let it go on without
  * asking again: `any`, or `command` for a shell, which may go on so only when run as
- * `SHELL -c COMMAND` naming no file, with no socket on its stdio (allow-table.ts
+ * `SHELL -c COMMAND` naming no file, with no network socket on its stdio (allow-table.ts
  * runsPlainCommand: then no script and no reverse shell is in question). Never another
  * interpreter, a relay or the loader (the file its argv names, or a reverse shell, depends
  * on how it runs) nor code without a file; only by the name its path gives (the library
- * checks that its comm is that name). The container-exec control is not asked: it judges
- * only a process whose parent is outside the PID namespace (an exec session's first), and
- * such a process always asks (the library checks its parent is not 0). Findings that only
- * alert do not matter: the sidecar still gets the report and records them. Undefined: it asks.
+ * checks that its comm is that name; a shell's entry holds under any, it is one anyway).
+ * The container-exec control is not asked: it judges only a process whose parent is outside
+ * the PID namespace (an exec session's first), and such a process always asks (the library
+ * checks its parent is not 0). Findings that only alert do not matter: the sidecar still
+ * gets the report and records them. Undefined: it asks.
  */
 export function standingAllow(controls: Controls | undefined, p: ProcessInfo, earliestContainerStartMs: number | undefined): "any" | "command" | undefined {
   if (p.exe === undefined || p.exe.memfd || p.exe.deleted || p.exeFile === undefined || p.exe.loader) return undefined;
