@@ -18,11 +18,11 @@ import { libraryMachine, libraryMode } from "./capture/preload-library.ts";
 import { readLastPid } from "./capture/pid-trigger.ts";
 import { ProcessSensor } from "./capture/process-sensor.ts";
 import type { CaptureEvent } from "./capture/events.ts";
-import { ReportsFirst } from "./pipeline/reports-first.ts";
 import type { DeliveryStats } from "./emit/delivery.ts";
 import { createEnforcer, type Enforcer } from "./enforce/kill.ts";
 import { RunStateFile } from "./lifecycle/run-state-file.ts";
 import { DnsService } from "./net/dns-service.ts";
+import { ReportsFirst } from "./pipeline/reports-first.ts";
 import { WatchPipeline } from "./pipeline/watch-pipeline.ts";
 import { networkSensorNeeded, stdioNeeded, type PolicyHolder } from "./policy/policy-holder.ts";
 import { creationTimeMs, monotonicNow, readBootClock, type BootClock } from "./proc/boot-clock.ts";
@@ -290,8 +290,8 @@ function startReports(
       const enforcing = libraryMode(policy.current).enforce && Date.now() - enforcingSince >= modeSettleMs;
       // The library waits timeoutMs from its start: near its end or past it, a verdict may come too late.
       const pastWait = report.wait && monotonicNow() > creationTimeMs(clock, report.startTicks) + mode.timeoutMs - lateWithinMs;
-      const sender = { wait: report.wait, standing: report.standing, ppid: check.ppid ?? report.ppid };
-      const verdict = preloadVerdict(sender, entry !== undefined && table.holds(entry, report), enforcing, pastWait);
+      const tableHolds = entry !== undefined && table.holds(entry, { ...report, ppid: check.ppid ?? report.ppid });
+      const verdict = preloadVerdict(report, tableHolds, enforcing, pastWait);
       const result = pipeline.handleReport(report, check, verdict);
       // The verdict goes out first (the program waits for it); the records are built, and
       // the capture worker told, right after.
@@ -306,10 +306,12 @@ function startReports(
           writeMode();
         }
         // Allowed before main, and allowed however it runs (a shell: as a plain command): asked about no more.
-        const runs = report.wait && result.verdict.allow && entry !== undefined ? pipeline.allowsStanding(report) : undefined;
-        if (entry !== undefined && runs !== undefined && !table.add({ ...entry, ...(runs === "command" && { runs }) }) && !fullSaid) {
-          fullSaid = true;
-          sink.emit(allowTableFullRecord(socket, maxAllowEntries));
+        if (entry !== undefined && report.wait && result.verdict.allow) {
+          const runs = pipeline.allowsStanding(report);
+          if (runs !== undefined && !table.add({ ...entry, ...(runs === "command" && { runs }) }) && !fullSaid) {
+            fullSaid = true;
+            sink.emit(allowTableFullRecord(socket, maxAllowEntries));
+          }
         }
       });
       const { denied } = result;

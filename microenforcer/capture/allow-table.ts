@@ -215,9 +215,15 @@ export class AllowTable {
     }
   }
 
-  /** Whether this generation holds an entry for the file that lets this run go on: what a program that went on without waiting says it found. */
-  holds(entry: AllowEntry, run: Pick<ExecReport, "rawArgs" | "truncated">): boolean {
-    const held = this.generation === 0 ? undefined : this.entries.get(keyOf(entry));
+  /**
+   * Whether this generation holds an entry for the file that lets this run go on: what a
+   * program that went on without waiting says it found. The library's rule (standing_allow in
+   * exec-report.c), but for what only the process could read (its comm, its stdio): no entry
+   * covers a process whose parent is outside the PID namespace (`ppid` 0, /proc's where the
+   * report's claim does not hold), and a shell's only its plain commands.
+   */
+  holds(entry: AllowEntry, run: Pick<ExecReport, "rawArgs" | "truncated" | "ppid">): boolean {
+    const held = this.generation === 0 || run.ppid === 0 ? undefined : this.entries.get(keyOf(entry));
     return held !== undefined && (held.runs !== "command" || runsPlainCommand(run));
   }
 

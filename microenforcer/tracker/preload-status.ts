@@ -23,8 +23,8 @@ export type AbsenceReason =
 /**
  * Enforce mode: the program waited before main for the verdict (`asked`), or the allow table
  * let it go on (`standing`, capture/allow-table.ts) — `unvetted` when the sidecar's table holds
- * no such entry for it: the file was written by someone else, a policy change emptied it
- * meanwhile, or the process's parent is outside the PID namespace (no entry covers those);
+ * no such entry for it (capture/allow-table.ts AllowTable.holds): the file was written by
+ * someone else, a policy change emptied it meanwhile, or the entry does not cover this run;
  * `unasked` when it went on without either: its library read another mode than the sidecar's
  * (the `mode` file rewritten, or a socket path the process chose, beside a mode of its own);
  * `late` when it asked, but the sidecar took its report at the end of the library's wait or
@@ -33,16 +33,14 @@ export type AbsenceReason =
 export type PreloadVerdict = "asked" | "standing" | "unvetted" | "unasked" | "late";
 
 /**
- * The verdict a report shows; undefined in audit mode. `ppid`: the sender's parent (/proc's
- * where the report's claim does not hold); `tableHolds`: the sidecar's allow table has the
- * entry a standing report went on by; `enforcing`: the sidecar's mode has said enforce
+ * The verdict a report shows; undefined in audit mode. `tableHolds`: the sidecar's allow table
+ * has an entry that lets the standing report's run go on; `enforcing`: the sidecar's mode has said enforce
  * long enough that the library read it before this report; `pastWait`: the library's wait for
  * the verdict ended, or was about to, when the sidecar took the report.
  */
-export function preloadVerdict(report: { wait: boolean; standing: boolean; ppid: number }, tableHolds: boolean, enforcing: boolean, pastWait = false): PreloadVerdict | undefined {
+export function preloadVerdict(report: { wait: boolean; standing: boolean }, tableHolds: boolean, enforcing: boolean, pastWait = false): PreloadVerdict | undefined {
   if (report.wait) return pastWait ? "late" : "asked";
-  // No entry speaks for a process whose parent is outside the PID namespace: its library asks.
-  if (report.standing) return tableHolds && report.ppid !== 0 ? "standing" : "unvetted";
+  if (report.standing) return tableHolds ? "standing" : "unvetted";
   return enforcing ? "unasked" : undefined;
 }
 

@@ -23,7 +23,7 @@ function lookup(buf: Buffer, generation: number, e: AllowEntry): number {
   return 0;
 }
 
-const argv = (...words: string[]) => ({ rawArgs: Buffer.from(`${words.join("\0")}\0`), truncated: { exe: false, cmdline: false } });
+const argv = (...words: string[]) => ({ rawArgs: Buffer.from(`${words.join("\0")}\0`), truncated: { exe: false, cmdline: false }, ppid: 1 });
 
 describe("capture/allow-table: the file the preload library reads to go on without waiting", () => {
   it("round-trips entries and finds each within the slots the library reads", () => {
@@ -88,6 +88,7 @@ describe("capture/allow-table: the file the preload library reads to go on witho
       assert.ok(table.holds(entry(1), run) && !table.holds(entry(3), run) && !table.holds(entry(1, "/tmp/other-name"), run), "what it made, by identity and path");
       table.add({ ...entry(7, "/bin/dash"), runs: "command" });
       assert.ok(table.holds(entry(7, "/bin/dash"), argv("dash", "-c", "ls")) && !table.holds(entry(7, "/bin/dash"), argv("dash", "/tmp/x.sh")), "a shell's, for a plain command only");
+      assert.ok(!table.holds(entry(1), { ...run, ppid: 0 }), "a process whose parent is outside the PID namespace (an exec session's first) always asks: no entry speaks for it");
       assert.equal(read().entries.length, 0, "not yet written");
       // A 5 ms timer: on a busy machine (CI's other tiers on both cores) it can fire 30 ms late.
       for (const until = Date.now() + 2000; read().entries.length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 5));

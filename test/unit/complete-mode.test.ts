@@ -395,12 +395,10 @@ describe("complete mode: one record per exec from two sensors", () => {
   });
 
   it("enforce: a report that neither waited nor stood went on unasked (its library read another mode): WARN, and an evasion finding", () => {
-    assert.equal(preloadVerdict({ wait: false, standing: false, ppid: 1 }, false, true), "unasked");
-    assert.equal(preloadVerdict({ wait: false, standing: false, ppid: 1 }, false, false), undefined, "audit mode, or the mode only just turned to enforce");
-    assert.deepEqual([preloadVerdict({ wait: true, standing: false, ppid: 1 }, false, true), preloadVerdict({ wait: false, standing: true, ppid: 1 }, true, true), preloadVerdict({ wait: false, standing: true, ppid: 1 }, false, true)], ["asked", "standing", "unvetted"]);
-    assert.equal(preloadVerdict({ wait: true, standing: false, ppid: 1 }, false, true, true), "late", "asked, but taken after the library's wait was over");
-    assert.equal(preloadVerdict({ wait: false, standing: true, ppid: 0 }, true, true), "unvetted", "a process whose parent is outside the PID namespace (an exec session's first) always asks: no entry speaks for it");
-    assert.equal(preloadVerdict({ wait: true, standing: false, ppid: 0 }, false, true), "asked");
+    assert.equal(preloadVerdict({ wait: false, standing: false }, false, true), "unasked");
+    assert.equal(preloadVerdict({ wait: false, standing: false }, false, false), undefined, "audit mode, or the mode only just turned to enforce");
+    assert.deepEqual([preloadVerdict({ wait: true, standing: false }, false, true), preloadVerdict({ wait: false, standing: true }, true, true), preloadVerdict({ wait: false, standing: true }, false, true)], ["asked", "standing", "unvetted"]);
+    assert.equal(preloadVerdict({ wait: true, standing: false }, false, true, true), "late", "asked, but taken after the library's wait was over");
     const t = rig("{preloadEvasion: {block: true}}", "enforce");
     t.reported(report(18, ["curl", "x"]), undefined, "unasked");
     assert.deepEqual(t.kills, [18]);
