@@ -305,10 +305,10 @@ function startReports(
           sink.emit(preloadModeChangedRecord(socket, found));
           writeMode();
         }
-        // Allowed before main, and allowed however it runs (a shell: as a plain command): asked about no more.
+        // Allowed before main, and allowed however it runs (a shell: as a plain command; an interpreter: its inline code): asked about no more.
         if (entry !== undefined && report.wait && result.verdict.allow) {
           const runs = pipeline.allowsStanding(report);
-          if (runs !== undefined && !table.add({ ...entry, ...(runs === "command" && { runs }) }) && !fullSaid) {
+          if (runs !== undefined && !table.add({ ...entry, ...(runs !== "any" && { runs }) }) && !fullSaid) {
             fullSaid = true;
             sink.emit(allowTableFullRecord(socket, maxAllowEntries));
           }

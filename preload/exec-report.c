@@ -309,8 +309,9 @@ static slong pread_full(int fd, void *buf, ulong len, ulong offset) {
   return n;
 }
 
-/* How an entry lets a program go on (the slot's kind): however it runs, or a shell only as runs_plain_command says. */
-enum { RUNS_ANY = 1, RUNS_COMMAND = 2 };
+/* How an entry lets a program go on (the slot's kind): however it runs, a shell only as runs_plain_command says, an interpreter only as runs_inline_code says. */
+enum { RUNS_ANY = 1, RUNS_COMMAND = 2, RUNS_INLINE = 3 };
+#define MAX_OPTION 4 /* an inline-code option, NUL-padded after the slot's kind */
 
 /* Any shell syntax in a -c command (microenforcer/proc/script-argv.ts commandScript): a program of its own, naming no file. */
 static int shell_syntax(char c) {
@@ -355,6 +356,24 @@ static int runs_plain_command(const unsigned char *m) {
   return !network_socket(0) && !network_socket(1) && !network_socket(2);
 }
 
+/*
+ * An interpreter run as `INTERPRETER OPTION ...` with `option` (its inline-code option, up to
+ * MAX_OPTION bytes, NUL-padded: `-c` for python, `-e` for perl) as its first argument: it runs
+ * the next argument as code, and no file its argv names. With no network socket on stdin,
+ * stdout or stderr, as for a shell's plain command.
+ */
+static int runs_inline_code(const unsigned char *m, const unsigned char *option) {
+  const char *a = (const char *)m + HEADER_BYTES + get16(m + 88) + get16(m + 90), *end = a + get16(m + 92);
+  while (a < end && *a) a++; /* argv[0] */
+  ulong n = 0;
+  while (n < MAX_OPTION && option[n]) n++;
+  if (n == 0 || end - a < (slong)n + 2) return 0; /* its NUL, the option, the option's NUL */
+  for (ulong i = 0; i < n; i++)
+    if (a[1 + i] != (char)option[i]) return 0;
+  if (a[1 + n] != 0) return 0;
+  return !network_socket(0) && !network_socket(1) && !network_socket(2);
+}
+
 /* Whether the table of `generation` holds the executable the report `m` describes, run by this path and comm, and lets this run go on. */
 static int standing_allow(const char *socket_path, unsigned long long generation, const unsigned char *m, const struct self *self) {
   ulong exe_len = get16(m + 88);
@@ -367,8 +386,8 @@ static int standing_allow(const char *socket_path, unsigned long long generation
   if (generation == 0 || get32(m + 16) == 0 || !(get16(m + 6) & FLAG_EXE_STAT) || (get16(m + 6) & (FLAG_EXE_TRUNCATED | FLAG_LOADER)) || exe_len == 0) return 0;
   /*
    * comm is what a control may take for an interpreter's name: a program stands only under
-   * the name its path gives (not a symlink's). A shell's entry holds under any (Debian's
-   * `sh` is a link to dash): it is an interpreter whatever its name.
+   * the name its path gives (not a symlink's). A shell's or an interpreter's entry holds
+   * under any (Debian's `sh` is a link to dash, `python3` to python3.11): it is one whatever its name.
    */
   ulong base = exe_len;
   while (base > 0 && exe[base - 1] != '/') base--;
@@ -396,7 +415,7 @@ static int standing_allow(const char *socket_path, unsigned long long generation
     for (slong at = 0; !allowed && at + TABLE_SLOT <= n; at += TABLE_SLOT) {
       const unsigned char *s = slots + at;
       ulong kind = get16(s + 34);
-      if ((kind != RUNS_ANY && kind != RUNS_COMMAND) || get64(s) != get64(m + 64) || get64(s + 8) != get64(m + 72) || get32(s + 16) != get32(m + 56) ||
+      if ((kind != RUNS_ANY && kind != RUNS_COMMAND && kind != RUNS_INLINE) || get64(s) != get64(m + 64) || get64(s + 8) != get64(m + 72) || get32(s + 16) != get32(m + 56) ||
           get32(s + 20) != get32(m + 60) || get32(s + 24) != get32(m + 80) || get16(s + 32) != exe_len) {
         continue;
       }
@@ -405,7 +424,7 @@ static int standing_allow(const char *socket_path, unsigned long long generation
       allowed = 1;
       for (ulong i = 0; i < exe_len; i++)
         if (stored[i] != exe[i]) allowed = 0;
-      if (allowed && (kind == RUNS_ANY ? !named_so : !runs_plain_command(m))) allowed = 0;
+      if (allowed && (kind == RUNS_ANY ? !named_so : kind == RUNS_COMMAND ? !runs_plain_command(m) : !runs_inline_code(m, s + 36))) allowed = 0;
     }
   }
   sys1(SYS_close, fd);

@@ -32,13 +32,27 @@ const maxPathBytes = 4095;
 /** A file by its identity, and the path it was run by: the exe link's target, byte for byte as readlink gives it to the library. */
 export interface AllowEntry extends ExeKey {
   path: Buffer;
-  /** `command`: a shell, let go on only as `SHELL -c COMMAND` (runsPlainCommand) with no network socket on its stdio; absent: however it runs. */
-  runs?: "command";
+  /** Which runs it lets go on; absent: however it runs. */
+  runs?: CoveredRuns;
 }
+
+/**
+ * The runs an entry lets go on, when not all: `command`, a shell's, only as `SHELL -c COMMAND`
+ * naming no file (runsPlainCommand); `{ inline }`, an interpreter's (python, perl, ruby, node,
+ * php), only as `INTERPRETER OPTION ...` with its inline-code option first (runsInlineCode).
+ * The library lets either go on only with no network socket on its stdio: then no script and
+ * no reverse shell is in question.
+ */
+export type CoveredRuns = "command" | { inline: string };
 
 /** The slot's kind: how the entry lets the program go on (RUNS_* in exec-report.c). */
 const runsAny = 1;
 const runsCommand = 2;
+const runsInline = 3;
+/** An inline-code option (`-c`, `-e`, `-r`) fits the slot's 4 bytes after its kind, NUL-padded. */
+const maxOptionBytes = 4;
+
+const argvOf = (run: Pick<ExecReport, "rawArgs">): string[] => run.rawArgs.toString("latin1").split("\0");
 /**
  * Whether a run is `SHELL -c COMMAND ...` with a command that names no file the shell runs
  * (script-argv.ts commandScript: shell syntax, or no `/` at all), its argv read whole. The
@@ -46,9 +60,20 @@ const runsCommand = 2;
  */
 export function runsPlainCommand(run: Pick<ExecReport, "rawArgs" | "truncated">): boolean {
   // argv[0], -c, the command, and what follows its NUL.
-  const words = run.rawArgs.toString("latin1").split("\0");
+  const words = argvOf(run);
   const command = words[2];
   return !run.truncated.cmdline && words.length >= 4 && words[1] === "-c" && command !== undefined && (shellSyntax.test(command) || !command.includes("/"));
+}
+
+/**
+ * Whether a run is `INTERPRETER OPTION ...` with `option` (its inline-code option,
+ * script-argv.ts inlineCodeOption) as its first argument, read whole. The library's
+ * runs_inline_code, but for stdio, which it checks in the process itself.
+ */
+export function runsInlineCode(run: Pick<ExecReport, "rawArgs">, option: string): boolean {
+  // argv[0], the option, and what follows its NUL.
+  const words = argvOf(run);
+  return words.length >= 3 && words[1] === option;
 }
 
 /** FNV-1a (32 bits) over the inode (8 bytes), major and minor (4 each), little-endian: the library's table_hash. */
@@ -81,7 +106,8 @@ function place(entries: readonly AllowEntry[], capacity: number): { slots: Array
  * is ignored). Entries that fit nowhere in the largest table are left out (they are asked about).
  */
 export function encodeAllowTable(generation: number, entries: readonly AllowEntry[]): Buffer {
-  const kept = entries.filter((e) => e.path.length > 0 && e.path.length <= maxPathBytes).slice(0, maxAllowEntries);
+  const fits = (e: AllowEntry): boolean => typeof e.runs !== "object" || (e.runs.inline.length > 0 && Buffer.byteLength(e.runs.inline, "latin1") <= maxOptionBytes);
+  const kept = entries.filter((e) => e.path.length > 0 && e.path.length <= maxPathBytes && fits(e)).slice(0, maxAllowEntries);
   let capacity = minCapacity;
   while (capacity < kept.length * 2) capacity *= 2;
   let { slots, left } = place(kept, capacity);
@@ -105,7 +131,8 @@ export function encodeAllowTable(generation: number, entries: readonly AllowEntr
     s.writeUInt32LE(Number(e.ctimeNs % 1_000_000_000n), 24);
     s.writeUInt32LE(pathOffset, 28);
     s.writeUInt16LE(e.path.length, 32);
-    s.writeUInt16LE(e.runs === "command" ? runsCommand : runsAny, 34);
+    s.writeUInt16LE(e.runs === undefined ? runsAny : e.runs === "command" ? runsCommand : runsInline, 34);
+    if (typeof e.runs === "object") s.write(e.runs.inline, 36, maxOptionBytes, "latin1");
     paths.push(e.path);
     pathOffset += e.path.length;
   });
@@ -121,7 +148,7 @@ export function decodeAllowTable(buf: Buffer): { generation: number; entries: Al
     const at = headerBytes + i * slotBytes;
     if (at + slotBytes > buf.length) return undefined;
     const kind = buf.readUInt16LE(at + 34);
-    if (kind !== runsAny && kind !== runsCommand) continue;
+    if (kind !== runsAny && kind !== runsCommand && kind !== runsInline) continue;
     const offset = buf.readUInt32LE(at + 28);
     entries.push({
       inode: buf.readBigUInt64LE(at),
@@ -130,12 +157,19 @@ export function decodeAllowTable(buf: Buffer): { generation: number; entries: Al
       minor: buf.readUInt32LE(at + 20),
       path: Buffer.from(buf.subarray(offset, offset + buf.readUInt16LE(at + 32))),
       ...(kind === runsCommand && { runs: "command" as const }),
+      ...(kind === runsInline && { runs: { inline: buf.toString("latin1", at + 36, at + 36 + maxOptionBytes).replace(/\0+$/, "") } }),
     });
   }
   return { generation: buf.readUInt32LE(8), entries };
 }
 
 const keyOf = (e: AllowEntry): string => `${e.major}:${e.minor}:${e.inode}:${e.ctimeNs}:${e.path.toString("latin1")}`;
+
+/** Whether what an entry lets go on covers this run (the library checks its stdio itself). */
+function covers(runs: AllowEntry["runs"], run: Pick<ExecReport, "rawArgs" | "truncated">): boolean {
+  if (runs === undefined) return true;
+  return runs === "command" ? runsPlainCommand(run) : runsInlineCode(run, runs.inline);
+}
 
 /**
  * The sidecar's table file, kept in step with what it learns: each generation starts empty
@@ -220,11 +254,11 @@ export class AllowTable {
    * program that went on without waiting says it found. The library's rule (standing_allow in
    * exec-report.c), but for what only the process could read (its comm, its stdio): no entry
    * covers a process whose parent is outside the PID namespace (`ppid` 0, /proc's where the
-   * report's claim does not hold), and a shell's only its plain commands.
+   * report's claim does not hold), a shell's only its plain commands, an interpreter's only its inline code.
    */
   holds(entry: AllowEntry, run: Pick<ExecReport, "rawArgs" | "truncated" | "ppid">): boolean {
     const held = this.generation === 0 || run.ppid === 0 ? undefined : this.entries.get(keyOf(entry));
-    return held !== undefined && (held.runs !== "command" || runsPlainCommand(run));
+    return held !== undefined && covers(held.runs, run);
   }
 
   /** Stops: what is pending is not written (the sidecar is going; without it, nothing is let go on). */

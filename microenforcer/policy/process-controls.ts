@@ -4,9 +4,10 @@
  * redirection, as the caller read them again); nothing here reads the system.
  */
 import { containerExecRule, matchesExecutable } from "../../policies/executable-pattern.ts";
+import type { CoveredRuns } from "../capture/allow-table.ts";
 import type { RuntimePolicySpec } from "../../policies/schema.ts";
 import { givesCommandLoop, runsCommandLoop } from "../proc/interpreters.ts";
-import { isShell, runsNamedFiles } from "../proc/script-argv.ts";
+import { inlineCodeOption, isShell, runsNamedFiles } from "../proc/script-argv.ts";
 import type { Stdio } from "../proc/process-facts.ts";
 import type { PreloadStatus } from "../tracker/preload-status.ts";
 import { containerLabel, executableName, type ProcessInfo } from "../tracker/process-tracker.ts";
@@ -157,22 +158,22 @@ export function checkPreloadEvasion(controls: Controls, p: ProcessInfo, preload:
  * Whether the controls allow this executable at this path however it runs — whatever its
  * arguments, whatever its stdio, in any container (drift is judged against the earliest
  * container start, where it is strictest) — so that the allow table may let it go on without
- * asking again: `any`, or `command` for a shell, which may go on so only when run as
- * `SHELL -c COMMAND` naming no file, with no network socket on its stdio (allow-table.ts
- * runsPlainCommand: then no script and no reverse shell is in question). Never another
- * interpreter, a relay or the loader (the file its argv names, or a reverse shell, depends
- * on how it runs) nor code without a file; only by the name its path gives (the library
- * checks that its comm is that name; a shell's entry holds under any, it is one anyway).
+ * asking again, and for which runs: `any`, or those an entry covers (capture/allow-table.ts
+ * CoveredRuns: a shell's plain commands, an interpreter's inline code). Never an interpreter
+ * run otherwise, a relay or the loader (the file its argv names, or a reverse shell, depends
+ * on how it runs) nor code without a file; only by the name its path gives (the library checks that its comm is
+ * that name; a shell's or an interpreter's entry holds under any, it is one anyway).
  * The container-exec control is not asked: it judges only a process whose parent is outside
  * the PID namespace (an exec session's first), and such a process always asks (the library
  * checks its parent is not 0). Findings that only alert do not matter: the sidecar still
  * gets the report and records them. Undefined: it asks.
  */
-export function standingAllow(controls: Controls | undefined, p: ProcessInfo, earliestContainerStartMs: number | undefined): "any" | "command" | undefined {
+export function standingAllow(controls: Controls | undefined, p: ProcessInfo, earliestContainerStartMs: number | undefined): "any" | CoveredRuns | undefined {
   if (p.exe === undefined || p.exe.memfd || p.exe.deleted || p.exeFile === undefined || p.exe.loader) return undefined;
   const name = p.exe.path.slice(p.exe.path.lastIndexOf("/") + 1);
   const comm = name.slice(0, 15);
-  const runs = isShell(name) ? "command" : "any";
+  const inline = inlineCodeOption(name);
+  const runs: "any" | CoveredRuns = isShell(name) ? "command" : inline !== undefined ? { inline } : "any";
   if (runs === "any" && (givesCommandLoop(name) || givesCommandLoop(comm) || runsNamedFiles(name, p.exe.loader))) return undefined;
   if (controls === undefined) return runs;
   if (controls.drift?.block === true && earliestContainerStartMs === undefined) return undefined;

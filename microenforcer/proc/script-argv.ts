@@ -28,6 +28,8 @@ interface Syntax {
   clusters: boolean;
   /** The operand is a script file only after a script option (awk's operand is program text). */
   operandIsProgramText?: boolean;
+  /** The option whose value is code to run (`python3 -c CODE`): one of noScript. */
+  inline?: string;
 }
 
 const set = (...xs: string[]): ReadonlySet<string> => new Set(xs);
@@ -41,15 +43,17 @@ const python: Syntax = {
   valued: set("-W", "-X", "--check-hash-based-pycs"),
   noScript: set("-c", "-m", "-"),
   clusters: true,
+  inline: "-c",
 };
-const perl: Syntax = { valued: set("-I"), attached: set("-M", "-m", "-x", "-i", "-C", "-0", "-l", "-d", "-D", "-V"), noScript: set("-e", "-E", "-"), clusters: true };
-const ruby: Syntax = { valued: set("-I", "-r", "-C", "-E"), attached: set("-x", "-K", "-T", "-W", "-0", "-F", "-i"), noScript: set("-e", "-"), clusters: true };
+const perl: Syntax = { valued: set("-I"), attached: set("-M", "-m", "-x", "-i", "-C", "-0", "-l", "-d", "-D", "-V"), noScript: set("-e", "-E", "-"), clusters: true, inline: "-e" };
+const ruby: Syntax = { valued: set("-I", "-r", "-C", "-E"), attached: set("-x", "-K", "-T", "-W", "-0", "-F", "-i"), noScript: set("-e", "-"), clusters: true, inline: "-e" };
 const node: Syntax = {
   valued: set("-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--input-type", "--title", "--env-file", "--inspect-port", "--stack-size", "--disable-warning", "--watch-path", "--test-reporter", "--test-reporter-destination", "--test-name-pattern"),
   noScript: set("-e", "--eval", "-p", "--print", "-i", "--interactive", "-"),
   clusters: false,
+  inline: "-e",
 };
-const php: Syntax = { valued: set("-d", "-c", "-z", "-t", "-S"), noScript: set("-r", "-B", "-R", "-E", "-F", "-a", "-"), scriptOption: set("-f"), clusters: false };
+const php: Syntax = { valued: set("-d", "-c", "-z", "-t", "-S"), noScript: set("-r", "-B", "-R", "-E", "-F", "-a", "-"), scriptOption: set("-f"), clusters: false, inline: "-r" };
 const simple: Syntax = { valued: set("-l", "-e"), noScript: set("-"), clusters: false };
 /** glibc's and musl's loader (`ld.so --help`): --list and --verify load the program but run nothing. */
 const loaderSyntax: Syntax = {
@@ -79,6 +83,16 @@ function syntaxOf(name: string, loader = false): Syntax | undefined {
   if (/^[gmn]?awk$/.test(name)) return awk;
   if (isDynamicLoader(name)) return loaderSyntax;
   return undefined;
+}
+
+/**
+ * The option that makes the interpreter `name` run its next argument as code (`python3 -c`,
+ * `perl -e`, `ruby -e`, `node -e`, `php -r`): run with it as its first argument, it runs no
+ * file its argv names, whatever follows. Undefined for shells (their `-c` command may name
+ * one: runsPlainCommand's rule) and for what has no such option.
+ */
+export function inlineCodeOption(name: string): string | undefined {
+  return syntaxOf(name)?.inline;
 }
 
 /** Whether a program of this name may run a file its argv names (an interpreter, busybox, the loader). */

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect, createServer as createNetServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -364,6 +364,29 @@ describe("preload library in real programs", function () {
       const unix = withStdin("socket.socketpair()[0]");
       assert.equal(await how(["python3", "-c", unix, shell, "-c", ': > "$0"'], "shell-unix", ""), "standing", "a unix socket is no reverse shell's (Node's own child stdio is one)");
       assert.equal(await how([programs.glibc], "shell-other"), "asked", "no entry for another file");
+    });
+
+    it("lets an interpreter it holds go on only as `INTERPRETER OPTION CODE` with its inline-code option first, with no network socket on its stdio", async () => {
+      const perl = join(dir, "perl");
+      copyFileSync("/usr/bin/perl", perl);
+      const python = realpathSync("/usr/bin/python3");
+      const script = join(dir, "script.pl");
+      const code = 'open(my $f, ">", $ARGV[0]) or die $!';
+      writeFileSync(script, `${code};\n`);
+      await listen({ enforce: true, failure: "allow", timeoutMs: 2000, generation });
+      table([
+        { ...entry(perl), runs: { inline: "-e" } },
+        { ...entry(python), runs: { inline: "-c" } },
+      ]);
+      assert.equal(await how([perl, "-e", code], "perl-inline"), "standing");
+      // Debian's python3, a link to python3.11 (not PATH's first python3, which may be a version manager's shim script).
+      assert.equal(await how(["/usr/bin/python3", "-c", "import sys; open(sys.argv[1], 'w')"], "python-inline"), "standing", "through its link: an interpreter whatever its name");
+      assert.equal(await how([perl, script], "perl-script"), "asked", "a script is a program");
+      assert.equal(await how([perl, "-w", "-e", code], "perl-options"), "asked", "another option first: asked");
+      assert.equal(await how(["/usr/bin/python3", "-u", "-c", "import sys; open(sys.argv[1], 'w')"], "python-options"), "asked");
+      // Its inline code with a socket on stdin: python (without the library) execs it so.
+      const inet = `import os, socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); os.dup2(s.fileno(), 0); os.execve(sys.argv[1], sys.argv[1:], {**os.environ, "LD_PRELOAD": "${library}"})`;
+      assert.equal(await how(["python3", "-c", inet, perl, "-e", code], "perl-inet", ""), "asked", "a network socket on its stdio, as a reverse shell's: asked");
     });
 
     it("never lets the first process of a PID namespace stand (a container's, an exec session's: its parent is outside)", async () => {

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AllowTable, allowTableHash, allowTableProbes, decodeAllowTable, encodeAllowTable, maxAllowEntries, runsPlainCommand, type AllowEntry } from "../../microenforcer/capture/allow-table.ts";
-import { scriptNamedBy } from "../../microenforcer/proc/script-argv.ts";
+import { AllowTable, allowTableHash, allowTableProbes, decodeAllowTable, encodeAllowTable, maxAllowEntries, runsInlineCode, runsPlainCommand, type AllowEntry } from "../../microenforcer/capture/allow-table.ts";
+import { inlineCodeOption, scriptNamedBy } from "../../microenforcer/proc/script-argv.ts";
 
 const entry = (i: number, path = `/usr/bin/tool-${i}`): AllowEntry => ({ major: 0, minor: 40 + (i % 3), inode: 1_000_000n + BigInt(i), ctimeNs: 1_700_000_000_123_456_789n + BigInt(i), path: Buffer.from(path) });
 
@@ -15,7 +15,7 @@ function lookup(buf: Buffer, generation: number, e: AllowEntry): number {
   for (let i = home; i < home + allowTableProbes; i++) {
     const at = 24 + i * 40;
     const kind = buf.readUInt16LE(at + 34);
-    if ((kind !== 1 && kind !== 2) || buf.readBigUInt64LE(at) !== e.inode || buf.readUInt32LE(at + 16) !== e.major || buf.readUInt32LE(at + 20) !== e.minor) continue;
+    if ((kind !== 1 && kind !== 2 && kind !== 3) || buf.readBigUInt64LE(at) !== e.inode || buf.readUInt32LE(at + 16) !== e.major || buf.readUInt32LE(at + 20) !== e.minor) continue;
     const ctime = buf.readBigInt64LE(at + 8) * 1_000_000_000n + BigInt(buf.readUInt32LE(at + 24));
     const offset = buf.readUInt32LE(at + 28);
     if (ctime === e.ctimeNs && buf.subarray(offset, offset + buf.readUInt16LE(at + 32)).equals(e.path)) return kind;
@@ -40,6 +40,26 @@ describe("capture/allow-table: the file the preload library reads to go on witho
     const withShell = encodeAllowTable(9, [entries[0]!, shell]);
     assert.deepEqual([lookup(withShell, 9, entries[0]!), lookup(withShell, 9, shell)], [1, 2], "a shell's entry lets it go on only as a plain command");
     assert.deepEqual(new Set(decodeAllowTable(withShell)!.entries.map((e) => e.runs)), new Set([undefined, "command"]), "round-trips");
+    const python: AllowEntry = { ...entry(401, "/usr/bin/python3.11"), runs: { inline: "-c" } };
+    const withPython = encodeAllowTable(9, [python]);
+    assert.equal(lookup(withPython, 9, python), 3, "an interpreter's entry lets it go on only for its inline code");
+    const slot = withPython.indexOf(Buffer.from([3, 0, 0x2d, 0x63, 0, 0]), 24);
+    assert.ok(slot > 0 && (slot - 24 - 34) % 40 === 0, "its option after the kind, NUL-padded, for the library to compare argv[1] with");
+    assert.deepEqual(decodeAllowTable(withPython)!.entries[0]!.runs, { inline: "-c" }, "round-trips");
+    assert.equal(decodeAllowTable(encodeAllowTable(9, [{ ...python, runs: { inline: "--eval" } }]))!.entries.length, 0, "an option longer than the slot holds: left out (asked)");
+  });
+
+  it("lets an interpreter's entry stand only for `INTERPRETER OPTION ...` with its inline-code option first", () => {
+    for (const [name, option] of [["python3.11", "-c"], ["perl", "-e"], ["ruby3.1", "-e"], ["node", "-e"], ["php8.2", "-r"]] as const) {
+      assert.equal(inlineCodeOption(name), option, name);
+      const run = argv(name, option, "code", "/tmp/evil.script");
+      assert.ok(runsInlineCode(run, option), `${name} ${option}`);
+      assert.equal(scriptNamedBy(name, run.rawArgs.toString("latin1").split("\0").slice(0, -1)), undefined, `${name} ${option}: the sidecar names no script either`);
+      assert.ok(!runsInlineCode(argv(name, "/tmp/evil.script"), option), `${name} FILE: a script`);
+      assert.ok(!runsInlineCode(argv(name, "-W", option, "code"), option), `${name}: another option first: asked`);
+      assert.ok(!runsInlineCode(argv(name), option), `${name}: code from stdin`);
+    }
+    for (const name of ["dash", "bash", "lua5.4", "awk", "busybox", "curl"]) assert.equal(inlineCodeOption(name), undefined, `${name}: no inline-code option that runs no file`);
   });
 
   it("lets a shell's entry stand only for `SHELL -c COMMAND` naming no file it runs", () => {
@@ -88,11 +108,13 @@ describe("capture/allow-table: the file the preload library reads to go on witho
       assert.ok(table.holds(entry(1), run) && !table.holds(entry(3), run) && !table.holds(entry(1, "/tmp/other-name"), run), "what it made, by identity and path");
       table.add({ ...entry(7, "/bin/dash"), runs: "command" });
       assert.ok(table.holds(entry(7, "/bin/dash"), argv("dash", "-c", "ls")) && !table.holds(entry(7, "/bin/dash"), argv("dash", "/tmp/x.sh")), "a shell's, for a plain command only");
+      table.add({ ...entry(8, "/usr/bin/perl"), runs: { inline: "-e" } });
+      assert.ok(table.holds(entry(8, "/usr/bin/perl"), argv("perl", "-e", "print 1")) && !table.holds(entry(8, "/usr/bin/perl"), argv("perl", "/tmp/x.pl")), "an interpreter's, for its inline code only");
       assert.ok(!table.holds(entry(1), { ...run, ppid: 0 }), "a process whose parent is outside the PID namespace (an exec session's first) always asks: no entry speaks for it");
       assert.equal(read().entries.length, 0, "not yet written");
       // A 5 ms timer: on a busy machine (CI's other tiers on both cores) it can fire 30 ms late.
       for (const until = Date.now() + 2000; read().entries.length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 5));
-      assert.equal(read().entries.length, 3);
+      assert.equal(read().entries.length, 4);
       table.reset(4);
       assert.deepEqual(read(), { generation: 4, entries: [] }, "a new policy: nothing found allowed before holds");
       assert.ok(!table.holds(entry(1), argv("tool")));

@@ -152,7 +152,10 @@ describe("standing allows: what the allow table may let go on without asking", (
     assert.equal(standingAllow(undefined, run("/bin/dash"), undefined), "command", "a shell: only as `dash -c COMMAND` naming no script, with no socket on its stdio");
     assert.equal(standingAllow({ executables: { blocked: ["/bin/dash"], unidentified: "alert" } }, run("/bin/dash"), started), undefined, "a shell blocked as such");
     assert.equal(standingAllow(undefined, run("/tmp/sh", { exe: exe("/tmp/sh", { loader: true }) }), undefined), undefined, "the loader under a shell's name");
-    assert.ok(!standingAllow(undefined, run("/usr/bin/python3.12"), undefined), "an interpreter");
+    assert.deepEqual(standingAllow(undefined, run("/usr/bin/python3.12"), undefined), { inline: "-c" }, "an interpreter: only as `python3.12 -c CODE`, with no socket on its stdio");
+    assert.deepEqual(standingAllow(undefined, run("/usr/bin/perl"), undefined), { inline: "-e" });
+    assert.equal(standingAllow({ executables: { blocked: ["python*"], unidentified: "alert" } }, run("/usr/bin/python3.12"), started), undefined, "an interpreter blocked as such");
+    assert.ok(!standingAllow(undefined, run("/usr/bin/lua5.4"), undefined), "an interpreter whose inline code may run a file after it (`lua -e CODE FILE`)");
     assert.ok(!standingAllow(undefined, run("/usr/bin/ncat"), undefined), "a relay: a reverse shell's other half");
     assert.ok(!standingAllow(undefined, run("/lib64/ld-linux-x86-64.so.2"), undefined), "the loader: the program it runs is its argv's");
     assert.ok(!standingAllow(undefined, run("/tmp/update-check", { exe: exe("/tmp/update-check", { loader: true }) }), undefined), "a copy of the loader under another name");
