@@ -58,5 +58,7 @@ export const Control = {
   preload: 2,
   /** 1: the policy wants interpreters' stdio read at first sight (reverse shells). */
   stdio: 3,
+  /** Counts the reported processes posted for the loop to adopt: it reads its port only when this moved. */
+  adopted: 4,
 } as const;
-export const controlSlots = 4;
+export const controlSlots = 5;

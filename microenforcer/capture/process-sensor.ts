@@ -45,6 +45,7 @@ export class ProcessSensor {
    */
   adopt(pid: number, startTicks: number, fingerprint: string): void {
     this.reports.postMessage([pid, startTicks, fingerprint]);
+    Atomics.add(this.control, Control.adopted, 1);
   }
 
   /** Whether interpreters' stdio is read at first sight; the loop picks it up at its next tick. */
