@@ -330,19 +330,36 @@ static int network_socket(int fd) {
   return r != 0 || domain != AF_UNIX_;
 }
 
+/* A network socket on stdin, stdout or stderr: a reverse shell's (a unix socket is none, as for the reverse shell control). */
+static int network_stdio(void) {
+  return network_socket(0) || network_socket(1) || network_socket(2);
+}
+
+/*
+ * Where argv[2] begins when argv[1] of the report `m` is exactly the `n` bytes of `option`
+ * (`-c`); 0 otherwise. `end`: where the report's argv ends.
+ */
+static const char *after_option(const unsigned char *m, const unsigned char *option, ulong n, const char **end) {
+  const char *a = (const char *)m + HEADER_BYTES + get16(m + 88) + get16(m + 90);
+  *end = a + get16(m + 92);
+  while (a < *end && *a) a++; /* argv[0] */
+  if (n == 0 || *end - a < (slong)n + 2) return 0; /* its NUL, the option, the option's NUL */
+  for (ulong i = 0; i < n; i++)
+    if (a[1 + i] != (char)option[i]) return 0;
+  return a[1 + n] == 0 ? a + 2 + n : 0;
+}
+
 /*
  * A shell run as `SHELL -c COMMAND ...` whose command names no file it runs (shell syntax,
  * or no `/` at all: a word without one is looked up in PATH and reports itself), with no
- * network socket on stdin, stdout or stderr (a reverse shell's; a unix socket is none, as
- * for the reverse shell control): then only the shell's own file decides its verdict. The
+ * network socket on its stdio: then only the shell's own file decides its verdict. The
  * report `m` holds the argv; a cut one tells nothing.
  */
 static int runs_plain_command(const unsigned char *m) {
   if (get16(m + 6) & FLAG_CMDLINE_TRUNCATED) return 0;
-  const char *a = (const char *)m + HEADER_BYTES + get16(m + 88) + get16(m + 90), *end = a + get16(m + 92);
-  while (a < end && *a) a++; /* argv[0] */
-  if (end - a < 4 || a[1] != '-' || a[2] != 'c' || a[3] != 0) return 0;
-  const char *command = a + 4;
+  const char *end;
+  const char *command = after_option(m, (const unsigned char *)"-c", 2, &end);
+  if (command == 0) return 0;
   int slash = 0, syntax = 0, terminated = 0;
   for (const char *c = command; c < end; c++) {
     if (*c == 0) {
@@ -353,25 +370,20 @@ static int runs_plain_command(const unsigned char *m) {
     syntax |= shell_syntax(*c);
   }
   if (!terminated || (slash && !syntax)) return 0;
-  return !network_socket(0) && !network_socket(1) && !network_socket(2);
+  return !network_stdio();
 }
 
 /*
  * An interpreter run as `INTERPRETER OPTION ...` with `option` (its inline-code option, up to
  * MAX_OPTION bytes, NUL-padded: `-c` for python, `-e` for perl) as its first argument: it runs
- * the next argument as code, and no file its argv names. With no network socket on stdin,
- * stdout or stderr, as for a shell's plain command.
+ * the next argument as code, and no file its argv names. With no network socket on its stdio,
+ * as for a shell's plain command.
  */
 static int runs_inline_code(const unsigned char *m, const unsigned char *option) {
-  const char *a = (const char *)m + HEADER_BYTES + get16(m + 88) + get16(m + 90), *end = a + get16(m + 92);
-  while (a < end && *a) a++; /* argv[0] */
   ulong n = 0;
   while (n < MAX_OPTION && option[n]) n++;
-  if (n == 0 || end - a < (slong)n + 2) return 0; /* its NUL, the option, the option's NUL */
-  for (ulong i = 0; i < n; i++)
-    if (a[1 + i] != (char)option[i]) return 0;
-  if (a[1 + n] != 0) return 0;
-  return !network_socket(0) && !network_socket(1) && !network_socket(2);
+  const char *end;
+  return after_option(m, option, n, &end) != 0 && !network_stdio();
 }
 
 /* Whether the table of `generation` holds the executable the report `m` describes, run by this path and comm, and lets this run go on. */

@@ -52,7 +52,9 @@ const runsInline = 3;
 /** An inline-code option (`-c`, `-e`, `-r`) fits the slot's 4 bytes after its kind, NUL-padded. */
 const maxOptionBytes = 4;
 
-const argvOf = (run: Pick<ExecReport, "rawArgs">): string[] => run.rawArgs.toString("latin1").split("\0");
+/** A report's raw argv split at its NULs: a word after the last one (empty when argv ends with its NUL). */
+const argWords = (run: Pick<ExecReport, "rawArgs">): string[] => run.rawArgs.toString("latin1").split("\0");
+
 /**
  * Whether a run is `SHELL -c COMMAND ...` with a command that names no file the shell runs
  * (script-argv.ts commandScript: shell syntax, or no `/` at all), its argv read whole. The
@@ -60,7 +62,7 @@ const argvOf = (run: Pick<ExecReport, "rawArgs">): string[] => run.rawArgs.toStr
  */
 export function runsPlainCommand(run: Pick<ExecReport, "rawArgs" | "truncated">): boolean {
   // argv[0], -c, the command, and what follows its NUL.
-  const words = argvOf(run);
+  const words = argWords(run);
   const command = words[2];
   return !run.truncated.cmdline && words.length >= 4 && words[1] === "-c" && command !== undefined && (shellSyntax.test(command) || !command.includes("/"));
 }
@@ -72,7 +74,7 @@ export function runsPlainCommand(run: Pick<ExecReport, "rawArgs" | "truncated">)
  */
 export function runsInlineCode(run: Pick<ExecReport, "rawArgs">, option: string): boolean {
   // argv[0], the option, and what follows its NUL.
-  const words = argvOf(run);
+  const words = argWords(run);
   return words.length >= 3 && words[1] === option;
 }
 
