@@ -2,10 +2,12 @@
  * The capture loop: finds processes as early as /proc allows and reports spawn, exec and
  * exit with (pid, starttime) identity. It runs on its own thread (see worker-entry.ts) so
  * that exporting records never delays a look at /proc. Each tick:
- * - the trigger (pid-trigger.ts): the PIDs handed out since the last tick are read at once;
+ * - the trigger (pid-trigger.ts): the PIDs handed out since the last tick are read at once,
+ *   newest first and within tickBudgetMs, the rest at the next ticks (pid-backlog.ts);
  * - the socket sensor, when the policy wants it (network-host.ts), before the looks that
  *   may find its sockets' owners gone, so that a connection's record comes first;
- * - the looks due at known processes, for an exec or an exit (process-watch.ts);
+ * - the looks due at known processes, for an exec or an exit (process-watch.ts), within
+ *   tickBudgetMs too;
  * - a /proc directory scan on a slower timer finds what the trigger cannot (PID wrap, a
  *   missing ns_last_pid) and the exits of processes not yet due for a look;
  * - every gapReportIntervalMs, what it knows it missed (gap-counter.ts);
@@ -15,10 +17,12 @@
 import { defaultSamplerOptions, type SamplerOptions } from "../net/network-sampler.ts";
 import type { CaptureEvent, Detection } from "./events.ts";
 import { GapCounter } from "./gap-counter.ts";
+import { monotonicNow } from "../proc/boot-clock.ts";
 import { NetworkHost, type PollReason } from "./network-host.ts";
+import { PidBacklog } from "./pid-backlog.ts";
 import type { PidHistory } from "./pid-history.ts";
 import { PidTrigger } from "./pid-trigger.ts";
-import { ProcessWatch, type WatchTiming } from "./process-watch.ts";
+import { ProcessWatch, type ReadAhead, type WatchTiming } from "./process-watch.ts";
 
 export interface CaptureOptions extends WatchTiming {
   procRoot: string;
@@ -36,6 +40,12 @@ export interface CaptureOptions extends WatchTiming {
    */
   preloadMaxCheckIntervalMs: number;
   activeWindowMs: number;
+  /**
+   * Longest a tick reads new PIDs, and again runs due looks. A burst of thousands of PIDs
+   * (~0.3 ms each) read in one go would hide what starts and ends meanwhile; read a budget
+   * a tick, newest first, a newcomer waits a tick or two.
+   */
+  tickBudgetMs: number;
   rescanIntervalMs: number;
   gapReportIntervalMs: number;
   /** Scan interval when ns_last_pid is unavailable. */
@@ -53,6 +63,7 @@ export const defaultCaptureOptions: CaptureOptions = {
   preloadIdleTickMs: 100,
   preloadMaxCheckIntervalMs: 300,
   activeWindowMs: 2000,
+  tickBudgetMs: 5,
   fastTickMs: 0.25,
   youngMs: 20,
   maxCheckIntervalMs: 100,
@@ -74,6 +85,9 @@ export class CaptureLoop {
   private readonly processes: ProcessWatch;
   private readonly network: NetworkHost;
   private readonly gaps = new GapCounter();
+  private readonly backlog = new PidBacklog();
+  /** Time that runs during a tick, for its budget (ticks are given `now`, which stands still). */
+  private readonly clock: () => number;
   /** Which PIDs were handed out when, for the main thread to hold reports of gone processes against. */
   private readonly history: PidHistory | undefined;
   private lastActivity = 0;
@@ -83,15 +97,18 @@ export class CaptureLoop {
   private plannedDelay: number | undefined;
   private preload = false;
   private events: CaptureEvent[] = [];
+  /** When the PID being read from the backlog was handed out (ReadAhead.before). */
+  private reading: number | undefined;
   /** PIDs handed out that were not in /proc yet at their first look (see notInProcYet). */
   private unborn: number[] = [];
   /** Set-backs of ns_last_pid not said yet: the first is said at once, later ones counted, at most once per gap report interval. */
   private setBacks: { count: number; since: number; until: number; lastPid: number } | undefined;
   private setBacksSaidAt = -Infinity;
 
-  constructor(options: CaptureOptions, history?: PidHistory) {
+  constructor(options: CaptureOptions, history?: PidHistory, clock: () => number = monotonicNow) {
     this.options = options;
     this.history = history;
+    this.clock = clock;
     const root = options.procRoot;
     try {
       this.trigger = new PidTrigger(root);
@@ -101,7 +118,17 @@ export class CaptureLoop {
       const reason = `${root}/sys/kernel/ns_last_pid unavailable (${(err as Error).message}); kernel built without CONFIG_CHECKPOINT_RESTORE?`;
       this.events.push({ type: "trigger", mode: "scan", reason });
     }
-    this.processes = new ProcessWatch(root, options, (event) => this.events.push(event), options.selfPid);
+    const readAhead: ReadAhead = {
+      parent: (ppid, now) => {
+        const at = this.backlog.remove(ppid);
+        if (at !== undefined) this.firstLook(ppid, at, now);
+      },
+      before: (now) => {
+        if (this.reading === undefined) return;
+        for (const { pid, at } of this.backlog.takeHandedOutBefore(this.reading)) this.firstLook(pid, at, now);
+      },
+    };
+    this.processes = new ProcessWatch(root, options, (event) => this.events.push(event), options.selfPid, readAhead);
     this.network = new NetworkHost({ ...options.network, procRoot: root });
   }
 
@@ -114,7 +141,7 @@ export class CaptureLoop {
 
   private plannedDelayMs(now: number): number {
     if (this.trigger === undefined) return this.options.fallbackScanMs;
-    const active = now - this.lastActivity < this.options.activeWindowMs;
+    const active = !this.backlog.empty || now - this.lastActivity < this.options.activeWindowMs;
     // Idle, every process is older than the active window, so its looks are maxCheckIntervalMs
     // apart: they wait for the idle tick rather than each waking the thread on its own
     // (a wake-up costs more than the look; a look comes at most one idle tick late).
@@ -154,7 +181,7 @@ export class CaptureLoop {
     this.lastTick = now;
     this.gaps.start(now);
     if (this.trigger !== undefined) this.history?.begin(this.trigger.lastPid, now);
-    this.rescan(now, "startup");
+    this.rescan(now, "startup", false);
     // In start order, so parents precede children and a container's init its exec sessions.
     const order = (e: CaptureEvent): number =>
       e.type === "spawn" ? e.snapshot.startTicks : e.type === "exit" ? e.startTicks + 0.5 : -1;
@@ -187,15 +214,18 @@ export class CaptureLoop {
       this.lookAgainAtUnborn(now);
       if (change !== undefined) {
         if (change.setBack) this.rescan(now, "rescan");
-        else for (const pid of change.pids) if (!this.processes.visit(pid, "trigger", now)) this.notInProcYet(pid);
+        else this.backlog.add(change.ranges, now);
         this.trigger!.accept(change);
         this.lastActivity = now;
       }
+      this.readBacklog(now);
       // Before the checks that may find owners' exits: a connection's record comes first.
       this.pollNetwork(now, this.lastActivity === now ? "nudge" : "timer");
-      this.processes.runDueChecks(now);
+      this.processes.runDueChecks(now, this.budget());
       const rescanEvery = this.trigger === undefined ? this.options.fallbackScanMs : this.options.rescanIntervalMs;
-      if (now - this.lastRescan >= rescanEvery) this.rescan(now, "rescan");
+      // Not while PIDs wait: it would list them all (tens of ms) to leave them to the backlog,
+      // and the checks find exits meanwhile.
+      if (this.backlog.empty && now - this.lastRescan >= rescanEvery) this.rescan(now, "rescan");
       if (this.gaps.due(now, this.options.gapReportIntervalMs)) this.queueGaps(now);
     } catch (err) {
       this.events.push({ type: "error", message: (err as Error).message });
@@ -206,7 +236,8 @@ export class CaptureLoop {
   /** The last look before stopping: every exit and exec not yet seen, and the gap count. */
   finish(now: number): CaptureEvent[] {
     this.lookAgainAtUnborn(now);
-    this.rescan(now, "rescan");
+    for (let next = this.backlog.take(); next !== undefined; next = this.backlog.take()) this.firstLook(next.pid, next.at, now);
+    this.rescan(now, "rescan", false);
     this.pollNetwork(now, "final");
     this.processes.checkAll(now);
     this.queueGaps(now);
@@ -217,6 +248,32 @@ export class CaptureLoop {
   close(): void {
     this.trigger?.close();
     this.network.close();
+  }
+
+  /** Whether the budget started now has time left. */
+  private budget(): () => boolean {
+    const until = this.clock() + this.options.tickBudgetMs;
+    return () => this.clock() < until;
+  }
+
+  /** Handed-out PIDs not read yet, newest first, within the budget. */
+  private readBacklog(now: number): void {
+    const more = this.budget();
+    while (!this.backlog.empty && more()) {
+      const { pid, at } = this.backlog.take()!;
+      this.firstLook(pid, at, now);
+    }
+  }
+
+  /** A handed-out PID gone at its first look is a gap, unless it was handed out this tick (see notInProcYet). */
+  private firstLook(pid: number, handedOutAt: number, now: number): void {
+    const outer = this.reading;
+    this.reading = handedOutAt;
+    const seen = this.processes.visit(pid, "trigger", now);
+    this.reading = outer;
+    if (seen) return;
+    if (handedOutAt === now) this.notInProcYet(pid);
+    else this.gaps.missed(pid);
   }
 
   /**
@@ -235,9 +292,13 @@ export class CaptureLoop {
     for (const pid of unborn) if (!this.processes.visit(pid, "trigger", now)) this.gaps.missed(pid);
   }
 
-  private rescan(now: number, detection: Detection): void {
+  /**
+   * PIDs the backlog holds (a set-back in a burst) are left to it. `budgeted`, what is left
+   * over waits for the next rescan.
+   */
+  private rescan(now: number, detection: Detection, budgeted = true): void {
     this.lastRescan = now;
-    this.processes.rescan(now, detection);
+    this.processes.rescan(now, detection, budgeted ? this.budget() : undefined, (pid) => this.backlog.has(pid));
   }
 
   /** Owners' execs found meanwhile are reported first (ProcessWatch.ownerSeen). */

@@ -17,8 +17,8 @@ export interface PidChange {
   current: number;
   /** Set back by root: look at all of /proc instead (see setBack()). */
   setBack: boolean;
-  /** The PIDs handed out meanwhile, when not set back. */
-  pids: Iterable<number>;
+  /** The PIDs handed out meanwhile, oldest range first; none when set back. */
+  ranges: PidRange[];
   /** How many, when not set back. */
   count?: number;
 }
@@ -50,8 +50,8 @@ export class PidTrigger {
     const current = this.read();
     if (current === this.last) return undefined;
     const back = setBack(this.last, current, this.pidMax);
-    if (back) return { current, setBack: true, pids: [] };
-    return { current, setBack: false, pids: allocatedSince(this.last, current, this.pidMax), count: allocatedCount(this.last, current, this.pidMax)! };
+    if (back) return { current, setBack: true, ranges: [] };
+    return { current, setBack: false, ranges: allocatedRanges(this.last, current, this.pidMax), count: allocatedCount(this.last, current, this.pidMax)! };
   }
 
   /** The PIDs of `change` have been looked at. */
@@ -102,12 +102,15 @@ export function allocatedCount(last: number, current: number, pidMax: number): n
   return pidMax - 1 - last + (current - Math.min(reservedPids, current) + 1);
 }
 
-/** PIDs handed out after `last` up to `current`, across a wrap at pid_max. */
-export function* allocatedSince(last: number, current: number, pidMax: number): Generator<number> {
-  if (current > last) {
-    for (let pid = last + 1; pid <= current; pid++) yield pid;
-    return;
-  }
-  for (let pid = last + 1; pid < pidMax; pid++) yield pid;
-  for (let pid = Math.min(reservedPids, current); pid <= current; pid++) yield pid;
+/** PIDs `first` to `last`, both included. */
+export interface PidRange {
+  first: number;
+  last: number;
+}
+
+/** PIDs handed out after `last` up to `current`, across a wrap at pid_max: in the order handed out. */
+export function allocatedRanges(last: number, current: number, pidMax: number): PidRange[] {
+  if (current > last) return [{ first: last + 1, last: current }];
+  const wrapped = { first: Math.min(reservedPids, current), last: current };
+  return last + 1 < pidMax ? [{ first: last + 1, last: pidMax - 1 }, wrapped] : [wrapped];
 }

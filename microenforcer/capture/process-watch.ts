@@ -29,6 +29,19 @@ export interface WatchTiming {
   holdForkMs: number;
 }
 
+/**
+ * What the loop reads ahead of a process it reads out of turn (newest first, see PidBacklog),
+ * when the process's report depends on it: a child is held while it shows its parent's image
+ * and inherits its exec session; a root (its parent outside the namespace) is a container's
+ * init only if no root of its container came before it, else an exec session.
+ */
+export interface ReadAhead {
+  /** The parent, when it was handed out and has not been read yet. */
+  parent(ppid: number, now: number): void;
+  /** For a root: every PID handed out before it and not read yet (roots are the runtime's, and rare). */
+  before(now: number): void;
+}
+
 interface Watched {
   startTicks: number;
   fingerprint: string;
@@ -63,18 +76,20 @@ export class ProcessWatch {
   private readonly report: (event: CaptureEvent) => void;
   /** The sensor itself: watched (it owns sockets), never looked at for an exec or exit of its own. */
   private readonly selfPid: number | undefined;
+  private readonly readAhead: ReadAhead | undefined;
   /** Read where interpreters' stdio goes at each full read (ReadOptions.stdio). */
   readStdio = false;
   /** WatchTiming.maxCheckIntervalMs, or what the loop sets instead (longer while the library reports). */
   maxCheckIntervalMs: number;
 
   /** `report` receives spawn, exec and exit events in the order they are found. */
-  constructor(procRoot: string, timing: WatchTiming, report: (event: CaptureEvent) => void, selfPid?: number) {
+  constructor(procRoot: string, timing: WatchTiming, report: (event: CaptureEvent) => void, selfPid?: number, readAhead?: ReadAhead) {
     this.procRoot = procRoot;
     this.timing = timing;
     this.maxCheckIntervalMs = timing.maxCheckIntervalMs;
     this.report = report;
     this.selfPid = selfPid;
+    this.readAhead = readAhead;
   }
 
   /** When the next look is due (Infinity: none). */
@@ -101,6 +116,8 @@ export class ProcessWatch {
     if (result.kind !== "process") return true;
     this.kernelThreads.delete(pid);
     const snapshot = result.snapshot;
+    if (snapshot.ppid === 0) this.readAhead?.before(now);
+    else if (!this.watched.has(snapshot.ppid)) this.readAhead?.parent(snapshot.ppid, now);
     const previous = this.watched.get(pid);
     if (previous !== undefined) {
       if (previous.startTicks === snapshot.startTicks) return true;
@@ -145,21 +162,25 @@ export class ProcessWatch {
     return true;
   }
 
-  /** Every PID in /proc: exits of those gone, visits of those not seen yet. */
-  rescan(now: number, detection: Detection): void {
+  /** Every PID in /proc: exits of those gone, visits of those not seen yet but for `skip`'s, while `more` says so. */
+  rescan(now: number, detection: Detection, more: () => boolean = always, skip: (pid: number) => boolean = never): void {
     const live = new Set(listPids(this.procRoot));
     for (const [pid, w] of this.watched) {
       if (!live.has(pid)) this.exit(pid, w, now);
     }
     for (const pid of this.kernelThreads) if (!live.has(pid)) this.kernelThreads.delete(pid);
     for (const pid of live) {
-      if (!this.watched.has(pid) && !this.kernelThreads.has(pid)) this.visit(pid, detection, now);
+      if (this.watched.has(pid) || this.kernelThreads.has(pid) || skip(pid)) continue;
+      if (!more()) return;
+      this.visit(pid, detection, now);
     }
   }
 
-  /** The looks that are due. */
-  runDueChecks(now: number): void {
-    for (let check = this.schedule.popDue(now); check !== undefined; check = this.schedule.popDue(now)) {
+  /** The looks that are due, while `more` says so (the rest stay due). */
+  runDueChecks(now: number, more: () => boolean = always): void {
+    while (more()) {
+      const check = this.schedule.popDue(now);
+      if (check === undefined) return;
       const w = this.watched.get(check.pid);
       if (w === undefined || w.startTicks !== check.startTicks || w.exited) continue;
       this.check(check.pid, w, now);
@@ -320,6 +341,9 @@ export class ProcessWatch {
     if (!same) this.watched.delete(pid);
   }
 }
+
+const always = (): boolean => true;
+const never = (): boolean => false;
 
 /** Caught inside execve: argv not laid out yet, or environ emptied under the look (ProcSnapshot.execving). */
 function insideExecve(snapshot: ProcSnapshot): boolean {

@@ -138,10 +138,12 @@ describe("process sensor hardening: 5 000 processes, a fork storm, 20 000 socket
     console.log(`      5 000 processes: peak RSS ${Math.round(peak / 1024)} MiB, RSS at the end ${Math.round(rssKib(run) / 1024)} MiB, ${Date.now() - started} ms`);
   });
 
-  it("reports all of 5 000 long-lived processes started while it watches, then a new one, with its peak RSS bounded", async () => {
+  it("reports all of 5 000 long-lived processes started while it watches, a 0.1 s command run right after them, and a new one, with its peak RSS bounded", async () => {
     const started = Date.now();
     const run = await runInPidNamespace(
+      // An intruder's cover: the sleepers take the sensor seconds to read, and the command runs meanwhile.
       `${forker} sleepers 5000 $WORK/sleepers.pids
+       sleep 0.1234
        sleep 1.0123
        cat $WORK/sleepers.pids
        echo END-OF-PIDS
@@ -155,6 +157,7 @@ describe("process sensor hardening: 5 000 processes, a fork storm, 20 000 socket
     const missing = sleepers.filter((pid) => !reported.has(pid));
     assert.deepEqual(missing.slice(0, 20), [], `${missing.length} of 5 000 sleepers not reported`);
     for (const pid of sleepers) assert.notEqual(attr(reported.get(pid)!, "microenforcer.sensor.detection"), "startup");
+    assert.equal(execsOf(run, "sleep", "0.1234").length, 1, "the command run while the sensor reads the sleepers is reported once");
     assert.equal(execsOf(run, "sleep", "0.4321").length, 1, "a process started after them is reported once");
     const peak = peakRssKib(run);
     assert.ok(peak < RSS_LIMIT_KIB, `the sensor's peak RSS ${peak} KiB is under ${RSS_LIMIT}`);

@@ -11,7 +11,7 @@ import { CaptureLoop, defaultCaptureOptions } from "../../microenforcer/capture/
 import type { CaptureEvent } from "../../microenforcer/capture/events.ts";
 import { messages, networkEvents, maxEventsPerPost } from "../../microenforcer/capture/messages.ts";
 import { PidHistory } from "../../microenforcer/capture/pid-history.ts";
-import { allocatedSince, setBack } from "../../microenforcer/capture/pid-trigger.ts";
+import { allocatedRanges, setBack } from "../../microenforcer/capture/pid-trigger.ts";
 import type { NetworkObservation } from "../../microenforcer/net/connection-reporter.ts";
 import { FakeProc } from "./fake-proc.ts";
 
@@ -38,9 +38,19 @@ function describe_(events: CaptureEvent[]): string[] {
 describe("CaptureLoop over a fake /proc", () => {
   let proc: FakeProc;
   let loop: CaptureLoop | undefined;
-  const start = (options: Partial<typeof defaultCaptureOptions> = {}) => {
-    loop = new CaptureLoop({ ...defaultCaptureOptions, ...options, procRoot: proc.root });
+  /** `clock` times a tick's budget: by default it stands still, so no tick runs out of it. */
+  const start = (options: Partial<typeof defaultCaptureOptions> = {}, clock = () => 0) => {
+    loop = new CaptureLoop({ ...defaultCaptureOptions, ...options, procRoot: proc.root }, undefined, clock);
     return loop;
+  };
+  /** A clock 1 ms later at each read: a budget of 5 ms lets 4 PIDs be read. */
+  const steps = (): (() => number) => {
+    let t = 0;
+    return () => t++;
+  };
+  /** PIDs first to last, long-lived programs of their own (orphans of PID 1): read, each is a spawn at once. */
+  const burst = (first: number, last: number): void => {
+    for (let pid = first; pid <= last; pid++) proc.add({ pid, ppid: 1, comm: "worker", startTicks: 100 + pid, exe: "/bin/worker", args: ["worker", String(pid)] });
   };
   beforeEach(() => {
     proc = new FakeProc({ lastPid: 10 });
@@ -184,6 +194,51 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.deepEqual(describe_(l.tick(1000)), ["gap pid 1 (12-12)"], "12 never showed");
   });
 
+  it("reads a burst a budget at a time, newest PIDs first: a process started during it is read at the next tick, the burst after", () => {
+    const l = start({ tickBudgetMs: 5, rescanIntervalMs: 1, gapReportIntervalMs: 1000 }, steps());
+    l.start(0);
+    burst(11, 20);
+    assert.deepEqual(describe_(l.tick(1)), ["spawn 11 worker exec trigger", "spawn 12 worker exec trigger", "spawn 13 worker exec trigger", "spawn 14 worker exec trigger"]);
+    proc.add({ pid: 21, ppid: 10, comm: "curl", startTicks: 300, exe: "/usr/bin/curl", args: ["curl", "example.test"] });
+    proc.remove(19);
+    proc.remove(20);
+    // The rescans (every tick here) leave the waiting PIDs to the backlog: all are `trigger`.
+    assert.deepEqual(describe_(l.tick(2)), ["spawn 21 curl exec trigger", "spawn 15 worker exec trigger", "spawn 16 worker exec trigger", "spawn 17 worker exec trigger"]);
+    assert.deepEqual(describe_(l.tick(3)), ["spawn 18 worker exec trigger"]);
+    assert.deepEqual(describe_(l.tick(1000)), ["gap pid 2 (19-20)"], "gone before their turn, without a second look");
+  });
+
+  it("reads a parent still waiting its turn before its child: the child is held as its fork and reported once, with what it exec'd", () => {
+    const l = start({ tickBudgetMs: 5 }, steps());
+    l.start(0);
+    burst(11, 20);
+    l.tick(1);
+    proc.fork(18, 21, 300);
+    assert.deepEqual(describe_(l.tick(2)), ["spawn 18 worker exec trigger", "spawn 15 worker exec trigger", "spawn 16 worker exec trigger", "spawn 17 worker exec trigger"]);
+    proc.exec(21, "/usr/bin/id", ["id"]);
+    assert.deepEqual(describe_(l.tick(3)), ["spawn 19 worker exec trigger", "spawn 20 worker exec trigger", "spawn 21 id exec trigger"]);
+  });
+
+  it("reads the PIDs handed out before a root first: a container's init waiting its turn is reported before an exec session into it", () => {
+    const l = start({ tickBudgetMs: 5 }, steps());
+    l.start(0);
+    burst(11, 16);
+    proc.add({ pid: 17, ppid: 0, comm: "nginx", startTicks: 217, exe: "/usr/sbin/nginx", args: ["nginx"], container: "web" });
+    burst(18, 20);
+    l.tick(1);
+    proc.add({ pid: 21, ppid: 0, comm: "sh", startTicks: 300, exe: "/bin/sh", args: ["sh"], container: "web" });
+    const events = describe_(l.tick(2));
+    assert.deepEqual(events.slice(0, 7), ["spawn 15 worker exec trigger", "spawn 16 worker exec trigger", "spawn 17 nginx exec trigger", "spawn 18 worker exec trigger", "spawn 19 worker exec trigger", "spawn 20 worker exec trigger", "spawn 21 sh exec trigger"]);
+  });
+
+  it("at the end, reads every PID still waiting its turn", () => {
+    const l = start({ tickBudgetMs: 5 }, steps());
+    l.start(0);
+    burst(11, 20);
+    l.tick(1);
+    assert.deepEqual(describe_(l.finish(2)).filter((e) => e.startsWith("spawn")).length, 6);
+  });
+
   it("keeps which PIDs were handed out when, and who ran at start, for reports of processes gone before a look", () => {
     const history = new PidHistory(64);
     const clock = { bootMs: 0, ticksPerSecond: 100 };
@@ -320,8 +375,9 @@ describe("CaptureLoop over a fake /proc", () => {
 
 describe("the trigger's PID arithmetic", () => {
   it("lists the PIDs handed out, across a wrap at pid_max", () => {
-    assert.deepEqual([...allocatedSince(10, 13, 32768)], [11, 12, 13]);
-    assert.deepEqual([...allocatedSince(32766, 301, 32768)], [32767, 300, 301]);
+    assert.deepEqual(allocatedRanges(10, 13, 32768), [{ first: 11, last: 13 }]);
+    assert.deepEqual(allocatedRanges(32766, 301, 32768), [{ first: 32767, last: 32767 }, { first: 300, last: 301 }]);
+    assert.deepEqual(allocatedRanges(32767, 300, 32768), [{ first: 300, last: 300 }]);
   });
 
   it("takes a move back further than a wrap explains for a set-back, not a wrap", () => {
