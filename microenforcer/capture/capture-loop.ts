@@ -46,6 +46,11 @@ export interface CaptureOptions extends WatchTiming {
    * a tick, newest first, a newcomer waits a tick or two.
    */
   tickBudgetMs: number;
+  /**
+   * PIDs read, and looks run, per tick whatever the budget: a thread kept off the CPU
+   * mid-tick (a loaded host) must not put an ordinary tick's few PIDs off to the next.
+   */
+  minLooksPerTick: number;
   rescanIntervalMs: number;
   gapReportIntervalMs: number;
   /** Scan interval when ns_last_pid is unavailable. */
@@ -64,6 +69,7 @@ export const defaultCaptureOptions: CaptureOptions = {
   preloadMaxCheckIntervalMs: 300,
   activeWindowMs: 2000,
   tickBudgetMs: 5,
+  minLooksPerTick: 16,
   fastTickMs: 0.25,
   youngMs: 20,
   maxCheckIntervalMs: 100,
@@ -250,10 +256,11 @@ export class CaptureLoop {
     this.network.close();
   }
 
-  /** Whether the budget started now has time left. */
+  /** Whether the budget started now allows one more look. */
   private budget(): () => boolean {
     const until = this.clock() + this.options.tickBudgetMs;
-    return () => this.clock() < until;
+    let looks = 0;
+    return () => ++looks <= this.options.minLooksPerTick || this.clock() < until;
   }
 
   /** Handed-out PIDs not read yet, newest first, within the budget. */

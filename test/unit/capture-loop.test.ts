@@ -195,7 +195,7 @@ describe("CaptureLoop over a fake /proc", () => {
   });
 
   it("reads a burst a budget at a time, newest PIDs first: a process started during it is read at the next tick, the burst after", () => {
-    const l = start({ tickBudgetMs: 5, rescanIntervalMs: 1, gapReportIntervalMs: 1000 }, steps());
+    const l = start({ tickBudgetMs: 5, minLooksPerTick: 0, rescanIntervalMs: 1, gapReportIntervalMs: 1000 }, steps());
     l.start(0);
     burst(11, 20);
     assert.deepEqual(describe_(l.tick(1)), ["spawn 11 worker exec trigger", "spawn 12 worker exec trigger", "spawn 13 worker exec trigger", "spawn 14 worker exec trigger"]);
@@ -209,7 +209,7 @@ describe("CaptureLoop over a fake /proc", () => {
   });
 
   it("reads a parent still waiting its turn before its child: the child is held as its fork and reported once, with what it exec'd", () => {
-    const l = start({ tickBudgetMs: 5 }, steps());
+    const l = start({ tickBudgetMs: 5, minLooksPerTick: 0 }, steps());
     l.start(0);
     burst(11, 20);
     l.tick(1);
@@ -220,7 +220,7 @@ describe("CaptureLoop over a fake /proc", () => {
   });
 
   it("reads the PIDs handed out before a root first: a container's init waiting its turn is reported before an exec session into it", () => {
-    const l = start({ tickBudgetMs: 5 }, steps());
+    const l = start({ tickBudgetMs: 5, minLooksPerTick: 0 }, steps());
     l.start(0);
     burst(11, 16);
     proc.add({ pid: 17, ppid: 0, comm: "nginx", startTicks: 217, exe: "/usr/sbin/nginx", args: ["nginx"], container: "web" });
@@ -231,8 +231,16 @@ describe("CaptureLoop over a fake /proc", () => {
     assert.deepEqual(events.slice(0, 7), ["spawn 15 worker exec trigger", "spawn 16 worker exec trigger", "spawn 17 nginx exec trigger", "spawn 18 worker exec trigger", "spawn 19 worker exec trigger", "spawn 20 worker exec trigger", "spawn 21 sh exec trigger"]);
   });
 
+  it("reads minLooksPerTick PIDs a tick however late the thread runs: an ordinary tick's few are not put off", () => {
+    const l = start({ tickBudgetMs: 0, minLooksPerTick: 3 }, steps());
+    l.start(0);
+    burst(11, 14);
+    assert.deepEqual(describe_(l.tick(1)), ["spawn 11 worker exec trigger", "spawn 12 worker exec trigger", "spawn 13 worker exec trigger"]);
+    assert.deepEqual(describe_(l.tick(2)), ["spawn 14 worker exec trigger"]);
+  });
+
   it("at the end, reads every PID still waiting its turn", () => {
-    const l = start({ tickBudgetMs: 5 }, steps());
+    const l = start({ tickBudgetMs: 5, minLooksPerTick: 0 }, steps());
     l.start(0);
     burst(11, 20);
     l.tick(1);
