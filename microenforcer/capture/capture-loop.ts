@@ -270,6 +270,8 @@ export class CaptureLoop {
       const { pid, at } = this.backlog.take()!;
       this.firstLook(pid, at, now);
     }
+    // What waits for the next tick is a burst: the gap records say how large it grew.
+    if (!this.backlog.empty) this.gaps.waiting(this.backlog.size);
   }
 
   /** A handed-out PID gone at its first look is a gap, unless it was handed out this tick (see notInProcYet). */
@@ -280,7 +282,7 @@ export class CaptureLoop {
     this.reading = outer;
     if (seen) return;
     if (handedOutAt === now) this.notInProcYet(pid);
-    else this.gaps.missed(pid);
+    else this.gaps.missed(pid, true);
   }
 
   /**
@@ -324,6 +326,8 @@ export class CaptureLoop {
 
   private queueGaps(now: number): void {
     this.events.push(...this.gaps.take(now, this.network.takeTcpGap()));
+    // A burst still being read is evidence in the next window too.
+    if (!this.backlog.empty) this.gaps.waiting(this.backlog.size);
   }
 
   private drain(): CaptureEvent[] {

@@ -45,7 +45,18 @@ export type CaptureEvent =
  * namespace whose socket-table rows were gone before the sensor read the tables (`tcp`).
  */
 export type GapReport =
-  | { kind: "pid"; count: number; firstPid: number; lastPid: number; since: number; until: number }
+  | {
+      kind: "pid";
+      count: number;
+      firstPid: number;
+      lastPid: number;
+      since: number;
+      until: number;
+      /** Of `count`, PIDs gone before their turn while the sensor read a burst (see PidBacklog). */
+      late?: number;
+      /** The most new PIDs waiting to be read at once in the window, when a burst made them wait. */
+      backlogPeak?: number;
+    }
   | { kind: "tcp"; count: number; since: number; until: number };
 
 /** Slots of the Int32Array (over a SharedArrayBuffer) the main thread controls the worker with. */

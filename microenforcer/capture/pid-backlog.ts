@@ -22,14 +22,24 @@ interface Pending {
 export class PidBacklog {
   /** Oldest first: taken from the end. */
   private readonly ranges: Pending[] = [];
+  private pending = 0;
 
   get empty(): boolean {
     return this.ranges.length === 0;
   }
 
+  /** PIDs waiting. */
+  get size(): number {
+    return this.pending;
+  }
+
   /** PIDs handed out at `at`, oldest range first (PidChange.ranges). */
   add(ranges: readonly PidRange[], at: number): void {
-    for (const { first, last } of ranges) if (first <= last) this.ranges.push({ next: first, last, at });
+    for (const { first, last } of ranges) {
+      if (first > last) continue;
+      this.ranges.push({ next: first, last, at });
+      this.pending += last - first + 1;
+    }
     if (this.ranges.length > maxRanges) this.joinAdjacent();
   }
 
@@ -39,6 +49,7 @@ export class PidBacklog {
     if (top === undefined) return undefined;
     const pid = top.next++;
     if (top.next > top.last) this.ranges.pop();
+    this.pending--;
     return { pid, at: top.at };
   }
 
@@ -51,6 +62,7 @@ export class PidBacklog {
     const above = { ...r, next: pid + 1 };
     // The lower part is taken first, so it goes nearer the end.
     this.ranges.splice(i, 1, ...[above, below].filter((p) => p.next <= p.last));
+    this.pending--;
     return r.at;
   }
 
@@ -59,6 +71,7 @@ export class PidBacklog {
     for (let r = this.ranges[0]; r !== undefined && r.at < at; r = this.ranges[0]) {
       const pid = r.next++;
       if (r.next > r.last) this.ranges.shift();
+      this.pending--;
       yield { pid, at: r.at };
     }
   }

@@ -101,6 +101,10 @@ export const Attr = {
   gapCount: "microenforcer.gap.count",
   gapFirstPid: "microenforcer.gap.first_pid",
   gapLastPid: "microenforcer.gap.last_pid",
+  /** Of the gap's PIDs, those gone before their turn while the sensor read a burst of new PIDs. */
+  gapLate: "microenforcer.gap.late",
+  /** The most new PIDs waiting to be read at once in the gap's window (a burst). */
+  gapBacklogPeak: "microenforcer.gap.backlog_peak",
   gapSince: "microenforcer.gap.since",
   gapUntil: "microenforcer.gap.until",
   /** The sidecar was not running (killed, or stopped and restarted): from its last sign of life to the next start. */

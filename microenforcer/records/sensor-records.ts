@@ -12,14 +12,23 @@ import { EventNames, type SensorRecord, type Severity } from "./record.ts";
 
 export function gapRecord(gap: GapReport): SensorRecord {
   const attributes: Attributes = { [Attr.gapKind]: gap.kind, [Attr.gapCount]: gap.count };
-  if (gap.kind === "pid") Object.assign(attributes, { [Attr.gapFirstPid]: gap.firstPid, [Attr.gapLastPid]: gap.lastPid });
+  if (gap.kind === "pid") {
+    Object.assign(attributes, { [Attr.gapFirstPid]: gap.firstPid, [Attr.gapLastPid]: gap.lastPid });
+    if (gap.late !== undefined) attributes[Attr.gapLate] = gap.late;
+    if (gap.backlogPeak !== undefined) attributes[Attr.gapBacklogPeak] = gap.backlogPeak;
+  }
   attributes[Attr.gapSince] = new Date(gap.since).toISOString();
   attributes[Attr.gapUntil] = new Date(gap.until).toISOString();
   const what =
     gap.kind === "pid"
       ? "PIDs (processes or threads) lived and exited between two looks"
       : "TCP connection ends (or connection attempts) were opened and gone between two looks at the socket tables";
-  return { eventName: EventNames.sensorGap, severity: "WARN", body: `${gap.count} ${what} and were not observed`, attributes, timestamp: gap.until };
+  // A pod can fork a burst on purpose, to hide what it runs meanwhile: the record says so.
+  const burst =
+    gap.kind === "pid" && gap.late !== undefined
+      ? `; ${gap.late} of them were gone before their turn came while the sensor read a burst of new PIDs${gap.backlogPeak === undefined ? "" : ` (up to ${gap.backlogPeak} waiting)`}`
+      : "";
+  return { eventName: EventNames.sensorGap, severity: "WARN", body: `${gap.count} ${what} and were not observed${burst}`, attributes, timestamp: gap.until };
 }
 
 function statusRecord(severity: Severity, body: string, attributes: Attributes = {}): SensorRecord {

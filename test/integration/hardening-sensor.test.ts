@@ -164,6 +164,35 @@ describe("process sensor hardening: 5 000 processes, a fork storm, 20 000 socket
     console.log(`      5 000 processes while watching: peak RSS ${Math.round(peak / 1024)} MiB, RSS at the end ${Math.round(rssKib(run) / 1024)} MiB, ${Date.now() - started} ms`);
   });
 
+  it("leaves evidence of a cover burst: 5 000 sleepers killed before it read them all are reported or counted as gone before their turn", async () => {
+    const run = await runInPidNamespace(
+      `${forker} sleepers 5000 $WORK/sleepers.pids
+       xargs kill -9 < $WORK/sleepers.pids
+       cat $WORK/sleepers.pids
+       echo END-OF-PIDS
+       sleep 0.4321
+       true`,
+      // `true` last: the shell would exec its last command in place, a look at an old process
+      // that 5 000 watched ones put 5 s apart (README, "Exec in place").
+    );
+    assert.equal(run.exitCode, 0, run.stderr);
+    const sleepers = pidsIn(run.workloadLog.split("END-OF-PIDS")[0]!.replace(/forked \d+ in \d+ ms/, ""));
+    assert.equal(sleepers.length, 5000);
+    const gaps = run.records.filter((r) => r.eventName === "microenforcer.sensor.gap");
+    const seen = reportedPids(run);
+    const unreported = sleepers.filter((pid) => !seen.has(pid));
+    const sum = (key: string): number => gaps.reduce((n, g) => n + Number(attr(g, key) ?? 0), 0);
+    const peak = Math.max(0, ...gaps.map((g) => Number(attr(g, "microenforcer.gap.backlog_peak") ?? 0)));
+    // The sensor reads ~2 000 a second here: most were killed while they waited their turn.
+    assert.ok(unreported.length >= 100, `only ${unreported.length} of 5 000 were gone before the sensor read them: no burst to leave evidence of`);
+    assert.ok(sum("microenforcer.gap.count") >= unreported.length, `gap records count ${sum("microenforcer.gap.count")}, ${unreported.length} sleepers were not reported`);
+    assert.ok(sum("microenforcer.gap.late") >= unreported.length * 0.9, `${sum("microenforcer.gap.late")} counted as gone before their turn, of ${unreported.length} not reported`);
+    assert.ok(peak >= 500, `the burst's peak backlog: ${peak}`);
+    assert.ok(gaps.some((g) => /gone before their turn came while the sensor read a burst of new PIDs \(up to \d+ waiting\)/.test(g.body)), gaps.map((g) => g.body).join("\n"));
+    assert.equal(execsOf(run, "sleep", "0.4321").length, 1, "a process started after them is reported once");
+    console.log(`      cover burst: ${unreported.length} of 5 000 killed before they were read, ${sum("microenforcer.gap.late")} counted late, peak backlog ${peak}`);
+  });
+
   it("after a fork storm of up to 20 000 processes, every one is reported or inside a gap record, a new one is reported, and its peak RSS stays bounded", async () => {
     const started = Date.now();
     const run = await runInPidNamespace(

@@ -26,7 +26,7 @@ function describe_(events: CaptureEvent[]): string[] {
       case "exit":
         return `exit ${e.pid}`;
       case "gap":
-        return e.kind === "pid" ? `gap pid ${e.count} (${e.firstPid}-${e.lastPid})` : `gap tcp ${e.count}`;
+        return e.kind === "pid" ? `gap pid ${e.count} (${e.firstPid}-${e.lastPid})${e.late ? ` late ${e.late} of a burst of ${e.backlogPeak}` : ""}` : `gap tcp ${e.count}`;
       case "trigger":
         return `trigger ${e.mode}`;
       default:
@@ -205,7 +205,7 @@ describe("CaptureLoop over a fake /proc", () => {
     // The rescans (every tick here) leave the waiting PIDs to the backlog: all are `trigger`.
     assert.deepEqual(describe_(l.tick(2)), ["spawn 21 curl exec trigger", "spawn 15 worker exec trigger", "spawn 16 worker exec trigger", "spawn 17 worker exec trigger"]);
     assert.deepEqual(describe_(l.tick(3)), ["spawn 18 worker exec trigger"]);
-    assert.deepEqual(describe_(l.tick(1000)), ["gap pid 2 (19-20)"], "gone before their turn, without a second look");
+    assert.deepEqual(describe_(l.tick(1000)), ["gap pid 2 (19-20) late 2 of a burst of 6"], "gone before their turn, without a second look, and said so");
   });
 
   it("reads a parent still waiting its turn before its child: the child is held as its fork and reported once, with what it exec'd", () => {

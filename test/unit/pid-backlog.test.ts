@@ -25,12 +25,25 @@ describe("PidBacklog", () => {
     const backlog = new PidBacklog();
     backlog.add([{ first: 11, last: 15 }], 1);
     backlog.add([{ first: 16, last: 16 }], 2);
+    assert.equal(backlog.size, 6);
     assert.equal(backlog.remove(13), 1);
     assert.equal(backlog.remove(13), undefined, "taken already");
     assert.equal(backlog.remove(11), 1);
+    assert.equal(backlog.size, 4);
     assert.equal(backlog.has(12), true);
     assert.equal(backlog.has(13), false);
     assert.deepEqual(drain(backlog), [16, 12, 14, 15]);
+    assert.equal(backlog.size, 0);
+  });
+
+  it("gives, oldest first, the PIDs handed out before a time, and leaves the newer", () => {
+    const backlog = new PidBacklog();
+    backlog.add([{ first: 11, last: 12 }], 1);
+    backlog.add([{ first: 13, last: 14 }], 2);
+    backlog.add([{ first: 15, last: 15 }], 3);
+    assert.deepEqual([...backlog.takeHandedOutBefore(3)].map((p) => p.pid), [11, 12, 13, 14]);
+    assert.equal(backlog.size, 1);
+    assert.deepEqual(drain(backlog), [15]);
   });
 
   it("gives every PID of thousands of ticks once, newest first, with their ranges joined to stay few", () => {

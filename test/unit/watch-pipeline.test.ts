@@ -71,6 +71,14 @@ describe("WatchPipeline", () => {
     assert.equal(records[2]!.attributes["microenforcer.gap.count"], 3);
   });
 
+  it("says in a gap record how many PIDs were gone before their turn behind a burst, and how many waited at once", () => {
+    const { feed } = setup();
+    const [gap] = feed({ type: "gap", kind: "pid", count: 40, firstPid: 20, lastPid: 5100, since: 0, until: 10_000, late: 38, backlogPeak: 4_800 });
+    assert.equal(gap!.attributes["microenforcer.gap.late"], 38);
+    assert.equal(gap!.attributes["microenforcer.gap.backlog_peak"], 4_800);
+    assert.match(gap!.body, /^40 PIDs .* not observed; 38 of them were gone before their turn came while the sensor read a burst of new PIDs \(up to 4800 waiting\)$/);
+  });
+
   it("records a process's exec and exit with its container and origin, and never the sensor's own", () => {
     const { feed } = setup();
     const records = feed(
