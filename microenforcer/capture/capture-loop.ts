@@ -278,8 +278,12 @@ export class CaptureLoop {
   private firstLook(pid: number, handedOutAt: number, now: number): void {
     const outer = this.reading;
     this.reading = handedOutAt;
-    const seen = this.processes.visit(pid, "trigger", now);
-    this.reading = outer;
+    let seen: boolean;
+    try {
+      seen = this.processes.visit(pid, "trigger", now);
+    } finally {
+      this.reading = outer;
+    }
     if (seen) return;
     if (handedOutAt === now) this.notInProcYet(pid);
     else this.gaps.missed(pid, true);
