@@ -265,6 +265,8 @@ export class CaptureLoop {
 
   /** Handed-out PIDs not read yet, newest first, within the budget. */
   private readBacklog(now: number): void {
+    // Most ticks have nothing waiting: no budget to start.
+    if (this.backlog.empty) return;
     const more = this.budget();
     while (!this.backlog.empty && more()) {
       const { pid, at } = this.backlog.take()!;

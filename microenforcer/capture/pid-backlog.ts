@@ -55,7 +55,7 @@ export class PidBacklog {
 
   /** Takes `pid` out wherever it waits (a parent read before its child): when it was handed out, undefined if not pending. */
   remove(pid: number): number | undefined {
-    const i = this.ranges.findIndex((r) => r.next <= pid && pid <= r.last);
+    const i = this.indexOf(pid);
     if (i < 0) return undefined;
     const r = this.ranges[i]!;
     const below = { ...r, last: pid - 1 };
@@ -77,7 +77,12 @@ export class PidBacklog {
   }
 
   has(pid: number): boolean {
-    return this.ranges.some((r) => r.next <= pid && pid <= r.last);
+    return this.indexOf(pid) >= 0;
+  }
+
+  /** The range `pid` waits in, -1 when it waits in none. */
+  private indexOf(pid: number): number {
+    return this.ranges.findIndex((r) => r.next <= pid && pid <= r.last);
   }
 
   /**
